@@ -1,0 +1,128 @@
+// The one place that reads flags and environment and validates them; every error names the setting that is wrong.
+
+import { SupervisorRuntimeError } from '../domain/errors.js';
+import { DEFAULT_DATA_DIR } from '../persistence/database.js';
+
+export class ConfigError extends SupervisorRuntimeError {
+  override readonly name = 'ConfigError';
+  constructor(
+    readonly setting: string,
+    detail: string,
+  ) {
+    super(`Invalid setting ${setting}: ${detail}`);
+  }
+}
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export interface DatabaseSettings {
+  databaseUrl: string | undefined;
+  dataDir: string;
+}
+
+export interface DaemonSettings extends DatabaseSettings {
+  host: string;
+  port: number;
+  natsUrl: string | undefined;
+  subjectPrefix: string;
+  token: string | undefined;
+  inspect: boolean;
+  inspectUrl: string | undefined;
+  heartbeatIntervalMs: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  logPretty: boolean;
+  daemonId: string;
+  restoreConcurrency: number;
+  /** Run a sample task worker inside the daemon (the embedded default, so tasks finish without a separate worker). */
+  embeddedWorker: boolean;
+}
+
+export const DEFAULT_PORT = 7077;
+export const DEFAULT_HOST = '127.0.0.1';
+export const DEFAULT_URL = `http://${DEFAULT_HOST}:${DEFAULT_PORT}`;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === '' ? undefined : value.trim();
+}
+
+export function parseBooleanSetting(setting: string, value: string | boolean | undefined, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value === 'boolean') return value;
+  if (['1', 'true', 'yes', 'on'].includes(value.toLowerCase())) return true;
+  if (['0', 'false', 'no', 'off', ''].includes(value.toLowerCase())) return false;
+  throw new ConfigError(setting, `expected true/false (or 1/0), got "${value}"`);
+}
+
+export function parseIntegerSetting(setting: string, value: string | undefined, fallback: number, min: number, max: number): number {
+  if (value === undefined || value.trim() === '') return fallback;
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < min || parsed > max) {
+    throw new ConfigError(setting, `expected an integer from ${min} to ${max}, got "${value}"`);
+  }
+  return parsed;
+}
+
+export function parseUrlSetting(setting: string, value: string | undefined, protocols: string[]): string | undefined {
+  const trimmed = nonEmpty(value);
+  if (trimmed === undefined) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(trimmed);
+  } catch {
+    throw new ConfigError(setting, `"${trimmed}" is not a URL; expected ${protocols.map((p) => `${p}//…`).join(' or ')}`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(setting, `expected ${protocols.map((p) => `${p}//…`).join(' or ')}, got "${parsed.protocol}//"`);
+  }
+  return trimmed;
+}
+
+export function databaseSettings(env: Env, flags: { databaseUrl?: string | undefined; dataDir?: string | undefined } = {}): DatabaseSettings {
+  return {
+    databaseUrl: parseUrlSetting(flags.databaseUrl !== undefined ? '--database-url' : 'DATABASE_URL', flags.databaseUrl ?? env.DATABASE_URL, ['postgres:', 'postgresql:']),
+    dataDir: nonEmpty(flags.dataDir) ?? nonEmpty(env.SUPERVISOR_RUNTIME_DATA) ?? DEFAULT_DATA_DIR,
+  };
+}
+
+export interface DaemonFlags {
+  host?: string | undefined;
+  port?: string | undefined;
+  databaseUrl?: string | undefined;
+  dataDir?: string | undefined;
+  natsUrl?: string | undefined;
+  inspect?: boolean | undefined;
+  inspectUrl?: string | undefined;
+  logLevel?: string | undefined;
+  worker?: boolean | undefined;
+}
+
+export function daemonSettings(env: Env, flags: DaemonFlags = {}): DaemonSettings {
+  const logLevel = (flags.logLevel ?? env.LOG_LEVEL ?? 'info').toLowerCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new ConfigError(flags.logLevel ? '--log-level' : 'LOG_LEVEL', `expected one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+  }
+  const natsUrl = parseUrlSetting(flags.natsUrl !== undefined ? '--nats-url' : 'NATS_URL', flags.natsUrl ?? env.NATS_URL, ['nats:', 'tls:']);
+  const host = nonEmpty(flags.host) ?? nonEmpty(env.HOST) ?? DEFAULT_HOST;
+  const subjectPrefix = env.SUPERVISOR_RUNTIME_SUBJECT_PREFIX ?? '';
+  if (subjectPrefix !== '' && !/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.$/.test(subjectPrefix)) {
+    throw new ConfigError('SUPERVISOR_RUNTIME_SUBJECT_PREFIX', `expected dot-separated tokens ending in a dot (like "staging."), got "${subjectPrefix}"`);
+  }
+  return {
+    ...databaseSettings(env, flags),
+    host,
+    port: parseIntegerSetting(flags.port !== undefined ? '--port' : 'PORT', flags.port ?? env.PORT, DEFAULT_PORT, 0, 65_535),
+    natsUrl,
+    subjectPrefix,
+    token: nonEmpty(env.SUPERVISOR_RUNTIME_TOKEN),
+    inspect: flags.inspect === true || parseBooleanSetting('SUPERVISOR_RUNTIME_INSPECT', env.SUPERVISOR_RUNTIME_INSPECT, false),
+    inspectUrl: parseUrlSetting(flags.inspectUrl !== undefined ? '--inspect-url' : 'SUPERVISOR_RUNTIME_INSPECT_URL', flags.inspectUrl ?? env.SUPERVISOR_RUNTIME_INSPECT_URL, ['ws:', 'wss:']),
+    heartbeatIntervalMs: parseIntegerSetting('SUPERVISOR_RUNTIME_HEARTBEAT_MS', env.SUPERVISOR_RUNTIME_HEARTBEAT_MS, 15_000, 100, 3_600_000),
+    logLevel: logLevel as DaemonSettings['logLevel'],
+    logPretty: parseBooleanSetting('LOG_PRETTY', env.LOG_PRETTY, process.stdout.isTTY === true),
+    daemonId: nonEmpty(env.SUPERVISOR_RUNTIME_DAEMON_ID) ?? `daemon-${process.pid}`,
+    restoreConcurrency: parseIntegerSetting('SUPERVISOR_RUNTIME_RESTORE_CONCURRENCY', env.SUPERVISOR_RUNTIME_RESTORE_CONCURRENCY, 16, 1, 256),
+    embeddedWorker: flags.worker ?? parseBooleanSetting('SUPERVISOR_RUNTIME_EMBEDDED_WORKER', env.SUPERVISOR_RUNTIME_EMBEDDED_WORKER, natsUrl === undefined),
+  };
+}

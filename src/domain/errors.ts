@@ -1,0 +1,97 @@
+// Typed errors: each names the supervisor it concerns and says what to do next.
+
+export class SupervisorRuntimeError extends Error {
+  override readonly name: string = 'SupervisorRuntimeError';
+  constructor(
+    message: string,
+    readonly supervisorId?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export class SupervisorNotFoundError extends SupervisorRuntimeError {
+  override readonly name = 'SupervisorNotFoundError';
+  constructor(supervisorId: string) {
+    super(
+      `Supervisor ${supervisorId} does not exist. Check the id with \`supervisor-runtime status\` or create it with POST /supervisors.`,
+      supervisorId,
+    );
+  }
+}
+
+/** A stored row or snapshot does not have the shape the code expects. */
+export class InvalidSnapshotError extends SupervisorRuntimeError {
+  override readonly name = 'InvalidSnapshotError';
+  constructor(
+    supervisorId: string,
+    readonly problems: string[],
+  ) {
+    super(
+      `Stored state of supervisor ${supervisorId} is invalid: ${problems.join('; ')}. ` +
+        `Restore it from a checkpoint with \`supervisor-runtime resume ${supervisorId}\` (the row is kept untouched for inspection).`,
+      supervisorId,
+    );
+  }
+}
+
+/** A value about to be written is out of range or unknown; nothing was written. */
+export class InvalidSupervisorDataError extends SupervisorRuntimeError {
+  override readonly name = 'InvalidSupervisorDataError';
+  constructor(
+    supervisorId: string,
+    readonly field: string,
+    detail: string,
+  ) {
+    super(`Refusing to write supervisor ${supervisorId}: ${field} ${detail}. Nothing was written; fix the value and retry.`, supervisorId);
+  }
+}
+
+/** The database could not be reached or a statement failed for a reason other than bad data. */
+export class DatabaseUnavailableError extends SupervisorRuntimeError {
+  override readonly name = 'DatabaseUnavailableError';
+  constructor(operation: string, supervisorId: string | undefined, cause: unknown) {
+    super(
+      `Database unavailable during ${operation}${supervisorId ? ` for supervisor ${supervisorId}` : ''}: ${errorText(cause)}. ` +
+        'Nothing was written; check that DATABASE_URL points at a running Postgres (or that the data folder is writable) and retry.',
+      supervisorId,
+      { cause },
+    );
+  }
+}
+
+/** A second process tried to open the same embedded data folder. */
+export class DataFolderLockedError extends SupervisorRuntimeError {
+  override readonly name = 'DataFolderLockedError';
+  constructor(
+    readonly folder: string,
+    readonly holderPid: number,
+  ) {
+    super(
+      `The embedded database in ${folder} is in use by process ${holderPid}. Stop that process, ` +
+        'or point SUPERVISOR_RUNTIME_DATA at another folder, or set DATABASE_URL to share a real Postgres between processes.',
+    );
+  }
+}
+
+/** An event the machine refuses in its current state; the state is unchanged. */
+export class EventRefusedError extends SupervisorRuntimeError {
+  override readonly name = 'EventRefusedError';
+  constructor(
+    supervisorId: string,
+    readonly eventType: string,
+    readonly reason: string,
+    readonly state: string,
+  ) {
+    super(`Supervisor ${supervisorId} refused ${eventType} in state ${state}: ${reason}`, supervisorId);
+  }
+}
+
+export function errorText(error: unknown): string {
+  if (error instanceof AggregateError && error.errors.length > 0) {
+    return error.errors.map(errorText).join('; ');
+  }
+  if (error instanceof Error) return error.message || error.name;
+  return String(error);
+}

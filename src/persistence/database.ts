@@ -1,0 +1,166 @@
+// The one seam between Postgres (through pg) and embedded PGlite: everything above it sees a Kysely<DatabaseSchema>.
+
+import { PGlite } from '@electric-sql/pglite';
+import { Kysely, PostgresDialect, sql } from 'kysely';
+import { PGliteDialect } from 'kysely-pglite-dialect';
+import pg from 'pg';
+import { resolve } from 'node:path';
+import { lockDataFolder, type DataFolderLock } from './data-folder-lock.js';
+import type { DatabaseSchema } from './schema.js';
+
+export type DatabaseKind = 'postgres' | 'pglite';
+
+export interface DatabaseConfig {
+  /** postgres://… selects real Postgres; unset selects embedded PGlite. */
+  databaseUrl?: string | undefined;
+  /** PGlite data folder (default ./.supervisor-runtime); ignored with databaseUrl. */
+  dataDir?: string | undefined;
+  /** PGlite in memory, nothing on disk (tests, throwaway demos). */
+  inMemory?: boolean | undefined;
+  /** Use this already open PGlite instance; close() leaves it open (tests share one per file, a schema per test). */
+  pglite?: PGlite | undefined;
+  /** Work inside this Postgres schema (created if missing); tests use one per test to stay isolated. */
+  schema?: string | undefined;
+  /** pg pool size (default 10). */
+  poolSize?: number | undefined;
+  /** Called with errors raised by idle pooled connections, which would otherwise crash the process. */
+  onBackgroundError?: ((error: Error) => void) | undefined;
+}
+
+export interface DatabaseHealth {
+  ok: boolean;
+  kind: DatabaseKind;
+  detail: string;
+}
+
+export interface Database {
+  readonly kind: DatabaseKind;
+  readonly db: Kysely<DatabaseSchema>;
+  /** Where the data lives, with any password removed: safe to log. */
+  readonly description: string;
+  readonly schema: string | null;
+  /** Run a multi-statement SQL script (a migration file) on the given executor (which may be a transaction). */
+  executeScript(executor: Kysely<DatabaseSchema>, script: string): Promise<void>;
+  health(timeoutMs?: number): Promise<DatabaseHealth>;
+  close(): Promise<void>;
+}
+
+export const DEFAULT_DATA_DIR = './.supervisor-runtime';
+
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+export function redactDatabaseUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '<unparseable DATABASE_URL>';
+  }
+}
+
+export async function openDatabase(config: DatabaseConfig = {}): Promise<Database> {
+  if (config.schema !== undefined && !SCHEMA_NAME.test(config.schema)) {
+    throw new Error(`Invalid schema name "${config.schema}": use lower-case letters, digits and underscores, starting with a letter.`);
+  }
+  return config.databaseUrl ? openPostgres(config.databaseUrl, config) : openPglite(config);
+}
+
+async function openPostgres(url: string, config: DatabaseConfig): Promise<Database> {
+  const schema = config.schema ?? null;
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: config.poolSize ?? 10,
+    connectionTimeoutMillis: 5_000,
+    ...(schema ? { options: `-c search_path=${schema}` } : {}),
+  });
+  // An idle client losing its server emits 'error' on the pool; unhandled, that kills the daemon.
+  pool.on('error', (error) => config.onBackgroundError?.(error));
+  const db = new Kysely<DatabaseSchema>({ dialect: new PostgresDialect({ pool }) });
+  if (schema) await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(schema)}`.execute(db);
+  return {
+    kind: 'postgres',
+    db,
+    description: redactDatabaseUrl(url) + (schema ? ` (schema ${schema})` : ''),
+    schema,
+    // pg sends a query without parameters over the simple protocol, which accepts several statements.
+    executeScript: async (executor, script) => {
+      await sql.raw(script).execute(executor);
+    },
+    health: (timeoutMs) => checkHealth(db, 'postgres', timeoutMs),
+    close: async () => {
+      await db.destroy();
+    },
+  };
+}
+
+async function openPglite(config: DatabaseConfig): Promise<Database> {
+  const schema = config.schema ?? null;
+  let lock: DataFolderLock | null = null;
+  let pglite: PGlite;
+  let description: string;
+  const shared = config.pglite;
+  if (shared) {
+    pglite = shared;
+    description = 'PGlite (shared instance)';
+  } else if (config.inMemory) {
+    pglite = new PGlite();
+    description = 'PGlite (in memory)';
+  } else {
+    const folder = resolve(config.dataDir ?? DEFAULT_DATA_DIR);
+    lock = lockDataFolder(folder);
+    try {
+      pglite = new PGlite(resolve(folder, 'pgdata'));
+      await pglite.waitReady;
+    } catch (error) {
+      lock.release();
+      throw error;
+    }
+    description = `PGlite (${folder})`;
+  }
+  await pglite.waitReady;
+  if (schema) {
+    // PGlite is one session, so search_path set once holds for every later query.
+    await pglite.exec(`CREATE SCHEMA IF NOT EXISTS "${schema}"; SET search_path TO "${schema}";`);
+  }
+  const db = new Kysely<DatabaseSchema>({ dialect: new PGliteDialect(pglite) });
+  let closed = false;
+  return {
+    kind: 'pglite',
+    db,
+    description: description + (schema ? ` (schema ${schema})` : ''),
+    schema,
+    // The PGlite dialect uses the extended protocol (one statement); exec() runs a script in the same single session,
+    // so inside a Kysely transaction it is part of that transaction.
+    executeScript: async (_executor, script) => {
+      await pglite.exec(script);
+    },
+    health: (timeoutMs) => checkHealth(db, 'pglite', timeoutMs),
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      try {
+        // The dialect's destroy() closes the PGlite instance, which a shared one must survive.
+        if (!shared) await db.destroy();
+      } finally {
+        if (!shared && !pglite.closed) await pglite.close();
+        lock?.release();
+      }
+    },
+  };
+}
+
+async function checkHealth(db: Kysely<DatabaseSchema>, kind: DatabaseKind, timeoutMs = 2_000): Promise<DatabaseHealth> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    });
+    await Promise.race([sql`SELECT 1`.execute(db), timeout]);
+    return { ok: true, kind, detail: 'ok' };
+  } catch (error) {
+    return { ok: false, kind, detail: error instanceof Error ? error.message : String(error) };
+  } finally {
+    clearTimeout(timer);
+  }
+}

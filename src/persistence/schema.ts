@@ -1,0 +1,92 @@
+// Kysely table types: the database as the code sees it (one interface per table in migrations/).
+
+import type { ColumnType, Generated } from 'kysely';
+import type { SupervisorState } from '../domain/supervisor-state.js';
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+/** jsonb arrives parsed; what it holds is checked by the row parsers, never trusted. */
+type Json = ColumnType<unknown, string, string>;
+/** bigint columns arrive as strings from pg and as numbers from PGlite; always read them through Number(). */
+type BigIntColumn = ColumnType<string | number, number | string | undefined, number | string>;
+
+export interface SupervisorStatesTable {
+  id: string;
+  name: string;
+  phase: ColumnType<string, string | undefined, string>;
+  conversation_ref: string | null;
+  last_heartbeat: NullableTimestamp;
+  owner: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  state: ColumnType<SupervisorState, SupervisorState | undefined, SupervisorState>;
+  current_activity: string | null;
+  progress: ColumnType<number, number | undefined, number>;
+  error_message: string | null;
+  spawned_task_ids: ColumnType<string[], string[] | undefined, string[]>;
+  pending_questions: ColumnType<unknown, string | undefined, string>;
+  restoration_count: ColumnType<number, number | undefined, number>;
+  last_restored_at: NullableTimestamp;
+  restoration_source: string | null;
+  snapshot: ColumnType<unknown, string | null | undefined, string | null>;
+  machine_version: number | null;
+  step: BigIntColumn;
+  checkpoint_seq: BigIntColumn;
+  conversation_length: ColumnType<number, number | undefined, number>;
+}
+
+export interface SupervisorTasksTable {
+  id: string;
+  supervisor_id: string;
+  description: ColumnType<string, string | undefined, string>;
+  status: ColumnType<string, string | undefined, string>;
+  progress: ColumnType<number, number | undefined, number>;
+  result: string | null;
+  error: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  finished_at: NullableTimestamp;
+}
+
+export interface SupervisorCheckpointsTable {
+  supervisor_id: string;
+  seq: BigIntColumn;
+  step: BigIntColumn;
+  reason: string;
+  state: SupervisorState;
+  snapshot: Json;
+  machine_version: number;
+  created_at: Timestamp;
+}
+
+export interface SupervisorConversationTable {
+  supervisor_id: string;
+  seq: number;
+  role: string;
+  content: string;
+  created_at: Timestamp;
+}
+
+export interface SupervisorOutboxTable {
+  id: Generated<string | number>;
+  supervisor_id: string;
+  subject: string;
+  payload: Json;
+  msg_id: string;
+  created_at: Timestamp;
+  sent_at: NullableTimestamp;
+}
+
+export interface SchemaMigrationsTable {
+  name: string;
+  applied_at: Timestamp;
+}
+
+export interface DatabaseSchema {
+  supervisor_states: SupervisorStatesTable;
+  supervisor_tasks: SupervisorTasksTable;
+  supervisor_checkpoints: SupervisorCheckpointsTable;
+  supervisor_conversation: SupervisorConversationTable;
+  supervisor_outbox: SupervisorOutboxTable;
+  supervisor_runtime_migrations: SchemaMigrationsTable;
+}

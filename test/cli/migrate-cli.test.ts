@@ -1,0 +1,94 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DataFolderLockedError } from '../../src/domain/errors.js';
+import { openDatabase } from '../../src/persistence/database.js';
+import { databaseTargets, TEST_DATABASE_URL } from '../helpers/databases.js';
+import { runBin } from '../helpers/processes.js';
+
+describe('supervisor-runtime migrate on embedded PGlite', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'sr-migrate-'));
+  afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  it('applies every file to an empty data folder, then a second run applies none', async () => {
+    const first = await runBin(['migrate'], { SUPERVISOR_RUNTIME_DATA: dataDir, DATABASE_URL: '' });
+    expect(first.stderr).toBe('');
+    expect(first.stdout).toMatch(/applied 20260201000001_enhanced_supervisor_state/);
+    expect(first.stdout).toMatch(/Applied 4 migration\(s\)/);
+    const second = await runBin(['migrate'], { SUPERVISOR_RUNTIME_DATA: dataDir, DATABASE_URL: '' });
+    expect(second.stdout).toMatch(/Nothing to apply: 4 migrations already applied/);
+    const status = await runBin(['migrate', '--status'], { SUPERVISOR_RUNTIME_DATA: dataDir, DATABASE_URL: '' });
+    expect(status.stdout).toMatch(/Up to date/);
+    expect(status.code).toBe(0);
+  });
+
+  it('a second process opening the same data folder fails at once with a clear error, and the folder stays usable', async () => {
+    const holder = await openDatabase({ dataDir });
+    try {
+      const second = await runBin(['migrate'], { SUPERVISOR_RUNTIME_DATA: dataDir, DATABASE_URL: '' });
+      expect(second.code).toBe(1);
+      expect(second.stderr).toMatch(new RegExp(`in use by process ${process.pid}.*SUPERVISOR_RUNTIME_DATA`));
+      await expect(openDatabase({ dataDir })).rejects.toBeInstanceOf(DataFolderLockedError);
+      expect((await holder.health()).ok).toBe(true);
+    } finally {
+      await holder.close();
+    }
+    expect((await runBin(['migrate'], { SUPERVISOR_RUNTIME_DATA: dataDir, DATABASE_URL: '' })).code).toBe(0);
+  });
+
+  it('a lock left by a process that died (kill -9) is taken over', async () => {
+    writeFileSync(join(dataDir, 'supervisor-runtime.lock'), '2147483646');
+    const result = await runBin(['migrate'], { SUPERVISOR_RUNTIME_DATA: dataDir, DATABASE_URL: '' });
+    expect(result.code).toBe(0);
+  });
+
+  it('a bad DATABASE_URL is named in the error', async () => {
+    const result = await runBin(['migrate'], { DATABASE_URL: 'mysql://localhost/x' });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/Invalid setting DATABASE_URL: expected postgres:\/\/… or postgresql:\/\/…/);
+  });
+});
+
+const targets = await databaseTargets();
+if (targets.some((target) => target.name === 'postgres')) {
+  describe('supervisor-runtime migrate on Postgres', () => {
+    const name = `sr_migrate_${process.pid}_${Date.now()}`;
+    const admin = () => new pg.Client({ connectionString: TEST_DATABASE_URL });
+    const url = new URL(TEST_DATABASE_URL);
+    url.pathname = `/${name}`;
+    afterAll(async () => {
+      const client = admin();
+      await client.connect();
+      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await client.end();
+    });
+
+    it('two processes migrating an empty database at once apply each file exactly once; a third run applies none', async () => {
+      const client = admin();
+      await client.connect();
+      await client.query(`CREATE DATABASE ${name}`);
+      await client.end();
+      const env = { DATABASE_URL: url.toString() };
+      const [a, b] = await Promise.all([runBin(['migrate'], env), runBin(['migrate'], env)]);
+      expect([a.code, b.code]).toEqual([0, 0]);
+      const applied = [...a.stdout.matchAll(/^applied (\S+)$/gm), ...b.stdout.matchAll(/^applied (\S+)$/gm)].map((m) => m[1]).sort();
+      expect(applied).toEqual([
+        '20260101000000_base',
+        '20260201000001_enhanced_supervisor_state',
+        '20260201000002_checkpoints_and_conversation',
+        '20260201000003_outbox',
+      ]);
+      const third = await runBin(['migrate'], env);
+      expect(third.stdout).toMatch(/Nothing to apply: 4 migrations already applied/);
+      const check = new pg.Client({ connectionString: url.toString() });
+      await check.connect();
+      const columns = await check.query(`SELECT column_name FROM information_schema.columns WHERE table_name = 'supervisor_states'`);
+      await check.end();
+      expect(columns.rows.map((row: { column_name: string }) => row.column_name)).toEqual(
+        expect.arrayContaining(['state', 'current_activity', 'progress', 'error_message', 'spawned_task_ids', 'pending_questions', 'restoration_count', 'last_restored_at', 'restoration_source']),
+      );
+    });
+  });
+}

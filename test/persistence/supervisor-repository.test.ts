@@ -1,0 +1,294 @@
+import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
+import { describe, expect, it } from 'vitest';
+import { DatabaseUnavailableError, InvalidSnapshotError, InvalidSupervisorDataError, SupervisorNotFoundError } from '../../src/domain/errors.js';
+import { SUPERVISOR_STATES, type SupervisorState } from '../../src/domain/supervisor-state.js';
+import { openDatabase } from '../../src/persistence/database.js';
+import {
+  addSupervisorPendingQuestion,
+  addSupervisorSpawnedTask,
+  getConversation,
+  getNewestCheckpointBefore,
+  getSupervisorState,
+  getSupervisorStateForRestoration,
+  getSupervisorsWithPendingQuestions,
+  listCheckpoints,
+  listRestorableSupervisorIds,
+  listSupervisors,
+  markSupervisorRestored,
+  recordTaskOutcome,
+  removeSupervisorPendingQuestion,
+  saveSupervisorStateFull,
+  StaleWriteError,
+  updateSupervisorDetailedState,
+  updateSupervisorHeartbeatState,
+  updateSupervisorPhase,
+  validateSpawnedTasks,
+} from '../../src/persistence/supervisor-repository.js';
+import { databaseTargets, useIsolatedDatabase } from '../helpers/databases.js';
+import { fullSave, question } from '../helpers/fixtures.js';
+
+for (const target of await databaseTargets()) {
+  describe(`supervisor repository on ${target.name}`, () => {
+    const database = useIsolatedDatabase(target);
+    const db = () => database().db;
+
+    async function count(table: string, supervisorId: string): Promise<number> {
+      const result = await sql<{ n: string | number }>`SELECT count(*) AS n FROM ${sql.table(table)} WHERE supervisor_id = ${supervisorId}`.execute(db());
+      return Number(result.rows[0]?.n);
+    }
+
+    it('the SQL enum lists exactly the SupervisorState values, in order', async () => {
+      const result = await sql<{ label: string }>`
+        SELECT e.enumlabel AS label FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid
+        JOIN pg_namespace n ON n.oid = t.typnamespace
+        WHERE t.typname = 'supervisor_state' AND n.nspname = current_schema() ORDER BY e.enumsortorder`.execute(db());
+      expect(result.rows.map((row) => row.label)).toEqual([...SUPERVISOR_STATES]);
+    });
+
+    it('supervisor_states has every column of the base and enhanced migrations', async () => {
+      const result = await sql<{ column_name: string }>`
+        SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'supervisor_states'`.execute(db());
+      const columns = result.rows.map((row) => row.column_name);
+      for (const column of [
+        'id', 'name', 'phase', 'conversation_ref', 'last_heartbeat', 'owner', 'created_at', 'updated_at',
+        'state', 'current_activity', 'progress', 'error_message', 'spawned_task_ids', 'pending_questions',
+        'restoration_count', 'last_restored_at', 'restoration_source',
+      ]) {
+        expect(columns).toContain(column);
+      }
+    });
+
+    it('a full save inserts the row and checkpoint 1, then updates the row and appends checkpoint 2', async () => {
+      const first = fullSave({ reason: 'spawned' });
+      expect(await saveSupervisorStateFull(db(), first)).toEqual({ checkpointSeq: 1 });
+      const second = { ...first, step: 2, state: 'waiting_for_user' as SupervisorState, pendingQuestions: [question('q1')], reason: 'question_asked' };
+      expect(await saveSupervisorStateFull(db(), second)).toEqual({ checkpointSeq: 2 });
+
+      const row = await getSupervisorState(db(), first.supervisorId);
+      expect(row).toMatchObject({ state: 'waiting_for_user', phase: 'planning', progress: 10, step: 2, checkpointSeq: 2, pendingQuestions: [question('q1')] });
+      const checkpoints = await listCheckpoints(db(), first.supervisorId);
+      expect(checkpoints.map((checkpoint) => [checkpoint.seq, checkpoint.reason, checkpoint.state])).toEqual([
+        [2, 'question_asked', 'waiting_for_user'],
+        [1, 'spawned', 'working'],
+      ]);
+      expect(checkpoints[0]?.snapshot).toEqual(second.snapshot);
+    });
+
+    it('a full save writes its conversation entries, task rows and outbox messages in the same statement', async () => {
+      const input = fullSave({
+        spawnedTaskIds: ['t1'],
+        conversationLength: 2,
+        conversation: [
+          { seq: 0, role: 'system', content: 'started', at: '2026-11-24T10:00:00.000Z' },
+          { seq: 1, role: 'assistant', content: 'Spawned task t1', at: '2026-11-24T10:00:01.000Z' },
+        ],
+        tasks: [{ id: 't1', description: 'index the repo', status: 'running', progress: 0, result: null, error: null, finishedAt: null }],
+        outbox: [{ subject: 'tasks.spawn', payload: { v: 1, taskId: 't1' }, msgId: 'x:1:0' }],
+      });
+      await saveSupervisorStateFull(db(), input);
+      expect((await getConversation(db(), input.supervisorId)).map((entry) => entry.content)).toEqual(['started', 'Spawned task t1']);
+      expect(await validateSpawnedTasks(db(), input.supervisorId, ['t1'])).toMatchObject({ existing: [{ id: 't1', status: 'running' }], missing: [] });
+      const outbox = await db().selectFrom('supervisor_outbox').selectAll().where('supervisor_id', '=', input.supervisorId).execute();
+      expect(outbox.map((row) => [row.subject, row.msg_id, row.payload])).toEqual([['tasks.spawn', 'x:1:0', { v: 1, taskId: 't1' }]]);
+    });
+
+    it('an earlier step never overwrites a later one, and a refused save writes nothing at all', async () => {
+      const input = fullSave({ step: 5 });
+      await saveSupervisorStateFull(db(), input);
+      const stale = { ...input, step: 4, state: 'failed' as SupervisorState, errorMessage: 'old', outbox: [{ subject: 's', payload: {}, msgId: 'stale:4:0' }] };
+      await expect(saveSupervisorStateFull(db(), stale)).rejects.toBeInstanceOf(StaleWriteError);
+      await expect(saveSupervisorStateFull(db(), { ...input, step: 5 })).rejects.toBeInstanceOf(StaleWriteError);
+      expect((await getSupervisorState(db(), input.supervisorId))?.state).toBe('working');
+      expect(await count('supervisor_checkpoints', input.supervisorId)).toBe(1);
+      expect(await count('supervisor_outbox', input.supervisorId)).toBe(0);
+    });
+
+    it('a finished task row never goes back to running when an older view of it is saved', async () => {
+      const input = fullSave({ spawnedTaskIds: ['t9'], tasks: [{ id: 't9', description: '', status: 'running', progress: 0, result: null, error: null, finishedAt: null }] });
+      await saveSupervisorStateFull(db(), input);
+      expect(await recordTaskOutcome(db(), 't9', { status: 'completed', result: 'done' })).toBe(true);
+      expect(await recordTaskOutcome(db(), 't9', { status: 'failed', error: 'late' })).toBe(false);
+      await saveSupervisorStateFull(db(), { ...input, step: 2 });
+      expect((await validateSpawnedTasks(db(), input.supervisorId, ['t9'])).existing[0]).toMatchObject({ status: 'completed', result: 'done', progress: 100 });
+    });
+
+    it('adding the same spawned task twice changes nothing; validateSpawnedTasks reports existing and missing ids', async () => {
+      const input = fullSave();
+      await saveSupervisorStateFull(db(), input);
+      expect(await addSupervisorSpawnedTask(db(), input.supervisorId, 'task-a', 'A')).toBe(true);
+      expect(await addSupervisorSpawnedTask(db(), input.supervisorId, 'task-a', 'A')).toBe(false);
+      expect((await getSupervisorState(db(), input.supervisorId))?.spawnedTaskIds).toEqual(['task-a']);
+      const validation = await validateSpawnedTasks(db(), input.supervisorId, ['task-a', 'task-gone']);
+      expect(validation.existing).toHaveLength(1);
+      expect(validation.existing[0]).toMatchObject({ id: 'task-a', status: 'running', description: 'A' });
+      expect(validation.missing).toEqual(['task-gone']);
+      expect(await addSupervisorSpawnedTask(db(), randomUUID(), 'task-b')).toBe(false);
+    });
+
+    it('adding the same question twice changes nothing; removing an unknown question returns false', async () => {
+      const input = fullSave();
+      await saveSupervisorStateFull(db(), input);
+      expect(await addSupervisorPendingQuestion(db(), input.supervisorId, question('q1'))).toBe(true);
+      expect(await addSupervisorPendingQuestion(db(), input.supervisorId, question('q1', { question: 'changed?' }))).toBe(false);
+      expect(await addSupervisorPendingQuestion(db(), input.supervisorId, question('q2'))).toBe(true);
+      expect((await getSupervisorState(db(), input.supervisorId))?.pendingQuestions.map((q) => q.id)).toEqual(['q1', 'q2']);
+      expect(await removeSupervisorPendingQuestion(db(), input.supervisorId, 'q1')).toBe(true);
+      expect(await removeSupervisorPendingQuestion(db(), input.supervisorId, 'q1')).toBe(false);
+      expect(await removeSupervisorPendingQuestion(db(), input.supervisorId, 'nope')).toBe(false);
+      expect((await getSupervisorState(db(), input.supervisorId))?.pendingQuestions).toEqual([question('q2')]);
+    });
+
+    it('getSupervisorsWithPendingQuestions returns only supervisors with questions, through the partial index', async () => {
+      const asking = fullSave({ pendingQuestions: [question('q1')], state: 'waiting_for_user' });
+      await saveSupervisorStateFull(db(), asking);
+      await saveSupervisorStateFull(db(), fullSave());
+      const found = await getSupervisorsWithPendingQuestions(db());
+      expect(found.map((row) => row.supervisorId)).toEqual([asking.supervisorId]);
+      expect(found[0]?.pendingQuestions).toEqual([question('q1')]);
+      const indexes = await sql<{ indexdef: string }>`SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND indexname = 'supervisor_states_pending_questions_idx'`.execute(db());
+      expect(indexes.rows[0]?.indexdef).toContain("WHERE (pending_questions <> '[]'::jsonb)");
+      expect((await listSupervisors(db(), { pendingQuestionsOnly: true })).supervisors.map((s) => s.id)).toEqual([asking.supervisorId]);
+    });
+
+    it('markSupervisorRestored counts restorations and stamps time and source', async () => {
+      const input = fullSave();
+      await saveSupervisorStateFull(db(), input);
+      const at = new Date('2026-11-24T12:00:00.000Z');
+      expect(await markSupervisorRestored(db(), input.supervisorId, 'daemon_restart', at)).toEqual({
+        restorationCount: 1,
+        lastRestoredAt: at.toISOString(),
+        restorationSource: 'daemon_restart',
+      });
+      expect((await markSupervisorRestored(db(), input.supervisorId, 'manual')).restorationCount).toBe(2);
+      expect(await getSupervisorState(db(), input.supervisorId)).toMatchObject({ restorationCount: 2, restorationSource: 'manual' });
+      await expect(markSupervisorRestored(db(), randomUUID(), 'manual')).rejects.toBeInstanceOf(SupervisorNotFoundError);
+    });
+
+    it('the heartbeat write touches only heartbeat, activity and progress, and appends no checkpoint', async () => {
+      const input = fullSave();
+      await saveSupervisorStateFull(db(), input);
+      const before = await getSupervisorState(db(), input.supervisorId);
+      const at = new Date('2026-11-24T12:34:56.000Z');
+      expect(await updateSupervisorHeartbeatState(db(), input.supervisorId, { at, currentActivity: 'reading', progress: 55 })).toBe(true);
+      const after = await getSupervisorState(db(), input.supervisorId);
+      expect(after).toEqual({ ...before, lastHeartbeat: at.toISOString(), currentActivity: 'reading', progress: 55 });
+      expect(await count('supervisor_checkpoints', input.supervisorId)).toBe(1);
+      expect(await updateSupervisorHeartbeatState(db(), randomUUID())).toBe(false);
+    });
+
+    it('updateSupervisorPhase and updateSupervisorDetailedState change what they name', async () => {
+      const input = fullSave();
+      await saveSupervisorStateFull(db(), input);
+      expect(await updateSupervisorPhase(db(), input.supervisorId, 'implementation')).toBe(true);
+      expect(await updateSupervisorDetailedState(db(), input.supervisorId, { state: 'failed', errorMessage: 'boom', progress: 70 })).toBe(true);
+      expect(await getSupervisorState(db(), input.supervisorId)).toMatchObject({ phase: 'implementation', state: 'failed', errorMessage: 'boom', progress: 70 });
+      expect(await updateSupervisorPhase(db(), randomUUID(), 'x')).toBe(false);
+    });
+
+    it('checkpoint listing is newest first and "newest checkpoint before N" walks back', async () => {
+      const input = fullSave();
+      for (let step = 1; step <= 4; step++) await saveSupervisorStateFull(db(), { ...input, step, reason: `r${step}` });
+      expect((await listCheckpoints(db(), input.supervisorId, { limit: 2 })).map((c) => c.seq)).toEqual([4, 3]);
+      expect((await getNewestCheckpointBefore(db(), input.supervisorId, 4))?.reason).toBe('r3');
+      expect((await getNewestCheckpointBefore(db(), input.supervisorId, Number.POSITIVE_INFINITY))?.seq).toBe(4);
+      expect(await getNewestCheckpointBefore(db(), input.supervisorId, 1)).toBeNull();
+    });
+
+    it("a save point's stored size does not grow with the conversation: history is appended in its own table", async () => {
+      const input = fullSave();
+      await saveSupervisorStateFull(db(), input);
+      const size = async () =>
+        Number((await sql<{ n: number }>`SELECT pg_column_size(snapshot) + pg_column_size(pending_questions) AS n FROM supervisor_states WHERE id = ${input.supervisorId}`.execute(db())).rows[0]?.n);
+      let first = 0;
+      for (let step = 2; step <= 51; step++) {
+        const seq = step - 2;
+        await saveSupervisorStateFull(db(), {
+          ...input,
+          step,
+          conversationLength: seq + 1,
+          snapshot: { ...(input.snapshot as object), conversationLength: seq + 1 },
+          conversation: [{ seq, role: 'user', content: 'x'.repeat(500), at: '2026-11-24T10:00:00.000Z' }],
+        });
+        if (step === 2) first = await size();
+      }
+      expect((await getConversation(db(), input.supervisorId)).length).toBe(50);
+      expect(first).toBeGreaterThan(0);
+      expect(Math.abs((await size()) - first)).toBeLessThanOrEqual(2);
+    });
+
+    it('getSupervisorStateForRestoration returns the raw row, and null for an unknown id', async () => {
+      const input = fullSave({ state: 'waiting_for_user', pendingQuestions: [question('q1')] });
+      await saveSupervisorStateFull(db(), input);
+      const raw = await getSupervisorStateForRestoration(db(), input.supervisorId);
+      expect(raw).toMatchObject({ supervisorId: input.supervisorId, state: 'waiting_for_user', checkpointSeq: 1, machineVersion: 1, snapshot: input.snapshot });
+      expect(await getSupervisorStateForRestoration(db(), randomUUID())).toBeNull();
+      expect(await listRestorableSupervisorIds(db())).toEqual([input.supervisorId]);
+    });
+
+    describe('bad input', () => {
+      it('an unknown state value is refused with a typed error naming the supervisor, and nothing is written', async () => {
+        const input = fullSave();
+        await saveSupervisorStateFull(db(), input);
+        const error = await updateSupervisorDetailedState(db(), input.supervisorId, { state: 'sleeping' as SupervisorState }).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(InvalidSupervisorDataError);
+        expect((error as Error).message).toContain(input.supervisorId);
+        await expect(saveSupervisorStateFull(db(), fullSave({ state: 'sleeping' as SupervisorState }))).rejects.toBeInstanceOf(InvalidSupervisorDataError);
+        expect((await getSupervisorState(db(), input.supervisorId))?.state).toBe('working');
+      });
+
+      it('an out-of-range progress is refused by the code and by the database CHECK', async () => {
+        const input = fullSave();
+        await saveSupervisorStateFull(db(), input);
+        await expect(updateSupervisorHeartbeatState(db(), input.supervisorId, { progress: 140 })).rejects.toBeInstanceOf(InvalidSupervisorDataError);
+        await expect(saveSupervisorStateFull(db(), { ...input, step: 2, progress: -1 })).rejects.toThrow(/progress/);
+        await expect(sql`UPDATE supervisor_states SET progress = 140 WHERE id = ${input.supervisorId}`.execute(db())).rejects.toThrow(/progress/);
+        expect((await getSupervisorState(db(), input.supervisorId))?.progress).toBe(10);
+        expect(await count('supervisor_checkpoints', input.supervisorId)).toBe(1);
+      });
+
+      it('a malformed pending question is refused before anything is written', async () => {
+        const input = fullSave();
+        await saveSupervisorStateFull(db(), input);
+        const bad = { ...question('q1'), askedAt: 'yesterday' };
+        await expect(addSupervisorPendingQuestion(db(), input.supervisorId, bad)).rejects.toThrow(/askedAt/);
+        await expect(saveSupervisorStateFull(db(), { ...input, step: 2, pendingQuestions: [bad] })).rejects.toBeInstanceOf(InvalidSupervisorDataError);
+        expect((await getSupervisorState(db(), input.supervisorId))?.pendingQuestions).toEqual([]);
+      });
+
+      it('a row whose jsonb has the wrong shape reads as InvalidSnapshotError naming the supervisor; other rows still list', async () => {
+        const good = fullSave();
+        const corrupt = fullSave();
+        await saveSupervisorStateFull(db(), good);
+        await saveSupervisorStateFull(db(), corrupt);
+        await sql`UPDATE supervisor_states SET pending_questions = '[{"id": 7}]'::jsonb WHERE id = ${corrupt.supervisorId}`.execute(db());
+        const error = await getSupervisorState(db(), corrupt.supervisorId).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(InvalidSnapshotError);
+        expect((error as Error).message).toContain(corrupt.supervisorId);
+        expect((error as Error).message).toMatch(/pending_questions\[0\]\.id/);
+        const listed = await listSupervisors(db());
+        expect(listed.supervisors.map((s) => s.id)).toEqual([good.supervisorId]);
+        expect(listed.invalid.map((e) => e.supervisorId)).toEqual([corrupt.supervisorId]);
+        await expect(sql`UPDATE supervisor_states SET pending_questions = '{"not": "a list"}'::jsonb WHERE id = ${good.supervisorId}`.execute(db())).rejects.toThrow(
+          /pending_questions_array/,
+        );
+      });
+
+      it('a closed or unreachable database gives DatabaseUnavailableError that says what to check', async () => {
+        const broken =
+          target.name === 'postgres'
+            ? await openDatabase({ databaseUrl: 'postgres://postgres@127.0.0.1:1/test' })
+            : await (async () => {
+                const d = await openDatabase({ inMemory: true });
+                await d.close();
+                return d;
+              })();
+        const error = await getSupervisorState(broken.db, randomUUID()).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(DatabaseUnavailableError);
+        expect((error as Error).message).toMatch(/DATABASE_URL|data folder/);
+        expect((await broken.health()).ok).toBe(false);
+        await broken.close().catch(() => undefined);
+      });
+    });
+  });
+}
