@@ -1,0 +1,134 @@
+// Pure checks on an event's data: null when the event may be applied, otherwise the reason it is refused.
+
+import type {
+  AnswerEvent,
+  AskQuestionEvent,
+  CompleteEvent,
+  FailEvent,
+  HeartbeatEvent,
+  SetActivityEvent,
+  SetPhaseEvent,
+  SpawnTaskEvent,
+  SupervisorContext,
+  SupervisorEvent,
+  SupervisorEventOf,
+  SupervisorEventType,
+  TaskEventEvent,
+} from './supervisor-types.js';
+
+/** A check never looks at the machine's state: which states accept an event is the machine config's job. */
+export type SupervisorCheck<E extends SupervisorEvent = SupervisorEvent> = (
+  context: SupervisorContext,
+  event: E,
+) => string | null;
+
+const accept = (): null => null;
+
+function checkProgress(progress: number | undefined): string | null {
+  if (progress === undefined) return null;
+  if (!Number.isFinite(progress) || progress < 0 || progress > 100) return `progress ${progress} is outside 0–100`;
+  if (!Number.isInteger(progress)) return `progress ${progress} is not a whole number`;
+  return null;
+}
+
+function quoted(values: readonly string[]): string {
+  return values.map((value) => JSON.stringify(value)).join(', ');
+}
+
+export function checkSetActivity(_context: SupervisorContext, event: SetActivityEvent): string | null {
+  return checkProgress(event.progress);
+}
+
+export function checkSpawnTask(context: SupervisorContext, event: SpawnTaskEvent): string | null {
+  if (event.taskId === '') return 'taskId must not be empty';
+  const existing = context.tasks.find((task) => task.id === event.taskId);
+  if (existing) return `task ${event.taskId} was already spawned (it is ${existing.status})`;
+  return null;
+}
+
+export function checkTaskEvent(context: SupervisorContext, event: TaskEventEvent): string | null {
+  const task = context.tasks.find((candidate) => candidate.id === event.taskId);
+  if (!task) return `task ${event.taskId} was never spawned`;
+  // Saying "already completed" is what makes a redelivered task event harmless and explainable.
+  if (task.status !== 'running') return `task ${event.taskId} is not running (already ${task.status})`;
+  if (event.kind === 'progress' && event.progress === undefined) {
+    return `progress event for task ${event.taskId} carries no progress`;
+  }
+  return checkProgress(event.progress);
+}
+
+export function checkAskQuestion(context: SupervisorContext, event: AskQuestionEvent): string | null {
+  if (event.questionId === '') return 'questionId must not be empty';
+  if (event.question.trim() === '') return 'question must not be empty';
+  if (context.pendingQuestions.some((question) => question.id === event.questionId)) {
+    return `question ${event.questionId} is already pending`;
+  }
+  const answered = context.answeredQuestions.find((question) => question.id === event.questionId);
+  if (answered) return `question ${event.questionId} was already answered: ${JSON.stringify(answered.answer)}`;
+  // An empty list of choices could never be answered and would block the supervisor for good.
+  if (event.choices !== undefined && event.choices.length === 0) return 'choices, when given, must not be empty';
+  return null;
+}
+
+/** The refusal of an answer to a question that already has one; the first answer wins. */
+export function checkNotAlreadyAnswered(context: SupervisorContext, event: AnswerEvent): string | null {
+  const answered = context.answeredQuestions.find((question) => question.id === event.questionId);
+  if (answered) return `question ${event.questionId} is not pending (already answered: ${JSON.stringify(answered.answer)})`;
+  return null;
+}
+
+export function checkAnswer(context: SupervisorContext, event: AnswerEvent): string | null {
+  const duplicate = checkNotAlreadyAnswered(context, event);
+  if (duplicate) return duplicate;
+  const pending = context.pendingQuestions.find((question) => question.id === event.questionId);
+  if (!pending) return `question ${event.questionId} is not pending (it was never asked)`;
+  if (pending.choices !== null && !pending.choices.includes(event.answer)) {
+    return `answer ${JSON.stringify(event.answer)} is not one of the choices ${quoted(pending.choices)}`;
+  }
+  return null;
+}
+
+export function checkSetPhase(context: SupervisorContext, event: SetPhaseEvent): string | null {
+  if (event.phase.trim() === '') return 'phase must not be empty';
+  if (event.phase === context.phase) return `phase is already ${event.phase}`;
+  return null;
+}
+
+export function checkHeartbeat(_context: SupervisorContext, event: HeartbeatEvent): string | null {
+  return checkProgress(event.progress);
+}
+
+export function checkComplete(context: SupervisorContext, _event: CompleteEvent): string | null {
+  const pending = context.pendingQuestions.map((question) => question.id);
+  if (pending.length > 0) return `cannot complete while questions are pending (${pending.join(', ')})`;
+  const running = context.tasks.filter((task) => task.status === 'running').map((task) => task.id);
+  if (running.length > 0) return `cannot complete while tasks are running (${running.join(', ')})`;
+  return null;
+}
+
+export function checkFail(_context: SupervisorContext, event: FailEvent): string | null {
+  if (event.error.trim() === '') return 'error must not be empty';
+  return null;
+}
+
+/** One check per event type; events whose data cannot be wrong accept unconditionally. */
+export const SUPERVISOR_CHECKS: { readonly [T in SupervisorEventType]: SupervisorCheck<SupervisorEventOf<T>> } = {
+  START: accept,
+  SET_ACTIVITY: checkSetActivity,
+  SPAWN_TASK: checkSpawnTask,
+  TASK_EVENT: checkTaskEvent,
+  ASK_QUESTION: checkAskQuestion,
+  ANSWER: checkAnswer,
+  SET_PHASE: checkSetPhase,
+  HEARTBEAT: checkHeartbeat,
+  COMPLETE: checkComplete,
+  FAIL: checkFail,
+  INTERRUPT: accept,
+  RESUME: accept,
+  RESTORED: accept,
+};
+
+export function checkEvent(context: SupervisorContext, event: SupervisorEvent): string | null {
+  const check = SUPERVISOR_CHECKS[event.type] as SupervisorCheck;
+  return check(context, event);
+}

@@ -1,0 +1,215 @@
+// The supervisor machine's vocabulary: what it remembers, what it is told, and what it asks the runtime to do.
+
+import type { ConversationEntry } from '../domain/conversation.js';
+import type { AnsweredQuestion, PendingQuestion } from '../domain/pending-question.js';
+import type { RestorationSource } from '../domain/restoration.js';
+import type { SpawnedTask } from '../domain/spawned-task.js';
+import type { SupervisorState } from '../domain/supervisor-state.js';
+
+/** Everything the machine remembers; plain JSON so a persisted snapshot round-trips through the database. */
+export interface SupervisorContext {
+  supervisorId: string;
+  name: string;
+  phase: string;
+  currentActivity: string | null;
+  /** 0–100. */
+  progress: number;
+  errorMessage: string | null;
+  tasks: SpawnedTask[];
+  pendingQuestions: PendingQuestion[];
+  answeredQuestions: AnsweredQuestion[];
+  /** The history itself lives in the database; the machine only needs the next seq. */
+  conversationLength: number;
+  restorationCount: number;
+  lastRestoredAt: string | null;
+  restorationSource: string | null;
+  lastHeartbeatAt: string | null;
+  interruptedFrom: SupervisorState | null;
+  createdAt: string;
+}
+
+export interface SupervisorInput {
+  supervisorId: string;
+  name: string;
+  /** Defaults to `planning`. */
+  phase?: string;
+  createdAt: string;
+}
+
+/** The states a supervisor settles in after a change to its questions or tasks. */
+export type WaitingState = 'waiting_for_user' | 'waiting_for_tasks' | 'working';
+
+// Every event carries `at` because the machine never reads a clock: the caller's time is the only time.
+
+export interface StartEvent {
+  type: 'START';
+  at: string;
+}
+
+export interface SetActivityEvent {
+  type: 'SET_ACTIVITY';
+  activity: string;
+  progress?: number;
+  at: string;
+}
+
+export interface SpawnTaskEvent {
+  type: 'SPAWN_TASK';
+  taskId: string;
+  description: string;
+  at: string;
+}
+
+export const TASK_EVENT_KINDS = ['progress', 'completed', 'failed'] as const;
+export type TaskEventKind = (typeof TASK_EVENT_KINDS)[number];
+
+export interface TaskEventEvent {
+  type: 'TASK_EVENT';
+  taskId: string;
+  kind: TaskEventKind;
+  progress?: number;
+  result?: string;
+  error?: string;
+  at: string;
+}
+
+export interface AskQuestionEvent {
+  type: 'ASK_QUESTION';
+  questionId: string;
+  question: string;
+  choices?: string[];
+  context?: string;
+  at: string;
+}
+
+export interface AnswerEvent {
+  type: 'ANSWER';
+  questionId: string;
+  answer: string;
+  at: string;
+}
+
+export interface SetPhaseEvent {
+  type: 'SET_PHASE';
+  phase: string;
+  at: string;
+}
+
+export interface HeartbeatEvent {
+  type: 'HEARTBEAT';
+  at: string;
+  activity?: string;
+  progress?: number;
+}
+
+export interface CompleteEvent {
+  type: 'COMPLETE';
+  at: string;
+  summary?: string;
+}
+
+export interface FailEvent {
+  type: 'FAIL';
+  error: string;
+  at: string;
+}
+
+export interface InterruptEvent {
+  type: 'INTERRUPT';
+  reason: string;
+  at: string;
+}
+
+export interface ResumeEvent {
+  type: 'RESUME';
+  at: string;
+}
+
+export interface RestoredEvent {
+  type: 'RESTORED';
+  at: string;
+  source: RestorationSource;
+  /** Written to the conversation so the agent knows it was restored and why. */
+  contextMessage: string;
+  /** Deliver every pending question again (the human may never have seen it). */
+  redeliver: boolean;
+}
+
+export type SupervisorEvent =
+  | StartEvent
+  | SetActivityEvent
+  | SpawnTaskEvent
+  | TaskEventEvent
+  | AskQuestionEvent
+  | AnswerEvent
+  | SetPhaseEvent
+  | HeartbeatEvent
+  | CompleteEvent
+  | FailEvent
+  | InterruptEvent
+  | ResumeEvent
+  | RestoredEvent;
+
+export type SupervisorEventType = SupervisorEvent['type'];
+export type SupervisorEventOf<T extends SupervisorEventType> = Extract<SupervisorEvent, { type: T }>;
+
+export const SUPERVISOR_EVENT_TYPES = [
+  'START',
+  'SET_ACTIVITY',
+  'SPAWN_TASK',
+  'TASK_EVENT',
+  'ASK_QUESTION',
+  'ANSWER',
+  'SET_PHASE',
+  'HEARTBEAT',
+  'COMPLETE',
+  'FAIL',
+  'INTERRUPT',
+  'RESUME',
+  'RESTORED',
+] as const satisfies readonly SupervisorEventType[];
+
+// Effects have the shape of xstate action objects so the machine can enqueue them unchanged.
+
+export interface StartTaskEffect {
+  type: 'startTask';
+  params: { taskId: string; description: string };
+}
+
+export interface DeliverQuestionEffect {
+  type: 'deliverQuestion';
+  params: { question: PendingQuestion; redelivery: boolean };
+}
+
+export interface AnswerReceivedEffect {
+  type: 'answerReceived';
+  params: { questionId: string; question: string; answer: string };
+}
+
+export interface TaskFinishedEffect {
+  type: 'taskFinished';
+  params: { taskId: string; status: 'completed' | 'failed' };
+}
+
+export interface AppendConversationEffect {
+  type: 'appendConversation';
+  params: { entry: ConversationEntry };
+}
+
+/** Work the runtime does after it has committed the transition that implied it. */
+export type SupervisorEffect =
+  | StartTaskEffect
+  | DeliverQuestionEffect
+  | AnswerReceivedEffect
+  | TaskFinishedEffect
+  | AppendConversationEffect;
+
+export type SupervisorEffectType = SupervisorEffect['type'];
+
+export const SUPERVISOR_EFFECT_TYPES = [
+  'startTask',
+  'deliverQuestion',
+  'answerReceived',
+  'taskFinished',
+  'appendConversation',
+] as const satisfies readonly SupervisorEffectType[];
