@@ -38,6 +38,9 @@ export interface SupervisorRestorationContext {
   snapshot: unknown;
   machineVersion: number | null;
   checkpointSeq: number;
+  /** The agent driver the supervisor ran with. */
+  driver: string | null;
+  step: number;
   updatedAt: Date;
 }
 

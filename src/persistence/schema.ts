@@ -33,6 +33,7 @@ export interface SupervisorStatesTable {
   step: BigIntColumn;
   checkpoint_seq: BigIntColumn;
   conversation_length: ColumnType<number, number | undefined, number>;
+  driver: string | null;
 }
 
 export interface SupervisorTasksTable {
@@ -77,6 +78,14 @@ export interface SupervisorOutboxTable {
   sent_at: NullableTimestamp;
 }
 
+export interface SupervisorQuarantineTable {
+  id: Generated<string | number>;
+  supervisor_id: string;
+  row_data: Json;
+  reason: string;
+  created_at: Timestamp;
+}
+
 export interface SchemaMigrationsTable {
   name: string;
   applied_at: Timestamp;
@@ -88,5 +97,6 @@ export interface DatabaseSchema {
   supervisor_checkpoints: SupervisorCheckpointsTable;
   supervisor_conversation: SupervisorConversationTable;
   supervisor_outbox: SupervisorOutboxTable;
+  supervisor_quarantine: SupervisorQuarantineTable;
   supervisor_runtime_migrations: SchemaMigrationsTable;
 }

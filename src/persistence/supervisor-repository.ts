@@ -34,6 +34,7 @@ export interface SupervisorDetailedState {
   step: number;
   checkpointSeq: number;
   machineVersion: number | null;
+  driver: string | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -83,6 +84,8 @@ export interface FullSaveInput {
   tasks?: TaskWrite[];
   outbox?: OutboxWrite[];
   owner?: string | null;
+  /** The agent driver's name; kept when omitted. */
+  driver?: string | null;
 }
 
 export interface FullSaveResult {
@@ -209,6 +212,7 @@ function toDetailedState(row: StateRow): SupervisorDetailedState {
     step: Number(row.step),
     checkpointSeq: Number(row.checkpoint_seq),
     machineVersion: row.machine_version,
+    driver: row.driver,
     createdAt: toIso(row.created_at) ?? '',
     updatedAt: toIso(row.updated_at) ?? '',
   };
@@ -248,12 +252,12 @@ export async function saveSupervisorStateFull(db: Executor, input: FullSaveInput
         INSERT INTO supervisor_states AS s (
           id, name, state, phase, current_activity, progress, error_message, spawned_task_ids, pending_questions,
           restoration_count, last_restored_at, restoration_source, last_heartbeat, conversation_length,
-          snapshot, machine_version, step, checkpoint_seq, owner, updated_at
+          snapshot, machine_version, step, checkpoint_seq, owner, driver, updated_at
         ) VALUES (
           ${input.supervisorId}, ${input.name}, ${input.state}::supervisor_state, ${input.phase}, ${input.currentActivity},
           ${input.progress}, ${input.errorMessage}, ${input.spawnedTaskIds}::text[], ${JSON.stringify(input.pendingQuestions)}::jsonb,
           ${input.restorationCount}, ${input.lastRestoredAt}::timestamptz, ${input.restorationSource}, ${input.lastHeartbeat}::timestamptz,
-          ${input.conversationLength}, ${snapshot}::jsonb, ${input.machineVersion}, ${input.step}, 1, ${input.owner ?? null}, now()
+          ${input.conversationLength}, ${snapshot}::jsonb, ${input.machineVersion}, ${input.step}, 1, ${input.owner ?? null}, ${input.driver ?? null}, now()
         )
         ON CONFLICT (id) DO UPDATE SET
           name = EXCLUDED.name, state = EXCLUDED.state, phase = EXCLUDED.phase, current_activity = EXCLUDED.current_activity,
@@ -262,7 +266,7 @@ export async function saveSupervisorStateFull(db: Executor, input: FullSaveInput
           last_restored_at = EXCLUDED.last_restored_at, restoration_source = EXCLUDED.restoration_source,
           last_heartbeat = COALESCE(EXCLUDED.last_heartbeat, s.last_heartbeat), conversation_length = EXCLUDED.conversation_length,
           snapshot = EXCLUDED.snapshot, machine_version = EXCLUDED.machine_version, step = EXCLUDED.step,
-          checkpoint_seq = s.checkpoint_seq + 1, owner = COALESCE(EXCLUDED.owner, s.owner), updated_at = now()
+          checkpoint_seq = s.checkpoint_seq + 1, owner = COALESCE(EXCLUDED.owner, s.owner), driver = COALESCE(EXCLUDED.driver, s.driver), updated_at = now()
         WHERE s.step < EXCLUDED.step
         RETURNING s.id, s.checkpoint_seq, s.step, s.state, s.snapshot, s.machine_version
       ),
@@ -523,6 +527,8 @@ export async function getSupervisorStateForRestoration(db: Executor, supervisorI
     snapshot: row.snapshot,
     machineVersion: row.machine_version,
     checkpointSeq: Number(row.checkpoint_seq),
+    driver: row.driver,
+    step: Number(row.step),
     updatedAt: row.updated_at,
   };
 }
@@ -617,4 +623,27 @@ export async function getConversation(db: Executor, supervisorId: string, option
       .execute(),
   );
   return rows.map((row) => ({ seq: row.seq, role: row.role as ConversationEntry['role'], content: row.content, at: toIso(row.created_at) ?? '' }));
+}
+
+/** Copy the whole row, as stored, into supervisor_quarantine before a fresh start replaces it. Returns false when there is no row. */
+export async function quarantineSupervisorRow(db: Executor, supervisorId: string, reason: string): Promise<boolean> {
+  const result = await withDatabaseErrors('quarantineSupervisorRow', supervisorId, () =>
+    sql<{ id: string }>`
+      INSERT INTO supervisor_quarantine (supervisor_id, row_data, reason)
+      SELECT id, to_jsonb(s.*), ${reason} FROM supervisor_states s WHERE id = ${supervisorId}
+      RETURNING supervisor_id AS id`.execute(db),
+  );
+  return result.rows.length > 0;
+}
+
+/** Number of conversation entries stored (the next free seq), whatever a snapshot says. */
+export async function countConversation(db: Executor, supervisorId: string): Promise<number> {
+  const row = await withDatabaseErrors('countConversation', supervisorId, () =>
+    db
+      .selectFrom('supervisor_conversation')
+      .select(sql<string | number>`coalesce(max(seq) + 1, 0)`.as('n'))
+      .where('supervisor_id', '=', supervisorId)
+      .executeTakeFirst(),
+  );
+  return Number(row?.n ?? 0);
 }

@@ -17,6 +17,7 @@ for (const target of await databaseTargets()) {
         '20260201000001_enhanced_supervisor_state',
         '20260201000002_checkpoints_and_conversation',
         '20260201000003_outbox',
+        '20260201000004_restoration_support',
       ]);
       const second = await migrateToLatest(database());
       expect(second.applied).toEqual([]);

@@ -1,0 +1,72 @@
+// The restoration context message: what the LLM is told after a restart, built only from data it is given.
+
+import type { PendingQuestion } from '../domain/pending-question.js';
+import type { RestorationSource, StateRecoveryAction, TaskResumption } from '../domain/restoration.js';
+import type { SupervisorContext } from './supervisor-types.js';
+
+export interface RestorationContextInput {
+  context: SupervisorContext;
+  state: string;
+  source: RestorationSource;
+  recoveryAction: StateRecoveryAction;
+  checkpointSeq: number | null;
+  /** When the supervisor was last known alive (last heartbeat or last save). */
+  downSince: string | null;
+  restoredAt: string;
+  tasks: TaskResumption[];
+  redelivered: PendingQuestion[];
+  warnings: string[];
+}
+
+const SOURCE_TEXT: Record<RestorationSource, string> = {
+  daemon_restart: 'the daemon that ran you stopped (crash or restart) and a new one restored you',
+  manual: 'an operator asked for you to be resumed',
+  reassignment: 'you were reassigned to another daemon',
+};
+
+const RECOVERY_TEXT: Record<StateRecoveryAction, string> = {
+  restore: 'Your last saved state was valid and was restored as it was.',
+  restore_from_checkpoint: 'Your last saved state was invalid, so you were restored from an earlier checkpoint: anything after it was lost; re-check what you were doing.',
+  start_fresh: 'No usable saved state was found, so you start fresh: treat earlier work as unknown.',
+};
+
+function nextStep(input: RestorationContextInput): string {
+  const running = input.tasks.filter((task) => task.action === 'resumed').length;
+  if (input.state === 'completed' || input.state === 'failed') return `Nothing: you are ${input.state}.`;
+  if (input.context.pendingQuestions.length > 0) return `Wait for the human's answer to ${input.context.pendingQuestions.length} open question(s); they were delivered again.`;
+  if (running > 0) return `Wait for ${running} running task(s) to report.`;
+  if (input.recoveryAction === 'start_fresh') return 'Start your work from the beginning.';
+  return 'Continue your work from where you were.';
+}
+
+export function buildRestorationContextMessage(input: RestorationContextInput): string {
+  const { context } = input;
+  const lines = [
+    `[Restoration notice] You were restored at ${input.restoredAt} because ${SOURCE_TEXT[input.source]}.`,
+    input.downSince ? `You were last known alive at ${input.downSince}.` : 'When you were last alive is unknown.',
+    RECOVERY_TEXT[input.recoveryAction] + (input.checkpointSeq !== null ? ` (checkpoint ${input.checkpointSeq})` : ''),
+    `State: ${input.state}. Phase: ${context.phase}. Activity: ${context.currentActivity ?? 'none'}. Progress: ${context.progress}%.`,
+  ];
+  if (input.tasks.length > 0) {
+    lines.push('Tasks:');
+    for (const task of input.tasks) {
+      const done = context.tasks.find((t) => t.id === task.taskId);
+      const outcome =
+        task.action === 'resumed'
+          ? 'still running; keep waiting'
+          : task.action === 'applied_completion'
+            ? `completed while you were down${done?.result ? `: ${done.result}` : ''}`
+            : task.action === 'applied_failure'
+              ? `failed while you were down${done?.error ? `: ${done.error}` : ''}`
+              : 'no longer exists and was dropped';
+      lines.push(`- ${task.taskId} (${done?.description ?? 'unknown task'}): ${outcome}`);
+    }
+  }
+  if (context.pendingQuestions.length > 0) {
+    lines.push('Questions still open (delivered again to the human):');
+    for (const q of context.pendingQuestions) lines.push(`- ${q.id}: ${q.question}${q.choices ? ` [${q.choices.join(' / ')}]` : ''}`);
+  }
+  if (input.warnings.length > 0) lines.push(`Warnings: ${input.warnings.join('; ')}.`);
+  lines.push(`Next: ${nextStep(input)}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,171 @@
+// The restoration protocol's validation guards: small named pure checks over a stored row (or checkpoint) and the
+// tasks that exist, producing a StateValidationResult. No database here: the caller hands in what it read.
+
+import type { StateValidationResult } from '../domain/restoration.js';
+import { isSupervisorState, SUPERVISOR_STATES } from '../domain/supervisor-state.js';
+import { migrateSnapshot, SNAPSHOT_MIGRATIONS, type SnapshotMigration } from './snapshot-migrations.js';
+import { supervisorMachine, type SupervisorSnapshot } from './supervisor-machine.js';
+import type { SupervisorContext } from './supervisor-types.js';
+
+/** What validation looks at: a row's columns, or a checkpoint's state with its snapshot's own fields. */
+export interface StoredStateCandidate {
+  supervisorId: string;
+  /** The `state` column as text. */
+  state: string;
+  progress: unknown;
+  errorMessage: string | null;
+  spawnedTaskIds: readonly string[];
+  pendingQuestions: unknown;
+  snapshot: unknown;
+  machineVersion: number | null;
+}
+
+/** Task rows found for the candidate's task ids (id → status). */
+export type TaskStatuses = ReadonlyMap<string, string>;
+
+export interface ValidationOutcome {
+  result: StateValidationResult;
+  /** The restorable snapshot when valid (migrated to the current machine version). */
+  snapshot: SupervisorSnapshot | null;
+}
+
+interface GuardInput {
+  candidate: StoredStateCandidate;
+  context: SupervisorContext | null;
+  value: string | null;
+  tasks: TaskStatuses;
+}
+
+type Guard = (input: GuardInput) => { errors?: string[]; warnings?: string[] };
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function contextProblems(context: unknown, supervisorId: string): string[] {
+  if (!isRecord(context)) return ['snapshot context is not an object'];
+  const problems: string[] = [];
+  if (context.supervisorId !== supervisorId) problems.push(`snapshot belongs to supervisor ${String(context.supervisorId)}, not ${supervisorId}`);
+  for (const key of ['name', 'phase', 'createdAt'] as const) if (typeof context[key] !== 'string') problems.push(`snapshot context.${key} is not a string`);
+  for (const key of ['tasks', 'pendingQuestions', 'answeredQuestions'] as const) if (!Array.isArray(context[key])) problems.push(`snapshot context.${key} is not a list`);
+  for (const key of ['progress', 'conversationLength', 'restorationCount'] as const) if (!Number.isInteger(context[key])) problems.push(`snapshot context.${key} is not an integer`);
+  if (Array.isArray(context.tasks) && !context.tasks.every((task) => isRecord(task) && typeof task.id === 'string' && typeof task.status === 'string')) {
+    problems.push('snapshot context.tasks has an entry without id and status');
+  }
+  if (Array.isArray(context.pendingQuestions) && !context.pendingQuestions.every((q) => isRecord(q) && typeof q.id === 'string' && typeof q.question === 'string')) {
+    problems.push('snapshot context.pendingQuestions has an entry without id and question');
+  }
+  return problems;
+}
+
+/** Each guard is named after what it requires; the README lists them. */
+export const RESTORATION_GUARDS: Readonly<Record<string, Guard>> = {
+  stateIsKnown: ({ candidate }) =>
+    isSupervisorState(candidate.state) ? {} : { errors: [`state "${candidate.state}" is not one of ${SUPERVISOR_STATES.join(', ')}`] },
+
+  snapshotStateMatchesRow: ({ candidate, value }) =>
+    value === null || value === candidate.state ? {} : { errors: [`snapshot state ${value} differs from the stored state ${candidate.state}`] },
+
+  progressInRange: ({ candidate, context }) => {
+    const values = [candidate.progress, context?.progress];
+    return values.every((p) => p === undefined || (Number.isInteger(p) && (p as number) >= 0 && (p as number) <= 100))
+      ? {}
+      : { errors: [`progress ${JSON.stringify(candidate.progress)} is outside 0–100`] };
+  },
+
+  waitingForUserHasQuestion: ({ candidate, context }) =>
+    candidate.state !== 'waiting_for_user' || (context && context.pendingQuestions.length > 0)
+      ? {}
+      : { errors: ['state waiting_for_user has no pending question'] },
+
+  waitingForTasksHasRunningTask: ({ candidate, context, tasks }) => {
+    if (candidate.state !== 'waiting_for_tasks' || !context) return {};
+    const running = context.tasks.filter((task) => task.status === 'running' && tasks.has(task.id));
+    return running.length > 0 ? {} : { errors: ['state waiting_for_tasks has no running task that exists'] };
+  },
+
+  failedHasErrorMessage: ({ candidate }) =>
+    candidate.state !== 'failed' || (candidate.errorMessage ?? '').trim() !== '' ? {} : { errors: ['state failed has no error message'] },
+
+  spawnedTasksExist: ({ candidate, context, tasks }) => {
+    if (!context) return {};
+    const snapshotIds = context.tasks.map((task) => task.id);
+    const errors: string[] = [];
+    if (snapshotIds.join('\u0000') !== candidate.spawnedTaskIds.join('\u0000')) {
+      errors.push(`spawned_task_ids [${candidate.spawnedTaskIds.join(', ')}] differ from the snapshot's tasks [${snapshotIds.join(', ')}]`);
+    }
+    const missing = snapshotIds.filter((id) => !tasks.has(id));
+    // A task row that vanished is recoverable (restoration drops the task with a warning); disagreeing lists are corruption.
+    return { errors, warnings: missing.map((id) => `spawned task ${id} does not exist; it will be dropped`) };
+  },
+
+  pendingQuestionIdsUnique: ({ candidate, context }) => {
+    const errors: string[] = [];
+    for (const [where, list] of [['pending_questions', candidate.pendingQuestions], ['snapshot pendingQuestions', context?.pendingQuestions]] as const) {
+      if (!Array.isArray(list)) {
+        if (list !== undefined) errors.push(`${where} is not a list`);
+        continue;
+      }
+      const ids = list.map((q: unknown) => (isRecord(q) ? q.id : undefined));
+      if (ids.some((id) => typeof id !== 'string')) errors.push(`${where} has a question without an id`);
+      const duplicate = ids.find((id, index) => ids.indexOf(id) !== index);
+      if (duplicate !== undefined) errors.push(`${where} has question id ${String(duplicate)} more than once`);
+    }
+    if (context && Array.isArray(candidate.pendingQuestions)) {
+      const rowIds = (candidate.pendingQuestions as unknown[]).map((q) => (isRecord(q) ? q.id : undefined)).join('\u0000');
+      if (rowIds !== context.pendingQuestions.map((q) => q.id).join('\u0000')) errors.push("pending_questions differ from the snapshot's pending questions");
+    }
+    return { errors };
+  },
+};
+
+/**
+ * Validate a stored candidate: the snapshot must parse and its machine version be supported (or migrate), then every
+ * guard runs. Errors make it invalid; warnings do not.
+ */
+export function validateStoredState(
+  candidate: StoredStateCandidate,
+  tasks: TaskStatuses,
+  options: { fallbackAction?: 'restore' | 'restore_from_checkpoint'; migrations?: ReadonlyMap<number, SnapshotMigration> } = {},
+): ValidationOutcome {
+  const errors: string[] = [];
+  const warnings: string[] = [];
+  let context: SupervisorContext | null = null;
+  let value: string | null = null;
+  let snapshot: SupervisorSnapshot | null = null;
+
+  if (!isRecord(candidate.snapshot)) {
+    errors.push(candidate.snapshot === null || candidate.snapshot === undefined ? 'no snapshot is stored' : 'snapshot is not a JSON object');
+  } else {
+    const migrated = migrateSnapshot(candidate.snapshot, candidate.machineVersion, options.migrations ?? SNAPSHOT_MIGRATIONS);
+    if (!migrated.ok) {
+      errors.push(migrated.problem);
+    } else {
+      if (migrated.migratedFrom !== null) warnings.push(`snapshot migrated from machine version ${migrated.migratedFrom}`);
+      const raw = migrated.snapshot;
+      const problems = contextProblems(raw.context, candidate.supervisorId);
+      if (!isSupervisorState(raw.value)) problems.push(`snapshot state ${JSON.stringify(raw.value)} is not a supervisor state`);
+      if (problems.length > 0) {
+        errors.push(...problems);
+      } else {
+        try {
+          snapshot = supervisorMachine.resolveState({ value: raw.value as string, context: raw.context as unknown as SupervisorContext });
+          context = snapshot.context;
+          value = String(snapshot.value);
+        } catch (error) {
+          errors.push(`snapshot does not resolve in the machine: ${error instanceof Error ? error.message : String(error)}`);
+        }
+      }
+    }
+  }
+  for (const guard of Object.values(RESTORATION_GUARDS)) {
+    const outcome = guard({ candidate, context, value, tasks });
+    errors.push(...(outcome.errors ?? []));
+    warnings.push(...(outcome.warnings ?? []));
+  }
+  const valid = errors.length === 0;
+  return {
+    result: { valid, errors, warnings, recoveryAction: valid ? (options.fallbackAction ?? 'restore') : 'restore_from_checkpoint' },
+    snapshot: valid ? snapshot : null,
+  };
+}

@@ -1,0 +1,44 @@
+// The agent driver: what an orchestrator plugs in to drive a supervisor (the LLM side). It reacts to committed facts.
+
+import type { RestorationSource } from '../domain/restoration.js';
+import type { SupervisorState } from '../domain/supervisor-state.js';
+import type {
+  AskQuestionEvent,
+  RestoredEvent,
+  SpawnTaskEvent,
+  SupervisorContext,
+  SupervisorEvent,
+} from '../machines/supervisor-types.js';
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+type WithOptional<T, K extends keyof T> = Omit<T, K> & Partial<Pick<T, K>>;
+
+/** An event as callers send it: the runtime stamps `at` and makes up question and task ids when they are left out. */
+export type SupervisorCommand =
+  | WithOptional<AskQuestionEvent, 'at' | 'questionId'>
+  | WithOptional<SpawnTaskEvent, 'at' | 'taskId'>
+  | (DistributiveOmit<Exclude<SupervisorEvent, AskQuestionEvent | SpawnTaskEvent | RestoredEvent>, 'at'> & { at?: string });
+
+/** What a driver sees of its supervisor and how it acts on it. */
+export interface SupervisorHandle {
+  readonly id: string;
+  state(): SupervisorState;
+  context(): Readonly<SupervisorContext>;
+  /** Applies the command through the save point; resolves after the commit. Rejects with EventRefusedError when refused. */
+  send(command: SupervisorCommand): Promise<void>;
+}
+
+export interface AgentDriver {
+  readonly name: string;
+  /** After START committed. */
+  onStarted?(supervisor: SupervisorHandle): void | Promise<void>;
+  /** After an ANSWER committed. */
+  onQuestionAnswered?(supervisor: SupervisorHandle, answer: { questionId: string; question: string; answer: string }): void | Promise<void>;
+  /** After a task's completion or failure committed. */
+  onTaskFinished?(supervisor: SupervisorHandle, task: { taskId: string; status: 'completed' | 'failed' }): void | Promise<void>;
+  /** After a restoration committed; `contextMessage` is what the LLM is told about the restart. */
+  onRestored?(supervisor: SupervisorHandle, restoration: { source: RestorationSource; contextMessage: string }): void | Promise<void>;
+}
+
+/** The driver used when none is named: it never acts on its own; the API or an orchestrator sends every event. */
+export const manualDriver: AgentDriver = { name: 'manual' };

@@ -1,0 +1,303 @@
+// One supervisor made durable: compute the transition purely, commit it as a save point, only then make it visible
+// (live actor, registry, effects). Steps of one supervisor run one at a time, in order.
+
+import { createActor, transition, type Actor, type InspectionEvent, type Observer } from 'xstate';
+import { DatabaseUnavailableError, EventRefusedError, errorText } from '../domain/errors.js';
+import { isTerminalState, type SupervisorState } from '../domain/supervisor-state.js';
+import { effectsOf, explainRefusal, SUPERVISOR_MACHINE_VERSION, supervisorMachine, type SupervisorSnapshot } from '../machines/supervisor-machine.js';
+import type { SupervisorEffect, SupervisorEvent } from '../machines/supervisor-types.js';
+import type { Database } from '../persistence/database.js';
+import { saveSupervisorStateFull, updateSupervisorHeartbeatState } from '../persistence/supervisor-repository.js';
+import { SaveFailedError } from './errors.js';
+import type { Logger } from './logger.js';
+import { fullSaveInput, saveKindFor, type SaveKind } from './save-plan.js';
+
+export interface SaveRetryPolicy {
+  /** Attempts per save point before the supervisor is interrupted (default 5). */
+  attempts: number;
+  /** First backoff; doubles each attempt (default 100 ms). */
+  baseDelayMs: number;
+}
+
+export interface DurableSupervisorDeps {
+  database: Database;
+  logger: Logger;
+  now: () => Date;
+  subjectPrefix: string;
+  owner: string | null;
+  inspect: Observer<InspectionEvent> | undefined;
+  retry: SaveRetryPolicy;
+  heartbeatIntervalMs: number;
+  /** Called after every committed step, in order, before the caller's promise resolves. */
+  onCommitted(supervisor: DurableSupervisor, step: CommittedStep): void;
+}
+
+export interface CommittedStep {
+  /** null for the creation of a new supervisor. */
+  event: SupervisorEvent | null;
+  before: SupervisorSnapshot;
+  after: SupervisorSnapshot;
+  effects: SupervisorEffect[];
+  kind: SaveKind;
+  reason: string;
+  /** Checkpoint written by a full save. */
+  checkpointSeq: number | null;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export class DurableSupervisor {
+  readonly id: string;
+  #snapshot: SupervisorSnapshot;
+  #step: number;
+  #queue: Promise<unknown> = Promise.resolve();
+  #live: Actor<typeof supervisorMachine>;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #stopped = false;
+  /** A committed-in-memory INTERRUPT whose save point still waits for the database. */
+  #unsaved: { step: CommittedStep; stepNumber: number } | null = null;
+  #flushTimer: NodeJS.Timeout | undefined;
+
+  private constructor(
+    private readonly deps: DurableSupervisorDeps,
+    snapshot: SupervisorSnapshot,
+    step: number,
+    readonly driverName: string,
+  ) {
+    this.id = snapshot.context.supervisorId;
+    this.#snapshot = snapshot;
+    this.#step = step;
+    this.#live = createActor(supervisorMachine, {
+      snapshot: supervisorMachine.getPersistedSnapshot(snapshot),
+      id: `supervisor:${this.id}`,
+      ...(deps.inspect ? { inspect: deps.inspect } : {}),
+    });
+    this.#live.start();
+  }
+
+  #replaceLiveActor(): void {
+    this.#live.stop();
+    this.#live = createActor(supervisorMachine, {
+      snapshot: supervisorMachine.getPersistedSnapshot(this.#snapshot),
+      id: `supervisor:${this.id}`,
+      ...(this.deps.inspect ? { inspect: this.deps.inspect } : {}),
+    });
+    this.#live.start();
+  }
+
+  /**
+   * Commit a new supervisor (checkpoint "created") and return it running. `step` is 1 for a new id; a fresh start over
+   * an existing row passes a step after the stored one, so the write is not refused as stale.
+   */
+  static async create(deps: DurableSupervisorDeps, initial: SupervisorSnapshot, driverName: string, step = 1): Promise<DurableSupervisor> {
+    const supervisor = new DurableSupervisor(deps, initial, 0, driverName);
+    try {
+      await supervisor.#enqueue(async () => {
+        const committed: CommittedStep = { event: null, before: initial, after: initial, effects: [], kind: 'full', reason: 'created', checkpointSeq: null };
+        committed.checkpointSeq = await supervisor.#saveFull(committed, step, null);
+        supervisor.#step = step;
+        deps.onCommitted(supervisor, committed);
+      });
+    } catch (error) {
+      supervisor.#live.stop();
+      throw error;
+    }
+    return supervisor;
+  }
+
+  /** Bring back a supervisor whose snapshot was already validated and is stored at `step`. */
+  static restore(deps: DurableSupervisorDeps, snapshot: SupervisorSnapshot, step: number, driverName: string): DurableSupervisor {
+    return new DurableSupervisor(deps, snapshot, step, driverName);
+  }
+
+  get snapshot(): SupervisorSnapshot {
+    return this.#snapshot;
+  }
+
+  get state(): SupervisorState {
+    return this.#snapshot.value as SupervisorState;
+  }
+
+  get step(): number {
+    return this.#step;
+  }
+
+  get degraded(): boolean {
+    return this.#unsaved !== null;
+  }
+
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  /** The live actor (what the inspector shows); it only ever receives events that were committed. */
+  get actor(): Actor<typeof supervisorMachine> {
+    return this.#live;
+  }
+
+  /** Apply one event through its save point. Resolves after the commit; rejects with EventRefusedError or SaveFailedError. */
+  send(event: SupervisorEvent): Promise<CommittedStep> {
+    return this.#enqueue(() => this.#apply(event));
+  }
+
+  /** Wait until every queued step has settled. */
+  async flush(): Promise<void> {
+    await this.#queue.catch(() => undefined);
+  }
+
+  /** Start the heartbeat timer; the first beat comes when the stored one is due (a restore keeps the remaining time). */
+  startHeartbeat(): void {
+    if (this.#stopped || this.deps.heartbeatIntervalMs <= 0 || isTerminalState(this.state)) return;
+    const last = this.#snapshot.context.lastHeartbeatAt ? Date.parse(this.#snapshot.context.lastHeartbeatAt) : Number.NaN;
+    const elapsed = Number.isNaN(last) ? this.deps.heartbeatIntervalMs : this.deps.now().getTime() - last;
+    const firstIn = Math.max(0, Math.min(this.deps.heartbeatIntervalMs, this.deps.heartbeatIntervalMs - elapsed));
+    this.#scheduleHeartbeat(firstIn);
+  }
+
+  #scheduleHeartbeat(delayMs: number): void {
+    clearTimeout(this.#heartbeat);
+    this.#heartbeat = setTimeout(() => {
+      if (this.#stopped || isTerminalState(this.state)) return;
+      this.send({ type: 'HEARTBEAT', at: this.deps.now().toISOString() })
+        .catch((error: unknown) => this.deps.logger.warn({ supervisorId: this.id, err: errorText(error) }, 'heartbeat not saved'))
+        .finally(() => this.#scheduleHeartbeat(this.deps.heartbeatIntervalMs));
+    }, delayMs);
+    this.#heartbeat.unref();
+  }
+
+  /** Stop the live actor and timers after queued steps settle; nothing more is written. */
+  async stop(): Promise<void> {
+    clearTimeout(this.#heartbeat);
+    clearTimeout(this.#flushTimer);
+    await this.flush();
+    this.#stopped = true;
+    this.#live.stop();
+  }
+
+  #enqueue<T>(operation: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(
+      () => operation(),
+      () => operation(),
+    );
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async #apply(event: SupervisorEvent): Promise<CommittedStep> {
+    if (this.#stopped) throw new EventRefusedError(this.id, event.type, 'supervisor is stopped in this daemon', this.state);
+    await this.#flushUnsaved(event.type);
+    const before = this.#snapshot;
+    const refusal = explainRefusal(before, event);
+    if (refusal) throw new EventRefusedError(this.id, event.type, refusal, this.state);
+    const [after, actions] = transition(supervisorMachine, before, event);
+    const effects = effectsOf(actions);
+    const { kind, reason } = saveKindFor(event, before, after);
+    const committed: CommittedStep = { event, before, after, effects, kind, reason, checkpointSeq: null };
+    try {
+      if (kind === 'full') {
+        committed.checkpointSeq = await this.#saveFull(committed, this.#step + 1, before.value as SupervisorState);
+        this.#step += 1;
+      } else {
+        const context = after.context;
+        await this.#withRetry(() =>
+          updateSupervisorHeartbeatState(this.deps.database.db, this.id, {
+            at: context.lastHeartbeatAt ?? event.at,
+            currentActivity: context.currentActivity,
+            progress: context.progress,
+          }),
+        );
+      }
+    } catch (error) {
+      if (error instanceof DatabaseUnavailableError) {
+        this.#interruptAfterOutage(error);
+        throw new SaveFailedError(this.id, event.type, error);
+      }
+      throw error;
+    }
+    this.#makeVisible(committed);
+    return committed;
+  }
+
+  /** Everything after the commit: the live actor follows, then the runtime runs effects and updates the registry. */
+  #makeVisible(committed: CommittedStep): void {
+    this.#snapshot = committed.after;
+    if (committed.event && this.#live.getSnapshot().status === 'active') this.#live.send(committed.event);
+    // A finished actor ignores every event (RESTORED included): start a fresh live actor from the committed snapshot.
+    if (this.#live.getSnapshot().status !== 'active' && committed.event?.type === 'RESTORED') this.#replaceLiveActor();
+    if (this.#live.getSnapshot().value !== committed.after.value) {
+      this.deps.logger.error({ supervisorId: this.id, live: this.#live.getSnapshot().value, durable: committed.after.value }, 'live actor diverged from the durable state');
+    }
+    this.deps.logger.debug({ supervisorId: this.id, event: committed.event?.type ?? 'CREATE', save: committed.kind, reason: committed.reason, step: this.#step, state: this.state }, 'save point committed');
+    this.deps.onCommitted(this, committed);
+  }
+
+  async #saveFull(committed: CommittedStep, stepNumber: number, previousState: SupervisorState | null): Promise<number> {
+    const input = fullSaveInput({
+      snapshot: committed.after,
+      persisted: supervisorMachine.getPersistedSnapshot(committed.after),
+      machineVersion: SUPERVISOR_MACHINE_VERSION,
+      step: stepNumber,
+      reason: committed.reason,
+      effects: committed.effects,
+      previousState,
+      subjectPrefix: this.deps.subjectPrefix,
+      driver: this.driverName,
+      owner: this.deps.owner,
+      at: committed.event?.at ?? committed.after.context.createdAt,
+    });
+    const result = await this.#withRetry(() => saveSupervisorStateFull(this.deps.database.db, input));
+    return result.checkpointSeq;
+  }
+
+  async #withRetry<T>(write: () => Promise<T>): Promise<T> {
+    const { attempts, baseDelayMs } = this.deps.retry;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await write();
+      } catch (error) {
+        if (!(error instanceof DatabaseUnavailableError) || attempt >= attempts) throw error;
+        this.deps.logger.warn({ supervisorId: this.id, attempt, err: errorText(error) }, 'save point failed, retrying');
+        await sleep(baseDelayMs * 2 ** (attempt - 1));
+      }
+    }
+  }
+
+  /**
+   * The database stayed down: the supervisor goes to `interrupted` with the error, visible at once, and its save point
+   * is retried in order before any later step (so no later state is ever written over an earlier one).
+   */
+  #interruptAfterOutage(error: DatabaseUnavailableError): void {
+    if (this.#unsaved || this.state === 'interrupted' || isTerminalState(this.state)) return;
+    const event: SupervisorEvent = { type: 'INTERRUPT', reason: `database unavailable: ${errorText(error.cause ?? error)}`, at: this.deps.now().toISOString() };
+    if (explainRefusal(this.#snapshot, event)) return;
+    const [after, actions] = transition(supervisorMachine, this.#snapshot, event);
+    const committed: CommittedStep = { event, before: this.#snapshot, after, effects: effectsOf(actions), kind: 'full', reason: 'interrupted', checkpointSeq: null };
+    this.#unsaved = { step: committed, stepNumber: this.#step + 1 };
+    this.deps.logger.error({ supervisorId: this.id, err: errorText(error) }, 'database unavailable: supervisor interrupted until its save point commits');
+    this.#makeVisible(committed);
+    this.#scheduleFlush();
+  }
+
+  #scheduleFlush(): void {
+    clearTimeout(this.#flushTimer);
+    this.#flushTimer = setTimeout(() => {
+      if (this.#stopped || !this.#unsaved) return;
+      this.#enqueue(() => this.#flushUnsaved('retry')).catch(() => this.#scheduleFlush());
+    }, 1_000);
+    this.#flushTimer.unref();
+  }
+
+  async #flushUnsaved(cause: string): Promise<void> {
+    const pending = this.#unsaved;
+    if (!pending) return;
+    try {
+      pending.step.checkpointSeq = await this.#saveFull(pending.step, pending.stepNumber, pending.step.before.value as SupervisorState);
+    } catch (error) {
+      throw error instanceof DatabaseUnavailableError ? new SaveFailedError(this.id, cause, error) : error;
+    }
+    this.#step = pending.stepNumber;
+    this.#unsaved = null;
+    this.deps.logger.info({ supervisorId: this.id, step: this.#step }, 'database back: interrupted state saved');
+    this.deps.onCommitted(this, pending.step);
+  }
+}

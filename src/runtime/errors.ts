@@ -1,0 +1,51 @@
+// Errors the runtime raises to its callers (the API maps each to an HTTP status).
+
+import { SupervisorRuntimeError, errorText } from '../domain/errors.js';
+
+/** The save point could not be committed; the transition did not happen. */
+export class SaveFailedError extends SupervisorRuntimeError {
+  override readonly name = 'SaveFailedError';
+  constructor(supervisorId: string, eventType: string, cause: unknown) {
+    super(
+      `Supervisor ${supervisorId}: ${eventType} was not applied because its save point could not be committed (${errorText(cause)}). ` +
+        'The supervisor is interrupted until the database is back; retry, then resume it with POST /supervisors/:id/resume.',
+      supervisorId,
+      { cause },
+    );
+  }
+}
+
+/** The supervisor exists but is not running in this daemon (finished, or not restored yet). */
+export class SupervisorNotRunningError extends SupervisorRuntimeError {
+  override readonly name = 'SupervisorNotRunningError';
+  constructor(supervisorId: string, state: string) {
+    super(`Supervisor ${supervisorId} is not running in this daemon (stored state ${state}). Resume it with POST /supervisors/${supervisorId}/resume first.`, supervisorId);
+  }
+}
+
+/** A second answer to a question that already has one: the first answer wins. */
+export class QuestionAlreadyAnsweredError extends SupervisorRuntimeError {
+  override readonly name = 'QuestionAlreadyAnsweredError';
+  constructor(
+    supervisorId: string,
+    readonly questionId: string,
+    readonly firstAnswer: string,
+    readonly answeredAt: string,
+  ) {
+    super(`Question ${questionId} of supervisor ${supervisorId} was already answered with "${firstAnswer}" at ${answeredAt}; the first answer wins.`, supervisorId);
+  }
+}
+
+export class TaskNotFoundError extends SupervisorRuntimeError {
+  override readonly name = 'TaskNotFoundError';
+  constructor(readonly taskId: string) {
+    super(`Task ${taskId} is not known: tasks are created with POST /supervisors/:id/tasks (or a SPAWN_TASK event).`);
+  }
+}
+
+export class RuntimeStoppedError extends SupervisorRuntimeError {
+  override readonly name = 'RuntimeStoppedError';
+  constructor() {
+    super('The runtime is shutting down and accepts no more work; start the daemon again.');
+  }
+}

@@ -1,0 +1,153 @@
+// Turns one computed transition into the save point that makes it durable: which write, which checkpoint reason,
+// and the conversation, task and outbox rows that commit with it.
+
+import type { ConversationEntry } from '../domain/conversation.js';
+import type { SupervisorState } from '../domain/supervisor-state.js';
+import type { SupervisorSnapshot } from '../machines/supervisor-machine.js';
+import type { SupervisorEffect, SupervisorEvent } from '../machines/supervisor-types.js';
+import type { FullSaveInput, OutboxWrite, TaskWrite } from '../persistence/supervisor-repository.js';
+import type { QuestionMessage, StateChangeMessage, TaskSpawnMessage } from '../transport/messages.js';
+import { questionsSubject, stateSubject, taskSpawnSubject } from '../transport/subjects.js';
+
+export type SaveKind = 'full' | 'heartbeat';
+
+/** Reasons recorded on checkpoints, by the event that caused them. */
+const REASONS: Partial<Record<SupervisorEvent['type'], string>> = {
+  START: 'started',
+  SPAWN_TASK: 'task_spawned',
+  ASK_QUESTION: 'question_asked',
+  ANSWER: 'question_answered',
+  SET_PHASE: 'phase_changed',
+  COMPLETE: 'completed',
+  FAIL: 'failed',
+  INTERRUPT: 'interrupted',
+  RESUME: 'resumed',
+  RESTORED: 'restored',
+};
+
+/**
+ * Full save on: task spawned, question asked or answered, phase changed, a task reported, restoration, and every
+ * change of top-level state. The rest (HEARTBEAT, SET_ACTIVITY) only touch heartbeat, activity and progress.
+ */
+export function saveKindFor(event: SupervisorEvent, before: SupervisorSnapshot, after: SupervisorSnapshot): { kind: SaveKind; reason: string } {
+  const changed = before.value !== after.value;
+  // A task's progress lives only in the snapshot (no column holds it), so a heartbeat save would lose it on restart.
+  if (event.type === 'TASK_EVENT') return { kind: 'full', reason: `task_${event.kind}` };
+  if (changed) return { kind: 'full', reason: REASONS[event.type] ?? `${String(before.value)}_to_${String(after.value)}` };
+  const reason = REASONS[event.type];
+  if (reason && event.type !== 'START') return { kind: 'full', reason };
+  return { kind: 'heartbeat', reason: event.type === 'HEARTBEAT' ? 'heartbeat' : 'activity' };
+}
+
+export interface FullSaveContext {
+  snapshot: SupervisorSnapshot;
+  persisted: unknown;
+  machineVersion: number;
+  step: number;
+  reason: string;
+  effects: SupervisorEffect[];
+  previousState: SupervisorState | null;
+  subjectPrefix: string;
+  driver: string | null;
+  owner: string | null;
+  /** The time of the event that caused this save. */
+  at: string;
+}
+
+export function fullSaveInput(plan: FullSaveContext): FullSaveInput {
+  const { context } = plan.snapshot;
+  const id = context.supervisorId;
+  const state = plan.snapshot.value as SupervisorState;
+  const conversation: ConversationEntry[] = [];
+  const touchedTasks = new Set<string>();
+  const outbox: OutboxWrite[] = [];
+  // Stable effect ids (<supervisor>:<step>:<index>) make every message idempotent end to end.
+  const msgId = () => `${id}:${plan.step}:${outbox.length}`;
+  for (const effect of plan.effects) {
+    switch (effect.type) {
+      case 'appendConversation':
+        conversation.push(effect.params.entry);
+        break;
+      case 'startTask': {
+        touchedTasks.add(effect.params.taskId);
+        const message: TaskSpawnMessage = {
+          v: 1,
+          taskId: effect.params.taskId,
+          supervisorId: id,
+          description: effect.params.description,
+          spawnedAt: context.tasks.find((task) => task.id === effect.params.taskId)?.spawnedAt ?? new Date(0).toISOString(),
+        };
+        outbox.push({ subject: taskSpawnSubject(plan.subjectPrefix), payload: message, msgId: msgId() });
+        break;
+      }
+      case 'taskFinished':
+        touchedTasks.add(effect.params.taskId);
+        break;
+      case 'deliverQuestion': {
+        const q = effect.params.question;
+        const message: QuestionMessage = {
+          v: 1,
+          supervisorId: id,
+          questionId: q.id,
+          question: q.question,
+          choices: q.choices,
+          context: q.context,
+          askedAt: q.askedAt,
+          deliveryCount: q.deliveryCount,
+          redelivery: effect.params.redelivery,
+        };
+        outbox.push({ subject: questionsSubject(id, plan.subjectPrefix), payload: message, msgId: msgId() });
+        break;
+      }
+      case 'answerReceived':
+        break;
+    }
+  }
+  if (plan.previousState !== state) {
+    const message: StateChangeMessage = {
+      v: 1,
+      supervisorId: id,
+      from: plan.previousState,
+      to: state,
+      phase: context.phase,
+      at: plan.at,
+    };
+    outbox.push({ subject: stateSubject(id, plan.subjectPrefix), payload: message, msgId: msgId() });
+  }
+  const tasks: TaskWrite[] = context.tasks
+    .filter((task) => touchedTasks.has(task.id))
+    .map((task) => ({
+      id: task.id,
+      description: task.description,
+      status: task.status,
+      progress: task.progress,
+      result: task.result,
+      error: task.error,
+      finishedAt: task.finishedAt,
+    }));
+  return {
+    supervisorId: id,
+    name: context.name,
+    state,
+    phase: context.phase,
+    currentActivity: context.currentActivity,
+    progress: context.progress,
+    errorMessage: context.errorMessage,
+    spawnedTaskIds: context.tasks.map((task) => task.id),
+    pendingQuestions: context.pendingQuestions,
+    restorationCount: context.restorationCount,
+    lastRestoredAt: context.lastRestoredAt,
+    restorationSource: context.restorationSource,
+    lastHeartbeat: context.lastHeartbeatAt,
+    conversationLength: context.conversationLength,
+    snapshot: plan.persisted,
+    machineVersion: plan.machineVersion,
+    step: plan.step,
+    reason: plan.reason,
+    conversation,
+    tasks,
+    outbox,
+    driver: plan.driver,
+    owner: plan.owner,
+  };
+}

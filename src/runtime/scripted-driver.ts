@@ -1,0 +1,46 @@
+// A scripted stand-in for an LLM: spawns tasks, asks one question, and completes when everything is answered and done.
+
+import { EventRefusedError } from '../domain/errors.js';
+import { isTerminalState } from '../domain/supervisor-state.js';
+import type { AgentDriver, SupervisorHandle } from './agent-driver.js';
+
+export interface ScriptedDriverOptions {
+  name?: string;
+  tasks?: string[];
+  question?: string;
+  choices?: string[] | null;
+}
+
+export function createScriptedDriver(options: ScriptedDriverOptions = {}): AgentDriver {
+  const tasks = options.tasks ?? ['collect the requirements', 'draft the implementation plan'];
+  const question = options.question ?? 'Which approach should the plan take?';
+  const choices = options.choices === undefined ? ['incremental', 'rewrite'] : options.choices;
+
+  async function finishIfDone(supervisor: SupervisorHandle): Promise<void> {
+    const context = supervisor.context();
+    if (isTerminalState(supervisor.state()) || supervisor.state() === 'interrupted') return;
+    if (context.pendingQuestions.length > 0 || context.tasks.some((task) => task.status === 'running')) return;
+    if (context.tasks.length === 0 && context.answeredQuestions.length === 0) return;
+    try {
+      if (context.phase !== 'review') await supervisor.send({ type: 'SET_PHASE', phase: 'review' });
+      const failed = context.tasks.filter((task) => task.status === 'failed').length;
+      await supervisor.send({ type: 'COMPLETE', summary: `${context.tasks.length - failed} task(s) done, ${failed} failed, ${context.answeredQuestions.length} answer(s) used.` });
+    } catch (error) {
+      // Another event may have raced in (a new question, say); the next callback tries again.
+      if (!(error instanceof EventRefusedError)) throw error;
+    }
+  }
+
+  return {
+    name: options.name ?? 'scripted',
+    async onStarted(supervisor) {
+      await supervisor.send({ type: 'SET_ACTIVITY', activity: 'planning the work', progress: 5 });
+      await supervisor.send({ type: 'SET_PHASE', phase: 'execution' });
+      for (const description of tasks) await supervisor.send({ type: 'SPAWN_TASK', description });
+      await supervisor.send({ type: 'ASK_QUESTION', question, ...(choices ? { choices } : {}) });
+    },
+    onQuestionAnswered: (supervisor) => finishIfDone(supervisor),
+    onTaskFinished: (supervisor) => finishIfDone(supervisor),
+    onRestored: (supervisor) => finishIfDone(supervisor),
+  };
+}
