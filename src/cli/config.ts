@@ -126,3 +126,14 @@ export function daemonSettings(env: Env, flags: DaemonFlags = {}): DaemonSetting
     embeddedWorker: flags.worker ?? parseBooleanSetting('SUPERVISOR_RUNTIME_EMBEDDED_WORKER', env.SUPERVISOR_RUNTIME_EMBEDDED_WORKER, natsUrl === undefined),
   };
 }
+
+/** Where the client commands (status, questions, answer, spawn) find the daemon, and the token they send. */
+export interface ClientSettings {
+  url: string;
+  token: string | undefined;
+}
+
+export function clientSettings(env: Env, flags: { url?: string | undefined } = {}): ClientSettings {
+  const url = parseUrlSetting(flags.url !== undefined ? '--url' : 'SUPERVISOR_RUNTIME_URL', flags.url ?? env.SUPERVISOR_RUNTIME_URL, ['http:', 'https:']) ?? DEFAULT_URL;
+  return { url: url.replace(/\/+$/, ''), token: nonEmpty(env.SUPERVISOR_RUNTIME_TOKEN) };
+}

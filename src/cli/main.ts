@@ -3,9 +3,14 @@
 import { parseArgs } from 'node:util';
 import { SupervisorRuntimeError } from '../domain/errors.js';
 import type { CliCommand, CliIo } from './command.js';
+import { answerCommand } from './commands/answer.js';
+import { daemonCommand } from './commands/daemon.js';
 import { migrateCommand } from './commands/migrate.js';
+import { questionsCommand } from './commands/questions.js';
+import { spawnCommand } from './commands/spawn.js';
+import { statusCommand } from './commands/status.js';
 
-const commands: CliCommand[] = [migrateCommand];
+const commands: CliCommand[] = [migrateCommand, daemonCommand, statusCommand, questionsCommand, answerCommand, spawnCommand];
 
 export function registerCommand(command: CliCommand): void {
   if (!commands.some((existing) => existing.name === command.name)) commands.push(command);

@@ -1,0 +1,115 @@
+// Routes on supervisors: spawn, list, describe, send events, ask and answer questions, spawn tasks, list checkpoints.
+
+import type { FastifyInstance } from 'fastify';
+import { listCheckpoints, listSupervisors } from '../../persistence/supervisor-repository.js';
+import type { SupervisorRuntime } from '../../runtime/supervisor-runtime.js';
+import {
+  answerBody,
+  askQuestionBody,
+  eventBody,
+  listCheckpointsQuery,
+  listSupervisorsQuery,
+  MAX_CHECKPOINTS,
+  questionParams,
+  spawnSupervisorBody,
+  spawnTaskBody,
+  supervisorIdParams,
+  type AnswerBody,
+  type AskQuestionBody,
+  type EventBody,
+  type ListCheckpointsQuery,
+  type ListSupervisorsQuery,
+  type QuestionParams,
+  type SpawnSupervisorBody,
+  type SpawnTaskBody,
+  type SupervisorIdParams,
+} from '../schemas.js';
+import {
+  checkpointView,
+  describeSupervisor,
+  supervisorView,
+  type CheckpointListResponse,
+  type QuestionAskedResponse,
+  type SupervisorListResponse,
+  type SupervisorView,
+  type TaskResponse,
+} from '../views.js';
+
+export function registerSupervisorRoutes(app: FastifyInstance, runtime: SupervisorRuntime): void {
+  app.post<{ Body: SpawnSupervisorBody; Reply: SupervisorView }>('/supervisors', { schema: { body: spawnSupervisorBody } }, async (request, reply) => {
+    const { id, name, phase, driver } = request.body;
+    const supervisor = await runtime.spawn({
+      name,
+      ...(id !== undefined ? { id } : {}),
+      ...(phase !== undefined ? { phase } : {}),
+      ...(driver !== undefined ? { driver } : {}),
+    });
+    return reply.code(201).send(await describeSupervisor(runtime, supervisor.id));
+  });
+
+  app.get<{ Querystring: ListSupervisorsQuery; Reply: SupervisorListResponse }>(
+    '/supervisors',
+    { schema: { querystring: listSupervisorsQuery } },
+    async (request) => {
+      const { supervisors, invalid } = await listSupervisors(runtime.database.db, { pendingQuestionsOnly: request.query.pendingQuestions === 'true' });
+      return {
+        supervisors: supervisors.map((state) => supervisorView(runtime, state)),
+        invalid: invalid.map((error) => ({ id: error.supervisorId ?? '', problems: error.problems })),
+      };
+    },
+  );
+
+  app.get<{ Params: SupervisorIdParams; Reply: SupervisorView }>('/supervisors/:id', { schema: { params: supervisorIdParams } }, async (request) =>
+    describeSupervisor(runtime, request.params.id),
+  );
+
+  app.post<{ Params: SupervisorIdParams; Body: EventBody; Reply: SupervisorView }>(
+    '/supervisors/:id/events',
+    { schema: { params: supervisorIdParams, body: eventBody } },
+    async (request) => {
+      // runtime.send resolves only after the save point committed, so the fresh read below shows the new state.
+      await runtime.send(request.params.id, request.body);
+      return describeSupervisor(runtime, request.params.id);
+    },
+  );
+
+  app.post<{ Params: SupervisorIdParams; Body: AskQuestionBody; Reply: QuestionAskedResponse }>(
+    '/supervisors/:id/questions',
+    { schema: { params: supervisorIdParams, body: askQuestionBody } },
+    async (request, reply) => {
+      const { questionId } = await runtime.askQuestion(request.params.id, request.body);
+      return reply.code(201).send({ questionId, supervisor: await describeSupervisor(runtime, request.params.id) });
+    },
+  );
+
+  app.post<{ Params: QuestionParams; Body: AnswerBody; Reply: SupervisorView }>(
+    '/supervisors/:id/questions/:questionId/answer',
+    { schema: { params: questionParams, body: answerBody } },
+    async (request) => {
+      await runtime.answerQuestion(request.params.id, request.params.questionId, request.body.answer);
+      return describeSupervisor(runtime, request.params.id);
+    },
+  );
+
+  app.post<{ Params: SupervisorIdParams; Body: SpawnTaskBody; Reply: TaskResponse }>(
+    '/supervisors/:id/tasks',
+    { schema: { params: supervisorIdParams, body: spawnTaskBody } },
+    async (request, reply) => {
+      const { taskId } = await runtime.spawnTask(request.params.id, { description: request.body.description });
+      return reply.code(201).send({ taskId, supervisor: await describeSupervisor(runtime, request.params.id) });
+    },
+  );
+
+  app.get<{ Params: SupervisorIdParams; Querystring: ListCheckpointsQuery; Reply: CheckpointListResponse }>(
+    '/supervisors/:id/checkpoints',
+    { schema: { params: supervisorIdParams, querystring: listCheckpointsQuery } },
+    async (request) => {
+      const { id } = request.params;
+      const limit = Math.min(Number(request.query.limit ?? 100), MAX_CHECKPOINTS);
+      const checkpoints = await listCheckpoints(runtime.database.db, id, { limit });
+      // Every supervisor has its "created" checkpoint, so an empty list means an unknown id: describe raises the 404.
+      if (checkpoints.length === 0) await runtime.describe(id);
+      return { checkpoints: checkpoints.map((checkpoint) => checkpointView(checkpoint, request.query.snapshots === 'true')) };
+    },
+  );
+}

@@ -1,0 +1,127 @@
+// JSON schemas of every request the HTTP API accepts, with the TypeScript shape each one guarantees.
+// Bodies are closed (`additionalProperties: false`): a misspelt field is a 400 naming it, never silently ignored.
+
+import type { SupervisorCommand } from '../runtime/agent-driver.js';
+
+const text = { type: 'string', minLength: 1 } as const;
+const anyText = { type: 'string' } as const;
+const progress = { type: 'integer', minimum: 0, maximum: 100 } as const;
+const choices = { type: 'array', items: text, minItems: 1 } as const;
+
+/** A closed object schema: every property listed, the required ones named. */
+function body(properties: Record<string, object>, required: string[] = []) {
+  return { type: 'object', properties, required, additionalProperties: false } as const;
+}
+
+// ---------------------------------------------------------------- params and querystrings
+
+export const supervisorIdParams = body({ id: { type: 'string', format: 'uuid' } }, ['id']);
+export const questionParams = body({ id: { type: 'string', format: 'uuid' }, questionId: text }, ['id', 'questionId']);
+export const taskIdParams = body({ taskId: text }, ['taskId']);
+
+export interface SupervisorIdParams {
+  id: string;
+}
+export interface QuestionParams {
+  id: string;
+  questionId: string;
+}
+export interface TaskIdParams {
+  taskId: string;
+}
+
+// Querystrings stay strings (type coercion is off so bodies are never coerced); the handler converts them.
+export const listSupervisorsQuery = {
+  type: 'object',
+  properties: { pendingQuestions: { type: 'string', enum: ['true', 'false'] } },
+} as const;
+export interface ListSupervisorsQuery {
+  pendingQuestions?: 'true' | 'false';
+}
+
+export const MAX_CHECKPOINTS = 1000;
+export const listCheckpointsQuery = {
+  type: 'object',
+  properties: {
+    limit: { type: 'string', pattern: '^[1-9][0-9]{0,3}$' },
+    snapshots: { type: 'string', enum: ['true', 'false'] },
+  },
+} as const;
+export interface ListCheckpointsQuery {
+  /** 1–9999 as text; capped at MAX_CHECKPOINTS. */
+  limit?: string;
+  /** Include each checkpoint's persisted snapshot (large); off by default. */
+  snapshots?: 'true' | 'false';
+}
+
+// ---------------------------------------------------------------- bodies
+
+export const spawnSupervisorBody = body({ id: anyText, name: text, phase: text, driver: text }, ['name']);
+export interface SpawnSupervisorBody {
+  id?: string;
+  name: string;
+  phase?: string;
+  driver?: string;
+}
+
+export const askQuestionBody = body({ question: text, choices, context: anyText }, ['question']);
+export interface AskQuestionBody {
+  question: string;
+  choices?: string[];
+  context?: string;
+}
+
+export const answerBody = body({ answer: anyText }, ['answer']);
+export interface AnswerBody {
+  answer: string;
+}
+
+export const spawnTaskBody = body({ description: text }, ['description']);
+export interface SpawnTaskBody {
+  description: string;
+}
+
+export const TASK_REPORT_TYPES = ['progress', 'completed', 'failed'] as const;
+export const taskEventBody = body({ type: { type: 'string', enum: TASK_REPORT_TYPES }, progress, result: anyText, error: anyText }, ['type']);
+export interface TaskEventBody {
+  type: (typeof TASK_REPORT_TYPES)[number];
+  progress?: number;
+  result?: string;
+  error?: string;
+}
+
+/** One closed schema per event type: `type` picks the schema (Ajv's discriminator), so errors speak of that event only. */
+function event(type: string, properties: Record<string, object> = {}, required: string[] = []) {
+  return body({ type: { const: type }, ...properties }, ['type', ...required]);
+}
+
+/**
+ * Events a client may send, one schema each. RESTORED is missing on purpose: only the restoration protocol may claim a
+ * restore. `at` is missing on purpose too: the daemon stamps every event with its own clock.
+ */
+const SENDABLE_EVENTS = {
+  START: event('START'),
+  SET_ACTIVITY: event('SET_ACTIVITY', { activity: anyText, progress }, ['activity']),
+  SPAWN_TASK: event('SPAWN_TASK', { description: text, taskId: text }, ['description']),
+  TASK_EVENT: event('TASK_EVENT', { taskId: text, kind: { type: 'string', enum: TASK_REPORT_TYPES }, progress, result: anyText, error: anyText }, ['taskId', 'kind']),
+  ASK_QUESTION: event('ASK_QUESTION', { question: text, questionId: text, choices, context: anyText }, ['question']),
+  ANSWER: event('ANSWER', { questionId: text, answer: anyText }, ['questionId', 'answer']),
+  SET_PHASE: event('SET_PHASE', { phase: text }, ['phase']),
+  HEARTBEAT: event('HEARTBEAT', { activity: anyText, progress }),
+  COMPLETE: event('COMPLETE', { summary: anyText }),
+  FAIL: event('FAIL', { error: text }, ['error']),
+  INTERRUPT: event('INTERRUPT', { reason: text }, ['reason']),
+  RESUME: event('RESUME'),
+} satisfies Record<SupervisorCommand['type'], object>;
+
+export const SENDABLE_EVENT_TYPES = Object.keys(SENDABLE_EVENTS) as Array<SupervisorCommand['type']>;
+
+export const eventBody = {
+  type: 'object',
+  discriminator: { propertyName: 'type' },
+  required: ['type'],
+  oneOf: Object.values(SENDABLE_EVENTS),
+} as const;
+
+/** What the event schema lets through: a command (never RESTORED; `at` is refused, so the daemon stamps it). */
+export type EventBody = SupervisorCommand;

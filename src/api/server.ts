@@ -1,0 +1,100 @@
+// The HTTP API: a Fastify server over a SupervisorRuntime, JSON in and out, every error mapped in one place.
+
+import Fastify, { type FastifyInstance } from 'fastify';
+import { errorText } from '../domain/errors.js';
+import { silentLogger, type Logger } from '../runtime/logger.js';
+import type { SupervisorRuntime } from '../runtime/supervisor-runtime.js';
+import { requireBearerToken } from './auth.js';
+import { formatSchemaErrors, toErrorReply, type ApiErrorBody } from './errors.js';
+import { registerHealthRoutes } from './routes/health.js';
+import { registerSupervisorRoutes } from './routes/supervisors.js';
+import { registerTaskRoutes } from './routes/tasks.js';
+
+export interface ApiServerOptions {
+  /** When set, every request but `GET /healthz` needs `Authorization: Bearer <token>`. */
+  token?: string | undefined;
+  logger?: Logger | undefined;
+  /** Largest accepted request body in bytes (default 64 KiB). */
+  bodyLimit?: number | undefined;
+}
+
+export const DEFAULT_BODY_LIMIT = 64 * 1024;
+
+/**
+ * `close()` lets requests in flight finish, then ends every connection. Node's server.close() only ends connections
+ * that are idle at that moment; a keep-alive connection whose request finishes later would hold the close open for
+ * the whole keep-alive timeout (72 s in Fastify), far past the daemon's shutdown deadline.
+ */
+function closeGracefully(app: FastifyInstance): void {
+  const inFlight = new Set<object>();
+  let closing = false;
+  const endConnectionsWhenIdle = () => {
+    if (closing && inFlight.size === 0) app.server.closeAllConnections();
+  };
+  const settled = async (request: object) => {
+    inFlight.delete(request);
+    endConnectionsWhenIdle();
+  };
+  // Registered before every other hook, so each request counted here reaches onResponse or onRequestAbort.
+  app.addHook('onRequest', async (request) => {
+    inFlight.add(request);
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) void reply.header('connection', 'close');
+  });
+  app.addHook('onResponse', settled);
+  app.addHook('onRequestAbort', settled);
+  app.addHook('preClose', async () => {
+    closing = true;
+    endConnectionsWhenIdle();
+  });
+}
+
+export async function createApiServer(runtime: SupervisorRuntime, options: ApiServerOptions = {}): Promise<FastifyInstance> {
+  const logger = options.logger ?? silentLogger;
+  const app = Fastify({
+    // The daemon logs through its own Logger (below); Fastify's would be a second, differently shaped stream.
+    logger: false,
+    bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    ajv: {
+      customOptions: {
+        // Fastify's defaults strip unknown fields and coerce types; we want a bad body refused, naming the field.
+        removeAdditional: false,
+        coerceTypes: false,
+        useDefaults: false,
+        discriminator: true,
+      },
+    },
+    schemaErrorFormatter: formatSchemaErrors,
+  });
+
+  closeGracefully(app);
+  if (options.token) requireBearerToken(app, options.token);
+
+  app.setErrorHandler((error, request, reply) => {
+    const { statusCode, body, unexpected } = toErrorReply(error);
+    if (unexpected) {
+      logger.error({ method: request.method, url: request.url, reqId: request.id, err: errorText(error), stack: error instanceof Error ? error.stack : undefined }, 'request failed');
+    }
+    if (statusCode === 401) void reply.header('www-authenticate', 'Bearer');
+    return reply.code(statusCode).send(body);
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    const body: ApiErrorBody = {
+      error: 'Not Found',
+      message: `No route ${request.method} ${request.url.split('?')[0]}. The API serves /supervisors, /supervisors/:id/…, /tasks/:taskId/events and /healthz.`,
+    };
+    return reply.code(404).send(body);
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    logger.debug({ method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+  });
+
+  registerHealthRoutes(app, runtime);
+  registerSupervisorRoutes(app, runtime);
+  registerTaskRoutes(app, runtime);
+  await app.ready();
+  return app;
+}

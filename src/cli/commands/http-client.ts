@@ -1,0 +1,96 @@
+// How the client commands talk to a running daemon: JSON over HTTP with fetch, errors turned into sentences.
+
+import { SupervisorRuntimeError } from '../../domain/errors.js';
+import type { ApiErrorBody } from '../../api/errors.js';
+import type { CliIo, OptionSpec } from '../command.js';
+import { clientSettings, type ClientSettings } from '../config.js';
+
+/** Nothing listens at the URL (or the host is unknown). */
+export class DaemonUnreachableError extends SupervisorRuntimeError {
+  override readonly name = 'DaemonUnreachableError';
+  constructor(readonly url: string) {
+    super(`No supervisor-runtime daemon answers at ${url}: start one with \`npx supervisor-runtime daemon\` (or npm start).`);
+  }
+}
+
+/** Something answered, but too slowly to be a healthy daemon. */
+export class DaemonTimeoutError extends SupervisorRuntimeError {
+  override readonly name = 'DaemonTimeoutError';
+  constructor(url: string, timeoutMs: number) {
+    super(`The daemon at ${url} did not answer within ${timeoutMs / 1000} s: it may be overloaded or stuck; check its log and retry.`);
+  }
+}
+
+/** The daemon refused the request; the message is the daemon's own, which says what to do. */
+export class DaemonRequestError extends SupervisorRuntimeError {
+  override readonly name = 'DaemonRequestError';
+  constructor(
+    readonly status: number,
+    readonly body: ApiErrorBody,
+  ) {
+    super(body.message);
+  }
+}
+
+export interface DaemonClient {
+  readonly url: string;
+  get<T>(path: string): Promise<T>;
+  post<T>(path: string, body: unknown): Promise<T>;
+}
+
+export const CLIENT_TIMEOUT_MS = 10_000;
+
+/** The option every client command takes, and the lines of help that describe it. */
+export const clientOptions: OptionSpec = { url: { type: 'string' } };
+export const CLIENT_HELP = `  --url URL           the daemon (default: $SUPERVISOR_RUNTIME_URL or http://127.0.0.1:7077)
+The bearer token in $SUPERVISOR_RUNTIME_TOKEN is sent when set.`;
+
+function isApiErrorBody(value: unknown): value is ApiErrorBody {
+  return typeof value === 'object' && value !== null && typeof (value as ApiErrorBody).message === 'string' && typeof (value as ApiErrorBody).error === 'string';
+}
+
+export function createDaemonClient(settings: ClientSettings, timeoutMs = CLIENT_TIMEOUT_MS): DaemonClient {
+  async function request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (settings.token) headers.authorization = `Bearer ${settings.token}`;
+    let response: Response;
+    try {
+      response = await fetch(`${settings.url}${path}`, {
+        method,
+        headers,
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (error) {
+      if (error instanceof DOMException && error.name === 'TimeoutError') throw new DaemonTimeoutError(settings.url, timeoutMs);
+      // fetch reports every network failure (refused, reset, unknown host) as a TypeError with the cause inside.
+      throw new DaemonUnreachableError(settings.url);
+    }
+    const text = await response.text();
+    let parsed: unknown;
+    try {
+      parsed = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    if (response.ok && parsed !== undefined) return parsed as T;
+    if (isApiErrorBody(parsed)) throw new DaemonRequestError(response.status, parsed);
+    throw new DaemonRequestError(response.status, {
+      error: 'UnexpectedResponse',
+      message:
+        `The server at ${settings.url} answered ${method} ${path} with ${response.status} ${response.headers.get('content-type') ?? 'and no content type'}, ` +
+        'not the supervisor-runtime API: check --url or SUPERVISOR_RUNTIME_URL.',
+    });
+  }
+  return {
+    url: settings.url,
+    get: (path) => request('GET', path),
+    post: (path, body) => request('POST', path, body),
+  };
+}
+
+/** The client for a command's `--url` flag and environment. */
+export function daemonClientFor(io: CliIo, values: Record<string, string | boolean | undefined>): DaemonClient {
+  return createDaemonClient(clientSettings(io.env, { url: values.url as string | undefined }));
+}

@@ -1,0 +1,89 @@
+// `supervisor-runtime status [id]`: a table of every supervisor, or one supervisor in detail with its pending questions.
+
+import type { SupervisorListResponse, SupervisorView } from '../../api/views.js';
+import type { CliCommand } from '../command.js';
+import { fields, table, truncate } from '../format.js';
+import { CLIENT_HELP, clientOptions, daemonClientFor } from './http-client.js';
+
+export function formatSupervisorTable(list: SupervisorListResponse): string {
+  let text =
+    list.supervisors.length === 0
+      ? 'No supervisors yet: create one with `supervisor-runtime spawn <name>`.\n'
+      : table(
+          ['ID', 'NAME', 'STATE', 'PHASE', 'PROGRESS', 'QUESTIONS', 'ACTIVITY'],
+          list.supervisors.map((supervisor) => [
+            supervisor.id,
+            truncate(supervisor.name, 30),
+            supervisor.state,
+            truncate(supervisor.phase, 20),
+            `${supervisor.progress}%`,
+            String(supervisor.pendingQuestions.length),
+            truncate(supervisor.currentActivity ?? '', 50),
+          ]),
+        );
+  for (const invalid of list.invalid) {
+    text += `! ${invalid.id}: stored state is invalid (${invalid.problems.join('; ')}); restore it with \`supervisor-runtime resume ${invalid.id}\`\n`;
+  }
+  return text;
+}
+
+export function formatSupervisorDetail(supervisor: SupervisorView): string {
+  const restored =
+    supervisor.restorationCount > 0
+      ? `${supervisor.restorationCount} time(s), last ${supervisor.lastRestoredAt ?? '?'} from ${supervisor.restorationSource ?? '?'}`
+      : 'never';
+  let text = fields([
+    ['Supervisor', supervisor.id],
+    ['Name', supervisor.name],
+    ['State', `${supervisor.state}${supervisor.live ? ' (running in the daemon)' : ' (not running in the daemon)'}`],
+    ['Phase', supervisor.phase],
+    ['Progress', `${supervisor.progress}%`],
+    ['Activity', supervisor.currentActivity],
+    ['Error', supervisor.errorMessage],
+    ['Driver', supervisor.driver],
+    ['Tasks', supervisor.spawnedTaskIds.length > 0 ? supervisor.spawnedTaskIds.join(', ') : 'none'],
+    ['Restored', restored],
+    ['Heartbeat', supervisor.lastHeartbeat ?? 'none yet'],
+    ['Checkpoint', `#${supervisor.checkpointSeq} (step ${supervisor.step})`],
+    ['Created', supervisor.createdAt],
+    ['Updated', supervisor.updatedAt],
+  ]);
+  if (supervisor.pendingQuestions.length === 0) return `${text}Pending questions: none\n`;
+  text += `Pending questions (${supervisor.pendingQuestions.length}):\n`;
+  for (const question of supervisor.pendingQuestions) {
+    text += `  ${question.id}  ${question.question}\n`;
+    if (question.choices) text += `    choices: ${question.choices.join(' | ')}\n`;
+    if (question.context) text += `    context: ${question.context}\n`;
+    text += `    asked ${question.askedAt}, delivered ${question.deliveryCount} time(s)\n`;
+  }
+  return `${text}Answer with \`supervisor-runtime answer ${supervisor.id} <question id> <answer>\`.\n`;
+}
+
+export const statusCommand: CliCommand = {
+  name: 'status',
+  summary: 'list supervisors (state, phase, progress, questions), or show one in detail',
+  help: `Usage: supervisor-runtime status [id] [--json] [--url URL]
+
+Without an id: one line per supervisor (id, name, state, phase, progress, pending questions, activity).
+With an id: that supervisor in detail, with its pending questions.
+  --json              print the daemon's JSON answer instead of a table
+${CLIENT_HELP}`,
+  options: { ...clientOptions, json: { type: 'boolean' } },
+  positionals: true,
+  async run({ values, positionals }, io) {
+    if (positionals.length > 1) {
+      io.err(`status takes at most one supervisor id (got ${positionals.length} arguments).\n\n${statusCommand.help}\n`);
+      return 2;
+    }
+    const client = daemonClientFor(io, values);
+    const [id] = positionals;
+    if (id !== undefined) {
+      const supervisor = await client.get<SupervisorView>(`/supervisors/${encodeURIComponent(id)}`);
+      io.out(values.json ? `${JSON.stringify(supervisor, null, 2)}\n` : formatSupervisorDetail(supervisor));
+      return 0;
+    }
+    const list = await client.get<SupervisorListResponse>('/supervisors');
+    io.out(values.json ? `${JSON.stringify(list, null, 2)}\n` : formatSupervisorTable(list));
+    return 0;
+  },
+};

@@ -1,0 +1,111 @@
+// The daemon's composition root: database, migrations, transport, runtime and HTTP API, opened in order and closed
+// in reverse. The one runtime file that may import the API: a composition root sits above every layer it assembles.
+// It reads no environment; the CLI turns flags and variables into DaemonSettings first.
+
+import type { FastifyInstance } from 'fastify';
+import { createApiServer } from '../api/server.js';
+import type { DaemonSettings } from '../cli/config.js';
+import { SupervisorRuntimeError, errorText } from '../domain/errors.js';
+import { openDatabase, type Database } from '../persistence/database.js';
+import { migrateOrThrow } from '../persistence/migrator.js';
+import { createTransport, type Transport } from '../transport/index.js';
+import { createLogger, type Logger } from './logger.js';
+import { createRuntime, type SupervisorRuntime } from './supervisor-runtime.js';
+
+export interface Daemon {
+  readonly runtime: SupervisorRuntime;
+  /** Where the HTTP API answers, e.g. http://127.0.0.1:7077. */
+  readonly url: string;
+  /** Stop accepting requests, let the ones in flight finish, flush queued saves, close transport and database. */
+  close(): Promise<void>;
+}
+
+/** The HTTP port is taken (usually by another daemon). */
+export class PortInUseError extends SupervisorRuntimeError {
+  override readonly name = 'PortInUseError';
+  constructor(
+    readonly host: string,
+    readonly port: number,
+  ) {
+    super(`Port ${port} on ${host} is already in use (another supervisor-runtime daemon?). Stop it, or pick another port with --port or PORT.`);
+  }
+}
+
+/** A URL a client on this machine can use: wildcard addresses are not reachable as such. */
+export function daemonUrl(host: string, port: number): string {
+  const reachable = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  return `http://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}`;
+}
+
+function boundPort(server: FastifyInstance, fallback: number): number {
+  const address = server.server.address();
+  return address && typeof address === 'object' ? address.port : fallback;
+}
+
+export async function startDaemon(settings: DaemonSettings, options: { logger?: Logger } = {}): Promise<Daemon> {
+  const logger = options.logger ?? createLogger({ level: settings.logLevel, pretty: settings.logPretty });
+  const database: Database = await openDatabase({
+    databaseUrl: settings.databaseUrl,
+    dataDir: settings.dataDir,
+    onBackgroundError: (error) => logger.warn({ err: errorText(error) }, 'idle database connection failed; it will be replaced'),
+  });
+  let transport: Transport | undefined;
+  let runtime: SupervisorRuntime | undefined;
+  try {
+    await migrateOrThrow(database);
+    transport = createTransport({
+      ...(settings.natsUrl ? { natsUrl: settings.natsUrl } : {}),
+      subjectPrefix: settings.subjectPrefix,
+      name: settings.daemonId,
+      logger: logger.child({ component: 'transport' }),
+    });
+    await transport.start();
+    runtime = createRuntime({
+      database,
+      transport,
+      logger,
+      heartbeatIntervalMs: settings.heartbeatIntervalMs,
+      subjectPrefix: settings.subjectPrefix,
+      daemonId: settings.daemonId,
+      inspect: settings.inspect ? (settings.inspectUrl ? { url: settings.inspectUrl } : 'sky') : false,
+      defaultDriver: 'manual',
+    });
+
+    // wiring: restoration, outbox relay, inbound consumers, embedded worker
+
+    const server = await createApiServer(runtime, { token: settings.token, logger: logger.child({ component: 'api' }) });
+    try {
+      await server.listen({ host: settings.host, port: settings.port });
+    } catch (error) {
+      await server.close();
+      if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new PortInUseError(settings.host, settings.port);
+      throw error;
+    }
+    const url = daemonUrl(settings.host, boundPort(server, settings.port));
+    logger.info({ url, database: database.description, transport: transport.kind, daemonId: settings.daemonId, auth: settings.token ? 'bearer token' : 'none' }, 'daemon started');
+
+    const started = runtime;
+    let closing: Promise<void> | undefined;
+    return {
+      runtime: started,
+      url,
+      close() {
+        closing ??= (async () => {
+          // Requests first: in-flight ones finish and commit; new ones are refused while the saves below flush.
+          await server.close();
+          await started.shutdown();
+          logger.info({ url }, 'daemon stopped');
+        })();
+        return closing;
+      },
+    };
+  } catch (error) {
+    // A half-started daemon must not keep the data folder locked or connections open.
+    if (runtime) await runtime.shutdown().catch(() => undefined);
+    else {
+      await transport?.close().catch(() => undefined);
+      await database.close().catch(() => undefined);
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,300 @@
+// The HTTP API of a real daemon process, on every database: each route, each error status, a full flow, and SIGTERM.
+
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ApiErrorBody } from '../../src/api/errors.js';
+import type { CheckpointListResponse, HealthResponse, QuestionAskedResponse, SupervisorListResponse, SupervisorView, TaskResponse } from '../../src/api/views.js';
+import { databaseTargets } from '../helpers/databases.js';
+import { createDaemonDatabase, startDaemonProcess, type DaemonDatabase, type DaemonProcess } from '../helpers/daemon.js';
+
+const TOKEN = `token-${randomUUID()}`;
+const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000';
+
+interface Answer<T> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+type ErrorBody = ApiErrorBody & Record<string, unknown>;
+
+const targets = await databaseTargets();
+
+for (const target of targets) {
+  describe(`HTTP API of a daemon on ${target.name}`, () => {
+    let database: DaemonDatabase;
+    let daemon: DaemonProcess;
+
+    beforeAll(async () => {
+      database = await createDaemonDatabase(target);
+      daemon = await startDaemonProcess({ env: { ...database.env, SUPERVISOR_RUNTIME_TOKEN: TOKEN } });
+    });
+    afterAll(async () => {
+      await daemon?.stop('SIGKILL');
+      await database?.cleanup();
+    });
+
+    async function call<T = ErrorBody>(method: 'GET' | 'POST', path: string, body?: unknown, options: { token?: string | null; raw?: string } = {}): Promise<Answer<T>> {
+      const headers: Record<string, string> = {};
+      const token = options.token === undefined ? TOKEN : options.token;
+      if (token !== null) headers.authorization = `Bearer ${token}`;
+      if (body !== undefined || options.raw !== undefined) headers['content-type'] = 'application/json';
+      const response = await fetch(`${daemon.url}${path}`, { method, headers, body: options.raw ?? (body === undefined ? undefined : JSON.stringify(body)) });
+      return { status: response.status, body: (await response.json()) as T, headers: response.headers };
+    }
+
+    const get = <T = ErrorBody>(path: string, options?: { token?: string | null }) => call<T>('GET', path, undefined, options);
+    const post = <T = ErrorBody>(path: string, body: unknown, options?: { token?: string | null; raw?: string }) => call<T>('POST', path, body, options);
+
+    async function spawnSupervisor(name = 'api test'): Promise<SupervisorView> {
+      const created = await post<SupervisorView>('/supervisors', { name, driver: 'manual' });
+      expect(created.status).toBe(201);
+      return created.body;
+    }
+
+    it('GET /healthz answers 200 without a token, naming the database and the transport', async () => {
+      const health = await get<HealthResponse>('/healthz', { token: null });
+      expect(health.status).toBe(200);
+      expect(health.body).toMatchObject({ ok: true, database: { ok: true, kind: target.name }, transport: { ok: true, kind: 'in-process' } });
+    });
+
+    it('every other route answers 401 without the token or with a wrong one, and changes nothing', async () => {
+      const before = (await get<SupervisorListResponse>('/supervisors')).body.supervisors.length;
+      for (const token of [null, 'wrong-token']) {
+        const list = await get('/supervisors', { token });
+        expect(list.status).toBe(401);
+        expect(list.body.error).toBe('UnauthorizedError');
+        expect(list.body.message).toMatch(/Authorization: Bearer/);
+        expect(list.headers.get('www-authenticate')).toBe('Bearer');
+        expect((await post('/supervisors', { name: 'intruder' }, { token })).status).toBe(401);
+        expect((await get(`/supervisors/${UNKNOWN_ID}`, { token })).status).toBe(401);
+      }
+      expect((await get<SupervisorListResponse>('/supervisors')).body.supervisors.length).toBe(before);
+    });
+
+    it('POST /supervisors answers 201 with the stored state of a supervisor that was STARTed (idle, live)', async () => {
+      const id = randomUUID();
+      const created = await post<SupervisorView>('/supervisors', { id, name: 'explicit id', phase: 'design', driver: 'manual' });
+      expect(created.status).toBe(201);
+      expect(created.body).toMatchObject({ id, name: 'explicit id', state: 'idle', phase: 'design', driver: 'manual', live: true, pendingQuestions: [], spawnedTaskIds: [] });
+      expect(created.body.checkpointSeq).toBeGreaterThanOrEqual(2);
+    });
+
+    it('POST /supervisors refuses an unknown field, an empty name, an unknown driver, a bad uuid and a taken id with 400, creating nothing', async () => {
+      const taken = await spawnSupervisor('taken');
+      const before = (await get<SupervisorListResponse>('/supervisors')).body.supervisors.length;
+      const cases: Array<[unknown, RegExp]> = [
+        [{ name: 'x', colour: 'red' }, /body\.colour is not an accepted field/],
+        [{ name: '' }, /body\.name must not be empty/],
+        [{ phase: 'x' }, /body\.name is required/],
+        [{ name: 'x', driver: 'gpt-9' }, /driver must be one of manual, scripted/],
+        [{ name: 'x', id: 'not-a-uuid' }, /id must be a UUID/],
+        [{ name: 'x', id: taken.id }, /id is already taken/],
+      ];
+      for (const [body, message] of cases) {
+        const refused = await post('/supervisors', body);
+        expect(refused.status, JSON.stringify(body)).toBe(400);
+        expect(refused.body.message).toMatch(message);
+        expect(['Bad Request', 'InvalidSupervisorDataError']).toContain(refused.body.error);
+      }
+      expect((await get<SupervisorListResponse>('/supervisors')).body.supervisors.length).toBe(before);
+      expect((await get<SupervisorView>(`/supervisors/${taken.id}`)).body.name).toBe('taken');
+    });
+
+    it('GET /supervisors lists every supervisor; ?pendingQuestions=true only those waiting on a human', async () => {
+      const quiet = await spawnSupervisor('quiet');
+      const asking = await spawnSupervisor('asking');
+      await post(`/supervisors/${asking.id}/questions`, { question: 'Proceed?' });
+      const all = await get<SupervisorListResponse>('/supervisors');
+      expect(all.status).toBe(200);
+      expect(all.body.invalid).toEqual([]);
+      expect(all.body.supervisors.map((supervisor) => supervisor.id)).toEqual(expect.arrayContaining([quiet.id, asking.id]));
+      const pending = await get<SupervisorListResponse>('/supervisors?pendingQuestions=true');
+      expect(pending.body.supervisors.map((supervisor) => supervisor.id)).toContain(asking.id);
+      expect(pending.body.supervisors.map((supervisor) => supervisor.id)).not.toContain(quiet.id);
+      expect(pending.body.supervisors.every((supervisor) => supervisor.pendingQuestions.length > 0)).toBe(true);
+      expect((await get('/supervisors?pendingQuestions=maybe')).status).toBe(400);
+    });
+
+    it('GET /supervisors/:id shows the detailed state with live: true; an unknown id is 404 and a malformed one 400', async () => {
+      const supervisor = await spawnSupervisor('described');
+      const shown = await get<SupervisorView>(`/supervisors/${supervisor.id}`);
+      expect(shown.status).toBe(200);
+      expect(shown.body).toMatchObject({ id: supervisor.id, name: 'described', state: 'idle', phase: 'planning', currentActivity: null, progress: 0, errorMessage: null, live: true });
+      for (const field of ['spawnedTaskIds', 'pendingQuestions', 'restorationCount', 'lastRestoredAt', 'restorationSource', 'lastHeartbeat', 'createdAt', 'updatedAt']) {
+        expect(shown.body).toHaveProperty(field);
+      }
+      const unknown = await get(`/supervisors/${UNKNOWN_ID}`);
+      expect(unknown.status).toBe(404);
+      expect(unknown.body).toMatchObject({ error: 'SupervisorNotFoundError', supervisorId: UNKNOWN_ID });
+      const malformed = await get('/supervisors/not-a-uuid');
+      expect(malformed.status).toBe(400);
+      expect(malformed.body.message).toMatch(/params\.id must be a UUID/);
+    });
+
+    it('POST /supervisors/:id/events applies the event and answers with the state its save point committed', async () => {
+      const supervisor = await spawnSupervisor('eventful');
+      const working = await post<SupervisorView>(`/supervisors/${supervisor.id}/events`, { type: 'SET_ACTIVITY', activity: 'reading the brief', progress: 20 });
+      expect(working.status).toBe(200);
+      expect(working.body).toMatchObject({ state: 'working', currentActivity: 'reading the brief', progress: 20 });
+      const phased = await post<SupervisorView>(`/supervisors/${supervisor.id}/events`, { type: 'SET_PHASE', phase: 'execution' });
+      expect(phased.body).toMatchObject({ state: 'working', phase: 'execution' });
+      expect(phased.body.checkpointSeq).toBeGreaterThan(working.body.checkpointSeq);
+      const asked = await post<SupervisorView>(`/supervisors/${supervisor.id}/events`, { type: 'ASK_QUESTION', questionId: 'q-events', question: 'Ship it?', choices: ['yes', 'no'] });
+      expect(asked.body.state).toBe('waiting_for_user');
+      expect(asked.body.pendingQuestions).toEqual([expect.objectContaining({ id: 'q-events', question: 'Ship it?', choices: ['yes', 'no'] })]);
+      const answered = await post<SupervisorView>(`/supervisors/${supervisor.id}/events`, { type: 'ANSWER', questionId: 'q-events', answer: 'yes' });
+      expect(answered.body).toMatchObject({ state: 'working', pendingQuestions: [] });
+    });
+
+    it('a bad event body is 400 naming the field (unknown field, missing field, wrong type, `at`, RESTORED, unknown type) and changes nothing', async () => {
+      const supervisor = await spawnSupervisor('strict');
+      const before = (await get<SupervisorView>(`/supervisors/${supervisor.id}`)).body;
+      const cases: Array<[unknown, RegExp]> = [
+        [{ type: 'SET_PHASE', phase: 'x', colour: 'red' }, /body\.colour is not an accepted field/],
+        [{ type: 'SET_PHASE' }, /body\.phase is required/],
+        [{ type: 'SET_ACTIVITY', activity: 'x', progress: '50' }, /body\.progress must be integer/],
+        [{ type: 'SET_ACTIVITY', activity: 'x', progress: 101 }, /body\.progress must be <= 100/],
+        [{ type: 'SET_PHASE', phase: 'x', at: '2020-01-01T00:00:00.000Z' }, /body\.at is not accepted/],
+        [{ type: 'RESTORED', source: 'database', contextMessage: 'x', redeliver: false }, /RESTORED cannot be sent from outside/],
+        [{ type: 'DANCE' }, /"DANCE" is not an event type; use one of START, SET_ACTIVITY/],
+        [{ phase: 'x' }, /body\.type is required/],
+        [['SET_PHASE'], /body must be object/],
+      ];
+      for (const [body, message] of cases) {
+        const refused = await post(`/supervisors/${supervisor.id}/events`, body);
+        expect(refused.status, JSON.stringify(body)).toBe(400);
+        expect(refused.body.error).toBe('Bad Request');
+        expect(refused.body.message).toMatch(message);
+        expect(refused.body.message).toMatch(/Nothing was changed/);
+      }
+      const malformed = await post(`/supervisors/${supervisor.id}/events`, undefined, { raw: '{"type": "SET_PHASE", ' });
+      expect(malformed.status).toBe(400);
+      const after = (await get<SupervisorView>(`/supervisors/${supervisor.id}`)).body;
+      expect({ ...after, lastHeartbeat: null, updatedAt: '' }).toEqual({ ...before, lastHeartbeat: null, updatedAt: '' });
+    });
+
+    it('an event the machine refuses is 409 with the reason and the state, and the state is unchanged; an unknown id is 404', async () => {
+      const supervisor = await spawnSupervisor('refusing');
+      const refused = await post(`/supervisors/${supervisor.id}/events`, { type: 'ANSWER', questionId: 'never-asked', answer: 'x' });
+      expect(refused.status).toBe(409);
+      expect(refused.body).toMatchObject({ error: 'EventRefusedError', state: 'idle', eventType: 'ANSWER' });
+      expect(refused.body.reason).toMatch(/not accepted in state idle/);
+      await post(`/supervisors/${supervisor.id}/questions`, { question: 'Colour?', choices: ['red', 'blue'] });
+      const pending = (await get<SupervisorView>(`/supervisors/${supervisor.id}`)).body;
+      const wrongChoice = await post(`/supervisors/${supervisor.id}/questions/${pending.pendingQuestions[0]?.id}/answer`, { answer: 'green' });
+      expect(wrongChoice.status).toBe(409);
+      expect(wrongChoice.body.reason).toMatch(/not one of the choices "red", "blue"/);
+      const after = (await get<SupervisorView>(`/supervisors/${supervisor.id}`)).body;
+      expect(after).toMatchObject({ state: 'waiting_for_user', checkpointSeq: pending.checkpointSeq });
+      expect(after.pendingQuestions).toHaveLength(1);
+      const unknown = await post(`/supervisors/${UNKNOWN_ID}/events`, { type: 'START' });
+      expect(unknown.status).toBe(404);
+      expect(unknown.body.error).toBe('SupervisorNotFoundError');
+    });
+
+    it('POST /supervisors/:id/questions is 201 with the question id; a second answer is 409 carrying the first', async () => {
+      const supervisor = await spawnSupervisor('asked twice');
+      const asked = await post<QuestionAskedResponse>(`/supervisors/${supervisor.id}/questions`, { question: 'Which database?', choices: ['postgres', 'pglite'], context: 'for prod' });
+      expect(asked.status).toBe(201);
+      expect(asked.body.supervisor).toMatchObject({ id: supervisor.id, state: 'waiting_for_user' });
+      expect(asked.body.supervisor.pendingQuestions).toEqual([
+        expect.objectContaining({ id: asked.body.questionId, question: 'Which database?', choices: ['postgres', 'pglite'], context: 'for prod' }),
+      ]);
+      expect((await post(`/supervisors/${supervisor.id}/questions`, { question: 'x', choices: [] })).status).toBe(400);
+      const path = `/supervisors/${supervisor.id}/questions/${asked.body.questionId}/answer`;
+      const first = await post<SupervisorView>(path, { answer: 'postgres' });
+      expect(first.status).toBe(200);
+      expect(first.body).toMatchObject({ state: 'working', pendingQuestions: [] });
+      const second = await post(path, { answer: 'pglite' });
+      expect(second.status).toBe(409);
+      expect(second.body).toMatchObject({ error: 'QuestionAlreadyAnsweredError', firstAnswer: 'postgres', questionId: asked.body.questionId });
+      expect(typeof second.body.answeredAt).toBe('string');
+      expect((await post(path, { answer: 'postgres', reply: 'x' })).body.message).toMatch(/body\.reply is not an accepted field/);
+    });
+
+    it('POST /tasks/:taskId/events reports progress and completion; a second completion is 409 and an unknown task 404', async () => {
+      const supervisor = await spawnSupervisor('tasked');
+      const spawned = await post<TaskResponse>(`/supervisors/${supervisor.id}/tasks`, { description: 'index the repository' });
+      expect(spawned.status).toBe(201);
+      expect(spawned.body.supervisor).toMatchObject({ state: 'waiting_for_tasks', spawnedTaskIds: [spawned.body.taskId] });
+      const progress = await post<TaskResponse>(`/tasks/${spawned.body.taskId}/events`, { type: 'progress', progress: 40 });
+      expect(progress.status).toBe(200);
+      expect(progress.body.supervisor.state).toBe('waiting_for_tasks');
+      const done = await post<TaskResponse>(`/tasks/${spawned.body.taskId}/events`, { type: 'completed', result: 'indexed 12 files' });
+      expect(done.status).toBe(200);
+      expect(done.body.supervisor.state).toBe('working');
+      const again = await post(`/tasks/${spawned.body.taskId}/events`, { type: 'completed', result: 'indexed 12 files' });
+      expect(again.status).toBe(409);
+      expect(again.body.reason).toMatch(/already completed/);
+      const unknown = await post(`/tasks/${randomUUID()}/events`, { type: 'completed' });
+      expect(unknown.status).toBe(404);
+      expect(unknown.body.error).toBe('TaskNotFoundError');
+      expect((await post(`/tasks/${spawned.body.taskId}/events`, { type: 'finished' })).body.message).toMatch(/body\.type must be one of "progress", "completed", "failed"/);
+    });
+
+    it('a full flow: spawn (STARTed automatically), ask, answer, spawn a task, complete it, COMPLETE; checkpoints newest first', async () => {
+      const supervisor = await spawnSupervisor('full flow');
+      expect(supervisor.state).toBe('idle');
+      const asked = await post<QuestionAskedResponse>(`/supervisors/${supervisor.id}/questions`, { question: 'Go?', choices: ['go', 'stop'] });
+      expect(asked.body.supervisor.state).toBe('waiting_for_user');
+      const answered = await post<SupervisorView>(`/supervisors/${supervisor.id}/questions/${asked.body.questionId}/answer`, { answer: 'go' });
+      expect(answered.body.state).toBe('working');
+      const task = await post<TaskResponse>(`/supervisors/${supervisor.id}/tasks`, { description: 'do the work' });
+      expect(task.body.supervisor.state).toBe('waiting_for_tasks');
+      const finished = await post<TaskResponse>(`/tasks/${task.body.taskId}/events`, { type: 'completed', result: 'done' });
+      expect(finished.body.supervisor.state).toBe('working');
+      const completed = await post<SupervisorView>(`/supervisors/${supervisor.id}/events`, { type: 'COMPLETE', summary: 'all done' });
+      expect(completed.status).toBe(200);
+      expect(completed.body.state).toBe('completed');
+      const afterwards = await post(`/supervisors/${supervisor.id}/events`, { type: 'SET_PHASE', phase: 'more' });
+      expect(afterwards.status).toBe(409);
+
+      const checkpoints = await get<CheckpointListResponse>(`/supervisors/${supervisor.id}/checkpoints`);
+      expect(checkpoints.status).toBe(200);
+      const seqs = checkpoints.body.checkpoints.map((checkpoint) => checkpoint.seq);
+      expect(seqs).toEqual([...seqs].sort((a, b) => b - a));
+      expect(checkpoints.body.checkpoints[0]).toMatchObject({ state: 'completed', seq: completed.body.checkpointSeq });
+      expect(checkpoints.body.checkpoints.at(-1)).toMatchObject({ seq: 1, reason: 'created', state: 'initializing' });
+      expect(checkpoints.body.checkpoints.map((checkpoint) => checkpoint.state)).toEqual(
+        expect.arrayContaining(['completed', 'working', 'waiting_for_tasks', 'waiting_for_user', 'idle', 'initializing']),
+      );
+      expect(checkpoints.body.checkpoints[0]).not.toHaveProperty('snapshot');
+      const limited = await get<CheckpointListResponse>(`/supervisors/${supervisor.id}/checkpoints?limit=2&snapshots=true`);
+      expect(limited.body.checkpoints.map((checkpoint) => checkpoint.seq)).toEqual(seqs.slice(0, 2));
+      expect(limited.body.checkpoints[0]?.snapshot).toBeTypeOf('object');
+      expect((await get(`/supervisors/${UNKNOWN_ID}/checkpoints`)).status).toBe(404);
+      expect((await get(`/supervisors/${supervisor.id}/checkpoints?limit=0`)).status).toBe(400);
+    });
+
+    it('an unknown route is 404 and a body over 64 KiB is 413, both as { error, message }', async () => {
+      const missing = await get('/nowhere');
+      expect(missing.status).toBe(404);
+      expect(missing.body).toMatchObject({ error: 'Not Found', message: expect.stringMatching(/No route GET \/nowhere/) });
+      const huge = await post('/supervisors', { name: 'x'.repeat(70 * 1024) });
+      expect(huge.status).toBe(413);
+      expect(huge.body.error).toBe('Payload Too Large');
+    });
+
+    it('SIGTERM: the daemon finishes, exits 0 within 10 s, and a second daemon on the same database serves every acknowledged change', async () => {
+      const supervisors = await Promise.all([1, 2, 3, 4].map((n) => spawnSupervisor(`survivor ${n}`)));
+      // Requests in flight when the signal lands either commit before the reply or are refused: never 200 and lost.
+      const inFlight = supervisors.map((supervisor) =>
+        post<SupervisorView>(`/supervisors/${supervisor.id}/events`, { type: 'SET_PHASE', phase: 'after-signal' }).catch(() => null),
+      );
+      const stopped = await daemon.stop('SIGTERM');
+      expect(stopped.code, daemon.logs()).toBe(0);
+      expect(stopped.ms).toBeLessThan(10_000);
+      expect(daemon.logs()).toMatch(/"msg":"daemon stopped"/);
+      const acknowledged = (await Promise.all(inFlight)).map((answer) => answer?.status === 200);
+
+      daemon = await startDaemonProcess({ env: { ...database.env, SUPERVISOR_RUNTIME_TOKEN: TOKEN } });
+      for (const [index, supervisor] of supervisors.entries()) {
+        const stored = await get<SupervisorView>(`/supervisors/${supervisor.id}`);
+        expect(stored.status).toBe(200);
+        expect(stored.body.name).toBe(supervisor.name);
+        if (acknowledged[index]) expect(stored.body.phase).toBe('after-signal');
+      }
+    });
+  });
+}

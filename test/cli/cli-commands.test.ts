@@ -1,0 +1,130 @@
+// The client commands as a user runs them: the built binary against a real daemon process, on every database.
+
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SupervisorView } from '../../src/api/views.js';
+import { databaseTargets } from '../helpers/databases.js';
+import { createDaemonDatabase, freePort, startDaemonProcess, type DaemonDatabase, type DaemonProcess } from '../helpers/daemon.js';
+import { runBin } from '../helpers/processes.js';
+
+const TOKEN = `cli-${randomUUID()}`;
+const targets = await databaseTargets();
+
+for (const target of targets) {
+  describe(`supervisor-runtime client commands against a daemon on ${target.name}`, () => {
+    let database: DaemonDatabase;
+    let daemon: DaemonProcess;
+    let env: Record<string, string>;
+
+    beforeAll(async () => {
+      database = await createDaemonDatabase(target, 'sr_cli');
+      daemon = await startDaemonProcess({ env: { ...database.env, SUPERVISOR_RUNTIME_TOKEN: TOKEN } });
+      env = { SUPERVISOR_RUNTIME_URL: daemon.url, SUPERVISOR_RUNTIME_TOKEN: TOKEN };
+    });
+    afterAll(async () => {
+      await daemon?.stop();
+      await database?.cleanup();
+    });
+
+    async function ask(supervisorId: string, question: string, choices: string[]): Promise<string> {
+      const response = await fetch(`${daemon.url}/supervisors/${supervisorId}/questions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+        body: JSON.stringify({ question, choices }),
+      });
+      expect(response.status).toBe(201);
+      return ((await response.json()) as { questionId: string }).questionId;
+    }
+
+    it('spawn creates and starts a supervisor, then status lists it in a table with its name and state', async () => {
+      const spawned = await runBin(['spawn', 'Release', 'notes', '--phase', 'drafting'], env);
+      expect(spawned.stderr).toBe('');
+      expect(spawned.code).toBe(0);
+      expect(spawned.stdout).toMatch(/^Spawned supervisor [0-9a-f-]{36} \(Release notes\): state idle, phase drafting, driver manual\.$/m);
+
+      const status = await runBin(['status'], env);
+      expect(status.code).toBe(0);
+      const [header, ...lines] = status.stdout.trimEnd().split('\n');
+      expect(header).toMatch(/^ID\s+NAME\s+STATE\s+PHASE\s+PROGRESS\s+QUESTIONS\s+ACTIVITY$/);
+      expect(lines.find((line) => line.includes('Release notes'))).toMatch(/Release notes\s+idle\s+drafting\s+0%\s+0/);
+    });
+
+    it('status <id> shows one supervisor in detail, with its pending questions; questions lists them across supervisors', async () => {
+      const json = await runBin(['spawn', 'Planner', '--json'], env);
+      const supervisor = JSON.parse(json.stdout) as SupervisorView;
+      const questionId = await ask(supervisor.id, 'Which rollout?', ['canary', 'big bang']);
+
+      const detail = await runBin(['status', supervisor.id], env);
+      expect(detail.code).toBe(0);
+      expect(detail.stdout).toMatch(new RegExp(`^Supervisor\\s+${supervisor.id}$`, 'm'));
+      expect(detail.stdout).toMatch(/^State\s+waiting_for_user \(running in the daemon\)$/m);
+      expect(detail.stdout).toMatch(/^Pending questions \(1\):$/m);
+      expect(detail.stdout).toContain(`${questionId}  Which rollout?`);
+      expect(detail.stdout).toContain('choices: canary | big bang');
+
+      const questions = await runBin(['questions'], env);
+      expect(questions.code).toBe(0);
+      expect(questions.stdout).toMatch(/^SUPERVISOR\s+NAME\s+QUESTION ID\s+QUESTION\s+CHOICES$/m);
+      expect(questions.stdout).toMatch(new RegExp(`${supervisor.id}\\s+Planner\\s+${questionId}\\s+Which rollout\\?\\s+canary \\| big bang`));
+    });
+
+    it('answer answers a pending question (the words joined); a second answer fails with the first, exit 1', async () => {
+      const supervisor = JSON.parse((await runBin(['spawn', 'Answerer', '--json'], env)).stdout) as SupervisorView;
+      const questionId = await ask(supervisor.id, 'Rollout?', ['big bang', 'canary']);
+      const answered = await runBin(['answer', supervisor.id, questionId, 'big', 'bang'], env);
+      expect(answered.stderr).toBe('');
+      expect(answered.code).toBe(0);
+      expect(answered.stdout).toContain(`Answered question ${questionId} of Answerer (${supervisor.id}) with "big bang"; it is now working.`);
+      const second = await runBin(['answer', supervisor.id, questionId, 'canary'], env);
+      expect(second.code).toBe(1);
+      expect(second.stderr).toMatch(/was already answered with "big bang" at .*; the first answer wins\./);
+      const none = await runBin(['questions'], env);
+      expect(none.stdout).not.toContain(questionId);
+    });
+
+    it("prints the daemon's message and exits 1 for an unknown supervisor, a refused event and a missing token", async () => {
+      const unknown = await runBin(['status', '00000000-0000-4000-8000-000000000000'], env);
+      expect(unknown.code).toBe(1);
+      expect(unknown.stderr).toMatch(/Supervisor 00000000-0000-4000-8000-000000000000 does not exist/);
+      const badDriver = await runBin(['spawn', 'x', '--driver', 'gpt-9'], env);
+      expect(badDriver.code).toBe(1);
+      expect(badDriver.stderr).toMatch(/driver must be one of manual, scripted/);
+      const noToken = await runBin(['status'], { ...env, SUPERVISOR_RUNTIME_TOKEN: '' });
+      expect(noToken.code).toBe(1);
+      expect(noToken.stderr).toMatch(/Missing or wrong bearer token/);
+    });
+  });
+}
+
+describe('supervisor-runtime client commands without a daemon', () => {
+  it('--help of each command prints its usage and exits 0', async () => {
+    const usage = await runBin(['--help']);
+    for (const name of ['daemon', 'status', 'questions', 'answer', 'spawn']) expect(usage.stdout).toMatch(new RegExp(`^  ${name}\\s`, 'm'));
+    const helps = await Promise.all(['daemon', 'status', 'questions', 'answer', 'spawn'].map((name) => runBin([name, '--help'])));
+    for (const [index, name] of ['daemon', 'status', 'questions', 'answer', 'spawn'].entries()) {
+      expect(helps[index]?.code).toBe(0);
+      expect(helps[index]?.stdout).toMatch(new RegExp(`^Usage: supervisor-runtime ${name}`));
+    }
+    expect(helps[0]?.stdout).toMatch(/--port PORT[\s\S]*--database-url URL[\s\S]*--nats-url URL[\s\S]*--inspect[\s\S]*--log-level LEVEL/);
+  });
+
+  it('says that no daemon answers, and how to start one, exit 1', async () => {
+    const url = `http://127.0.0.1:${await freePort()}`;
+    const results = await Promise.all([['status'], ['questions'], ['spawn', 'x'], ['answer', randomUUID(), 'q', 'yes']].map((args) => runBin([...args, '--url', url])));
+    for (const result of results) {
+      expect(result.code).toBe(1);
+      expect(result.stderr).toBe(`No supervisor-runtime daemon answers at ${url}: start one with \`npx supervisor-runtime daemon\` (or npm start).\n`);
+    }
+    const fromEnv = await runBin(['status'], { SUPERVISOR_RUNTIME_URL: url });
+    expect(fromEnv.stderr).toContain(`No supervisor-runtime daemon answers at ${url}`);
+  });
+
+  it('refuses missing arguments with the usage (exit 2) and a URL that is not http (exit 1), naming the problem', async () => {
+    const answer = await runBin(['answer', 'only-one']);
+    expect(answer.code).toBe(2);
+    expect(answer.stderr).toMatch(/answer needs a supervisor id, a question id and the answer text/);
+    const status = await runBin(['status', '--url', 'ftp://x']);
+    expect(status.code).toBe(1);
+    expect(status.stderr).toMatch(/Invalid setting --url: expected http:\/\/… or https:\/\/…/);
+  });
+});

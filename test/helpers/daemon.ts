@@ -1,0 +1,138 @@
+// Runs the built daemon as a real child process on a free port, with a database of its own, and stops it by signal.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { TEST_DATABASE_URL, type DatabaseTarget } from './databases.js';
+import { BIN, waitForExit } from './processes.js';
+
+export interface DaemonProcess {
+  url: string;
+  port: number;
+  child: ChildProcess;
+  /** Everything the daemon wrote to stdout and stderr so far. */
+  logs(): string;
+  /** Send the signal (default SIGTERM) and wait for the exit; resolves at once when it already exited. */
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; ms: number }>;
+}
+
+export interface DaemonProcessOptions {
+  env?: Record<string, string | undefined>;
+  args?: string[];
+  /** How long to wait for GET /healthz to answer 200 (default 30 s). */
+  readyTimeoutMs?: number;
+}
+
+/** A port nothing listens on right now: bind port 0, read the port the kernel chose, release it. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = address && typeof address === 'object' ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function healthy(url: string): Promise<boolean> {
+  try {
+    const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2_000) });
+    await response.body?.cancel();
+    return response.status === 200;
+  } catch {
+    return false;
+  }
+}
+
+async function startOnce(options: DaemonProcessOptions): Promise<DaemonProcess | 'port-taken'> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const child = spawn(process.execPath, [BIN, 'daemon', '--host', '127.0.0.1', '--port', String(port), ...(options.args ?? [])], {
+    // The outer environment must not leak a real NATS, a token or a database into the daemon unless the test says so,
+    // and no embedded worker finishes tasks behind the test's back unless it asks for one.
+    env: { ...process.env, LOG_PRETTY: 'false', NATS_URL: '', SUPERVISOR_RUNTIME_TOKEN: '', SUPERVISOR_RUNTIME_EMBEDDED_WORKER: 'false', ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
+    const started = Date.now();
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    const code = await waitForExit(child, 15_000);
+    return { code, ms: Date.now() - started };
+  };
+  const deadline = Date.now() + (options.readyTimeoutMs ?? 30_000);
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      // Another process may have taken the port between freePort() and listen(): try a new one.
+      if (/already in use/.test(output)) return 'port-taken';
+      throw new Error(`the daemon exited with ${child.exitCode ?? child.signalCode} before it was healthy:\n${output}`);
+    }
+    if (await healthy(url)) return { url, port, child, logs: () => output, stop };
+    await sleep(100);
+  }
+  await stop('SIGKILL');
+  throw new Error(`the daemon did not answer GET /healthz with 200 within ${options.readyTimeoutMs ?? 30_000} ms:\n${output}`);
+}
+
+/** Start `supervisor-runtime daemon` on a free port and resolve once GET /healthz answers 200. */
+export async function startDaemonProcess(options: DaemonProcessOptions = {}): Promise<DaemonProcess> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const daemon = await startOnce(options);
+    if (daemon !== 'port-taken') return daemon;
+  }
+  throw new Error('could not find a free port for the daemon in 3 attempts');
+}
+
+export interface DaemonDatabase {
+  /** Environment that points a daemon at this database (and nothing else). */
+  env: Record<string, string>;
+  /** Postgres URL, or the PGlite data folder. */
+  description: string;
+  cleanup(): Promise<void>;
+}
+
+let created = 0;
+
+/**
+ * A database of its own for the daemons of one test file: a fresh PGlite data folder, or a fresh Postgres database
+ * (dropped WITH (FORCE) by cleanup, so connections a killed daemon left behind do not block it).
+ */
+export async function createDaemonDatabase(target: DatabaseTarget, prefix = 'sr_api'): Promise<DaemonDatabase> {
+  if (target.name === 'pglite') {
+    const folder = mkdtempSync(join(tmpdir(), `${prefix.replace(/_/g, '-')}-`));
+    return {
+      env: { SUPERVISOR_RUNTIME_DATA: folder, DATABASE_URL: '' },
+      description: folder,
+      cleanup: async () => rmSync(folder, { recursive: true, force: true }),
+    };
+  }
+  created += 1;
+  const name = `${prefix}_${process.pid}_${created}`;
+  const admin = async (statement: string) => {
+    const client = new pg.Client({ connectionString: target.url ?? TEST_DATABASE_URL });
+    await client.connect();
+    try {
+      await client.query(statement);
+    } finally {
+      await client.end();
+    }
+  };
+  await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await admin(`CREATE DATABASE ${name}`);
+  const url = new URL(target.url ?? TEST_DATABASE_URL);
+  url.pathname = `/${name}`;
+  return {
+    env: { DATABASE_URL: url.toString() },
+    description: url.toString(),
+    cleanup: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
+  };
+}
