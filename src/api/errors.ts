@@ -1,5 +1,6 @@
 // Maps every error the runtime raises to an HTTP status and a JSON body `{ error, message, ...details }`.
 
+import { RestorationFailedError } from '../runtime/restoration.js';
 import { STATUS_CODES } from 'node:http';
 import type { FastifySchemaValidationError } from 'fastify';
 import {
@@ -118,6 +119,7 @@ export function toErrorReply(error: unknown): ErrorReply {
   if (error instanceof SupervisorNotRunningError || error instanceof StaleWriteError) return reply(409, error, { supervisorId: error.supervisorId });
   // The request was fine; the stored row is not. 409 because resuming from a checkpoint resolves it, as the message says.
   if (error instanceof InvalidSnapshotError) return reply(409, error, { supervisorId: error.supervisorId, problems: error.problems });
+  if (error instanceof RestorationFailedError) return reply(503, error, { supervisorId: error.supervisorId });
   if (error instanceof SaveFailedError || error instanceof DatabaseUnavailableError || error instanceof RuntimeStoppedError) return reply(503, error);
   // Fastify's own client errors: malformed JSON, body too large, wrong content type.
   const status = httpStatusCode(error);

@@ -6,7 +6,10 @@ import { silentLogger, type Logger } from '../runtime/logger.js';
 import type { SupervisorRuntime } from '../runtime/supervisor-runtime.js';
 import { requireBearerToken } from './auth.js';
 import { formatSchemaErrors, toErrorReply, type ApiErrorBody } from './errors.js';
+import { registerConversationRoutes } from './routes/conversation.js';
+import { registerDashboardRoutes } from './routes/dashboard.js';
 import { registerHealthRoutes } from './routes/health.js';
+import { registerRestorationRoutes } from './routes/restorations.js';
 import { registerSupervisorRoutes } from './routes/supervisors.js';
 import { registerTaskRoutes } from './routes/tasks.js';
 
@@ -83,7 +86,7 @@ export async function createApiServer(runtime: SupervisorRuntime, options: ApiSe
   app.setNotFoundHandler((request, reply) => {
     const body: ApiErrorBody = {
       error: 'Not Found',
-      message: `No route ${request.method} ${request.url.split('?')[0]}. The API serves /supervisors, /supervisors/:id/…, /tasks/:taskId/events and /healthz.`,
+      message: `No route ${request.method} ${request.url.split('?')[0]}. The API serves /supervisors, /supervisors/:id/…, /tasks/:taskId/events, /restorations, /dashboard and /healthz.`,
     };
     return reply.code(404).send(body);
   });
@@ -95,6 +98,9 @@ export async function createApiServer(runtime: SupervisorRuntime, options: ApiSe
   registerHealthRoutes(app, runtime);
   registerSupervisorRoutes(app, runtime);
   registerTaskRoutes(app, runtime);
+  registerRestorationRoutes(app, runtime);
+  registerConversationRoutes(app, runtime);
+  registerDashboardRoutes(app);
   await app.ready();
   return app;
 }

@@ -7,10 +7,11 @@ import { answerCommand } from './commands/answer.js';
 import { daemonCommand } from './commands/daemon.js';
 import { migrateCommand } from './commands/migrate.js';
 import { questionsCommand } from './commands/questions.js';
+import { resumeCommand } from './commands/resume.js';
 import { spawnCommand } from './commands/spawn.js';
 import { statusCommand } from './commands/status.js';
 
-const commands: CliCommand[] = [migrateCommand, daemonCommand, statusCommand, questionsCommand, answerCommand, spawnCommand];
+const commands: CliCommand[] = [migrateCommand, daemonCommand, statusCommand, questionsCommand, answerCommand, spawnCommand, resumeCommand];
 
 export function registerCommand(command: CliCommand): void {
   if (!commands.some((existing) => existing.name === command.name)) commands.push(command);

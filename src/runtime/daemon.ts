@@ -10,6 +10,7 @@ import { openDatabase, type Database } from '../persistence/database.js';
 import { migrateOrThrow } from '../persistence/migrator.js';
 import { createTransport, type Transport } from '../transport/index.js';
 import { createLogger, type Logger } from './logger.js';
+import { attachRestoration, restoreAll } from './restoration.js';
 import { createRuntime, type SupervisorRuntime } from './supervisor-runtime.js';
 
 export interface Daemon {
@@ -71,7 +72,9 @@ export async function startDaemon(settings: DaemonSettings, options: { logger?: 
       defaultDriver: 'manual',
     });
 
-    // wiring: restoration, outbox relay, inbound consumers, embedded worker
+    // Restoration before the API opens: every supervisor is back (or marked interrupted) before anyone can talk to it.
+    attachRestoration(runtime);
+    await restoreAll(runtime, { source: 'daemon_restart', concurrency: settings.restoreConcurrency });
 
     const server = await createApiServer(runtime, { token: settings.token, logger: logger.child({ component: 'api' }) });
     try {

@@ -14,6 +14,7 @@ import { supervisorMachine, type SupervisorSnapshot } from '../machines/supervis
 import type { SupervisorContext } from '../machines/supervisor-types.js';
 import {
   countConversation,
+  enqueueOutbox,
   getSupervisorStateForRestoration,
   listCheckpoints,
   listRestorableSupervisorIds,
@@ -22,6 +23,8 @@ import {
   validateSpawnedTasks,
   type CheckpointRecord,
 } from '../persistence/supervisor-repository.js';
+import type { TaskSpawnMessage } from '../transport/messages.js';
+import { taskSpawnSubject } from '../transport/subjects.js';
 import type { DurableSupervisor } from './durable-supervisor.js';
 import type { SupervisorRuntime } from './supervisor-runtime.js';
 
@@ -44,6 +47,13 @@ export interface RestoreAllSummary {
   failed: Array<{ supervisorId: string; error: string }>;
   durationMs: number;
   results: RestorationInfo[];
+}
+
+const lastSummaries = new WeakMap<SupervisorRuntime, RestoreAllSummary>();
+
+/** The summary of the newest restoreAll on this runtime (what the daemon did at start), if any. */
+export function lastRestoreAllSummary(runtime: SupervisorRuntime): RestoreAllSummary | undefined {
+  return lastSummaries.get(runtime);
 }
 
 /** Make `runtime.restore(id, source)` run the protocol. */
@@ -254,6 +264,7 @@ export async function restoreSupervisor(runtime: SupervisorRuntime, supervisorId
         else if (supervisor.state === 'initializing') await supervisor.send({ type: 'START', at: at() });
         // Timers re-armed once, from the stored heartbeat: the next beat keeps its remaining time.
         supervisor.startHeartbeat();
+        await redispatchRunningTasks(runtime, supervisor, session.tasks);
         const context = machineSnapshot.getSnapshot().context;
         const info: RestorationInfo = {
           supervisorId,
@@ -307,6 +318,24 @@ export async function restoreSupervisor(runtime: SupervisorRuntime, supervisorId
   return info;
 }
 
+/**
+ * Waiting on a running task only works if a worker still has it. JetStream keeps an unacknowledged spawn message for
+ * the next worker; the in-process bus died with the process, so its running tasks are dispatched again (workers report
+ * by task id, and a task's completion is applied once, so a duplicate run changes nothing).
+ */
+async function redispatchRunningTasks(runtime: SupervisorRuntime, supervisor: DurableSupervisor, tasks: TaskResumption[]): Promise<void> {
+  if (runtime.transport?.kind !== 'in-process') return;
+  const resumed = new Set(tasks.filter((task) => task.action === 'resumed').map((task) => task.taskId));
+  const context = supervisor.snapshot.context;
+  const messages = context.tasks
+    .filter((task) => resumed.has(task.id) && task.status === 'running')
+    .map((task) => {
+      const payload: TaskSpawnMessage = { v: 1, taskId: task.id, supervisorId: supervisor.id, description: task.description, spawnedAt: task.spawnedAt };
+      return { subject: taskSpawnSubject(runtime.subjectPrefix), payload, msgId: `${task.id}:redispatch:${context.restorationCount}` };
+    });
+  await enqueueOutbox(runtime.database.db, supervisor.id, messages);
+}
+
 /** Restore every supervisor not completed or failed, `concurrency` at a time. One that fails is marked interrupted; the others come back. */
 export async function restoreAll(
   runtime: SupervisorRuntime,
@@ -337,6 +366,7 @@ export async function restoreAll(
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(options.concurrency ?? 16, ids.length)) }, worker));
   summary.durationMs = Math.round(performance.now() - started);
+  lastSummaries.set(runtime, summary);
   runtime.logger.info(
     { total: summary.total, restored: summary.restored, fromCheckpoint: summary.fromCheckpoint, startedFresh: summary.startedFresh, failed: summary.failed.length, durationMs: summary.durationMs },
     'restore-all finished',

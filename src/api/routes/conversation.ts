@@ -1,0 +1,34 @@
+// GET /supervisors/:id/conversation: the supervisor's LLM conversation, in order (it survives restarts).
+
+import type { FastifyInstance } from 'fastify';
+import type { ConversationEntry } from '../../domain/conversation.js';
+import { SupervisorNotFoundError } from '../../domain/errors.js';
+import { getConversation, getSupervisorStateForRestoration } from '../../persistence/supervisor-repository.js';
+import type { SupervisorRuntime } from '../../runtime/supervisor-runtime.js';
+import { supervisorIdParams, type SupervisorIdParams } from '../schemas.js';
+
+interface ConversationQuery {
+  fromSeq?: number;
+  limit?: number;
+}
+
+const conversationQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { fromSeq: { type: 'string', pattern: '^[0-9]{1,9}$' }, limit: { type: 'string', pattern: '^[0-9]{1,5}$' } },
+} as const;
+
+export function registerConversationRoutes(app: FastifyInstance, runtime: SupervisorRuntime): void {
+  app.get<{ Params: SupervisorIdParams; Querystring: { fromSeq?: string; limit?: string }; Reply: { entries: ConversationEntry[] } }>(
+    '/supervisors/:id/conversation',
+    { schema: { params: supervisorIdParams, querystring: conversationQuery } },
+    async (request) => {
+      const query: ConversationQuery = {
+        ...(request.query.fromSeq !== undefined ? { fromSeq: Number(request.query.fromSeq) } : {}),
+        limit: Math.min(Number(request.query.limit ?? 1000), 10_000),
+      };
+      if (!(await getSupervisorStateForRestoration(runtime.database.db, request.params.id))) throw new SupervisorNotFoundError(request.params.id);
+      return { entries: await getConversation(runtime.database.db, request.params.id, query) };
+    },
+  );
+}
