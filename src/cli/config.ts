@@ -35,6 +35,32 @@ export interface DaemonSettings extends DatabaseSettings {
   restoreConcurrency: number;
   /** Run a sample task worker inside the daemon (the embedded default, so tasks finish without a separate worker). */
   embeddedWorker: boolean;
+  /** The sample worker's simulated task durations and failure share. */
+  worker: WorkerSettings;
+}
+
+export interface WorkerSettings {
+  minDurationMs: number;
+  maxDurationMs: number;
+  failureRate: number;
+}
+
+export function parseRateSetting(setting: string, value: string | undefined, fallback: number): number {
+  if (value === undefined || value.trim() === '') return fallback;
+  const parsed = Number(value);
+  if (!Number.isFinite(parsed) || parsed < 0 || parsed > 1) throw new ConfigError(setting, `expected a number from 0 to 1, got "${value}"`);
+  return parsed;
+}
+
+export function workerSettings(env: Env, flags: { minMs?: string | undefined; maxMs?: string | undefined; failureRate?: string | undefined } = {}): WorkerSettings {
+  const minDurationMs = parseIntegerSetting(flags.minMs !== undefined ? '--min-ms' : 'SUPERVISOR_RUNTIME_WORKER_MIN_MS', flags.minMs ?? env.SUPERVISOR_RUNTIME_WORKER_MIN_MS, 300, 0, 3_600_000);
+  const maxDurationMs = parseIntegerSetting(flags.maxMs !== undefined ? '--max-ms' : 'SUPERVISOR_RUNTIME_WORKER_MAX_MS', flags.maxMs ?? env.SUPERVISOR_RUNTIME_WORKER_MAX_MS, Math.max(1_500, minDurationMs), 0, 3_600_000);
+  if (maxDurationMs < minDurationMs) throw new ConfigError('SUPERVISOR_RUNTIME_WORKER_MAX_MS', `must be at least the minimum duration (${minDurationMs} ms), got ${maxDurationMs}`);
+  return {
+    minDurationMs,
+    maxDurationMs,
+    failureRate: parseRateSetting(flags.failureRate !== undefined ? '--failure-rate' : 'SUPERVISOR_RUNTIME_WORKER_FAILURE_RATE', flags.failureRate ?? env.SUPERVISOR_RUNTIME_WORKER_FAILURE_RATE, 0),
+  };
 }
 
 export const DEFAULT_PORT = 7077;
@@ -124,6 +150,7 @@ export function daemonSettings(env: Env, flags: DaemonFlags = {}): DaemonSetting
     daemonId: nonEmpty(env.SUPERVISOR_RUNTIME_DAEMON_ID) ?? `daemon-${process.pid}`,
     restoreConcurrency: parseIntegerSetting('SUPERVISOR_RUNTIME_RESTORE_CONCURRENCY', env.SUPERVISOR_RUNTIME_RESTORE_CONCURRENCY, 16, 1, 256),
     embeddedWorker: flags.worker ?? parseBooleanSetting('SUPERVISOR_RUNTIME_EMBEDDED_WORKER', env.SUPERVISOR_RUNTIME_EMBEDDED_WORKER, natsUrl === undefined),
+    worker: workerSettings(env),
   };
 }
 

@@ -5,13 +5,15 @@ import { SupervisorRuntimeError } from '../domain/errors.js';
 import type { CliCommand, CliIo } from './command.js';
 import { answerCommand } from './commands/answer.js';
 import { daemonCommand } from './commands/daemon.js';
+import { demoCommand } from './commands/demo.js';
 import { migrateCommand } from './commands/migrate.js';
 import { questionsCommand } from './commands/questions.js';
 import { resumeCommand } from './commands/resume.js';
 import { spawnCommand } from './commands/spawn.js';
 import { statusCommand } from './commands/status.js';
+import { workerCommand } from './commands/worker.js';
 
-const commands: CliCommand[] = [migrateCommand, daemonCommand, statusCommand, questionsCommand, answerCommand, spawnCommand, resumeCommand];
+const commands: CliCommand[] = [demoCommand, migrateCommand, daemonCommand, statusCommand, questionsCommand, answerCommand, spawnCommand, resumeCommand, workerCommand];
 
 export function registerCommand(command: CliCommand): void {
   if (!commands.some((existing) => existing.name === command.name)) commands.push(command);

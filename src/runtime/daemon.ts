@@ -10,6 +10,7 @@ import { openDatabase, type Database } from '../persistence/database.js';
 import { migrateOrThrow } from '../persistence/migrator.js';
 import { createTransport, type Transport } from '../transport/index.js';
 import { createLogger, type Logger } from './logger.js';
+import { startMessaging } from './messaging.js';
 import { attachRestoration, restoreAll } from './restoration.js';
 import { createRuntime, type SupervisorRuntime } from './supervisor-runtime.js';
 
@@ -75,6 +76,9 @@ export async function startDaemon(settings: DaemonSettings, options: { logger?: 
     // Restoration before the API opens: every supervisor is back (or marked interrupted) before anyone can talk to it.
     attachRestoration(runtime);
     await restoreAll(runtime, { source: 'daemon_restart', concurrency: settings.restoreConcurrency });
+    // Messaging after restoration: the relay publishes the re-deliveries it committed, and answers or task events kept
+    // by JetStream while the daemon was down reach supervisors that are running again.
+    await startMessaging(runtime, { embeddedWorker: settings.embeddedWorker, worker: settings.worker });
 
     const server = await createApiServer(runtime, { token: settings.token, logger: logger.child({ component: 'api' }) });
     try {
