@@ -2,11 +2,11 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { TEST_DATABASE_URL, type DatabaseTarget } from './databases.js';
+import { freePort } from './nats-server.js';
 import { BIN, waitForExit } from './processes.js';
 
 export interface DaemonProcess {
@@ -26,18 +26,8 @@ export interface DaemonProcessOptions {
   readyTimeoutMs?: number;
 }
 
-/** A port nothing listens on right now: bind port 0, read the port the kernel chose, release it. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = address && typeof address === 'object' ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
+/** A port nothing listens on right now (one implementation for every helper). */
+export { freePort };
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -135,4 +125,16 @@ export async function createDaemonDatabase(target: DatabaseTarget, prefix = 'sr_
     description: url.toString(),
     cleanup: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
   };
+}
+
+/** Call the daemon's API with JSON; throws with the status and body when the answer is not 2xx. */
+export async function daemonRequest<T>(daemon: Pick<DaemonProcess, 'url'>, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  const response = await fetch(`${daemon.url}${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const json = (await response.json()) as T;
+  if (!response.ok) throw new Error(`${method} ${path} → ${response.status}: ${JSON.stringify(json)}`);
+  return json;
 }

@@ -6,23 +6,14 @@ import { spawn } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createNatsTransport } from '../../src/transport/nats-transport.js';
 import { ALL_QUESTIONS, answersSubject, withPrefix } from '../../src/transport/subjects.js';
-import { createDaemonDatabase, startDaemonProcess, type DaemonProcess } from '../helpers/daemon.js';
+import { createDaemonDatabase, daemonRequest, startDaemonProcess, type DaemonProcess } from '../helpers/daemon.js';
 import { natsUrlForTests } from '../helpers/nats-server.js';
 import { BIN, waitForExit } from '../helpers/processes.js';
 import { bytes, deleteStreams, eventually, messagingTargets, quietLogger, Recorder, uniquePrefix } from './messaging-harness.js';
 
 const target = (await messagingTargets()).find((candidate) => candidate.transport === 'nats');
 
-async function call<T>(daemon: DaemonProcess, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
-  const response = await fetch(`${daemon.url}${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const json = (await response.json()) as T;
-  if (!response.ok) throw new Error(`${method} ${path} → ${response.status}: ${JSON.stringify(json)}`);
-  return json;
-}
+const call = daemonRequest;
 
 interface View {
   id: string;

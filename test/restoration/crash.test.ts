@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RestorationInfo } from '../../src/domain/restoration.js';
 import { databaseTargets } from '../helpers/databases.js';
-import { createDaemonDatabase, startDaemonProcess, type DaemonDatabase, type DaemonProcess } from '../helpers/daemon.js';
+import { createDaemonDatabase, daemonRequest, startDaemonProcess, type DaemonDatabase, type DaemonProcess } from '../helpers/daemon.js';
 
 interface View {
   id: string;
@@ -19,16 +19,7 @@ interface View {
   restorationSource: string | null;
 }
 
-async function call<T>(daemon: DaemonProcess, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
-  const response = await fetch(`${daemon.url}${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const json = (await response.json()) as T;
-  if (!response.ok) throw new Error(`${method} ${path} → ${response.status}: ${JSON.stringify(json)}`);
-  return json;
-}
+const call = daemonRequest;
 
 const event = (daemon: DaemonProcess, id: string, body: Record<string, unknown>) => call<View>(daemon, 'POST', `/supervisors/${id}/events`, body);
 

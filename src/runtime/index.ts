@@ -1,0 +1,14 @@
+export * from './agent-driver.js';
+export { createScriptedDriver, type ScriptedDriverOptions } from './scripted-driver.js';
+export { DurableSupervisor, type CommittedStep, type SaveRetryPolicy } from './durable-supervisor.js';
+export * from './errors.js';
+export { createRuntimeInspector, type InspectOption } from './inspection.js';
+export { createLogger, silentLogger, type Logger, type LoggerOptions } from './logger.js';
+export { createRegistryStore, type RegistryEntry, type RegistryStore } from './registry.js';
+export { attachRestoration, lastRestoreAllSummary, restoreAll, restoreSupervisor, resumeSupervisor, RestorationFailedError, type RestoreAllSummary } from './restoration.js';
+export { startMessaging, type Messaging, type MessagingOptions } from './messaging.js';
+export { startOutboxRelay, type OutboxRelay, type OutboxRelayOptions } from './outbox-relay.js';
+export { startInboundConsumers, type InboundConsumers } from './inbound-consumers.js';
+export { startTaskWorker, type TaskWorker, type TaskWorkerOptions } from './task-worker.js';
+export { createRuntime, type RuntimeHealth, type RuntimeOptions, type SpawnInput, type SupervisorRuntime } from './supervisor-runtime.js';
+export { startDaemon, type Daemon } from './daemon.js';
