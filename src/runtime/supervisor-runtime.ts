@@ -265,9 +265,11 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
 
     list: () => [...supervisors.values()].filter((supervisor) => !supervisor.stopped),
 
-    async send(id, command) {
-      const supervisor = await requireRunning(id);
-      return supervisor.send(toEvent(command));
+    send(id, command) {
+      // Enqueue synchronously when the supervisor runs here: a send made before shutdown() is a queued save it waits for.
+      const supervisor = stopping ? undefined : supervisors.get(id);
+      if (supervisor && !supervisor.stopped) return supervisor.send(toEvent(command));
+      return requireRunning(id).then((found) => found.send(toEvent(command)));
     },
 
     async askQuestion(id, question) {

@@ -1,0 +1,135 @@
+// The database going away: under a running supervisor (its step fails, it is interrupted, nothing older is written
+// over what was committed), and on purpose at shutdown (queued saves commit first, then the database closes).
+
+import { describe, expect, it, vi } from 'vitest';
+import { DatabaseUnavailableError } from '../../src/domain/errors.js';
+import { supervisorMachine } from '../../src/machines/supervisor-machine.js';
+import { openDatabase } from '../../src/persistence/database.js';
+import { getSupervisorState, getSupervisorStateForRestoration } from '../../src/persistence/supervisor-repository.js';
+import { RuntimeStoppedError, SaveFailedError } from '../../src/runtime/errors.js';
+import { createRuntime } from '../../src/runtime/supervisor-runtime.js';
+import { databaseTargets, useIsolatedDatabase } from '../helpers/databases.js';
+import { checkpointReasons, countRows, expectStoredEqualsLive, openDatabaseHandle, recordingLogger } from './runtime-fixtures.js';
+import { startTcpProxy } from './tcp-proxy.js';
+
+for (const target of await databaseTargets()) {
+  describe(`database lifecycle on ${target.name}`, () => {
+    const database = useIsolatedDatabase(target);
+    const db = () => database().db;
+
+    it('when the database goes away, send rejects with SaveFailedError, the supervisor is interrupted with the error, and the stored row keeps the last committed step', async () => {
+      const handle = await openDatabaseHandle(target, database());
+      const logger = recordingLogger();
+      const runtime = createRuntime({ database: handle, logger, heartbeatIntervalMs: 0, saveRetry: { attempts: 3, baseDelayMs: 10 } });
+      try {
+        const supervisor = await runtime.spawn({ name: 'fragile' });
+        await runtime.spawnTask(supervisor.id, { description: 'long job' });
+        const { questionId } = await runtime.askQuestion(supervisor.id, { question: 'Continue?' });
+        const committedStep = supervisor.step;
+        const committedSnapshot = supervisorMachine.getPersistedSnapshot(supervisor.snapshot);
+        expect(committedStep).toBe(4);
+
+        await handle.db.destroy();
+
+        const error = await runtime.send(supervisor.id, { type: 'SET_PHASE', phase: 'execution' }).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(SaveFailedError);
+        expect((error as SaveFailedError).cause).toBeInstanceOf(DatabaseUnavailableError);
+        expect((error as Error).message).toMatch(new RegExp(`Supervisor ${supervisor.id}: SET_PHASE was not applied`));
+        // Three attempts: two retries logged before giving up.
+        expect(logger.entries.filter((entry) => entry.message === 'save point failed, retrying')).toHaveLength(2);
+
+        // Interrupted at once, in memory, with the error; the phase change did not happen.
+        expect(supervisor.state).toBe('interrupted');
+        expect(supervisor.snapshot.context.errorMessage).toMatch(/^database unavailable: /);
+        expect(supervisor.snapshot.context.phase).toBe('planning');
+        expect(supervisor.actor.getSnapshot().value).toBe('interrupted');
+        expect(runtime.registry.getSnapshot().context.supervisors[supervisor.id]).toMatchObject({ state: 'interrupted', degraded: true });
+
+        // A later event cannot jump the interruption's save point, so it fails the same way.
+        await expect(runtime.answerQuestion(supervisor.id, questionId, 'yes')).rejects.toBeInstanceOf(SaveFailedError);
+        expect(supervisor.step).toBe(committedStep);
+        expect(supervisor.snapshot.context.pendingQuestions.map((q) => q.id)).toEqual([questionId]);
+
+        // What is stored is exactly the last committed step: nothing later, nothing half-written.
+        const row = await getSupervisorState(db(), supervisor.id);
+        expect(row).toMatchObject({ step: committedStep, checkpointSeq: committedStep, state: 'waiting_for_user', phase: 'planning', errorMessage: null });
+        expect(row?.pendingQuestions.map((q) => q.id)).toEqual([questionId]);
+        expect((await getSupervisorStateForRestoration(db(), supervisor.id))?.snapshot).toEqual(committedSnapshot);
+        expect(await checkpointReasons(db(), supervisor.id)).toEqual(['created', 'started', 'task_spawned', 'question_asked']);
+      } finally {
+        await runtime.shutdown({ closeDatabase: false });
+        await handle.close().catch(() => undefined);
+      }
+    });
+
+    // A network outage that ends needs a network: PGlite runs in this process.
+    it.runIf(target.name === 'postgres')('after an outage ends, the interruption is saved first, at the next step, and the supervisor goes on from there', async () => {
+      const proxy = await startTcpProxy(target.url ?? '');
+      const handle = await openDatabase({ databaseUrl: proxy.url, schema: database().schema ?? undefined, poolSize: 2, onBackgroundError: () => undefined });
+      const runtime = createRuntime({ database: handle, heartbeatIntervalMs: 0, saveRetry: { attempts: 2, baseDelayMs: 10 } });
+      try {
+        const supervisor = await runtime.spawn({ name: 'resilient' });
+        const { questionId } = await runtime.askQuestion(supervisor.id, { question: 'Go ahead?' });
+        expect(supervisor.step).toBe(3);
+
+        await proxy.cut();
+        await expect(runtime.send(supervisor.id, { type: 'SET_PHASE', phase: 'execution' })).rejects.toBeInstanceOf(SaveFailedError);
+        expect(supervisor.state).toBe('interrupted');
+        expect((await getSupervisorState(db(), supervisor.id))?.step).toBe(3);
+
+        proxy.restore();
+        // The supervisor retries its interruption's save point on its own once the database answers again.
+        await vi.waitFor(async () => expect(await getSupervisorState(db(), supervisor.id)).toMatchObject({ state: 'interrupted', step: 4 }), { timeout: 5_000, interval: 50 });
+        await vi.waitFor(() => expect(runtime.registry.getSnapshot().context.supervisors[supervisor.id]?.degraded).toBe(false));
+        expect(supervisor.step).toBe(4);
+
+        await runtime.answerQuestion(supervisor.id, questionId, 'yes');
+        await runtime.send(supervisor.id, { type: 'RESUME' });
+        expect(supervisor.state).toBe('working');
+        expect(await checkpointReasons(db(), supervisor.id)).toEqual(['created', 'started', 'question_asked', 'interrupted', 'question_answered', 'resumed']);
+        await expectStoredEqualsLive(db(), supervisor);
+      } finally {
+        await runtime.shutdown();
+        await proxy.close();
+      }
+    });
+
+    it('shutdown commits every save that was sent before it, then closes the database', async () => {
+      const handle = await openDatabaseHandle(target, database());
+      const runtime = createRuntime({ database: handle, heartbeatIntervalMs: 0 });
+      const supervisor = await runtime.spawn({ name: 'leaving' });
+      const phases = Array.from({ length: 8 }, (_, i) => `phase-${i}`);
+      // Between the queued saves and the close, the runtime's shutdown hooks run: the database is still open there.
+      let stepsWhenHooksRan: number | undefined;
+      runtime.hooks.onShutdown.push(async () => {
+        stepsWhenHooksRan = (await getSupervisorState(handle.db, supervisor.id))?.step;
+      });
+
+      const sends = phases.map((phase) => runtime.send(supervisor.id, { type: 'SET_PHASE', phase }));
+      await runtime.shutdown();
+
+      const results = await Promise.allSettled(sends);
+      expect(results.map((result) => (result.status === 'rejected' ? String(result.reason) : 'committed'))).toEqual(phases.map(() => 'committed'));
+      expect(stepsWhenHooksRan).toBe(2 + phases.length);
+      const row = await getSupervisorState(db(), supervisor.id);
+      expect(row).toMatchObject({ step: 2 + phases.length, phase: 'phase-7' });
+      expect(await countRows(db(), 'supervisor_checkpoints', supervisor.id)).toBe(2 + phases.length);
+      // The runtime closed its database, and accepts no more work.
+      expect((await handle.health()).ok).toBe(false);
+      await expect(runtime.send(supervisor.id, { type: 'SET_PHASE', phase: 'late' })).rejects.toBeInstanceOf(RuntimeStoppedError);
+      await expect(runtime.spawn({ name: 'late' })).rejects.toBeInstanceOf(RuntimeStoppedError);
+    });
+
+    it('an event sent after shutdown began is refused, and shutdown still closes the database', async () => {
+      const handle = await openDatabaseHandle(target, database());
+      const runtime = createRuntime({ database: handle, heartbeatIntervalMs: 0 });
+      const supervisor = await runtime.spawn({ name: 'leaving' });
+      const stopping = runtime.shutdown();
+      const late = await runtime.send(supervisor.id, { type: 'SET_PHASE', phase: 'late' }).catch((e: unknown) => e);
+      await stopping;
+      expect(late).toBeInstanceOf(RuntimeStoppedError);
+      expect((await getSupervisorState(db(), supervisor.id))?.step).toBe(2);
+      expect((await handle.health()).ok).toBe(false);
+    });
+  });
+}
