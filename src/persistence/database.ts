@@ -76,6 +76,9 @@ async function openPostgres(url: string, config: DatabaseConfig): Promise<Databa
   });
   // An idle client losing its server emits 'error' on the pool; unhandled, that kills the daemon.
   pool.on('error', (error) => config.onBackgroundError?.(error));
+  // A client that loses its server while checked out emits 'error' on itself, not on the pool: without a listener
+  // that is an uncaught exception. The query in flight still fails and is retried by its caller.
+  pool.on('connect', (client) => client.on('error', (error) => config.onBackgroundError?.(error)));
   const db = new Kysely<DatabaseSchema>({ dialect: new PostgresDialect({ pool }) });
   if (schema) await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(schema)}`.execute(db);
   return {

@@ -7,7 +7,13 @@ import { isTerminalState, type SupervisorState } from '../domain/supervisor-stat
 import { effectsOf, explainRefusal, SUPERVISOR_MACHINE_VERSION, supervisorMachine, type SupervisorSnapshot } from '../machines/supervisor-machine.js';
 import type { SupervisorEffect, SupervisorEvent } from '../machines/supervisor-types.js';
 import type { Database } from '../persistence/database.js';
-import { saveSupervisorStateFull, updateSupervisorHeartbeatState } from '../persistence/supervisor-repository.js';
+import { isDeepStrictEqual } from 'node:util';
+import {
+  getSupervisorStateForRestoration,
+  saveSupervisorStateFull,
+  StaleWriteError,
+  updateSupervisorHeartbeatState,
+} from '../persistence/supervisor-repository.js';
 import { SaveFailedError } from './errors.js';
 import type { Logger } from './logger.js';
 import { fullSaveInput, saveKindFor, type SaveKind } from './save-plan.js';
@@ -245,15 +251,27 @@ export class DurableSupervisor {
       owner: this.deps.owner,
       at: committed.event?.at ?? committed.after.context.createdAt,
     });
-    const result = await this.#withRetry(() => saveSupervisorStateFull(this.deps.database.db, input));
+    const result = await this.#withRetry(async (attempt) => {
+      try {
+        return await saveSupervisorStateFull(this.deps.database.db, input);
+      } catch (error) {
+        // A retry refused as stale may mean the first attempt committed and only its reply was lost: if the stored row
+        // is exactly this step and snapshot, the save point is done.
+        if (error instanceof StaleWriteError && attempt > 1) {
+          const stored = await getSupervisorStateForRestoration(this.deps.database.db, this.id);
+          if (stored && stored.step === stepNumber && isDeepStrictEqual(stored.snapshot, JSON.parse(JSON.stringify(input.snapshot)))) return { checkpointSeq: stored.checkpointSeq };
+        }
+        throw error;
+      }
+    });
     return result.checkpointSeq;
   }
 
-  async #withRetry<T>(write: () => Promise<T>): Promise<T> {
+  async #withRetry<T>(write: (attempt: number) => Promise<T>): Promise<T> {
     const { attempts, baseDelayMs } = this.deps.retry;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await write();
+        return await write(attempt);
       } catch (error) {
         if (!(error instanceof DatabaseUnavailableError) || attempt >= attempts) throw error;
         this.deps.logger.warn({ supervisorId: this.id, attempt, err: errorText(error) }, 'save point failed, retrying');

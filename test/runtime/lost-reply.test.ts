@@ -1,0 +1,53 @@
+// A save point whose commit succeeded but whose reply never arrived (the connection dropped in between): the retry is
+// refused as stale, the runtime sees that the stored row is its own step, and carries on instead of wedging.
+
+import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from 'kysely';
+import { describe, expect, it } from 'vitest';
+import { getSupervisorState, listCheckpoints } from '../../src/persistence/supervisor-repository.js';
+import { createRuntime } from '../../src/runtime/supervisor-runtime.js';
+import { databaseTargets, useIsolatedDatabase } from '../helpers/databases.js';
+
+/** After the next save statement has run, throws what pg throws when the connection resets: the commit happened. */
+class LoseNextSaveReply implements KyselyPlugin {
+  armed = false;
+  lost = 0;
+  transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
+    return args.node;
+  }
+  async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+    // The full save statement answers with exactly one row: the new checkpoint's seq.
+    const row = args.result.rows[0];
+    if (this.armed && args.result.rows.length === 1 && row && Object.keys(row).join(',') === 'seq') {
+      this.armed = false;
+      this.lost += 1;
+      throw Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' });
+    }
+    return args.result;
+  }
+}
+
+for (const target of await databaseTargets()) {
+  describe(`a lost commit reply on ${target.name}`, () => {
+    const database = useIsolatedDatabase(target);
+
+    it('is recognised as the supervisor\'s own committed step: no interruption, no duplicate checkpoint, later steps still save', async () => {
+      const plugin = new LoseNextSaveReply();
+      const handle = { ...database(), db: database().db.withPlugin(plugin) };
+      const runtime = createRuntime({ database: handle, heartbeatIntervalMs: 0, saveRetry: { attempts: 3, baseDelayMs: 5 } });
+      try {
+        const supervisor = await runtime.spawn({ name: 'lossy' });
+        plugin.armed = true;
+        await runtime.send(supervisor.id, { type: 'SET_PHASE', phase: 'execution' });
+        expect(plugin.lost).toBe(1);
+        expect(supervisor.state).toBe('idle');
+        expect(supervisor.step).toBe(3);
+        await runtime.send(supervisor.id, { type: 'SET_PHASE', phase: 'review' });
+        const row = await getSupervisorState(database().db, supervisor.id);
+        expect(row).toMatchObject({ phase: 'review', step: 4, state: 'idle' });
+        expect((await listCheckpoints(database().db, supervisor.id)).map((checkpoint) => checkpoint.reason)).toEqual(['phase_changed', 'phase_changed', 'started', 'created']);
+      } finally {
+        await runtime.shutdown({ closeDatabase: false });
+      }
+    });
+  });
+}
