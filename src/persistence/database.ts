@@ -59,6 +59,21 @@ export function redactDatabaseUrl(url: string): string {
   }
 }
 
+/** Statements that start with this marker are hot paths, sent as named prepared statements (parsed once per connection). */
+export const PREPARED_STATEMENT_MARKER = /^\/\* sr:([a-z0-9_]+) \*\//;
+
+/** A pg client that prepares marked statements by name; everything else goes through unchanged. */
+class PreparingClient extends pg.Client {
+  override query(...args: unknown[]): never {
+    const [text, values] = args;
+    if (typeof text === 'string' && Array.isArray(values) && args.length === 2) {
+      const marker = PREPARED_STATEMENT_MARKER.exec(text);
+      if (marker) return super.query({ name: `sr_${marker[1]}`, text, values }) as never;
+    }
+    return (super.query as (...rest: unknown[]) => unknown)(...args) as never;
+  }
+}
+
 export async function openDatabase(config: DatabaseConfig = {}): Promise<Database> {
   if (config.schema !== undefined && !SCHEMA_NAME.test(config.schema)) {
     throw new Error(`Invalid schema name "${config.schema}": use lower-case letters, digits and underscores, starting with a letter.`);
@@ -69,6 +84,7 @@ export async function openDatabase(config: DatabaseConfig = {}): Promise<Databas
 async function openPostgres(url: string, config: DatabaseConfig): Promise<Database> {
   const schema = config.schema ?? null;
   const pool = new pg.Pool({
+    Client: PreparingClient,
     connectionString: url,
     max: config.poolSize ?? 10,
     connectionTimeoutMillis: 5_000,
