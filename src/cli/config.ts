@@ -55,7 +55,12 @@ export function parseRateSetting(setting: string, value: string | undefined, fal
 export function workerSettings(env: Env, flags: { minMs?: string | undefined; maxMs?: string | undefined; failureRate?: string | undefined } = {}): WorkerSettings {
   const minDurationMs = parseIntegerSetting(flags.minMs !== undefined ? '--min-ms' : 'SUPERVISOR_RUNTIME_WORKER_MIN_MS', flags.minMs ?? env.SUPERVISOR_RUNTIME_WORKER_MIN_MS, 300, 0, 3_600_000);
   const maxDurationMs = parseIntegerSetting(flags.maxMs !== undefined ? '--max-ms' : 'SUPERVISOR_RUNTIME_WORKER_MAX_MS', flags.maxMs ?? env.SUPERVISOR_RUNTIME_WORKER_MAX_MS, Math.max(1_500, minDurationMs), 0, 3_600_000);
-  if (maxDurationMs < minDurationMs) throw new ConfigError('SUPERVISOR_RUNTIME_WORKER_MAX_MS', `must be at least the minimum duration (${minDurationMs} ms), got ${maxDurationMs}`);
+  if (maxDurationMs < minDurationMs) {
+    throw new ConfigError(
+      flags.maxMs !== undefined ? '--max-ms' : 'SUPERVISOR_RUNTIME_WORKER_MAX_MS',
+      `must be at least ${flags.minMs !== undefined ? '--min-ms' : 'SUPERVISOR_RUNTIME_WORKER_MIN_MS'} (${minDurationMs}), got ${maxDurationMs}`,
+    );
+  }
   return {
     minDurationMs,
     maxDurationMs,

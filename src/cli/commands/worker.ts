@@ -4,19 +4,16 @@ import { createLogger } from '../../runtime/logger.js';
 import { startTaskWorker, type TaskReport } from '../../runtime/task-worker.js';
 import { createNatsTransport } from '../../transport/nats-transport.js';
 import type { CliCommand, CliIo } from '../command.js';
-import { ConfigError, parseIntegerSetting, parseUrlSetting } from '../config.js';
+import { ConfigError, parseUrlSetting, workerSettings, type WorkerSettings } from '../config.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
-export interface WorkerSettings {
+export interface WorkerCommandSettings extends WorkerSettings {
   natsUrl: string;
   subjectPrefix: string;
-  minDurationMs: number;
-  maxDurationMs: number;
-  failureRate: number;
 }
 
-export function workerSettings(values: Record<string, string | boolean | undefined>, env: CliIo['env']): WorkerSettings {
+export function workerCommandSettings(values: Record<string, string | boolean | undefined>, env: CliIo['env']): WorkerCommandSettings {
   const flagUrl = values['nats-url'] as string | undefined;
   const natsUrl = parseUrlSetting(flagUrl !== undefined ? '--nats-url' : 'NATS_URL', flagUrl ?? env.NATS_URL, ['nats:', 'tls:']);
   if (natsUrl === undefined) {
@@ -26,17 +23,14 @@ export function workerSettings(values: Record<string, string | boolean | undefin
         'On the embedded default (no NATS_URL) the daemon runs a task worker in-process, so no separate worker is needed.',
     );
   }
-  const minDurationMs = parseIntegerSetting('--min-ms', values['min-ms'] as string | undefined, 300, 0, 3_600_000);
-  const maxDurationMs = parseIntegerSetting('--max-ms', values['max-ms'] as string | undefined, Math.max(1_500, minDurationMs), 0, 3_600_000);
-  if (maxDurationMs < minDurationMs) throw new ConfigError('--max-ms', `must be at least --min-ms (${minDurationMs}), got ${maxDurationMs}`);
-  const rateText = values['failure-rate'] as string | undefined;
-  const failureRate = rateText === undefined || rateText.trim() === '' ? 0 : Number(rateText);
-  if (!Number.isFinite(failureRate) || failureRate < 0 || failureRate > 1) {
-    throw new ConfigError('--failure-rate', `expected a number from 0 to 1, got "${rateText}"`);
-  }
+  // Durations and failure share are read exactly as the daemon reads them for its embedded worker (flags win).
+  const worker = workerSettings(env, {
+    minMs: values['min-ms'] as string | undefined,
+    maxMs: values['max-ms'] as string | undefined,
+    failureRate: values['failure-rate'] as string | undefined,
+  });
   // Same variable as the daemon, so both agree on subjects; the transport rejects a malformed prefix by name.
-  const subjectPrefix = env.SUPERVISOR_RUNTIME_SUBJECT_PREFIX ?? '';
-  return { natsUrl, subjectPrefix, minDurationMs, maxDurationMs, failureRate };
+  return { ...worker, natsUrl, subjectPrefix: env.SUPERVISOR_RUNTIME_SUBJECT_PREFIX ?? '' };
 }
 
 /** Resolves with the name of the first SIGTERM or SIGINT. */
@@ -53,7 +47,7 @@ export function untilSignal(): Promise<string> {
 }
 
 /** The command's body; `until` decides when to stop (signals in the CLI, a promise in tests). */
-export async function runWorker(settings: WorkerSettings, io: CliIo, until: Promise<string>): Promise<number> {
+export async function runWorker(settings: WorkerCommandSettings, io: CliIo, until: Promise<string>): Promise<number> {
   const level = (io.env.LOG_LEVEL ?? 'warn').toLowerCase();
   if (!LOG_LEVELS.includes(level)) throw new ConfigError('LOG_LEVEL', `expected one of ${LOG_LEVELS.join(', ')}, got "${level}"`);
   // Warnings and errors go to stderr as JSON; stdout carries the one line per task.
@@ -108,7 +102,7 @@ Subjects use $SUPERVISOR_RUNTIME_SUBJECT_PREFIX, like the daemon.`,
     'failure-rate': { type: 'string' },
   },
   async run({ values }, io) {
-    const settings = workerSettings(values, io.env);
+    const settings = workerCommandSettings(values, io.env);
     return runWorker(settings, io, untilSignal());
   },
 };
