@@ -4,6 +4,8 @@
 import type { SupervisorCommand } from '../runtime/agent-driver.js';
 
 const text = { type: 'string', minLength: 1 } as const;
+/** Task ids become NATS subject tokens (tasks.<taskId>.events): letters, digits, `_` and `-` only. */
+const taskIdText = { type: 'string', pattern: '^[A-Za-z0-9_-]{1,128}$' } as const;
 const anyText = { type: 'string' } as const;
 const progress = { type: 'integer', minimum: 0, maximum: 100 } as const;
 const choices = { type: 'array', items: text, minItems: 1 } as const;
@@ -102,7 +104,7 @@ function event(type: string, properties: Record<string, object> = {}, required: 
 const SENDABLE_EVENTS = {
   START: event('START'),
   SET_ACTIVITY: event('SET_ACTIVITY', { activity: anyText, progress }, ['activity']),
-  SPAWN_TASK: event('SPAWN_TASK', { description: text, taskId: text }, ['description']),
+  SPAWN_TASK: event('SPAWN_TASK', { description: text, taskId: taskIdText }, ['description']),
   TASK_EVENT: event('TASK_EVENT', { taskId: text, kind: { type: 'string', enum: TASK_REPORT_TYPES }, progress, result: anyText, error: anyText }, ['taskId', 'kind']),
   ASK_QUESTION: event('ASK_QUESTION', { question: text, questionId: text, choices, context: anyText }, ['question']),
   ANSWER: event('ANSWER', { questionId: text, answer: anyText }, ['questionId', 'answer']),

@@ -20,8 +20,8 @@ export interface InboundConsumerOptions {
   /** Redeliver a message not settled within this time (default 30 s). */
   ackWaitMs?: number;
   /**
-   * Deliveries before the transport gives a message up (default 500). High on purpose: a nak'd answer waits out a
-   * database outage or a restoration, and dropping it would lose the human's answer.
+   * Deliveries before the transport gives a message up (default -1: never). A nak'd answer waits out a database
+   * outage or a restoration however long it takes; dropping it would lose the human's answer.
    */
   maxDeliver?: number;
   /** First delay before a message that could not be applied now comes back; grows with each delivery (default 1 s). */
@@ -72,7 +72,9 @@ export async function startInboundConsumers(runtime: SupervisorRuntime, options:
   const logger: Logger = runtime.logger.child({ component: 'inbound-consumers' });
   const retryDelayMs = options.retryDelayMs ?? 1_000;
   const maxRetryDelayMs = options.maxRetryDelayMs ?? 10_000;
-  const subscribeDefaults = { ackWaitMs: options.ackWaitMs ?? 30_000, maxDeliver: options.maxDeliver ?? 500 };
+  // Never give up on an answer or a task event: one that cannot be applied yet (supervisor not restored, database down)
+  // waits with backoff; only malformed and unknown ones are terminated.
+  const subscribeDefaults = { ackWaitMs: options.ackWaitMs ?? 30_000, maxDeliver: options.maxDeliver ?? -1 };
   const counts = { answers: emptyCounts(), taskEvents: emptyCounts() };
   let lastError: string | null = null;
   let stopped = false;
@@ -102,7 +104,7 @@ export async function startInboundConsumers(runtime: SupervisorRuntime, options:
   function classify(error: unknown, message: InboundMessage, supervisorId: string | undefined): Outcome | null {
     if (error instanceof QuestionAlreadyAnsweredError) return { kind: 'duplicate', reason: error.message };
     if (error instanceof SupervisorNotFoundError || error instanceof TaskNotFoundError) return { kind: 'unknown', reason: error.message };
-    if (error instanceof SupervisorNotRunningError) return { kind: 'retry', reason: error.message, delayMs: retryDelayMs };
+    if (error instanceof SupervisorNotRunningError) return { kind: 'retry', reason: error.message, delayMs: retryDelay(message) };
     if (error instanceof EventRefusedError) {
       // A supervisor stopping in this daemon (handed over, or shutting down) refuses too: it is not ours to settle.
       const id = error.supervisorId ?? supervisorId;

@@ -117,8 +117,26 @@ interface Session {
   contextMessage: string;
 }
 
-/** Run the protocol for one supervisor, stopping its live actor first if this daemon runs it. */
-export async function restoreSupervisor(runtime: SupervisorRuntime, supervisorId: string, source: RestorationSource): Promise<RestorationInfo> {
+const inFlight = new WeakMap<SupervisorRuntime, Map<string, Promise<unknown>>>();
+
+/**
+ * Run the protocol for one supervisor, stopping its live actor first if this daemon runs it. Restorations of one id
+ * run one after the other: two at once would stop each other's supervisor and leave it running nowhere.
+ */
+export function restoreSupervisor(runtime: SupervisorRuntime, supervisorId: string, source: RestorationSource): Promise<RestorationInfo> {
+  let running = inFlight.get(runtime);
+  if (!running) inFlight.set(runtime, (running = new Map()));
+  const previous = running.get(supervisorId) ?? Promise.resolve();
+  const next = previous.catch(() => undefined).then(() => restoreOnce(runtime, supervisorId, source));
+  running.set(supervisorId, next);
+  const forget = () => {
+    if (running?.get(supervisorId) === next) running.delete(supervisorId);
+  };
+  next.then(forget, forget);
+  return next;
+}
+
+async function restoreOnce(runtime: SupervisorRuntime, supervisorId: string, source: RestorationSource): Promise<RestorationInfo> {
   const started = performance.now();
   const db = runtime.database.db;
   const logger = runtime.logger.child({ supervisorId });

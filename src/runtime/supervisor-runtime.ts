@@ -106,6 +106,7 @@ export interface SupervisorRuntime {
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const TASK_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
 export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
   const logger = options.logger ?? silentLogger;
@@ -216,6 +217,24 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     throw new SupervisorNotRunningError(id, stored.state);
   }
 
+  /** A caller-chosen task id must fit a subject token and must not belong to another supervisor's task. */
+  async function spawnWithTaskId(id: string, taskId: string, command: SupervisorCommand): Promise<CommittedStep> {
+    if (!TASK_ID.test(taskId)) throw new InvalidSupervisorDataError(id, 'taskId', 'must be 1–128 letters, digits, "_" or "-" (it becomes a NATS subject token)');
+    const existing = await getTask(options.database.db, taskId);
+    if (existing && existing.supervisorId !== id) {
+      throw new EventRefusedError(id, 'SPAWN_TASK', `task id ${taskId} is already used by supervisor ${existing.supervisorId}`, supervisors.get(id)?.state ?? 'unknown');
+    }
+    const supervisor = await requireRunning(id);
+    return supervisor.send(toEvent(command));
+  }
+
+  /** Enqueue synchronously when the supervisor runs here: a send made before shutdown() is a queued save it waits for. */
+  function enqueue(id: string, event: SupervisorEvent): Promise<CommittedStep> {
+    const supervisor = stopping ? undefined : supervisors.get(id);
+    if (supervisor && !supervisor.stopped) return supervisor.send(event);
+    return requireRunning(id).then((found) => found.send(event));
+  }
+
   function toEvent(command: SupervisorCommand): SupervisorEvent {
     const at = command.at ?? now().toISOString();
     if (command.type === 'ASK_QUESTION') return { ...command, questionId: command.questionId ?? randomUUID(), at };
@@ -266,10 +285,8 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     list: () => [...supervisors.values()].filter((supervisor) => !supervisor.stopped),
 
     send(id, command) {
-      // Enqueue synchronously when the supervisor runs here: a send made before shutdown() is a queued save it waits for.
-      const supervisor = stopping ? undefined : supervisors.get(id);
-      if (supervisor && !supervisor.stopped) return supervisor.send(toEvent(command));
-      return requireRunning(id).then((found) => found.send(toEvent(command)));
+      if (command.type === 'SPAWN_TASK' && command.taskId !== undefined) return spawnWithTaskId(id, command.taskId, command);
+      return enqueue(id, toEvent(command));
     },
 
     async askQuestion(id, question) {
@@ -299,8 +316,13 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     },
 
     async spawnTask(id, task) {
-      const taskId = task.taskId ?? randomUUID();
-      await runtime.send(id, { type: 'SPAWN_TASK', taskId, description: task.description });
+      if (task.taskId !== undefined) {
+        await runtime.send(id, { type: 'SPAWN_TASK', taskId: task.taskId, description: task.description });
+        return { taskId: task.taskId };
+      }
+      // A fresh UUID cannot collide, so it skips the ownership lookup.
+      const taskId = randomUUID();
+      await enqueue(id, toEvent({ type: 'SPAWN_TASK', taskId, description: task.description }));
       return { taskId };
     },
 

@@ -124,7 +124,7 @@ export function createInProcessBus(options: InProcessBusOptions = {}): Transport
         consumer.pending.delete(seq); // aged out of the log
         continue;
       }
-      if (entry.deliveryCount >= consumer.maxDeliver) {
+      if (consumer.maxDeliver > 0 && entry.deliveryCount >= consumer.maxDeliver) {
         consumer.pending.delete(seq);
         logger.warn(
           { durable: consumer.durable, subject: message.subject, msgId: message.msgId, deliveries: entry.deliveryCount },

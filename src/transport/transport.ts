@@ -38,7 +38,7 @@ export interface SubscribeOptions {
   filterSubject: string;
   /** Redeliver a message not acked within this time. Default 30 s. */
   ackWaitMs?: number;
-  /** Give up on a message after this many deliveries (then it is dropped with a warning). Default 20. */
+  /** Give up on a message after this many deliveries (then it is dropped with a warning); -1 never gives up. Default 20. */
   maxDeliver?: number;
 }
 
