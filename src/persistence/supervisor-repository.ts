@@ -524,7 +524,8 @@ export async function listSupervisors(
 ): Promise<{ supervisors: SupervisorDetailedState[]; invalid: InvalidSnapshotError[] }> {
   const rows = await withDatabaseErrors('listSupervisors', undefined, () => {
     let query = db.selectFrom('supervisor_states').selectAll().orderBy('created_at', 'desc').orderBy('id');
-    if (options.pendingQuestionsOnly) query = query.where(sql<boolean>`pending_questions <> '[]'::jsonb`);
+    // A finished supervisor's leftover questions can no longer be answered: they are not "pending" for anyone.
+    if (options.pendingQuestionsOnly) query = query.where(sql<boolean>`pending_questions <> '[]'::jsonb`).where('state', 'not in', ['completed', 'failed']);
     if (options.states && options.states.length > 0) query = query.where('state', 'in', options.states);
     return query.limit(options.limit ?? 1000).execute();
   });
@@ -548,6 +549,7 @@ export async function getSupervisorsWithPendingQuestions(db: Executor): Promise<
       .selectFrom('supervisor_states')
       .select(['id', 'name', 'state', 'phase', 'pending_questions', 'updated_at'])
       .where(sql<boolean>`pending_questions <> '[]'::jsonb`)
+      .where('state', 'not in', ['completed', 'failed'])
       .orderBy('updated_at')
       .execute(),
   );
@@ -721,4 +723,43 @@ export async function enqueueOutbox(db: Executor, supervisorId: string, messages
       RETURNING msg_id AS id`.execute(db),
   );
   return result.rows.length;
+}
+
+/**
+ * Mark a supervisor interrupted from outside its actor (a restore that failed): state, error message AND the stored
+ * snapshot change together, with a checkpoint, so the row stays consistent and the next restore resumes it. A row
+ * whose snapshot is not an object only gets the columns. Returns false for an unknown id.
+ */
+export async function markSupervisorInterrupted(db: Executor, supervisorId: string, reason: string): Promise<boolean> {
+  return withDatabaseErrors('markSupervisorInterrupted', supervisorId, async () => {
+    const patched = await sql<{ seq: string | number }>`
+      WITH up AS (
+        UPDATE supervisor_states AS s SET
+          state = 'interrupted', error_message = ${reason}::text, step = s.step + 1, checkpoint_seq = s.checkpoint_seq + 1, updated_at = now(),
+          snapshot = jsonb_set(
+            jsonb_set(jsonb_set(s.snapshot, '{value}', '"interrupted"'), '{context,errorMessage}', to_jsonb(${reason}::text)),
+            '{context,interruptedFrom}',
+            CASE WHEN s.state = 'interrupted' THEN coalesce(s.snapshot #> '{context,interruptedFrom}', 'null'::jsonb) ELSE to_jsonb(s.state::text) END)
+        WHERE s.id = ${supervisorId}::uuid AND jsonb_typeof(s.snapshot) = 'object' AND jsonb_typeof(s.snapshot -> 'context') = 'object'
+        RETURNING s.id, s.checkpoint_seq, s.step, s.state, s.snapshot, s.machine_version
+      ), checkpoint AS (
+        INSERT INTO supervisor_checkpoints (supervisor_id, seq, step, reason, state, snapshot, machine_version)
+        SELECT id, checkpoint_seq, step, 'restore_failed', state, snapshot, coalesce(machine_version, 1) FROM up
+        RETURNING seq
+      )
+      SELECT seq FROM checkpoint`
+      .execute(db)
+      // A row the database refuses to patch (its step at the bigint limit, say) still gets the columns below.
+      .catch((error: unknown) => {
+        if ((error as { code?: unknown }).code === '22003') return { rows: [] };
+        throw error;
+      });
+    if (patched.rows.length > 0) return true;
+    const result = await db
+      .updateTable('supervisor_states')
+      .set({ state: 'interrupted', error_message: reason, updated_at: sql`now()` })
+      .where('id', '=', supervisorId)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  });
 }

@@ -19,7 +19,7 @@ import {
   listCheckpoints,
   listRestorableSupervisorIds,
   quarantineSupervisorRow,
-  updateSupervisorDetailedState,
+  markSupervisorInterrupted,
   validateSpawnedTasks,
   type CheckpointRecord,
 } from '../persistence/supervisor-repository.js';
@@ -376,7 +376,7 @@ export async function restoreAll(
         const reason = errorText(error);
         summary.failed.push({ supervisorId: id, error: reason });
         runtime.logger.error({ supervisorId: id, err: reason }, 'supervisor could not be restored; marked interrupted');
-        await updateSupervisorDetailedState(runtime.database.db, id, { state: 'interrupted', errorMessage: `restore failed: ${reason}`.slice(0, 2000) }).catch(
+        await markSupervisorInterrupted(runtime.database.db, id, `restore failed: ${reason}`.slice(0, 2000)).catch(
           (markError: unknown) => runtime.logger.error({ supervisorId: id, err: errorText(markError) }, 'could not mark the supervisor interrupted either'),
         );
       }

@@ -151,6 +151,15 @@ for (const target of await databaseTargets()) {
       expect((await listSupervisors(db(), { pendingQuestionsOnly: true })).supervisors.map((s) => s.id)).toEqual([asking.supervisorId]);
     });
 
+    it('a finished supervisor\'s leftover questions are not listed as pending: nobody can answer them any more', async () => {
+      const failed = fullSave({ state: 'failed', errorMessage: 'gave up', pendingQuestions: [question('q1')] });
+      const asking = fullSave({ state: 'waiting_for_user', pendingQuestions: [question('q2')] });
+      await saveSupervisorStateFull(db(), failed);
+      await saveSupervisorStateFull(db(), asking);
+      expect((await getSupervisorsWithPendingQuestions(db())).map((row) => row.supervisorId)).toEqual([asking.supervisorId]);
+      expect((await listSupervisors(db(), { pendingQuestionsOnly: true })).supervisors.map((s) => s.id)).toEqual([asking.supervisorId]);
+    });
+
     it('markSupervisorRestored counts restorations and stamps time and source', async () => {
       const input = fullSave();
       await saveSupervisorStateFull(db(), input);

@@ -229,22 +229,49 @@ for (const target of await databaseTargets()) {
       await runtime.shutdown({ closeDatabase: false });
     });
 
-    it('a supervisor that cannot be restored is marked interrupted with the reason, and the others come back', async () => {
+    it('a supervisor that cannot be restored is marked interrupted with the reason, the others come back, and it resumes once the cause is gone', async () => {
       const first = runtimeOn(database());
       const good = await first.spawn({ name: 'good' });
       const bad = await first.spawn({ name: 'bad' });
       await crash(first);
-      // A step at the bigint limit makes the next save point fail inside the database.
-      await sql`UPDATE supervisor_states SET step = 9223372036854775807 WHERE id = ${bad.id}`.execute(db());
+      // The database refuses the bad supervisor's restoration save point (an injected failure, as a broken disk would).
+      await sql`CREATE FUNCTION refuse_restoration() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF NEW.reason = 'restored' AND NEW.supervisor_id = ${sql.lit(bad.id)}::uuid THEN RAISE EXCEPTION 'injected: checkpoint storage failed'; END IF;
+          RETURN NEW;
+        END $$`.execute(db());
+      await sql`CREATE TRIGGER refuse_restoration BEFORE INSERT ON supervisor_checkpoints FOR EACH ROW EXECUTE FUNCTION refuse_restoration()`.execute(db());
       const second = runtimeOn(database());
       const summary = await restoreAll(second);
       expect(summary.restored).toBe(1);
       expect(summary.failed.map((failure) => failure.supervisorId)).toEqual([bad.id]);
+      expect(summary.failed[0]?.error).toMatch(/injected: checkpoint storage failed/);
       expect(second.get(good.id)?.state).toBe('idle');
       expect(second.get(bad.id)).toBeUndefined();
       const row = await getSupervisorState(db(), bad.id);
       expect(row?.state).toBe('interrupted');
-      expect(row?.errorMessage).toMatch(/^restore failed: /);
+      expect(row?.errorMessage).toMatch(/^restore failed: .*injected/);
+      expect((await listCheckpoints(db(), bad.id, { limit: 1 }))[0]).toMatchObject({ reason: 'restore_failed', state: 'interrupted' });
+
+      // The cause goes away: the next restore uses the row as it is (no checkpoint walk) and resumes the supervisor.
+      await sql`DROP TRIGGER refuse_restoration ON supervisor_checkpoints`.execute(db());
+      const info = await restoreSupervisor(second, bad.id, 'manual');
+      expect(info.validation.valid).toBe(true);
+      expect(info.recoveryAction).toBe('restore');
+      expect(info.restoredState).toBe('idle');
+      expect((await getSupervisorState(db(), bad.id))?.errorMessage).toBeNull();
+      await second.shutdown({ closeDatabase: false });
+    });
+
+    it('a step at the bigint limit still gets the supervisor marked interrupted (columns only)', async () => {
+      const first = runtimeOn(database());
+      const stuck = await first.spawn({ name: 'stuck' });
+      await crash(first);
+      await sql`UPDATE supervisor_states SET step = 9223372036854775807 WHERE id = ${stuck.id}`.execute(db());
+      const second = runtimeOn(database());
+      const summary = await restoreAll(second);
+      expect(summary.failed.map((failure) => failure.supervisorId)).toEqual([stuck.id]);
+      expect(await getSupervisorState(db(), stuck.id)).toMatchObject({ state: 'interrupted', errorMessage: expect.stringMatching(/^restore failed: /) });
       await second.shutdown({ closeDatabase: false });
     });
 
