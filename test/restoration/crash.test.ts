@@ -57,13 +57,9 @@ for (const target of await databaseTargets()) {
       const waiting = await spawn('waiting-for-tasks');
       const waitingTask = (await call<{ taskId: string }>(first, 'POST', `/supervisors/${waiting.id}/tasks`, { description: 'migrate data' })).taskId;
 
-      // mid phase change: one committed, the next one in flight when the daemon dies
+      // mid phase change: one committed; the next one is sent and the daemon is killed at once, while it is in flight
       const phasing = await spawn('mid-phase-change');
       await event(first, phasing.id, { type: 'SET_PHASE', phase: 'build' });
-      const inFlight = event(first, phasing.id, { type: 'SET_PHASE', phase: 'release' }).then(
-        () => 'committed' as const,
-        () => 'lost' as const,
-      );
 
       const ids = [working.id, asking.id, waiting.id, phasing.id];
       const before = new Map<string, View>();
@@ -71,6 +67,10 @@ for (const target of await databaseTargets()) {
       const conversationsBefore = new Map<string, number>();
       for (const id of ids) conversationsBefore.set(id, (await call<{ entries: unknown[] }>(first, 'GET', `/supervisors/${id}/conversation`)).entries.length);
 
+      const inFlight = event(first, phasing.id, { type: 'SET_PHASE', phase: 'release' }).then(
+        () => 'committed' as const,
+        () => 'lost' as const,
+      );
       const killed = await first.stop('SIGKILL');
       expect(killed.code).toBeNull();
       const phaseOutcome = await inFlight;
