@@ -36,6 +36,11 @@ export interface DurableSupervisorDeps {
   heartbeatIntervalMs: number;
   /** Called after every committed step, in order, before the caller's promise resolves. */
   onCommitted(supervisor: DurableSupervisor, step: CommittedStep): void;
+  /**
+   * The stored row moved past this copy (a save refused as stale that was not our own lost reply): the copy stops
+   * taking events and the runtime reloads the supervisor from the database. Called outside the step queue.
+   */
+  onDesynchronized(supervisor: DurableSupervisor, error: StaleWriteError): void;
 }
 
 export interface CommittedStep {
@@ -62,6 +67,7 @@ export class DurableSupervisor {
   #stopped = false;
   /** A committed-in-memory INTERRUPT whose save point still waits for the database. */
   #unsaved: { step: CommittedStep; stepNumber: number } | null = null;
+  #desynchronized: StaleWriteError | null = null;
   #flushTimer: NodeJS.Timeout | undefined;
 
   private constructor(
@@ -191,6 +197,7 @@ export class DurableSupervisor {
 
   async #apply(event: SupervisorEvent): Promise<CommittedStep> {
     if (this.#stopped) throw new EventRefusedError(this.id, event.type, 'supervisor is stopped in this daemon', this.state);
+    if (this.#desynchronized) throw this.#desynchronized;
     await this.#flushUnsaved(event.type);
     const before = this.#snapshot;
     const refusal = explainRefusal(before, event);
@@ -218,6 +225,7 @@ export class DurableSupervisor {
         this.#interruptAfterOutage(error);
         throw new SaveFailedError(this.id, event.type, error);
       }
+      if (error instanceof StaleWriteError) this.#desynchronize(error);
       throw error;
     }
     this.#makeVisible(committed);
@@ -296,6 +304,16 @@ export class DurableSupervisor {
     this.#scheduleFlush();
   }
 
+  #desynchronize(error: StaleWriteError): void {
+    if (this.#desynchronized) return;
+    this.#desynchronized = error;
+    clearTimeout(this.#flushTimer);
+    clearTimeout(this.#heartbeat);
+    this.deps.logger.error({ supervisorId: this.id, step: this.#step }, 'stored state is newer than this copy: reloading the supervisor from the database');
+    // Outside the queue: reloading stops this copy, which waits for the queue to drain.
+    setImmediate(() => this.deps.onDesynchronized(this, error));
+  }
+
   #scheduleFlush(): void {
     clearTimeout(this.#flushTimer);
     this.#flushTimer = setTimeout(() => {
@@ -311,6 +329,11 @@ export class DurableSupervisor {
     try {
       pending.step.checkpointSeq = await this.#saveFull(pending.step, pending.stepNumber, pending.step.before.value as SupervisorState);
     } catch (error) {
+      if (error instanceof StaleWriteError) {
+        // The step before the outage committed after all (its reply was lost): what is stored is newer than this copy.
+        this.#unsaved = null;
+        this.#desynchronize(error);
+      }
       throw error instanceof DatabaseUnavailableError ? new SaveFailedError(this.id, cause, error) : error;
     }
     this.#step = pending.stepNumber;

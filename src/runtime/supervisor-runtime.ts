@@ -132,6 +132,13 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     inspect: inspector.observer,
     retry: { attempts: options.saveRetry?.attempts ?? 5, baseDelayMs: options.saveRetry?.baseDelayMs ?? 100 },
     heartbeatIntervalMs: options.heartbeatIntervalMs ?? 15_000,
+    onDesynchronized: (supervisor) => {
+      if (stopping || supervisors.get(supervisor.id) !== supervisor) return;
+      const reload = runtime.restorer ? runtime.restorer(supervisor.id, 'manual') : runtime.stop(supervisor.id);
+      void Promise.resolve(reload).catch((error: unknown) =>
+        logger.error({ supervisorId: supervisor.id, err: errorText(error) }, 'could not reload the supervisor; resume it with POST /supervisors/:id/resume'),
+      );
+    },
     onCommitted: (supervisor, step) => {
       registry.trigger.upsert(registryEntry(supervisor));
       for (const hook of hooks.onCommitted) hook(supervisor, step);

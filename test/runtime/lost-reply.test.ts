@@ -4,6 +4,8 @@
 import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { getSupervisorState, listCheckpoints } from '../../src/persistence/supervisor-repository.js';
+import { attachRestoration } from '../../src/runtime/restoration.js';
+import { SaveFailedError } from '../../src/runtime/errors.js';
 import { createRuntime } from '../../src/runtime/supervisor-runtime.js';
 import { databaseTargets, useIsolatedDatabase } from '../helpers/databases.js';
 
@@ -11,7 +13,14 @@ import { databaseTargets, useIsolatedDatabase } from '../helpers/databases.js';
 class LoseNextSaveReply implements KyselyPlugin {
   armed = false;
   lost = 0;
+  /** After losing the reply, this many statements fail before reaching the server (the database is down). */
+  outageAfterLoss = 0;
+  private down = 0;
   transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
+    if (this.down > 0) {
+      this.down -= 1;
+      throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+    }
     return args.node;
   }
   async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
@@ -20,6 +29,7 @@ class LoseNextSaveReply implements KyselyPlugin {
     if (this.armed && args.result.rows.length === 1 && row && Object.keys(row).join(',') === 'seq') {
       this.armed = false;
       this.lost += 1;
+      this.down = this.outageAfterLoss;
       throw Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' });
     }
     return args.result;
@@ -45,6 +55,34 @@ for (const target of await databaseTargets()) {
         const row = await getSupervisorState(database().db, supervisor.id);
         expect(row).toMatchObject({ phase: 'review', step: 4, state: 'idle' });
         expect((await listCheckpoints(database().db, supervisor.id)).map((checkpoint) => checkpoint.reason)).toEqual(['phase_changed', 'phase_changed', 'started', 'created']);
+      } finally {
+        await runtime.shutdown({ closeDatabase: false });
+      }
+    });
+
+    it('followed by an outage, the copy that fell behind reloads itself from the database instead of wedging', async () => {
+      const plugin = new LoseNextSaveReply();
+      const handle = { ...database(), db: database().db.withPlugin(plugin) };
+      const runtime = createRuntime({ database: handle, heartbeatIntervalMs: 0, saveRetry: { attempts: 3, baseDelayMs: 5 } });
+      attachRestoration(runtime);
+      try {
+        const supervisor = await runtime.spawn({ name: 'lossy-then-down' });
+        plugin.armed = true;
+        plugin.outageAfterLoss = 2;
+        // The save commits, its reply is lost, and both retries find the database down: the caller is told it failed.
+        await expect(runtime.send(supervisor.id, { type: 'SET_PHASE', phase: 'execution' })).rejects.toBeInstanceOf(SaveFailedError);
+        expect(supervisor.state).toBe('interrupted');
+        // The interruption's own save point is then refused as stale (the row holds the committed SET_PHASE):
+        // the supervisor is reloaded from the database, phase change included.
+        const deadline = Date.now() + 10_000;
+        while (Date.now() < deadline && (runtime.get(supervisor.id) === supervisor || !runtime.get(supervisor.id))) await new Promise((r) => setTimeout(r, 50));
+        const reloaded = runtime.get(supervisor.id);
+        expect(reloaded).toBeDefined();
+        expect(reloaded).not.toBe(supervisor);
+        expect(reloaded?.snapshot.context).toMatchObject({ phase: 'execution', restorationSource: 'manual' });
+        expect(reloaded?.state).toBe('idle');
+        await runtime.send(supervisor.id, { type: 'SET_PHASE', phase: 'review' });
+        expect(await getSupervisorState(database().db, supervisor.id)).toMatchObject({ phase: 'review', state: 'idle' });
       } finally {
         await runtime.shutdown({ closeDatabase: false });
       }
