@@ -141,6 +141,9 @@ async function restoreOnce(runtime: SupervisorRuntime, supervisorId: string, sou
   const db = runtime.database.db;
   const logger = runtime.logger.child({ supervisorId });
   await runtime.stop(supervisorId);
+  // The driver hears nothing until the restoration is committed: reconciled task outcomes must not make it act on a
+  // state the restoration context message has not described yet.
+  runtime.holdDriver(supervisorId);
   const session: Session = { raw: null, snapshot: null, step: 0, supervisor: null, tasks: [], redelivered: [], contextMessage: '' };
   const at = () => runtime.now().toISOString();
   const need = <T>(value: T | null, what: string): T => {
@@ -314,9 +317,11 @@ async function restoreOnce(runtime: SupervisorRuntime, supervisorId: string, sou
   const output = await toPromise(machineSnapshot);
   if (output.error || !output.result) {
     // Nothing half-restored stays running.
+    runtime.releaseDriver(supervisorId, { discard: true });
     await runtime.stop(supervisorId).catch(() => undefined);
     throw new RestorationFailedError(supervisorId, output.error ?? 'the protocol ended without a result');
   }
+  runtime.releaseDriver(supervisorId);
   const info = output.result;
   logger.info(
     {

@@ -103,6 +103,10 @@ export interface SupervisorRuntime {
   shutdown(options?: { closeDatabase?: boolean; closeTransport?: boolean }): Promise<void>;
   /** Set by the restoration module. */
   restorer?: (id: string, source: RestorationSource) => Promise<RestorationInfo>;
+  /** Queue the agent driver's callbacks for this supervisor instead of running them (while it is being restored). */
+  holdDriver(id: string): void;
+  /** Run the queued callbacks in order and stop queueing; `discard` drops them (the restoration failed). */
+  releaseDriver(id: string, options?: { discard?: boolean }): void;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -121,6 +125,8 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
   for (const driver of options.drivers ?? []) drivers.set(driver.name, driver);
   const defaultDriver = options.defaultDriver ?? manualDriver.name;
   const hooks: RuntimeHooks = { onCommitted: [], onShutdown: [] };
+  // Driver callbacks held back while a supervisor is restored: the LLM hears the restoration first, then the rest.
+  const heldDrivers = new Map<string, Array<() => void>>();
   let stopping = false;
 
   const deps: DurableSupervisorDeps = {
@@ -180,7 +186,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       if (effect.type === 'taskFinished' && driver.onTaskFinished) calls.push(() => driver.onTaskFinished?.(handle, effect.params));
     }
     if (calls.length === 0) return;
-    setImmediate(() => {
+    const run = () => {
       void (async () => {
         for (const call of calls) {
           if (supervisor.stopped || stopping) return;
@@ -191,7 +197,10 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
           }
         }
       })();
-    });
+    };
+    const held = heldDrivers.get(supervisor.id);
+    if (held) held.push(run);
+    else setImmediate(run);
   }
 
   function handleFor(supervisor: DurableSupervisor): SupervisorHandle {
@@ -392,6 +401,18 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
 
     handleFor,
     driver: driverFor,
+
+    holdDriver(id) {
+      if (!heldDrivers.has(id)) heldDrivers.set(id, []);
+    },
+
+    releaseDriver(id, releaseOptions = {}) {
+      const held = heldDrivers.get(id);
+      heldDrivers.delete(id);
+      if (!held || releaseOptions.discard) return;
+      // In commit order, as if they had been dispatched when their steps committed.
+      for (const run of held) setImmediate(run);
+    },
 
     async shutdown(shutdownOptions = {}) {
       if (stopping) return;

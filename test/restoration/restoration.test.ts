@@ -9,6 +9,7 @@ import {
   listCheckpoints,
   recordTaskOutcome,
 } from '../../src/persistence/supervisor-repository.js';
+import type { AgentDriver } from '../../src/runtime/agent-driver.js';
 import { attachRestoration, restoreAll, restoreSupervisor } from '../../src/runtime/restoration.js';
 import { createRuntime, type SupervisorRuntime } from '../../src/runtime/supervisor-runtime.js';
 import { databaseTargets, useIsolatedDatabase } from '../helpers/databases.js';
@@ -116,6 +117,59 @@ for (const target of await databaseTargets()) {
       const tasks = second.get(busy.id)?.snapshot.context.tasks;
       expect(tasks?.map((task) => task.status)).toEqual(['completed', 'failed']);
       expect(info.restoredState).toBe('waiting_for_user');
+      await second.shutdown({ closeDatabase: false });
+    });
+
+    it('the agent driver acts only after the restoration committed: tasks that finished while down do not race the context message', async () => {
+      const first = runtimeOn(database());
+      const supervisor = await first.spawn({ name: 'scripted', driver: 'scripted' });
+      const deadline = Date.now() + 5_000;
+      while (Date.now() < deadline && supervisor.snapshot.context.pendingQuestions.length === 0) await new Promise((r) => setTimeout(r, 20));
+      const question = supervisor.snapshot.context.pendingQuestions[0];
+      expect(question).toBeDefined();
+      await first.answerQuestion(supervisor.id, question!.id, 'incremental');
+      const taskIds = supervisor.snapshot.context.tasks.map((task) => task.id);
+      await crash(first);
+      for (const taskId of taskIds) await recordTaskOutcome(db(), taskId, { status: 'completed', result: 'done offline' });
+
+      const second = runtimeOn(database());
+      const info = await restoreSupervisor(second, supervisor.id, 'daemon_restart');
+      // The restoration saw the work finished and told the LLM so; the driver had not completed it yet.
+      expect(info.restoredState).toBe('working');
+      expect(info.contextMessage).toMatch(/completed while you were down: done offline/);
+      const restored = second.get(supervisor.id);
+      const until = Date.now() + 5_000;
+      while (Date.now() < until && restored?.state !== 'completed') await new Promise((r) => setTimeout(r, 20));
+      expect(restored?.state).toBe('completed');
+      const reasons = (await listCheckpoints(db(), supervisor.id, { limit: 10 })).map((c) => c.reason).reverse();
+      expect(reasons.slice(-5)).toEqual(['task_completed', 'task_completed', 'restored', 'phase_changed', 'completed']);
+      await second.shutdown({ closeDatabase: false });
+    });
+
+    it('a driver callback for a task reconciled during restoration runs only once the restoration is stored', async () => {
+      const first = runtimeOn(database());
+      const supervisor = await first.spawn({ name: 'recorded' });
+      const { taskId } = await first.spawnTask(supervisor.id, { description: 'offline work' });
+      await crash(first);
+      await recordTaskOutcome(db(), taskId, { status: 'completed', result: 'ok' });
+      const seen: Array<{ callback: string; storedRestorationCount: number | undefined }> = [];
+      const recording: AgentDriver = {
+        name: 'manual',
+        onTaskFinished: async (handle) => {
+          seen.push({ callback: 'onTaskFinished', storedRestorationCount: (await getSupervisorState(db(), handle.id))?.restorationCount });
+        },
+        onRestored: async (handle) => {
+          seen.push({ callback: 'onRestored', storedRestorationCount: (await getSupervisorState(db(), handle.id))?.restorationCount });
+        },
+      };
+      const second = runtimeOn(database(), { drivers: [recording] });
+      await restoreSupervisor(second, supervisor.id, 'daemon_restart');
+      const deadline = Date.now() + 5_000;
+      while (Date.now() < deadline && seen.length < 2) await new Promise((r) => setTimeout(r, 20));
+      expect(seen).toEqual([
+        { callback: 'onTaskFinished', storedRestorationCount: 1 },
+        { callback: 'onRestored', storedRestorationCount: 1 },
+      ]);
       await second.shutdown({ closeDatabase: false });
     });
 
