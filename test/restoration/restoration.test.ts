@@ -173,18 +173,21 @@ for (const target of await databaseTargets()) {
       await second.shutdown({ closeDatabase: false });
     });
 
-    it('the heartbeat resumes with its remaining time, not restarted from zero', async () => {
+    it('the heartbeat resumes with its remaining time: not at once, not a full interval later', async () => {
       const first = runtimeOn(database());
       const supervisor = await first.spawn({ name: 'beating' });
       await crash(first);
-      // The last beat was 1.7 s ago with a 2 s interval: the next one is due in about 0.3 s.
-      await sql`UPDATE supervisor_states SET last_heartbeat = now() - interval '1700 milliseconds' WHERE id = ${supervisor.id}`.execute(db());
+      // The last beat was 1 s ago with a 2 s interval: the next one is due about 1 s after the restore.
+      await sql`UPDATE supervisor_states SET last_heartbeat = now() - interval '1000 milliseconds' WHERE id = ${supervisor.id}`.execute(db());
+      const stored = (await getSupervisorState(db(), supervisor.id))?.lastHeartbeat;
       const second = runtimeOn(database(), { heartbeatIntervalMs: 2_000 });
       await restoreSupervisor(second, supervisor.id, 'daemon_restart');
       const restoredAt = Date.now();
-      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      expect((await getSupervisorState(db(), supervisor.id))?.lastHeartbeat).toBe(stored);
+      await new Promise((resolve) => setTimeout(resolve, 1_200));
       const row = await getSupervisorState(db(), supervisor.id);
-      expect(Date.parse(row?.lastHeartbeat ?? '')).toBeGreaterThanOrEqual(restoredAt - 50);
+      expect(Date.parse(row?.lastHeartbeat ?? '')).toBeGreaterThanOrEqual(restoredAt + 300);
       await second.shutdown({ closeDatabase: false });
     });
 
