@@ -75,7 +75,12 @@ for (const target of await databaseTargets()) {
         // The interruption's own save point is then refused as stale (the row holds the committed SET_PHASE):
         // the supervisor is reloaded from the database, phase change included.
         const deadline = Date.now() + 10_000;
-        while (Date.now() < deadline && (runtime.get(supervisor.id) === supervisor || !runtime.get(supervisor.id))) await new Promise((r) => setTimeout(r, 50));
+        // Wait for the reload to finish: the new copy is adopted before its restoration is recorded.
+        const reloadedAndRecorded = () => {
+          const current = runtime.get(supervisor.id);
+          return current !== undefined && current !== supervisor && current.snapshot.context.restorationSource === 'manual';
+        };
+        while (Date.now() < deadline && !reloadedAndRecorded()) await new Promise((r) => setTimeout(r, 50));
         const reloaded = runtime.get(supervisor.id);
         expect(reloaded).toBeDefined();
         expect(reloaded).not.toBe(supervisor);
