@@ -177,15 +177,16 @@ for (const target of await databaseTargets()) {
       const first = runtimeOn(database());
       const supervisor = await first.spawn({ name: 'beating' });
       await crash(first);
-      // The last beat was 1 s ago with a 2 s interval: the next one is due about 1 s after the restore.
-      await sql`UPDATE supervisor_states SET last_heartbeat = now() - interval '1000 milliseconds' WHERE id = ${supervisor.id}`.execute(db());
+      // The last beat was 2 s ago with a 3 s interval: the next one is due about 1 s after the restore (not at once,
+      // and not 3 s later), and the checks at 0.4 s and 2.2 s leave a wide margin on a loaded machine.
+      await sql`UPDATE supervisor_states SET last_heartbeat = now() - interval '2000 milliseconds' WHERE id = ${supervisor.id}`.execute(db());
       const stored = (await getSupervisorState(db(), supervisor.id))?.lastHeartbeat;
-      const second = runtimeOn(database(), { heartbeatIntervalMs: 2_000 });
+      const second = runtimeOn(database(), { heartbeatIntervalMs: 3_000 });
       await restoreSupervisor(second, supervisor.id, 'daemon_restart');
       const restoredAt = Date.now();
       await new Promise((resolve) => setTimeout(resolve, 400));
       expect((await getSupervisorState(db(), supervisor.id))?.lastHeartbeat).toBe(stored);
-      await new Promise((resolve) => setTimeout(resolve, 1_200));
+      await new Promise((resolve) => setTimeout(resolve, 1_800));
       const row = await getSupervisorState(db(), supervisor.id);
       expect(Date.parse(row?.lastHeartbeat ?? '')).toBeGreaterThanOrEqual(restoredAt + 300);
       await second.shutdown({ closeDatabase: false });
