@@ -7,7 +7,7 @@ import type { HealthResponse, QuestionAskedResponse, SupervisorView, TaskRespons
 import type { RestorationInfo } from '../../src/domain/restoration.js';
 import type { RestoreAllSummary } from '../../src/runtime/restoration.js';
 import { databaseTargets } from '../helpers/databases.js';
-import { createDaemonDatabase, startDaemonProcess, type DaemonDatabase, type DaemonProcess } from '../helpers/daemon.js';
+import { createDaemonDatabase, startDaemonProcess, useDaemon, type DaemonDatabase, type DaemonProcess } from '../helpers/daemon.js';
 import { natsServerBinary, startNatsServer, type TestNatsServer } from '../helpers/nats-server.js';
 import { serverGate } from '../helpers/servers.js';
 
@@ -52,17 +52,7 @@ const targets = await databaseTargets();
 
 for (const target of targets) {
   describe(`POST /supervisors/:id/resume on a daemon on ${target.name}`, () => {
-    let database: DaemonDatabase;
-    let daemon: DaemonProcess;
-
-    beforeAll(async () => {
-      database = await createDaemonDatabase(target, 'sr_resume');
-      daemon = await startDaemonProcess({ env: database.env });
-    });
-    afterAll(async () => {
-      await daemon?.stop('SIGKILL');
-      await database?.cleanup();
-    });
+    const daemon = useDaemon(target, 'sr_resume', { stopSignal: 'SIGKILL' });
 
     it('restores a live supervisor with a running task and a pending question: the question is delivered again, the task kept', async () => {
       const created = await call<SupervisorView>(daemon, 'POST', '/supervisors', { name: 'resumed by hand', driver: 'manual' });

@@ -1,10 +1,10 @@
 // The client commands as a user runs them: the built binary against a real daemon process, on every database.
 
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { SupervisorView } from '../../src/api/views.js';
 import { databaseTargets } from '../helpers/databases.js';
-import { createDaemonDatabase, freePort, startDaemonProcess, type DaemonDatabase, type DaemonProcess } from '../helpers/daemon.js';
+import { freePort, useDaemon } from '../helpers/daemon.js';
 import { runBin } from '../helpers/processes.js';
 
 const TOKEN = `cli-${randomUUID()}`;
@@ -12,18 +12,10 @@ const targets = await databaseTargets();
 
 for (const target of targets) {
   describe(`supervisor-runtime client commands against a daemon on ${target.name}`, () => {
-    let database: DaemonDatabase;
-    let daemon: DaemonProcess;
+    const daemon = useDaemon(target, 'sr_cli', { env: { SUPERVISOR_RUNTIME_TOKEN: TOKEN } });
     let env: Record<string, string>;
-
-    beforeAll(async () => {
-      database = await createDaemonDatabase(target, 'sr_cli');
-      daemon = await startDaemonProcess({ env: { ...database.env, SUPERVISOR_RUNTIME_TOKEN: TOKEN } });
+    beforeAll(() => {
       env = { SUPERVISOR_RUNTIME_URL: daemon.url, SUPERVISOR_RUNTIME_TOKEN: TOKEN };
-    });
-    afterAll(async () => {
-      await daemon?.stop();
-      await database?.cleanup();
     });
 
     async function ask(supervisorId: string, question: string, choices: string[]): Promise<string> {

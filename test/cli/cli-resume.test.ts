@@ -1,10 +1,10 @@
 // `supervisor-runtime resume` as a user runs it: the built binary against a real daemon process, on every database.
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { SupervisorView } from '../../src/api/views.js';
 import type { RestorationInfo } from '../../src/domain/restoration.js';
 import { databaseTargets } from '../helpers/databases.js';
-import { createDaemonDatabase, daemonRequest, startDaemonProcess, type DaemonDatabase, type DaemonProcess } from '../helpers/daemon.js';
+import { daemonRequest, useDaemon } from '../helpers/daemon.js';
 import { runBin } from '../helpers/processes.js';
 
 const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000';
@@ -15,17 +15,7 @@ const targets = await databaseTargets();
 
 for (const target of targets) {
   describe(`supervisor-runtime resume against a daemon on ${target.name}`, () => {
-    let database: DaemonDatabase;
-    let daemon: DaemonProcess;
-
-    beforeAll(async () => {
-      database = await createDaemonDatabase(target, 'sr_cli_resume');
-      daemon = await startDaemonProcess({ env: database.env });
-    });
-    afterAll(async () => {
-      await daemon?.stop('SIGKILL');
-      await database?.cleanup();
-    });
+    const daemon = useDaemon(target, 'sr_cli_resume', { stopSignal: 'SIGKILL' });
 
     it('prints the RestorationInfo of the supervisor it restored, exit 0; --json prints it as JSON', async () => {
       const supervisor = await daemonRequest<SupervisorView>(daemon, 'POST', '/supervisors', { name: 'resumed from the cli', driver: 'manual' });

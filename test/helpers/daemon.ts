@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { afterAll, beforeAll } from 'vitest';
 import { TEST_DATABASE_URL, type DatabaseTarget } from './databases.js';
 import { freePort } from './nats-server.js';
 import { BIN, waitForExit } from './processes.js';
@@ -137,4 +138,43 @@ export async function daemonRequest<T>(daemon: Pick<DaemonProcess, 'url'>, metho
   const json = (await response.json()) as T;
   if (!response.ok) throw new Error(`${method} ${path} → ${response.status}: ${JSON.stringify(json)}`);
   return json;
+}
+
+/**
+ * One daemon for a describe block: a database of its own, the daemon started before the block's first test, then
+ * stopped with `stopSignal` (default SIGTERM) and the database dropped after its last. Use the returned object only
+ * inside tests.
+ */
+export function useDaemon(
+  target: DatabaseTarget,
+  prefix: string,
+  options: { env?: Record<string, string>; stopSignal?: NodeJS.Signals } = {},
+): DaemonProcess {
+  let database: DaemonDatabase | undefined;
+  let current: DaemonProcess | undefined;
+  beforeAll(async () => {
+    database = await createDaemonDatabase(target, prefix);
+    current = await startDaemonProcess({ env: { ...database.env, ...options.env } });
+  });
+  afterAll(async () => {
+    await current?.stop(options.stopSignal ?? 'SIGTERM');
+    await database?.cleanup();
+  });
+  const live = (): DaemonProcess => {
+    if (!current) throw new Error('useDaemon: the daemon only runs inside the tests of its describe block');
+    return current;
+  };
+  return {
+    get url() {
+      return live().url;
+    },
+    get port() {
+      return live().port;
+    },
+    get child() {
+      return live().child;
+    },
+    logs: () => live().logs(),
+    stop: (signal) => live().stop(signal),
+  };
 }
