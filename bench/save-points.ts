@@ -5,12 +5,14 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import { initialTransition, transition } from 'xstate';
-import { supervisorMachine, type SupervisorSnapshot } from '../src/machines/supervisor-machine.js';
+import type { SupervisorState } from '../src/domain/supervisor-state.js';
+import { SUPERVISOR_MACHINE_VERSION, supervisorMachine, type SupervisorSnapshot } from '../src/machines/supervisor-machine.js';
 import type { SupervisorEvent } from '../src/machines/supervisor-types.js';
 import type { Database } from '../src/persistence/database.js';
 import type { DatabaseSchema } from '../src/persistence/schema.js';
 import { saveSupervisorStateFull, type FullSaveInput } from '../src/persistence/supervisor-repository.js';
 import type { DurableSupervisor } from '../src/runtime/durable-supervisor.js';
+import { fullSaveInput } from '../src/runtime/save-plan.js';
 import { createRuntime } from '../src/runtime/supervisor-runtime.js';
 import type { Scenario } from './measure.js';
 
@@ -71,29 +73,21 @@ export function persistedSnapshotBytes(): number {
   return Buffer.byteLength(JSON.stringify(supervisorMachine.getPersistedSnapshot(realisticSnapshot())));
 }
 
-/** What the runtime hands saveSupervisorStateFull for that snapshot (as test/helpers/fixtures.ts: no side rows). */
+/** What the runtime hands saveSupervisorStateFull for that snapshot: the runtime's own save plan, with no effects. */
 export function fullSaveFor(snapshot: SupervisorSnapshot, step: number): FullSaveInput {
-  const { context } = snapshot;
-  return {
-    supervisorId: context.supervisorId,
-    name: context.name,
-    state: snapshot.value,
-    phase: context.phase,
-    currentActivity: context.currentActivity,
-    progress: context.progress,
-    errorMessage: context.errorMessage,
-    spawnedTaskIds: context.tasks.map((task) => task.id),
-    pendingQuestions: context.pendingQuestions,
-    restorationCount: context.restorationCount,
-    lastRestoredAt: context.lastRestoredAt,
-    restorationSource: context.restorationSource,
-    lastHeartbeat: context.lastHeartbeatAt,
-    conversationLength: context.conversationLength,
-    snapshot: supervisorMachine.getPersistedSnapshot(snapshot),
-    machineVersion: 1,
+  return fullSaveInput({
+    snapshot,
+    persisted: supervisorMachine.getPersistedSnapshot(snapshot),
+    machineVersion: SUPERVISOR_MACHINE_VERSION,
     step,
     reason: 'bench',
-  };
+    effects: [],
+    previousState: snapshot.value as SupervisorState,
+    subjectPrefix: '',
+    driver: null,
+    owner: null,
+    at: snapshot.context.createdAt,
+  });
 }
 
 /** Each chain is one supervisor saving its next step, over and over, through the repository function the runtime uses. */

@@ -23,9 +23,8 @@ import {
   validateSpawnedTasks,
   type CheckpointRecord,
 } from '../persistence/supervisor-repository.js';
-import type { TaskSpawnMessage } from '../transport/messages.js';
-import { taskSpawnSubject } from '../transport/subjects.js';
 import type { DurableSupervisor } from './durable-supervisor.js';
+import { taskSpawnOutbox } from './save-plan.js';
 import type { SupervisorRuntime } from './supervisor-runtime.js';
 
 export class RestorationFailedError extends SupervisorRuntimeError {
@@ -352,10 +351,7 @@ async function redispatchRunningTasks(runtime: SupervisorRuntime, supervisor: Du
   const context = supervisor.snapshot.context;
   const messages = context.tasks
     .filter((task) => resumed.has(task.id) && task.status === 'running')
-    .map((task) => {
-      const payload: TaskSpawnMessage = { v: 1, taskId: task.id, supervisorId: supervisor.id, description: task.description, spawnedAt: task.spawnedAt };
-      return { subject: taskSpawnSubject(runtime.subjectPrefix), payload, msgId: `${task.id}:redispatch:${context.restorationCount}` };
-    });
+    .map((task) => taskSpawnOutbox(supervisor.id, task, runtime.subjectPrefix, `${task.id}:redispatch:${context.restorationCount}`));
   await enqueueOutbox(runtime.database.db, supervisor.id, messages);
 }
 

@@ -2,6 +2,7 @@
 // and the conversation, task and outbox rows that commit with it.
 
 import type { ConversationEntry } from '../domain/conversation.js';
+import type { SpawnedTask } from '../domain/spawned-task.js';
 import type { SupervisorState } from '../domain/supervisor-state.js';
 import type { SupervisorSnapshot } from '../machines/supervisor-machine.js';
 import type { SupervisorEffect, SupervisorEvent } from '../machines/supervisor-types.js';
@@ -39,6 +40,17 @@ export function saveKindFor(event: SupervisorEvent, before: SupervisorSnapshot, 
   return { kind: 'heartbeat', reason: event.type === 'HEARTBEAT' ? 'heartbeat' : 'activity' };
 }
 
+/** The outbox row that hands a task to the workers on tasks.spawn (at spawn, and again when work must be redispatched). */
+export function taskSpawnOutbox(
+  supervisorId: string,
+  task: Pick<SpawnedTask, 'id' | 'description' | 'spawnedAt'>,
+  subjectPrefix: string,
+  msgId: string,
+): OutboxWrite {
+  const message: TaskSpawnMessage = { v: 1, taskId: task.id, supervisorId, description: task.description, spawnedAt: task.spawnedAt };
+  return { subject: taskSpawnSubject(subjectPrefix), payload: message, msgId };
+}
+
 export interface FullSaveContext {
   snapshot: SupervisorSnapshot;
   persisted: unknown;
@@ -70,14 +82,8 @@ export function fullSaveInput(plan: FullSaveContext): FullSaveInput {
         break;
       case 'startTask': {
         touchedTasks.add(effect.params.taskId);
-        const message: TaskSpawnMessage = {
-          v: 1,
-          taskId: effect.params.taskId,
-          supervisorId: id,
-          description: effect.params.description,
-          spawnedAt: context.tasks.find((task) => task.id === effect.params.taskId)?.spawnedAt ?? new Date(0).toISOString(),
-        };
-        outbox.push({ subject: taskSpawnSubject(plan.subjectPrefix), payload: message, msgId: msgId() });
+        const spawnedAt = context.tasks.find((task) => task.id === effect.params.taskId)?.spawnedAt ?? new Date(0).toISOString();
+        outbox.push(taskSpawnOutbox(id, { id: effect.params.taskId, description: effect.params.description, spawnedAt }, plan.subjectPrefix, msgId()));
         break;
       }
       case 'taskFinished':
