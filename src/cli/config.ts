@@ -29,7 +29,7 @@ export interface DaemonSettings extends DatabaseSettings {
   inspect: boolean;
   inspectUrl: string | undefined;
   heartbeatIntervalMs: number;
-  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  logLevel: LogLevel;
   logPretty: boolean;
   daemonId: string;
   restoreConcurrency: number;
@@ -73,6 +73,13 @@ export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_URL = `http://${DEFAULT_HOST}:${DEFAULT_PORT}`;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export function parseLogLevelSetting(setting: string, value: string | undefined, fallback: LogLevel): LogLevel {
+  const level = (value ?? fallback).toLowerCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new ConfigError(setting, `expected one of ${LOG_LEVELS.join(', ')}, got "${level}"`);
+  return level as LogLevel;
+}
 
 function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === '' ? undefined : value.trim();
@@ -130,10 +137,7 @@ export interface DaemonFlags {
 }
 
 export function daemonSettings(env: Env, flags: DaemonFlags = {}): DaemonSettings {
-  const logLevel = (flags.logLevel ?? env.LOG_LEVEL ?? 'info').toLowerCase();
-  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
-    throw new ConfigError(flags.logLevel ? '--log-level' : 'LOG_LEVEL', `expected one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
-  }
+  const logLevel = parseLogLevelSetting(flags.logLevel ? '--log-level' : 'LOG_LEVEL', flags.logLevel ?? env.LOG_LEVEL, 'info');
   const natsUrl = parseUrlSetting(flags.natsUrl !== undefined ? '--nats-url' : 'NATS_URL', flags.natsUrl ?? env.NATS_URL, ['nats:', 'tls:']);
   const host = nonEmpty(flags.host) ?? nonEmpty(env.HOST) ?? DEFAULT_HOST;
   const subjectPrefix = env.SUPERVISOR_RUNTIME_SUBJECT_PREFIX ?? '';
@@ -150,7 +154,7 @@ export function daemonSettings(env: Env, flags: DaemonFlags = {}): DaemonSetting
     inspect: flags.inspect === true || parseBooleanSetting('SUPERVISOR_RUNTIME_INSPECT', env.SUPERVISOR_RUNTIME_INSPECT, false),
     inspectUrl: parseUrlSetting(flags.inspectUrl !== undefined ? '--inspect-url' : 'SUPERVISOR_RUNTIME_INSPECT_URL', flags.inspectUrl ?? env.SUPERVISOR_RUNTIME_INSPECT_URL, ['ws:', 'wss:']),
     heartbeatIntervalMs: parseIntegerSetting('SUPERVISOR_RUNTIME_HEARTBEAT_MS', env.SUPERVISOR_RUNTIME_HEARTBEAT_MS, 15_000, 100, 3_600_000),
-    logLevel: logLevel as DaemonSettings['logLevel'],
+    logLevel,
     logPretty: parseBooleanSetting('LOG_PRETTY', env.LOG_PRETTY, process.stdout.isTTY === true),
     daemonId: nonEmpty(env.SUPERVISOR_RUNTIME_DAEMON_ID) ?? `daemon-${process.pid}`,
     restoreConcurrency: parseIntegerSetting('SUPERVISOR_RUNTIME_RESTORE_CONCURRENCY', env.SUPERVISOR_RUNTIME_RESTORE_CONCURRENCY, 16, 1, 256),

@@ -4,9 +4,8 @@ import { createLogger } from '../../runtime/logger.js';
 import { startTaskWorker, type TaskReport } from '../../runtime/task-worker.js';
 import { createNatsTransport } from '../../transport/nats-transport.js';
 import type { CliCommand, CliIo } from '../command.js';
-import { ConfigError, parseUrlSetting, workerSettings, type WorkerSettings } from '../config.js';
+import { ConfigError, parseLogLevelSetting, parseUrlSetting, workerSettings, type WorkerSettings } from '../config.js';
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export interface WorkerCommandSettings extends WorkerSettings {
   natsUrl: string;
@@ -48,8 +47,7 @@ export function untilSignal(): Promise<string> {
 
 /** The command's body; `until` decides when to stop (signals in the CLI, a promise in tests). */
 export async function runWorker(settings: WorkerCommandSettings, io: CliIo, until: Promise<string>): Promise<number> {
-  const level = (io.env.LOG_LEVEL ?? 'warn').toLowerCase();
-  if (!LOG_LEVELS.includes(level)) throw new ConfigError('LOG_LEVEL', `expected one of ${LOG_LEVELS.join(', ')}, got "${level}"`);
+  const level = parseLogLevelSetting('LOG_LEVEL', io.env.LOG_LEVEL, 'warn');
   // Warnings and errors go to stderr as JSON; stdout carries the one line per task.
   const logger = createLogger({ level, pretty: false, destination: process.stderr });
   const transport = createNatsTransport({ servers: settings.natsUrl, subjectPrefix: settings.subjectPrefix, name: 'supervisor-runtime-worker', logger });
