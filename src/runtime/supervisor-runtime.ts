@@ -275,7 +275,8 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       if (input.driver !== undefined && !drivers.has(input.driver)) {
         throw new InvalidSupervisorDataError(id, 'driver', `must be one of ${[...drivers.keys()].join(', ')} (got "${input.driver}")`);
       }
-      if (supervisors.has(id) || (await getSupervisorState(options.database.db, id))) {
+      // Only a caller-chosen id can be taken; a fresh UUID skips the read (the step fence would refuse an overwrite anyway).
+      if (supervisors.has(id) || (input.id !== undefined && (await getSupervisorState(options.database.db, id)))) {
         throw new InvalidSupervisorDataError(id, 'id', 'is already taken by another supervisor');
       }
       const [initial] = initialTransition(supervisorMachine, {
