@@ -1,0 +1,34 @@
+// Reads of a supervisor's stored conversation entries and their count.
+
+import { sql } from 'kysely';
+import type { ConversationEntry } from '../../domain/conversation.js';
+import { withDatabaseErrors } from '../database-errors.js';
+import { toIso } from '../row-parsers.js';
+import type { Executor } from './records.js';
+
+/** Conversation entries in order, from `fromSeq` (default 0). */
+export async function getConversation(db: Executor, supervisorId: string, options: { fromSeq?: number; limit?: number } = {}): Promise<ConversationEntry[]> {
+  const rows = await withDatabaseErrors('getConversation', supervisorId, () =>
+    db
+      .selectFrom('supervisor_conversation')
+      .selectAll()
+      .where('supervisor_id', '=', supervisorId)
+      .where('seq', '>=', options.fromSeq ?? 0)
+      .orderBy('seq')
+      .limit(options.limit ?? 10_000)
+      .execute(),
+  );
+  return rows.map((row) => ({ seq: row.seq, role: row.role as ConversationEntry['role'], content: row.content, at: toIso(row.created_at) ?? '' }));
+}
+
+/** Number of conversation entries stored (the next free seq), whatever a snapshot says. */
+export async function countConversation(db: Executor, supervisorId: string): Promise<number> {
+  const row = await withDatabaseErrors('countConversation', supervisorId, () =>
+    db
+      .selectFrom('supervisor_conversation')
+      .select(sql<string | number>`coalesce(max(seq) + 1, 0)`.as('n'))
+      .where('supervisor_id', '=', supervisorId)
+      .executeTakeFirst(),
+  );
+  return Number(row?.n ?? 0);
+}

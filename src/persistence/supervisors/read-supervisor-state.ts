@@ -1,0 +1,104 @@
+// Reads of supervisor rows: one supervisor, lists, pending questions, and the raw state the restoration protocol validates.
+
+import { sql } from 'kysely';
+import { InvalidSnapshotError } from '../../domain/errors.js';
+import type { SupervisorRestorationContext } from '../../domain/restoration.js';
+import { withDatabaseErrors } from '../database-errors.js';
+import { parsePendingQuestions, toIso } from '../row-parsers.js';
+import type { Executor, ListSupervisorsOptions, PendingQuestionsSummary, SupervisorDetailedState } from './records.js';
+import { toDetailedState } from './row-mapping.js';
+
+/** The detailed state, checked; InvalidSnapshotError when the stored row is not the shape the code expects. */
+export async function getSupervisorState(db: Executor, supervisorId: string): Promise<SupervisorDetailedState | null> {
+  const row = await withDatabaseErrors('getSupervisorState', supervisorId, () =>
+    db.selectFrom('supervisor_states').selectAll().where('id', '=', supervisorId).executeTakeFirst(),
+  );
+  return row ? toDetailedState(row) : null;
+}
+
+/** Supervisors, newest first. A corrupt row does not hide the others: it is listed with state and problems. */
+export async function listSupervisors(
+  db: Executor,
+  options: ListSupervisorsOptions = {},
+): Promise<{ supervisors: SupervisorDetailedState[]; invalid: InvalidSnapshotError[] }> {
+  const rows = await withDatabaseErrors('listSupervisors', undefined, () => {
+    let query = db.selectFrom('supervisor_states').selectAll().orderBy('created_at', 'desc').orderBy('id');
+    // A finished supervisor's leftover questions can no longer be answered: they are not "pending" for anyone.
+    if (options.pendingQuestionsOnly) query = query.where(sql<boolean>`pending_questions <> '[]'::jsonb`).where('state', 'not in', ['completed', 'failed']);
+    if (options.states && options.states.length > 0) query = query.where('state', 'in', options.states);
+    return query.limit(options.limit ?? 1000).execute();
+  });
+  const supervisors: SupervisorDetailedState[] = [];
+  const invalid: InvalidSnapshotError[] = [];
+  for (const row of rows) {
+    try {
+      supervisors.push(toDetailedState(row));
+    } catch (error) {
+      if (error instanceof InvalidSnapshotError) invalid.push(error);
+      else throw error;
+    }
+  }
+  return { supervisors, invalid };
+}
+
+/** Supervisors with at least one pending question (served by the partial index), oldest update first. */
+export async function getSupervisorsWithPendingQuestions(db: Executor): Promise<PendingQuestionsSummary[]> {
+  const rows = await withDatabaseErrors('getSupervisorsWithPendingQuestions', undefined, () =>
+    db
+      .selectFrom('supervisor_states')
+      .select(['id', 'name', 'state', 'phase', 'pending_questions', 'updated_at'])
+      .where(sql<boolean>`pending_questions <> '[]'::jsonb`)
+      .where('state', 'not in', ['completed', 'failed'])
+      .orderBy('updated_at')
+      .execute(),
+  );
+  return rows.map((row) => {
+    const parsed = parsePendingQuestions(row.pending_questions);
+    if (!parsed.ok) throw new InvalidSnapshotError(row.id, parsed.problems);
+    return { supervisorId: row.id, name: row.name, state: row.state, phase: row.phase, pendingQuestions: parsed.value, updatedAt: toIso(row.updated_at) ?? '' };
+  });
+}
+
+/** The raw stored state the restoration protocol validates; null when there is no row. Nothing is trusted here. */
+export async function getSupervisorStateForRestoration(db: Executor, supervisorId: string): Promise<SupervisorRestorationContext | null> {
+  const row = await withDatabaseErrors('getSupervisorStateForRestoration', supervisorId, () =>
+    db
+      .selectFrom('supervisor_states')
+      // state read as text so an unknown value reaches validation instead of failing the query.
+      .select(sql<string>`state::text`.as('state_text'))
+      .selectAll()
+      .where('id', '=', supervisorId)
+      .executeTakeFirst(),
+  );
+  if (!row) return null;
+  return {
+    supervisorId: row.id,
+    name: row.name,
+    state: row.state_text,
+    phase: row.phase,
+    currentActivity: row.current_activity,
+    progress: row.progress,
+    errorMessage: row.error_message,
+    spawnedTaskIds: row.spawned_task_ids,
+    pendingQuestions: row.pending_questions,
+    restorationCount: row.restoration_count,
+    lastRestoredAt: row.last_restored_at,
+    restorationSource: row.restoration_source,
+    lastHeartbeat: row.last_heartbeat,
+    conversationLength: row.conversation_length,
+    snapshot: row.snapshot,
+    machineVersion: row.machine_version,
+    checkpointSeq: Number(row.checkpoint_seq),
+    driver: row.driver,
+    step: Number(row.step),
+    updatedAt: row.updated_at,
+  };
+}
+
+/** Ids of supervisors to bring back after a restart: every one not completed or failed. */
+export async function listRestorableSupervisorIds(db: Executor): Promise<string[]> {
+  const rows = await withDatabaseErrors('listRestorableSupervisorIds', undefined, () =>
+    db.selectFrom('supervisor_states').select('id').where('state', 'not in', ['completed', 'failed']).orderBy('created_at').execute(),
+  );
+  return rows.map((row) => row.id);
+}

@@ -1,0 +1,168 @@
+// The shared shapes of supervisor persistence: the records it reads, the inputs it writes, and the stale-write error.
+
+import type { Kysely } from 'kysely';
+import type { ConversationEntry } from '../../domain/conversation.js';
+import { SupervisorRuntimeError } from '../../domain/errors.js';
+import type { PendingQuestion } from '../../domain/pending-question.js';
+import type { RestorationSource } from '../../domain/restoration.js';
+import type { TaskStatus } from '../../domain/spawned-task.js';
+import type { SupervisorState } from '../../domain/supervisor-state.js';
+import type { DatabaseSchema } from '../schema.js';
+
+export type Executor = Kysely<DatabaseSchema>;
+
+/** The detailed state of one supervisor, as the API and the CLI show it. */
+export interface SupervisorDetailedState {
+  id: string;
+  name: string;
+  state: SupervisorState;
+  phase: string;
+  currentActivity: string | null;
+  progress: number;
+  errorMessage: string | null;
+  spawnedTaskIds: string[];
+  pendingQuestions: PendingQuestion[];
+  restorationCount: number;
+  lastRestoredAt: string | null;
+  restorationSource: string | null;
+  lastHeartbeat: string | null;
+  owner: string | null;
+  conversationRef: string | null;
+  conversationLength: number;
+  step: number;
+  checkpointSeq: number;
+  machineVersion: number | null;
+  driver: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** A task row the full save writes with the state that spawned or finished it. */
+export interface TaskWrite {
+  id: string;
+  description: string;
+  status: TaskStatus;
+  progress: number;
+  result: string | null;
+  error: string | null;
+  finishedAt: string | null;
+}
+
+/** An outbound message written in the same statement as its save point, relayed later. */
+export interface OutboxWrite {
+  subject: string;
+  payload: unknown;
+  /** Stable effect id; also the transport's dedup id. */
+  msgId: string;
+}
+
+export interface FullSaveInput {
+  supervisorId: string;
+  name: string;
+  state: SupervisorState;
+  phase: string;
+  currentActivity: string | null;
+  progress: number;
+  errorMessage: string | null;
+  spawnedTaskIds: string[];
+  pendingQuestions: PendingQuestion[];
+  restorationCount: number;
+  lastRestoredAt: string | null;
+  restorationSource: string | null;
+  lastHeartbeat: string | null;
+  conversationLength: number;
+  /** The persisted XState snapshot (plain JSON). */
+  snapshot: unknown;
+  machineVersion: number;
+  /** Monotonic transition count; the write is refused when the row already holds this step or a later one. */
+  step: number;
+  /** Why this checkpoint exists: `task_spawned`, `question_asked`, `phase_changed`, … */
+  reason: string;
+  conversation?: ConversationEntry[];
+  tasks?: TaskWrite[];
+  outbox?: OutboxWrite[];
+  owner?: string | null;
+  /** The agent driver's name; kept when omitted. */
+  driver?: string | null;
+}
+
+export interface FullSaveResult {
+  checkpointSeq: number;
+}
+
+/** The row already holds a later step: an earlier state must never overwrite it. */
+export class StaleWriteError extends SupervisorRuntimeError {
+  override readonly name = 'StaleWriteError';
+  constructor(supervisorId: string, step: number) {
+    super(
+      `Supervisor ${supervisorId}: refusing to write step ${step} because the stored row is already at that step or later. ` +
+        'Another writer got there first; reload the supervisor (POST /supervisors/:id/resume) instead of retrying.',
+      supervisorId,
+    );
+  }
+}
+
+export interface CheckpointRecord {
+  supervisorId: string;
+  seq: number;
+  step: number;
+  reason: string;
+  state: SupervisorState;
+  snapshot: unknown;
+  machineVersion: number;
+  createdAt: string;
+}
+
+export interface TaskRecord {
+  id: string;
+  supervisorId: string;
+  description: string;
+  status: TaskStatus | 'pending';
+  progress: number;
+  result: string | null;
+  error: string | null;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt: string | null;
+}
+
+export interface SpawnedTaskValidation {
+  /** Ids that exist in supervisor_tasks for this supervisor, with their status. */
+  existing: TaskRecord[];
+  /** Ids the supervisor lists that have no task row (or belong to another supervisor). */
+  missing: string[];
+}
+
+export interface PendingQuestionsSummary {
+  supervisorId: string;
+  name: string;
+  state: SupervisorState;
+  phase: string;
+  pendingQuestions: PendingQuestion[];
+  updatedAt: string;
+}
+
+export interface DetailedStateUpdate {
+  state?: SupervisorState;
+  currentActivity?: string | null;
+  progress?: number;
+  errorMessage?: string | null;
+}
+
+export interface RestorationMark {
+  restorationCount: number;
+  lastRestoredAt: string;
+  restorationSource: RestorationSource;
+}
+
+export interface HeartbeatUpdate {
+  at?: Date | string;
+  currentActivity?: string | null;
+  progress?: number;
+}
+
+export interface ListSupervisorsOptions {
+  pendingQuestionsOnly?: boolean;
+  states?: SupervisorState[];
+  limit?: number;
+}
