@@ -73,7 +73,7 @@ export function persistedSnapshotBytes(): number {
   return Buffer.byteLength(JSON.stringify(supervisorMachine.getPersistedSnapshot(realisticSnapshot())));
 }
 
-/** What the runtime hands saveSupervisorStateFull for that snapshot: the runtime's own save plan, with no effects. */
+/** What the runtime hands saveSupervisorStateFull for that snapshot: the runtime's own save plan (fenced), with no effects. */
 export function fullSaveFor(snapshot: SupervisorSnapshot, step: number): FullSaveInput {
   return fullSaveInput({
     snapshot,
@@ -85,7 +85,9 @@ export function fullSaveFor(snapshot: SupervisorSnapshot, step: number): FullSav
     previousState: snapshot.value as SupervisorState,
     subjectPrefix: '',
     driver: null,
-    owner: null,
+    // Fenced like every runtime write: the row must name this owner at this epoch.
+    owner: 'bench-daemon',
+    epoch: 1,
     at: snapshot.context.createdAt,
   });
 }

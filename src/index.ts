@@ -8,3 +8,4 @@ export * from './persistence/index.js';
 export * from './transport/index.js';
 export * from './runtime/index.js';
 export { createApiServer } from './api/server.js';
+export { startDaemon, type Daemon } from './daemon/start-daemon.js';

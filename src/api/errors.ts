@@ -12,9 +12,11 @@ import {
   SupervisorRuntimeError,
   errorText,
 } from '../domain/errors.js';
-import { StaleWriteError } from '../persistence/supervisor-repository.js';
 import {
+  OwnershipLostError,
   QuestionAlreadyAnsweredError,
+  StaleWriteError,
+  SupervisorOwnedElsewhereError,
   RuntimeStoppedError,
   SaveFailedError,
   SupervisorNotRunningError,
@@ -117,6 +119,9 @@ export function toErrorReply(error: unknown): ErrorReply {
   if (error instanceof TaskNotFoundError) return reply(404, error, { taskId: error.taskId });
   if (error instanceof InvalidSupervisorDataError) return reply(400, error, { field: error.field });
   if (error instanceof SupervisorNotRunningError || error instanceof StaleWriteError) return reply(409, error, { supervisorId: error.supervisorId });
+  // Another daemon runs it: the body names that daemon and where its API answers.
+  if (error instanceof SupervisorOwnedElsewhereError) return reply(409, error, { supervisorId: error.supervisorId, owner: error.owner, ownerUrl: error.ownerUrl });
+  if (error instanceof OwnershipLostError) return reply(409, error, { supervisorId: error.supervisorId, owner: error.current.owner });
   // The request was fine; the stored row is not. 409 because resuming from a checkpoint resolves it, as the message says.
   if (error instanceof InvalidSnapshotError) return reply(409, error, { supervisorId: error.supervisorId, problems: error.problems });
   if (error instanceof RestorationFailedError) return reply(503, error, { supervisorId: error.supervisorId });

@@ -1,8 +1,7 @@
 // The JSON the API answers with; the CLI reads the same types, so the two cannot drift apart.
 
 import type { SupervisorState } from '../domain/supervisor-state.js';
-import type { CheckpointRecord, SupervisorDetailedState } from '../persistence/supervisor-repository.js';
-import type { RuntimeHealth, SupervisorRuntime } from '../runtime/supervisor-runtime.js';
+import type { CheckpointRecord, RuntimeHealth, SupervisorDetailedState, SupervisorRuntime } from '../runtime/supervisor-runtime.js';
 
 /** The stored detailed state plus whether this daemon runs the supervisor right now. */
 export interface SupervisorView extends SupervisorDetailedState {

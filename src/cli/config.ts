@@ -1,5 +1,6 @@
 // The one place that reads flags and environment and validates them; every error names the setting that is wrong.
 
+import { hostname } from 'node:os';
 import { SupervisorRuntimeError } from '../domain/errors.js';
 import { DEFAULT_DATA_DIR } from '../persistence/database.js';
 
@@ -32,6 +33,9 @@ export interface DaemonSettings extends DatabaseSettings {
   logLevel: LogLevel;
   logPretty: boolean;
   daemonId: string;
+  /** Membership lease: a daemon that stops renewing for this long loses its supervisors to the others. */
+  leaseTtlMs: number;
+  leaseRenewIntervalMs: number;
   restoreConcurrency: number;
   /** Run a sample task worker inside the daemon (the embedded default, so tasks finish without a separate worker). */
   embeddedWorker: boolean;
@@ -156,11 +160,24 @@ export function daemonSettings(env: Env, flags: DaemonFlags = {}): DaemonSetting
     heartbeatIntervalMs: parseIntegerSetting('SUPERVISOR_RUNTIME_HEARTBEAT_MS', env.SUPERVISOR_RUNTIME_HEARTBEAT_MS, 15_000, 100, 3_600_000),
     logLevel,
     logPretty: parseBooleanSetting('LOG_PRETTY', env.LOG_PRETTY, process.stdout.isTTY === true),
-    daemonId: nonEmpty(env.SUPERVISOR_RUNTIME_DAEMON_ID) ?? `daemon-${process.pid}`,
+    daemonId: nonEmpty(env.SUPERVISOR_RUNTIME_DAEMON_ID) ?? `${hostname()}-${process.pid}`,
+    ...leaseSettings(env),
     restoreConcurrency: parseIntegerSetting('SUPERVISOR_RUNTIME_RESTORE_CONCURRENCY', env.SUPERVISOR_RUNTIME_RESTORE_CONCURRENCY, 16, 1, 256),
     embeddedWorker: flags.worker ?? parseBooleanSetting('SUPERVISOR_RUNTIME_EMBEDDED_WORKER', env.SUPERVISOR_RUNTIME_EMBEDDED_WORKER, natsUrl === undefined),
     worker: workerSettings(env),
   };
+}
+
+export function leaseSettings(env: Env): { leaseTtlMs: number; leaseRenewIntervalMs: number } {
+  const leaseTtlMs = parseIntegerSetting('SUPERVISOR_RUNTIME_LEASE_TTL_MS', env.SUPERVISOR_RUNTIME_LEASE_TTL_MS, 10_000, 1_000, 3_600_000);
+  const leaseRenewIntervalMs = parseIntegerSetting('SUPERVISOR_RUNTIME_LEASE_RENEW_MS', env.SUPERVISOR_RUNTIME_LEASE_RENEW_MS, Math.min(3_000, Math.floor(leaseTtlMs / 3)), 100, 3_600_000);
+  if (leaseRenewIntervalMs * 2 > leaseTtlMs) {
+    throw new ConfigError(
+      'SUPERVISOR_RUNTIME_LEASE_RENEW_MS',
+      `${leaseRenewIntervalMs} ms leaves no room for a missed renewal within the ${leaseTtlMs} ms lease; use at most half of SUPERVISOR_RUNTIME_LEASE_TTL_MS (a third is the default)`,
+    );
+  }
+  return { leaseTtlMs, leaseRenewIntervalMs };
 }
 
 /** Where the client commands (status, questions, answer, spawn) find the daemon, and the token they send. */

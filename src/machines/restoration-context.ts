@@ -16,12 +16,14 @@ export interface RestorationContextInput {
   tasks: TaskResumption[];
   redelivered: PendingQuestion[];
   warnings: string[];
+  /** The daemon that ran the supervisor before, and the one that runs it now (named in a reassignment notice). */
+  owners?: { previous: string | null; current: string };
 }
 
 const SOURCE_TEXT: Record<RestorationSource, string> = {
   daemon_restart: 'the daemon that ran you stopped (crash or restart) and a new one restored you',
   manual: 'an operator asked for you to be resumed',
-  reassignment: 'you were reassigned to another daemon',
+  reassignment: 'the daemon that ran you stopped holding its lease (it crashed, froze or shut down) and another daemon took you over',
 };
 
 const RECOVERY_TEXT: Record<StateRecoveryAction, string> = {
@@ -42,7 +44,8 @@ function nextStep(input: RestorationContextInput): string {
 export function buildRestorationContextMessage(input: RestorationContextInput): string {
   const { context } = input;
   const lines = [
-    `[Restoration notice] You were restored at ${input.restoredAt} because ${SOURCE_TEXT[input.source]}.`,
+    `[Restoration notice] You were restored at ${input.restoredAt} because ${SOURCE_TEXT[input.source]}.` +
+      (input.source === 'reassignment' && input.owners ? ` Previous daemon: ${input.owners.previous ?? 'none'}; you now run on daemon ${input.owners.current}.` : ''),
     input.downSince ? `You were last known alive at ${input.downSince}.` : 'When you were last alive is unknown.',
     RECOVERY_TEXT[input.recoveryAction] + (input.checkpointSeq !== null ? ` (checkpoint ${input.checkpointSeq})` : ''),
     `State: ${input.state}. Phase: ${context.phase}. Activity: ${context.currentActivity ?? 'none'}. Progress: ${context.progress}%.`,

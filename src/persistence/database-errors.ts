@@ -25,7 +25,7 @@ export function classifyDatabaseError(error: unknown, operation: string, supervi
   if (isConnectionError(error)) return new DatabaseUnavailableError(operation, supervisorId, error);
   const c = code(error);
   const detail = error instanceof Error ? error.message : String(error);
-  if (c === '23514' || c === '22P02' || c === '22023' || c === '23502' || c === '22003') {
+  if (c === '23514' || c === '22P02' || c === '22023' || c === '23502' || c === '22003' || c === '22P05' || c === '22021') {
     return new InvalidSupervisorDataError(supervisorId ?? '(none)', 'a value', `was refused by the database (${detail})`);
   }
   return error instanceof Error ? error : new Error(detail);

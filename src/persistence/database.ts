@@ -42,6 +42,14 @@ export interface Database {
   /** Run a multi-statement SQL script (a migration file) on the given executor (which may be a transaction). */
   executeScript(executor: Kysely<DatabaseSchema>, script: string): Promise<void>;
   health(timeoutMs?: number): Promise<DatabaseHealth>;
+  /**
+   * LISTEN on `channel` (name it with notificationChannel): a NOTIFY from any connection, or pg_notify() in a statement,
+   * reaches `onNotify` after its transaction commits. On Postgres a dedicated connection listens and reconnects by
+   * itself; resolves with a function that stops listening.
+   */
+  listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
+  /** A channel name private to this schema (tests and deployments sharing one database never wake each other). */
+  notificationChannel(name: string): string;
   close(): Promise<void>;
 }
 
@@ -96,6 +104,7 @@ async function openPostgres(url: string, config: DatabaseConfig): Promise<Databa
   // that is an uncaught exception. The query in flight still fails and is retried by its caller.
   pool.on('connect', (client) => client.on('error', (error) => config.onBackgroundError?.(error)));
   const db = new Kysely<DatabaseSchema>({ dialect: new PostgresDialect({ pool }) });
+  const listeners = new Set<() => Promise<void>>();
   if (schema) await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(schema)}`.execute(db);
   return {
     kind: 'postgres',
@@ -107,7 +116,18 @@ async function openPostgres(url: string, config: DatabaseConfig): Promise<Databa
       await sql.raw(script).execute(executor);
     },
     health: (timeoutMs) => checkHealth(db, 'postgres', timeoutMs),
+    listen: async (channel, onNotify) => {
+      const stop = await listenOnPostgres(url, channel, onNotify, config.onBackgroundError);
+      listeners.add(stop);
+      return async () => {
+        listeners.delete(stop);
+        await stop();
+      };
+    },
+    notificationChannel: (name) => channelName(schema, name),
     close: async () => {
+      await Promise.all([...listeners].map((stop) => stop()));
+      listeners.clear();
       await db.destroy();
     },
   };
@@ -155,6 +175,13 @@ async function openPglite(config: DatabaseConfig): Promise<Database> {
       await pglite.exec(script);
     },
     health: (timeoutMs) => checkHealth(db, 'pglite', timeoutMs),
+    listen: async (channel, onNotify) => {
+      const unsubscribe = await pglite.listen(channel, onNotify);
+      return async () => {
+        if (!pglite.closed) await unsubscribe();
+      };
+    },
+    notificationChannel: (name) => channelName(schema, name),
     close: async () => {
       if (closed) return;
       closed = true;
@@ -166,6 +193,50 @@ async function openPglite(config: DatabaseConfig): Promise<Database> {
         lock?.release();
       }
     },
+  };
+}
+
+function channelName(schema: string | null, name: string): string {
+  return `sr_${schema ?? 'public'}_${name}`.toLowerCase().slice(0, 63);
+}
+
+/** One client outside the pool that LISTENs, and comes back after a lost connection (notifications meanwhile are lost; pollers cover them). */
+async function listenOnPostgres(url: string, channel: string, onNotify: (payload: string) => void, onError?: (error: Error) => void): Promise<() => Promise<void>> {
+  let client: pg.Client | null = null;
+  let stopped = false;
+  let retry: NodeJS.Timeout | undefined;
+  const connect = async (): Promise<void> => {
+    const next = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
+    next.on('notification', (message) => {
+      if (message.channel === channel) onNotify(message.payload ?? '');
+    });
+    const reconnect = (error?: Error) => {
+      if (error) onError?.(error);
+      if (stopped || client !== next) return;
+      client = null;
+      void next.end().catch(() => undefined);
+      clearTimeout(retry);
+      retry = setTimeout(() => void connect().catch(() => undefined), 1_000);
+      retry.unref();
+    };
+    next.on('error', reconnect);
+    next.on('end', () => reconnect());
+    client = next;
+    try {
+      await next.connect();
+      await next.query(`LISTEN "${channel}"`);
+    } catch (error) {
+      reconnect(error as Error);
+      throw error;
+    }
+  };
+  await connect().catch(() => undefined);
+  return async () => {
+    stopped = true;
+    clearTimeout(retry);
+    const current = client;
+    client = null;
+    await current?.end().catch(() => undefined);
   };
 }
 

@@ -15,6 +15,8 @@ export interface OutboxRow {
   payload: unknown;
   /** Stable effect id `<supervisorId>:<step>:<index>`, sent as the transport's dedup id. */
   msgId: string;
+  /** The owner's fencing epoch when the row was written (null for rows written outside a save point). */
+  epoch: number | null;
   createdAt: string;
 }
 
@@ -49,8 +51,8 @@ function subjectFilter(filter: OutboxFilter) {
  */
 export async function claimOutboxBatch(trx: Executor, limit: number, filter: OutboxFilter = {}): Promise<OutboxRow[]> {
   const rows = await withDatabaseErrors('claimOutboxBatch', undefined, () =>
-    sql<{ id: string | number; supervisor_id: string; subject: string; payload: unknown; msg_id: string; created_at: Date | string }>`
-      SELECT id, supervisor_id, subject, payload, msg_id, created_at
+    sql<{ id: string | number; supervisor_id: string; subject: string; payload: unknown; msg_id: string; epoch: string | number | null; created_at: Date | string }>`
+      SELECT id, supervisor_id, subject, payload, msg_id, epoch, created_at
       FROM supervisor_outbox
       WHERE sent_at IS NULL AND id IN (
         -- Candidates in id order first, then the lock, so locks are only tried on rows in order until the limit is met.
@@ -75,6 +77,7 @@ export async function claimOutboxBatch(trx: Executor, limit: number, filter: Out
     subject: row.subject,
     payload: row.payload,
     msgId: row.msg_id,
+    epoch: row.epoch === null ? null : Number(row.epoch),
     createdAt: toIso(row.created_at) ?? '',
   }));
 }

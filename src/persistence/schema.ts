@@ -34,6 +34,8 @@ export interface SupervisorStatesTable {
   checkpoint_seq: BigIntColumn;
   conversation_length: ColumnType<number, number | undefined, number>;
   driver: string | null;
+  /** Fencing epoch: bumped by every claim; every write carries the owner's epoch in its WHERE. */
+  epoch: BigIntColumn;
 }
 
 export interface SupervisorTasksTable {
@@ -76,6 +78,33 @@ export interface SupervisorOutboxTable {
   msg_id: string;
   created_at: Timestamp;
   sent_at: NullableTimestamp;
+  epoch: ColumnType<string | number | null, number | string | null | undefined, number | string | null>;
+}
+
+export interface SupervisorDaemonsTable {
+  id: string;
+  incarnation: string;
+  url: string | null;
+  host: string | null;
+  pid: number | null;
+  process_token: string | null;
+  started_at: Timestamp;
+  lease_expires_at: Timestamp;
+  stopped_at: NullableTimestamp;
+}
+
+export interface SupervisorInboxTable {
+  id: Generated<string | number>;
+  supervisor_id: string;
+  kind: string;
+  payload: Json;
+  msg_id: string;
+  epoch: ColumnType<string | number | null, number | string | null | undefined, number | string | null>;
+  received_by: string;
+  received_at: Timestamp;
+  applied_at: NullableTimestamp;
+  outcome: string | null;
+  detail: string | null;
 }
 
 export interface SupervisorQuarantineTable {
@@ -98,5 +127,7 @@ export interface DatabaseSchema {
   supervisor_conversation: SupervisorConversationTable;
   supervisor_outbox: SupervisorOutboxTable;
   supervisor_quarantine: SupervisorQuarantineTable;
+  supervisor_daemons: SupervisorDaemonsTable;
+  supervisor_inbox: SupervisorInboxTable;
   supervisor_runtime_migrations: SchemaMigrationsTable;
 }

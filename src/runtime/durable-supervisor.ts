@@ -14,6 +14,7 @@ import {
   StaleWriteError,
   updateSupervisorHeartbeatState,
 } from '../persistence/supervisor-repository.js';
+import { OwnershipLostError } from '../persistence/ownership/errors.js';
 import { SaveFailedError } from './errors.js';
 import type { Logger } from './logger.js';
 import { fullSaveInput, saveKindFor, type SaveKind } from './save-plan.js';
@@ -30,7 +31,8 @@ export interface DurableSupervisorDeps {
   logger: Logger;
   now: () => Date;
   subjectPrefix: string;
-  owner: string | null;
+  /** This daemon's id: every write names it with the supervisor's epoch, and is refused once another daemon claimed it. */
+  owner: string;
   inspect: Observer<InspectionEvent> | undefined;
   retry: SaveRetryPolicy;
   heartbeatIntervalMs: number;
@@ -41,6 +43,11 @@ export interface DurableSupervisorDeps {
    * taking events and the runtime reloads the supervisor from the database. Called outside the step queue.
    */
   onDesynchronized(supervisor: DurableSupervisor, error: StaleWriteError): void;
+  /**
+   * A write was refused because another daemon claimed the supervisor: this copy has already stopped (nothing more is
+   * written, nothing re-delivered); the runtime forgets it. Called outside the step queue.
+   */
+  onOwnershipLost(supervisor: DurableSupervisor, error: OwnershipLostError): void;
 }
 
 export interface CommittedStep {
@@ -68,6 +75,7 @@ export class DurableSupervisor {
   /** A committed-in-memory INTERRUPT whose save point still waits for the database. */
   #unsaved: { step: CommittedStep; stepNumber: number } | null = null;
   #desynchronized: StaleWriteError | null = null;
+  #lost: OwnershipLostError | null = null;
   #flushTimer: NodeJS.Timeout | undefined;
 
   private constructor(
@@ -75,6 +83,8 @@ export class DurableSupervisor {
     snapshot: SupervisorSnapshot,
     step: number,
     readonly driverName: string,
+    /** The fencing epoch this daemon holds the supervisor at. */
+    readonly epoch: number,
   ) {
     this.id = snapshot.context.supervisorId;
     this.#snapshot = snapshot;
@@ -101,8 +111,9 @@ export class DurableSupervisor {
    * Commit a new supervisor (checkpoint "created") and return it running. `step` is 1 for a new id; a fresh start over
    * an existing row passes a step after the stored one, so the write is not refused as stale.
    */
-  static async create(deps: DurableSupervisorDeps, initial: SupervisorSnapshot, driverName: string, step = 1): Promise<DurableSupervisor> {
-    const supervisor = new DurableSupervisor(deps, initial, 0, driverName);
+  static async create(deps: DurableSupervisorDeps, initial: SupervisorSnapshot, driverName: string, placement: { step: number; epoch: number } = { step: 1, epoch: 1 }): Promise<DurableSupervisor> {
+    const { step, epoch } = placement;
+    const supervisor = new DurableSupervisor(deps, initial, 0, driverName, epoch);
     try {
       await supervisor.#enqueue(async () => {
         const committed: CommittedStep = { event: null, before: initial, after: initial, effects: [], kind: 'full', reason: 'created', checkpointSeq: null };
@@ -118,8 +129,8 @@ export class DurableSupervisor {
   }
 
   /** Bring back a supervisor whose snapshot was already validated and is stored at `step`. */
-  static restore(deps: DurableSupervisorDeps, snapshot: SupervisorSnapshot, step: number, driverName: string): DurableSupervisor {
-    return new DurableSupervisor(deps, snapshot, step, driverName);
+  static restore(deps: DurableSupervisorDeps, snapshot: SupervisorSnapshot, step: number, driverName: string, epoch: number): DurableSupervisor {
+    return new DurableSupervisor(deps, snapshot, step, driverName, epoch);
   }
 
   get snapshot(): SupervisorSnapshot {
@@ -140,6 +151,11 @@ export class DurableSupervisor {
 
   get stopped(): boolean {
     return this.#stopped;
+  }
+
+  /** Set once a write was refused because another daemon owns the supervisor now. */
+  get ownershipLost(): boolean {
+    return this.#lost !== null;
   }
 
   /** The live actor (what the inspector shows); it only ever receives events that were committed. */
@@ -196,6 +212,7 @@ export class DurableSupervisor {
   }
 
   async #apply(event: SupervisorEvent): Promise<CommittedStep> {
+    if (this.#lost) throw this.#lost;
     if (this.#stopped) throw new EventRefusedError(this.id, event.type, 'supervisor is stopped in this daemon', this.state);
     if (this.#desynchronized) throw this.#desynchronized;
     await this.#flushUnsaved(event.type);
@@ -217,6 +234,7 @@ export class DurableSupervisor {
             at: context.lastHeartbeatAt ?? event.at,
             currentActivity: context.currentActivity,
             progress: context.progress,
+            fence: { owner: this.deps.owner, epoch: this.epoch },
           }),
         );
       }
@@ -225,6 +243,7 @@ export class DurableSupervisor {
         this.#interruptAfterOutage(error);
         throw new SaveFailedError(this.id, event.type, error);
       }
+      if (error instanceof OwnershipLostError) this.#loseOwnership(error);
       if (error instanceof StaleWriteError) this.#desynchronize(error);
       throw error;
     }
@@ -257,6 +276,7 @@ export class DurableSupervisor {
       subjectPrefix: this.deps.subjectPrefix,
       driver: this.driverName,
       owner: this.deps.owner,
+      epoch: this.epoch,
       at: committed.event?.at ?? committed.after.context.createdAt,
     });
     const result = await this.#withRetry(async (attempt) => {
@@ -304,6 +324,22 @@ export class DurableSupervisor {
     this.#scheduleFlush();
   }
 
+  /** Fenced out: stop at once, from inside the queue; steps queued behind this one are refused with the same error. */
+  #loseOwnership(error: OwnershipLostError): void {
+    if (this.#lost) return;
+    this.#lost = error;
+    this.#stopped = true;
+    this.#unsaved = null;
+    clearTimeout(this.#flushTimer);
+    clearTimeout(this.#heartbeat);
+    this.#live.stop();
+    this.deps.logger.warn(
+      { supervisorId: this.id, epoch: this.epoch, owner: error.current.owner, currentEpoch: error.current.epoch },
+      'another daemon owns this supervisor now: stopped it here without writing',
+    );
+    setImmediate(() => this.deps.onOwnershipLost(this, error));
+  }
+
   #desynchronize(error: StaleWriteError): void {
     if (this.#desynchronized) return;
     this.#desynchronized = error;
@@ -329,6 +365,7 @@ export class DurableSupervisor {
     try {
       pending.step.checkpointSeq = await this.#saveFull(pending.step, pending.stepNumber, pending.step.before.value as SupervisorState);
     } catch (error) {
+      if (error instanceof OwnershipLostError) this.#loseOwnership(error);
       if (error instanceof StaleWriteError) {
         // The step before the outage committed after all (its reply was lost): what is stored is newer than this copy.
         this.#unsaved = null;

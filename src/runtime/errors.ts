@@ -49,3 +49,7 @@ export class RuntimeStoppedError extends SupervisorRuntimeError {
     super('The runtime is shutting down and accepts no more work; start the daemon again.');
   }
 }
+
+// Errors raised below the runtime that reach its callers, so the API and the CLI import them from here only.
+export { StaleWriteError } from '../persistence/supervisor-repository.js';
+export { DaemonIdInUseError, OwnershipLostError, SupervisorOwnedElsewhereError } from '../persistence/ownership/errors.js';

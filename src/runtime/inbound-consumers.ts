@@ -1,17 +1,18 @@
-// Durable consumers that feed answers and task events from the transport into the runtime, acking only after the save point committed.
+// Durable consumers that take answers and task events off the transport and record them in the inbox, acking only after
+// that insert committed. Any daemon may receive any message: it records it for the supervisor's owner (woken by a
+// database notification) and acks, so a message never bounces between daemons (see inbox-applier.ts for the owner side).
 //
-// Every message ends in exactly one of: applied (ack), duplicate or refused (ack: it can never apply), malformed or unknown
-// (term: it never will either), or "not now" (nak with a delay: database down, supervisor not running here yet).
+// Every message ends in exactly one of: recorded (ack), a repeat of a recorded message id (ack), malformed, poison or
+// unknown (term: it never could apply), or "not now" (nak with a delay: the database is down).
 
-import { EventRefusedError, SupervisorNotFoundError, errorText, DatabaseUnavailableError } from '../domain/errors.js';
-import { isSupervisorState, isTerminalState } from '../domain/supervisor-state.js';
-import { getTask } from '../persistence/supervisor-repository.js';
+import { createHash } from 'node:crypto';
+import { DatabaseUnavailableError, InvalidSupervisorDataError, errorText } from '../domain/errors.js';
+import { recordInbound, type InboundRecord } from '../persistence/ownership/inbox.js';
 import { parseAnswerMessage, parseTaskEventMessage } from '../transport/messages.js';
 import { ALL_ANSWERS, ALL_TASK_EVENTS, parseSupervisorSubjectParts, parseTaskEventsSubject, withPrefix } from '../transport/subjects.js';
-import type { InboundMessage, Subscription } from '../transport/transport.js';
-import { QuestionAlreadyAnsweredError, RuntimeStoppedError, SaveFailedError, SupervisorNotRunningError, TaskNotFoundError } from './errors.js';
+import { EPOCH_HEADER, type InboundMessage, type Subscription } from '../transport/transport.js';
 import type { Logger } from './logger.js';
-import type { SupervisorRuntime } from './supervisor-runtime.js';
+import type { RuntimeHost } from './runtime-host.js';
 
 export const ANSWERS_DURABLE = 'runtime-answers';
 export const TASK_EVENTS_DURABLE = 'runtime-task-events';
@@ -20,11 +21,11 @@ export interface InboundConsumerOptions {
   /** Redeliver a message not settled within this time (default 30 s). */
   ackWaitMs?: number;
   /**
-   * Deliveries before the transport gives a message up (default -1: never). A nak'd answer waits out a database
-   * outage or a restoration however long it takes; dropping it would lose the human's answer.
+   * Deliveries before the transport gives a message up (default -1: never). Only a database outage makes a message
+   * come back (everything else is recorded or terminated), and dropping an answer then would lose the human's answer.
    */
   maxDeliver?: number;
-  /** First delay before a message that could not be applied now comes back; grows with each delivery (default 1 s). */
+  /** First delay before a message that could not be recorded now comes back; grows with each delivery (default 1 s). */
   retryDelayMs?: number;
   /** Longest such delay (default 10 s). */
   maxRetryDelayMs?: number;
@@ -33,18 +34,20 @@ export interface InboundConsumerOptions {
 }
 
 export interface InboundCounts {
-  /** Committed and acked. */
+  /** Applied to the supervisor by its owner (this daemon). */
   applied: number;
-  /** Already applied before (first answer wins, task already finished): acked, nothing changed. */
+  /** Already applied or recorded before (same message id, first answer wins, task already finished): nothing changed. */
   duplicates: number;
-  /** Refused by the supervisor for another reason (not one of the choices, supervisor finished): acked, nothing changed. */
+  /** Refused by the supervisor for another reason (not one of the choices, supervisor finished): nothing changed. */
   refused: number;
-  /** Not JSON, wrong fields, or a subject that names no supervisor or task: terminated. */
+  /** Not JSON, wrong fields, a subject that names no supervisor or task, or text the database cannot store: terminated. */
   malformed: number;
   /** Names a supervisor or task that does not exist: terminated. */
   unknown: number;
-  /** Could not be applied now (database down, supervisor not running here yet): nak'd, comes back later. */
+  /** Could not be recorded now (database down): nak'd, comes back later. */
   retried: number;
+  /** Recorded in the inbox for the owner (this daemon or another) and acked. */
+  recorded: number;
 }
 
 export interface InboundConsumerStats {
@@ -59,23 +62,53 @@ export interface InboundConsumers {
   stats(): InboundConsumerStats;
 }
 
-type Outcome = { kind: 'applied' } | { kind: 'duplicate' | 'refused'; reason: string } | { kind: 'unknown'; reason: string } | { kind: 'retry'; reason: string; delayMs: number };
+export type InboundKind = 'answers' | 'taskEvents';
 
-const emptyCounts = (): InboundCounts => ({ applied: 0, duplicates: 0, refused: 0, malformed: 0, unknown: 0, retried: 0 });
+export const emptyInboundCounts = (): InboundCounts => ({ applied: 0, duplicates: 0, refused: 0, malformed: 0, unknown: 0, retried: 0, recorded: 0 });
 
-export async function startInboundConsumers(runtime: SupervisorRuntime, options: InboundConsumerOptions = {}): Promise<InboundConsumers> {
-  const transport = runtime.transport;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Postgres text and jsonb cannot hold U+0000; such a message could never be stored, so it is poison, not "later". */
+const NUL = '\u0000';
+
+export interface InboundConsumerParts {
+  host: RuntimeHost;
+  /** Counts shared with the inbox applier, which adds applied / duplicates / refused. */
+  counts: Record<InboundKind, InboundCounts>;
+  /** The owner's wake-up channel (database notification), null when the database cannot notify. */
+  channel: string | null;
+  /** Called after a message for a supervisor this daemon owns was recorded: apply it now. */
+  onRecordedForSelf(): void;
+}
+
+function containsNul(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes(NUL);
+  if (Array.isArray(value)) return value.some(containsNul);
+  if (typeof value === 'object' && value !== null) return Object.entries(value).some(([key, inner]) => key.includes(NUL) || containsNul(inner));
+  return false;
+}
+
+/** A stable id for a message published without one, so its redeliveries are still recorded once. */
+function messageId(message: InboundMessage): string {
+  if (message.msgId) return message.msgId;
+  return `sha256:${createHash('sha256').update(message.subject).update('\n').update(message.data).digest('hex')}`;
+}
+
+function epochHeader(message: InboundMessage): number | null {
+  const value = message.headers[EPOCH_HEADER];
+  return value !== undefined && /^\d{1,15}$/.test(value) ? Number(value) : null;
+}
+
+export async function startInboundConsumers(parts: InboundConsumerParts, options: InboundConsumerOptions = {}): Promise<InboundConsumers> {
+  const { host, counts } = parts;
+  const transport = host.transport;
   if (!transport) {
     throw new Error('Inbound consumers need a transport: create the runtime with `transport` (createTransport({ natsUrl }) or createInProcessBus()).');
   }
   const prefix = transport.subjectPrefix;
-  const logger: Logger = runtime.logger.child({ component: 'inbound-consumers' });
+  const logger: Logger = host.logger.child({ component: 'inbound-consumers' });
   const retryDelayMs = options.retryDelayMs ?? 1_000;
   const maxRetryDelayMs = options.maxRetryDelayMs ?? 10_000;
-  // Never give up on an answer or a task event: one that cannot be applied yet (supervisor not restored, database down)
-  // waits with backoff; only malformed and unknown ones are terminated.
   const subscribeDefaults = { ackWaitMs: options.ackWaitMs ?? 30_000, maxDeliver: options.maxDeliver ?? -1 };
-  const counts = { answers: emptyCounts(), taskEvents: emptyCounts() };
   let lastError: string | null = null;
   let stopped = false;
 
@@ -94,78 +127,44 @@ export async function startInboundConsumers(runtime: SupervisorRuntime, options:
     }
   }
 
-  async function terminateMalformed(which: keyof typeof counts, message: InboundMessage, problems: string[]): Promise<void> {
+  async function terminateMalformed(which: InboundKind, message: InboundMessage, problems: string[]): Promise<void> {
     counts[which].malformed += 1;
     logger.warn({ subject: message.subject, msgId: message.msgId, problems }, 'malformed message terminated (it will not be redelivered)');
     await settle(message, 'term', { reason: `malformed: ${problems.join('; ')}` });
   }
 
-  /** Errors that say "not now" versus "never". */
-  function classify(error: unknown, message: InboundMessage, supervisorId: string | undefined): Outcome | null {
-    if (error instanceof QuestionAlreadyAnsweredError) return { kind: 'duplicate', reason: error.message };
-    if (error instanceof SupervisorNotFoundError || error instanceof TaskNotFoundError) return { kind: 'unknown', reason: error.message };
-    if (error instanceof SupervisorNotRunningError) return { kind: 'retry', reason: error.message, delayMs: retryDelay(message) };
-    if (error instanceof EventRefusedError) {
-      // A supervisor stopping in this daemon (handed over, or shutting down) refuses too: it is not ours to settle.
-      const id = error.supervisorId ?? supervisorId;
-      if (!(isSupervisorState(error.state) && isTerminalState(error.state)) && id !== undefined && runtime.get(id) === undefined) {
-        return { kind: 'retry', reason: error.message, delayMs: retryDelayMs };
-      }
-      return { kind: 'refused', reason: error.message };
-    }
-    if (error instanceof SaveFailedError || error instanceof DatabaseUnavailableError || error instanceof RuntimeStoppedError) {
-      return { kind: 'retry', reason: error.message, delayMs: retryDelay(message) };
-    }
-    return null;
-  }
-
-  async function finish(which: keyof typeof counts, message: InboundMessage, outcome: Outcome): Promise<void> {
+  async function record(which: InboundKind, message: InboundMessage, inbound: Omit<InboundRecord, 'msgId' | 'epoch' | 'receivedBy'>): Promise<void> {
     const details = { subject: message.subject, msgId: message.msgId, deliveryCount: message.deliveryCount };
-    switch (outcome.kind) {
-      case 'applied':
-        counts[which].applied += 1;
-        await settle(message, 'ack');
-        return;
-      case 'duplicate':
-        counts[which].duplicates += 1;
-        logger.debug({ ...details, reason: outcome.reason }, 'duplicate message acked; nothing changed');
-        await settle(message, 'ack');
-        return;
-      case 'refused':
-        counts[which].refused += 1;
-        logger.warn({ ...details, reason: outcome.reason }, 'message refused by the supervisor; acked, nothing changed');
-        await settle(message, 'ack');
-        return;
-      case 'unknown':
-        counts[which].unknown += 1;
-        logger.warn({ ...details, reason: outcome.reason }, 'message for an unknown supervisor or task terminated');
-        await settle(message, 'term', { reason: outcome.reason });
-        return;
-      case 'retry':
-        counts[which].retried += 1;
-        lastError = outcome.reason;
-        logger.info({ ...details, reason: outcome.reason, retryInMs: outcome.delayMs }, 'message not applied now; it comes back later');
-        await settle(message, 'nak', { delayMs: outcome.delayMs });
-        return;
-    }
-  }
-
-  async function apply(which: keyof typeof counts, message: InboundMessage, supervisorId: string | undefined, run: () => Promise<Outcome>): Promise<void> {
-    let outcome: Outcome;
     try {
-      outcome = await run();
-    } catch (error) {
-      const classified = classify(error, message, supervisorId);
-      if (classified === null) {
-        // Not a known "never" or "not now": retry, and let maxDeliver bound it.
-        lastError = errorText(error);
-        logger.error({ subject: message.subject, msgId: message.msgId, err: lastError }, 'unexpected error applying a message; it will be retried');
-        outcome = { kind: 'retry', reason: lastError, delayMs: retryDelay(message) };
-      } else {
-        outcome = classified;
+      await host.ready();
+      const result = await recordInbound(host.database.db, { ...inbound, msgId: messageId(message), epoch: epochHeader(message), receivedBy: host.daemonId }, parts.channel);
+      if (result.outcome === 'unknown') {
+        counts[which].unknown += 1;
+        logger.warn({ ...details, supervisorId: inbound.supervisorId, taskId: inbound.taskId }, 'message for an unknown supervisor or task terminated');
+        await settle(message, 'term', { reason: 'unknown supervisor or task' });
+        return;
       }
+      if (result.outcome === 'duplicate') {
+        counts[which].duplicates += 1;
+        logger.debug(details, 'message already recorded; acked, nothing changed');
+        await settle(message, 'ack');
+        return;
+      }
+      counts[which].recorded += 1;
+      await settle(message, 'ack');
+      if (result.owner === host.daemonId) parts.onRecordedForSelf();
+    } catch (error) {
+      lastError = errorText(error);
+      if (error instanceof InvalidSupervisorDataError) {
+        // The database refused the content itself: it never will take it, however often it comes back.
+        return terminateMalformed(which, message, [`the database refused it: ${lastError}`]);
+      }
+      const delayMs = retryDelay(message);
+      counts[which].retried += 1;
+      if (error instanceof DatabaseUnavailableError) logger.info({ ...details, reason: lastError, retryInMs: delayMs }, 'message not recorded now; it comes back later');
+      else logger.error({ ...details, err: lastError, retryInMs: delayMs }, 'unexpected error recording a message; it will be retried');
+      await settle(message, 'nak', { delayMs });
     }
-    await finish(which, message, outcome);
   }
 
   async function onAnswer(message: InboundMessage): Promise<void> {
@@ -173,15 +172,14 @@ export async function startInboundConsumers(runtime: SupervisorRuntime, options:
     const parsed = parseAnswerMessage(message.data);
     const problems = parsed.ok ? [] : [...parsed.problems];
     if (parts === null || parts.kind !== 'answers') problems.push(`subject ${message.subject} is not ${prefix}supervisors.<id>.answers`);
+    else if (!UUID.test(parts.supervisorId)) problems.push(`subject names supervisor "${parts.supervisorId}", which is not a UUID`);
     else if (parsed.ok && parsed.value.supervisorId !== undefined && parsed.value.supervisorId !== parts.supervisorId) {
       problems.push(`supervisorId ${parsed.value.supervisorId} does not match the subject's ${parts.supervisorId}`);
     }
+    if (parsed.ok && containsNul(parsed.value)) problems.push('a text field contains a NUL character (U+0000), which cannot be stored');
     if (!parsed.ok || parts === null || problems.length > 0) return terminateMalformed('answers', message, problems);
     const { questionId, answer } = parsed.value;
-    await apply('answers', message, parts.supervisorId, async () => {
-      await runtime.answerQuestion(parts.supervisorId, questionId, answer);
-      return { kind: 'applied' };
-    });
+    await record('answers', message, { kind: 'answer', supervisorId: parts.supervisorId, payload: { questionId, answer } });
   }
 
   async function onTaskEvent(message: InboundMessage): Promise<void> {
@@ -190,35 +188,26 @@ export async function startInboundConsumers(runtime: SupervisorRuntime, options:
     const problems = parsed.ok ? [] : [...parsed.problems];
     if (taskId === null) problems.push(`subject ${message.subject} is not ${prefix}tasks.<taskId>.events`);
     else if (parsed.ok && parsed.value.taskId !== taskId) problems.push(`taskId ${parsed.value.taskId} does not match the subject's ${taskId}`);
+    if (parsed.ok && containsNul(parsed.value)) problems.push('a text field contains a NUL character (U+0000), which cannot be stored');
     if (!parsed.ok || taskId === null || problems.length > 0) return terminateMalformed('taskEvents', message, problems);
     const event = parsed.value;
-    await apply('taskEvents', message, undefined, async () => {
-      try {
-        await runtime.reportTaskEvent(taskId, {
-          type: event.type,
-          ...(event.progress !== undefined ? { progress: event.progress } : {}),
-          ...(event.result !== undefined ? { result: event.result } : {}),
-          ...(event.error !== undefined ? { error: event.error } : {}),
-        });
-        return { kind: 'applied' };
-      } catch (error) {
-        // "Task not running (already completed)" is what a redelivered event looks like.
-        if (error instanceof EventRefusedError) {
-          const task = await getTask(runtime.database.db, taskId);
-          if (task && (task.status === 'completed' || task.status === 'failed')) return { kind: 'duplicate', reason: error.message };
-        }
-        throw error;
-      }
+    await record('taskEvents', message, {
+      kind: 'task_event',
+      taskId,
+      payload: {
+        taskId,
+        type: event.type,
+        ...(event.progress !== undefined ? { progress: event.progress } : {}),
+        ...(event.result !== undefined ? { result: event.result } : {}),
+        ...(event.error !== undefined ? { error: event.error } : {}),
+      },
     });
   }
 
   const subscriptions: Subscription[] = [];
   try {
     subscriptions.push(
-      await transport.subscribe(
-        { ...subscribeDefaults, durable: options.answersDurable ?? ANSWERS_DURABLE, filterSubject: withPrefix(ALL_ANSWERS, prefix) },
-        onAnswer,
-      ),
+      await transport.subscribe({ ...subscribeDefaults, durable: options.answersDurable ?? ANSWERS_DURABLE, filterSubject: withPrefix(ALL_ANSWERS, prefix) }, onAnswer),
     );
     subscriptions.push(
       await transport.subscribe(
@@ -232,7 +221,7 @@ export async function startInboundConsumers(runtime: SupervisorRuntime, options:
   }
   logger.debug({ prefix }, 'inbound consumers started');
 
-  const consumers: InboundConsumers = {
+  return {
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -240,6 +229,4 @@ export async function startInboundConsumers(runtime: SupervisorRuntime, options:
     },
     stats: () => ({ answers: { ...counts.answers }, taskEvents: { ...counts.taskEvents }, lastError }),
   };
-  runtime.hooks.onShutdown.push(() => consumers.stop());
-  return consumers;
 }

@@ -5,10 +5,19 @@ export * from './errors.js';
 export { createRuntimeInspector, type InspectOption } from './inspection.js';
 export { createLogger, silentLogger, type Logger, type LoggerOptions } from './logger.js';
 export { createRegistryStore, type RegistryEntry, type RegistryStore } from './registry.js';
-export { attachRestoration, lastRestoreAllSummary, restoreAll, restoreSupervisor, resumeSupervisor, RestorationFailedError, type RestoreAllSummary } from './restoration.js';
-export { startMessaging, type Messaging, type MessagingOptions } from './messaging.js';
+export { RestorationFailedError, type RestoreAllSummary, type RestoreOptions } from './restoration.js';
+export { type Messaging, type MessagingOptions } from './messaging.js';
 export { startOutboxRelay, type OutboxRelay, type OutboxRelayOptions } from './outbox-relay.js';
-export { startInboundConsumers, type InboundConsumers } from './inbound-consumers.js';
+export { type InboundConsumers, type InboundConsumerStats, type InboundCounts } from './inbound-consumers.js';
 export { startTaskWorker, type TaskWorker, type TaskWorkerOptions } from './task-worker.js';
-export { createRuntime, type RuntimeHealth, type RuntimeOptions, type SpawnInput, type SupervisorRuntime } from './supervisor-runtime.js';
-export { startDaemon, type Daemon } from './daemon.js';
+export {
+  createRuntime,
+  defaultDaemonId,
+  type RuntimeHealth,
+  type RuntimeOptions,
+  type RuntimeStartOptions,
+  type RuntimeStats,
+  type SpawnInput,
+  type SupervisorRuntime,
+} from './supervisor-runtime.js';
+export { DEFAULT_LEASE_SETTINGS, type LeaseSettings, type LeaseStats } from './lease-keeper.js';

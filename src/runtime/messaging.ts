@@ -1,8 +1,12 @@
-// Everything that connects a runtime to its transport, started together: outbox relay, inbound consumers, and optionally a task worker.
+// Everything that connects a runtime to its transport, started together: outbox relay, inbound consumers, the inbox
+// applier (the owner's side of inbound messages), and optionally a task worker. The runtime starts it; its parts
+// register on the host's hooks, so runtime.shutdown() stops them in order.
 
-import { startInboundConsumers, type InboundConsumerOptions, type InboundConsumers } from './inbound-consumers.js';
+import { errorText } from '../domain/errors.js';
+import { emptyInboundCounts, startInboundConsumers, type InboundConsumerOptions, type InboundConsumers, type InboundKind } from './inbound-consumers.js';
+import { startInboxApplier, type InboxApplier, type InboxApplierOptions, type InboxCommands } from './inbox-applier.js';
 import { startOutboxRelay, type OutboxRelay, type OutboxRelayOptions } from './outbox-relay.js';
-import type { SupervisorRuntime } from './supervisor-runtime.js';
+import type { RuntimeHost } from './runtime-host.js';
 import { startTaskWorker, type TaskWorker, type TaskWorkerOptions } from './task-worker.js';
 
 export interface MessagingOptions {
@@ -12,6 +16,7 @@ export interface MessagingOptions {
   worker?: Partial<Omit<TaskWorkerOptions, 'transport' | 'subjectPrefix'>>;
   relay?: OutboxRelayOptions;
   consumers?: InboundConsumerOptions;
+  inbox?: InboxApplierOptions;
 }
 
 export interface Messaging {
@@ -19,54 +24,63 @@ export interface Messaging {
   relay: OutboxRelay | null;
   consumers: InboundConsumers | null;
   worker: TaskWorker | null;
-  /** Stop worker, consumers and relay (the relay after a bounded final drain). runtime.shutdown() does this too. */
+  /** Stop worker, consumers, inbox and relay (the relay after a bounded final drain). runtime.shutdown() does this too. */
   stop(): Promise<void>;
 }
 
-/**
- * Start the transport (idempotent), then the relay, the inbound consumers and, with `embeddedWorker`, a task worker.
- * Each part registers itself on runtime.hooks, so runtime.shutdown() stops them in order.
- */
-export async function startMessaging(runtime: SupervisorRuntime, options: MessagingOptions): Promise<Messaging> {
-  const transport = runtime.transport;
+export async function startMessaging(host: RuntimeHost, commands: InboxCommands, options: MessagingOptions): Promise<Messaging & { inbox: InboxApplier | null }> {
+  const transport = host.transport;
   if (!transport) {
-    runtime.logger.warn({}, 'no transport configured: questions, task spawns and state changes stay in the outbox, and no answers or task events arrive');
-    return { relay: null, consumers: null, worker: null, stop: async () => undefined };
+    host.logger.warn({}, 'no transport configured: questions, task spawns and state changes stay in the outbox, and no answers or task events arrive');
+    return { relay: null, consumers: null, worker: null, inbox: null, stop: async () => undefined };
   }
   await transport.start();
-  const relay = startOutboxRelay(runtime, options.relay);
+  const relay = startOutboxRelay(host, options.relay);
+  const counts: Record<InboundKind, ReturnType<typeof emptyInboundCounts>> = { answers: emptyInboundCounts(), taskEvents: emptyInboundCounts() };
+  const inbox = startInboxApplier(host, commands, counts, options.inbox);
+  const channel = host.database.notificationChannel('inbox');
+  let unlisten: (() => Promise<void>) | null = null;
   let consumers: InboundConsumers | null = null;
   let worker: TaskWorker | null = null;
   try {
-    consumers = await startInboundConsumers(runtime, options.consumers);
+    // Another daemon recorded a message for a supervisor this daemon owns: apply it now rather than at the next poll.
+    unlisten = await host.database.listen(channel, (payload) => {
+      if (payload === `inbox ${host.daemonId}`) inbox.wake();
+    });
+    consumers = await startInboundConsumers({ host, counts, channel, onRecordedForSelf: () => inbox.wake() }, options.consumers);
     if (options.embeddedWorker) {
-      const started = await startTaskWorker({
+      worker = await startTaskWorker({
         ...options.worker,
         transport,
         subjectPrefix: transport.subjectPrefix,
-        logger: options.worker?.logger ?? runtime.logger.child({ component: 'task-worker' }),
+        logger: options.worker?.logger ?? host.logger.child({ component: 'task-worker' }),
       });
-      worker = started;
-      runtime.hooks.onShutdown.push(() => started.stop());
     }
   } catch (error) {
     await consumers?.stop();
+    await unlisten?.().catch(() => undefined);
+    await inbox.stop();
     await relay.stop();
     throw error;
   }
   let stopping: Promise<void> | null = null;
-  return {
+  const messaging = {
     relay,
     consumers,
     worker,
+    inbox,
     stop() {
       stopping ??= (async () => {
         await worker?.stop();
         await consumers?.stop();
+        await unlisten?.().catch((error: unknown) => host.logger.warn({ err: errorText(error) }, 'could not stop listening for inbox notifications'));
+        await inbox.stop();
         await relay.drain(options.relay?.shutdownDrainMs ?? 2_000);
         await relay.stop();
       })();
       return stopping;
     },
   };
+  host.hooks.onShutdown.push(() => messaging.stop());
+  return messaging;
 }

@@ -9,9 +9,9 @@ import type { Database } from '../persistence/database.js';
 import { claimOutboxBatch, countUnsentOutbox, markOutboxSent, pruneSentOutbox, type OutboxFilter } from '../persistence/outbox-repository.js';
 import { TransportClosedError } from '../transport/errors.js';
 import { encodeMessage } from '../transport/messages.js';
-import type { Transport } from '../transport/transport.js';
+import { EPOCH_HEADER, type Transport } from '../transport/transport.js';
 import type { Logger } from './logger.js';
-import type { RuntimeHooks } from './supervisor-runtime.js';
+import type { RuntimeHooks } from './runtime-host.js';
 
 export interface OutboxRelayOptions {
   /** Rows claimed per transaction (default 100). */
@@ -52,7 +52,7 @@ export interface OutboxRelay {
   stats(): OutboxRelayStats;
 }
 
-/** What the relay needs of the runtime (a SupervisorRuntime has all of it). */
+/** What the relay needs of the runtime (its host interface has all of it). */
 export interface OutboxRelayHost {
   readonly database: Database;
   readonly transport: Transport | undefined;
@@ -136,7 +136,9 @@ export function startOutboxRelay(host: OutboxRelayHost, options: OutboxRelayOpti
         const done: number[] = [];
         for (const row of rows) {
           try {
-            const result = await transport.publish(row.subject, encodeMessage(row.payload as object), { msgId: row.msgId });
+            // The epoch travels as a header: a consumer can tell a message written by an owner that has since lost the supervisor.
+            const headers = row.epoch === null ? undefined : { [EPOCH_HEADER]: String(row.epoch) };
+            const result = await transport.publish(row.subject, encodeMessage(row.payload as object), { msgId: row.msgId, ...(headers ? { headers } : {}) });
             if (result.duplicate) stats.duplicates += 1;
             else stats.published += 1;
             done.push(row.id);

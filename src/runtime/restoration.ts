@@ -1,9 +1,10 @@
-// Runs the restoration protocol (src/machines/restoration-machine.ts) for one supervisor or for all of them,
-// providing each step with what it needs from the database and the runtime.
+// The restorer: runs the restoration protocol (src/machines/restoration-machine.ts) for a supervisor this daemon has
+// claimed, providing each step with what it needs from the database and the runtime's host interface. Restores of one
+// id run one after another; a restore that fails leaves nothing half-running and gives the supervisor back.
 
 import { performance } from 'node:perf_hooks';
 import { createActor, fromPromise, initialTransition, toPromise } from 'xstate';
-import { errorText, SupervisorNotFoundError, SupervisorRuntimeError } from '../domain/errors.js';
+import { DatabaseUnavailableError, errorText, SupervisorNotFoundError, SupervisorRuntimeError } from '../domain/errors.js';
 import type { PendingQuestion } from '../domain/pending-question.js';
 import type { RestorationInfo, RestorationSource, SupervisorRestorationContext, TaskResumption } from '../domain/restoration.js';
 import { isTerminalState, type SupervisorState } from '../domain/supervisor-state.js';
@@ -17,22 +18,24 @@ import {
   enqueueOutbox,
   getSupervisorStateForRestoration,
   listCheckpoints,
-  listRestorableSupervisorIds,
   quarantineSupervisorRow,
-  markSupervisorInterrupted,
   validateSpawnedTasks,
   type CheckpointRecord,
 } from '../persistence/supervisor-repository.js';
+import { claimSupervisor, getOwner, releaseSupervisor, type ClaimedSupervisor } from '../persistence/ownership/claims.js';
+import { SupervisorOwnedElsewhereError } from '../persistence/ownership/errors.js';
 import type { DurableSupervisor } from './durable-supervisor.js';
+import { SaveFailedError } from './errors.js';
+import type { Logger } from './logger.js';
+import type { RuntimeHost } from './runtime-host.js';
 import { taskSpawnOutbox } from './save-plan.js';
-import type { SupervisorRuntime } from './supervisor-runtime.js';
 
 export class RestorationFailedError extends SupervisorRuntimeError {
   override readonly name = 'RestorationFailedError';
   constructor(supervisorId: string, reason: string) {
     super(
-      `Supervisor ${supervisorId} could not be restored: ${reason}. It is marked interrupted; fix the cause (often the database) ` +
-        `and resume it with POST /supervisors/${supervisorId}/resume.`,
+      `Supervisor ${supervisorId} could not be restored: ${reason}. It is given back (interrupted when its state was known) and ` +
+        `claimed again at the next lease round; fix the cause (often the database), or resume it with POST /supervisors/${supervisorId}/resume.`,
       supervisorId,
     );
   }
@@ -46,18 +49,6 @@ export interface RestoreAllSummary {
   failed: Array<{ supervisorId: string; error: string }>;
   durationMs: number;
   results: RestorationInfo[];
-}
-
-const lastSummaries = new WeakMap<SupervisorRuntime, RestoreAllSummary>();
-
-/** The summary of the newest restoreAll on this runtime (what the daemon did at start), if any. */
-export function lastRestoreAllSummary(runtime: SupervisorRuntime): RestoreAllSummary | undefined {
-  return lastSummaries.get(runtime);
-}
-
-/** Make `runtime.restore(id, source)` run the protocol. */
-export function attachRestoration(runtime: SupervisorRuntime): void {
-  runtime.restorer = (id, source) => restoreSupervisor(runtime, id, source);
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -101,8 +92,8 @@ function withContext(snapshot: SupervisorSnapshot, patch: Partial<SupervisorCont
   return supervisorMachine.resolveState({ value: snapshot.value as string, context: { ...snapshot.context, ...patch } });
 }
 
-async function taskStatuses(runtime: SupervisorRuntime, supervisorId: string, ids: readonly string[]): Promise<TaskStatuses> {
-  const { existing } = await validateSpawnedTasks(runtime.database.db, supervisorId, [...new Set(ids)]);
+async function taskStatuses(host: RuntimeHost, supervisorId: string, ids: readonly string[]): Promise<TaskStatuses> {
+  const { existing } = await validateSpawnedTasks(host.database.db, supervisorId, [...new Set(ids)]);
   return new Map(existing.map((task) => [task.id, task.status]));
 }
 
@@ -114,42 +105,191 @@ interface Session {
   tasks: TaskResumption[];
   redelivered: PendingQuestion[];
   contextMessage: string;
+  /** The error that ended the protocol, if one did (the machine keeps only its message). */
+  failure: unknown;
 }
 
-const inFlight = new WeakMap<SupervisorRuntime, Map<string, Promise<unknown>>>();
+/** The epoch a restore runs at, and whom the supervisor came from. */
+export interface Claim {
+  epoch: number;
+  previousOwner: string | null;
+}
+
+export interface RestoreOptions {
+  /** Not found: start a fresh supervisor under this id (with a warning) instead of answering SupervisorNotFoundError. */
+  startFreshIfMissing?: boolean;
+}
+
+export interface Restorer {
+  /**
+   * Claim the supervisor for this daemon (bumping its epoch, which fences any other copy) and restore it. Refused with
+   * SupervisorOwnedElsewhereError while another live daemon owns it; SupervisorNotFoundError for an unknown id unless
+   * `startFreshIfMissing`.
+   */
+  restore(supervisorId: string, source: RestorationSource, options?: RestoreOptions): Promise<RestorationInfo>;
+  /** Restore supervisors the lease keeper already claimed, `concurrency` at a time; failures are counted, not thrown. */
+  restoreClaimed(claims: Array<{ claim: ClaimedSupervisor; source: RestorationSource }>, summary: RestoreAllSummary, concurrency: number): Promise<void>;
+  /**
+   * Take the stored state back into a copy that fell behind a row this daemon itself wrote (a lost commit reply): no
+   * restoration is counted and nothing is re-delivered. A row another daemon owns now is left to it.
+   */
+  resync(supervisorId: string, epoch: number): Promise<void>;
+  /** Wait for restores in flight (shutdown). */
+  settle(): Promise<void>;
+}
+
+export function emptyRestoreAllSummary(): RestoreAllSummary {
+  return { total: 0, restored: 0, fromCheckpoint: 0, startedFresh: 0, failed: [], durationMs: 0, results: [] };
+}
+
+export function createRestorer(host: RuntimeHost): Restorer {
+  // Restorations of one id run one after the other: two at once would stop each other's copy and leave it running nowhere.
+  const inFlight = new Map<string, Promise<unknown>>();
+
+  function serialized<T>(supervisorId: string, run: () => Promise<T>): Promise<T> {
+    const previous = inFlight.get(supervisorId) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(run);
+    inFlight.set(supervisorId, next);
+    const forget = () => {
+      if (inFlight.get(supervisorId) === next) inFlight.delete(supervisorId);
+    };
+    next.then(forget, forget);
+    return next;
+  }
+
+  async function claimFor(supervisorId: string, options: RestoreOptions): Promise<Claim | 'missing'> {
+    await host.ready();
+    const result = await claimSupervisor(host.database.db, { daemonId: host.daemonId, supervisorId });
+    if (result.outcome === 'owned_elsewhere') throw new SupervisorOwnedElsewhereError(supervisorId, result.owner, result.ownerUrl);
+    if (result.outcome === 'not_found') {
+      if (!options.startFreshIfMissing) throw new SupervisorNotFoundError(supervisorId);
+      return 'missing';
+    }
+    return { epoch: result.claim.epoch, previousOwner: result.claim.previousOwner };
+  }
+
+  return {
+    restore(supervisorId, source, options = {}) {
+      return serialized(supervisorId, async () => {
+        const claim = await claimFor(supervisorId, options);
+        if (claim === 'missing') {
+          host.logger.warn({ supervisorId, source }, 'no stored state for this id: starting a fresh supervisor under it (startFreshIfMissing)');
+          return restoreOnce(host, supervisorId, source, { epoch: 1, previousOwner: null });
+        }
+        return restoreOnce(host, supervisorId, source, claim);
+      });
+    },
+
+    async restoreClaimed(claims, summary, concurrency) {
+      summary.total += claims.length;
+      let next = 0;
+      const worker = async () => {
+        while (next < claims.length) {
+          const entry = claims[next++];
+          if (!entry) break;
+          const { claim, source } = entry;
+          try {
+            const info = await serialized(claim.supervisorId, () =>
+              restoreOnce(host, claim.supervisorId, source, { epoch: claim.epoch, previousOwner: claim.previousOwner }),
+            );
+            summary.results.push(info);
+            summary.restored += 1;
+            if (info.recoveryAction === 'restore_from_checkpoint') summary.fromCheckpoint += 1;
+            if (info.recoveryAction === 'start_fresh') summary.startedFresh += 1;
+          } catch (error) {
+            const reason = errorText(error);
+            summary.failed.push({ supervisorId: claim.supervisorId, error: reason });
+            host.logger.error({ supervisorId: claim.supervisorId, err: reason }, 'supervisor could not be restored; given back for the next claim round');
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, claims.length)) }, worker));
+    },
+
+    resync(supervisorId, epoch) {
+      return serialized(supervisorId, async () => {
+        const logger = host.logger.child({ supervisorId, epoch });
+        await host.stopLocal(supervisorId);
+        const [raw, owner] = await Promise.all([getSupervisorStateForRestoration(host.database.db, supervisorId), getOwner(host.database.db, supervisorId)]);
+        if (!raw || !owner || owner.owner !== host.daemonId || owner.epoch !== epoch) {
+          logger.warn({ owner: owner?.owner ?? null, currentEpoch: owner?.epoch ?? null }, 'supervisor is no longer this daemon\'s: not reloaded');
+          return;
+        }
+        const tasks = await taskStatuses(host, supervisorId, [...raw.spawnedTaskIds, ...snapshotTaskIds(raw.snapshot)]);
+        const outcome = validateStoredState(candidateFromRow(raw), tasks);
+        if (!outcome.snapshot) {
+          logger.error({ errors: outcome.result.errors }, 'stored state is invalid: resume the supervisor to restore it from a checkpoint');
+          return;
+        }
+        const snapshot = withContext(outcome.snapshot, {
+          currentActivity: raw.currentActivity,
+          progress: raw.progress,
+          lastHeartbeatAt: raw.lastHeartbeat ? raw.lastHeartbeat.toISOString() : outcome.snapshot.context.lastHeartbeatAt,
+        });
+        host.adopt(snapshot, { step: raw.step, epoch }, raw.driver ?? 'manual').startHeartbeat();
+        logger.info({ step: raw.step }, 'reloaded the stored state this daemon wrote');
+      });
+    },
+
+    async settle() {
+      await Promise.all([...inFlight.values()].map((running) => running.catch(() => undefined)));
+    },
+  };
+}
+
+/** The database was away (not the data): a later attempt may well succeed. */
+function isTransient(error: unknown): boolean {
+  for (let current = error; current instanceof Error; current = current.cause) {
+    if (current instanceof DatabaseUnavailableError || current instanceof SaveFailedError) return true;
+  }
+  return false;
+}
 
 /**
- * Run the protocol for one supervisor, stopping its live actor first if this daemon runs it. Restorations of one id
- * run one after the other: two at once would stop each other's supervisor and leave it running nowhere.
+ * After a failed restore: interrupt the supervisor through its machine when its state was validated (a fenced full save,
+ * so another daemon's newer epoch refuses it) and stop the copy. When the database was only away, the supervisor is
+ * given back so the next claim round (on any daemon) tries again; any other failure needs a person, so this daemon keeps
+ * it (no loop) and a resume retries it.
  */
-export function restoreSupervisor(runtime: SupervisorRuntime, supervisorId: string, source: RestorationSource): Promise<RestorationInfo> {
-  let running = inFlight.get(runtime);
-  if (!running) inFlight.set(runtime, (running = new Map()));
-  const previous = running.get(supervisorId) ?? Promise.resolve();
-  const next = previous.catch(() => undefined).then(() => restoreOnce(runtime, supervisorId, source));
-  running.set(supervisorId, next);
-  const forget = () => {
-    if (running?.get(supervisorId) === next) running.delete(supervisorId);
-  };
-  next.then(forget, forget);
-  return next;
+async function giveBack(host: RuntimeHost, supervisorId: string, claim: Claim, session: Session, reason: string, logger: Logger): Promise<void> {
+  try {
+    const supervisor = host.running(supervisorId) ?? (session.snapshot ? host.adopt(session.snapshot, { step: session.step, epoch: claim.epoch }, session.raw?.driver ?? 'manual') : undefined);
+    if (supervisor && !supervisor.stopped && supervisor.state !== 'interrupted' && !isTerminalState(supervisor.state)) {
+      await supervisor.send({ type: 'INTERRUPT', reason: reason.slice(0, 2000), at: host.now().toISOString() });
+    }
+  } catch (error) {
+    logger.warn({ err: errorText(error) }, 'could not interrupt the supervisor after its failed restore');
+  }
+  await host.stopLocal(supervisorId).catch(() => undefined);
+  if (!isTransient(session.failure)) return;
+  await releaseSupervisor(host.database.db, { supervisorId, daemonId: host.daemonId, epoch: claim.epoch }).catch((error: unknown) =>
+    logger.warn({ err: errorText(error) }, 'could not give the supervisor back; it is retried when this daemon restarts or a resume asks for it'),
+  );
 }
 
-async function restoreOnce(runtime: SupervisorRuntime, supervisorId: string, source: RestorationSource): Promise<RestorationInfo> {
+async function restoreOnce(host: RuntimeHost, supervisorId: string, source: RestorationSource, claim: Claim): Promise<RestorationInfo> {
   const started = performance.now();
-  const db = runtime.database.db;
-  const logger = runtime.logger.child({ supervisorId });
-  await runtime.stop(supervisorId);
+  const db = host.database.db;
+  const logger = host.logger.child({ supervisorId, epoch: claim.epoch });
+  await host.stopLocal(supervisorId);
   // The driver hears nothing until the restoration is committed: reconciled task outcomes must not make it act on a
   // state the restoration context message has not described yet.
-  runtime.holdDriver(supervisorId);
-  const session: Session = { raw: null, snapshot: null, step: 0, supervisor: null, tasks: [], redelivered: [], contextMessage: '' };
-  const at = () => runtime.now().toISOString();
+  host.holdDriver(supervisorId);
+  const session: Session = { raw: null, snapshot: null, step: 0, supervisor: null, tasks: [], redelivered: [], contextMessage: '', failure: null };
+  const at = () => host.now().toISOString();
   const need = <T>(value: T | null, what: string): T => {
     if (value === null) throw new Error(`restoration step ran without ${what}`);
     return value;
   };
-  const step = (run: () => Promise<RestorationStepOutput>) => fromPromise<RestorationStepOutput, RestorationStepInput>(run);
+  const step = (run: () => Promise<RestorationStepOutput>) =>
+    fromPromise<RestorationStepOutput, RestorationStepInput>(async () => {
+      try {
+        return await run();
+      } catch (error) {
+        session.failure = error;
+        throw error;
+      }
+    });
 
   const machine = restorationMachine.provide({
     actors: {
@@ -160,7 +300,7 @@ async function restoreOnce(runtime: SupervisorRuntime, supervisorId: string, sou
 
       validateState: step(async () => {
         const raw = need(session.raw, 'a row');
-        const tasks = await taskStatuses(runtime, supervisorId, [...raw.spawnedTaskIds, ...snapshotTaskIds(raw.snapshot)]);
+        const tasks = await taskStatuses(host, supervisorId, [...raw.spawnedTaskIds, ...snapshotTaskIds(raw.snapshot)]);
         const outcome = validateStoredState(candidateFromRow(raw), tasks);
         if (outcome.snapshot) {
           // Heartbeat saves touch only these three columns, so the row is newer than its snapshot for them.
@@ -183,7 +323,7 @@ async function restoreOnce(runtime: SupervisorRuntime, supervisorId: string, sou
           const page = await listCheckpoints(db, supervisorId, { limit: 25, ...(before !== undefined ? { beforeSeq: before } : {}) });
           for (const checkpoint of page) {
             const candidate = candidateFromCheckpoint(supervisorId, checkpoint);
-            const outcome = validateStoredState(candidate, await taskStatuses(runtime, supervisorId, candidate.spawnedTaskIds), { fallbackAction: 'restore_from_checkpoint' });
+            const outcome = validateStoredState(candidate, await taskStatuses(host, supervisorId, candidate.spawnedTaskIds), { fallbackAction: 'restore_from_checkpoint' });
             if (outcome.snapshot) {
               session.snapshot = outcome.snapshot;
               session.step = raw.step;
@@ -203,7 +343,7 @@ async function restoreOnce(runtime: SupervisorRuntime, supervisorId: string, sou
         const [initial] = initialTransition(supervisorMachine, { supervisorId, name: raw?.name ?? `supervisor-${supervisorId.slice(0, 8)}`, ...(raw?.phase ? { phase: raw.phase } : {}), createdAt: at() });
         // Earlier conversation entries stay; the fresh supervisor appends after them.
         const fresh = conversationLength > 0 ? withContext(initial, { conversationLength }) : initial;
-        session.supervisor = await runtime.createFresh(fresh, raw?.driver ?? 'manual', (raw?.step ?? 0) + 1);
+        session.supervisor = await host.createFresh(fresh, raw?.driver ?? 'manual', { step: (raw?.step ?? 0) + 1, epoch: claim.epoch });
         session.snapshot = session.supervisor.snapshot;
         return {};
       }),
@@ -218,7 +358,7 @@ async function restoreOnce(runtime: SupervisorRuntime, supervisorId: string, sou
           warnings.push(`${stored - snapshot.context.conversationLength} conversation entries are newer than the restored state; kept`);
           snapshot = withContext(snapshot, { conversationLength: stored });
         }
-        session.supervisor = runtime.adopt(snapshot, session.step, raw.driver ?? 'manual');
+        session.supervisor = host.adopt(snapshot, { step: session.step, epoch: claim.epoch }, raw.driver ?? 'manual');
         return { warnings };
       }),
 
@@ -263,6 +403,7 @@ async function restoreOnce(runtime: SupervisorRuntime, supervisorId: string, sou
           recoveryAction: snapshot.recoveryAction,
           checkpointSeq: snapshot.checkpointSeq,
           downSince: raw ? (raw.lastHeartbeat ?? raw.updatedAt).toISOString() : null,
+          owners: { previous: claim.previousOwner, current: host.daemonId },
           restoredAt: at(),
           tasks: session.tasks,
           redelivered: supervisor.snapshot.context.pendingQuestions,
@@ -284,7 +425,7 @@ async function restoreOnce(runtime: SupervisorRuntime, supervisorId: string, sou
         else if (supervisor.state === 'initializing') await supervisor.send({ type: 'START', at: at() });
         // Timers re-armed once, from the stored heartbeat: the next beat keeps its remaining time.
         supervisor.startHeartbeat();
-        await redispatchRunningTasks(runtime, supervisor, session.tasks);
+        await redispatchRunningTasks(host, supervisor, session.tasks);
         const context = machineSnapshot.getSnapshot().context;
         const info: RestorationInfo = {
           supervisorId,
@@ -310,17 +451,19 @@ async function restoreOnce(runtime: SupervisorRuntime, supervisorId: string, sou
   const machineSnapshot = createActor(machine, {
     input: { supervisorId, source },
     id: `restoration:${supervisorId}`,
-    ...(runtime.inspectObserver ? { inspect: runtime.inspectObserver } : {}),
+    ...(host.inspectObserver ? { inspect: host.inspectObserver } : {}),
   });
   machineSnapshot.start();
   const output = await toPromise(machineSnapshot);
   if (output.error || !output.result) {
-    // Nothing half-restored stays running.
-    runtime.releaseDriver(supervisorId, { discard: true });
-    await runtime.stop(supervisorId).catch(() => undefined);
-    throw new RestorationFailedError(supervisorId, output.error ?? 'the protocol ended without a result');
+    // Nothing half-restored stays running. A supervisor whose state was known is interrupted through its machine and the
+    // normal (fenced) save path, so the row, its snapshot and its checkpoints agree; then it is given back to the pool.
+    host.releaseDriver(supervisorId, { discard: true });
+    const reason = output.error ?? 'the protocol ended without a result';
+    await giveBack(host, supervisorId, claim, session, `restore failed: ${reason}`, logger);
+    throw new RestorationFailedError(supervisorId, reason);
   }
-  runtime.releaseDriver(supervisorId);
+  host.releaseDriver(supervisorId);
   const info = output.result;
   logger.info(
     {
@@ -345,56 +488,13 @@ async function restoreOnce(runtime: SupervisorRuntime, supervisorId: string, sou
  * the next worker; the in-process bus died with the process, so its running tasks are dispatched again (workers report
  * by task id, and a task's completion is applied once, so a duplicate run changes nothing).
  */
-async function redispatchRunningTasks(runtime: SupervisorRuntime, supervisor: DurableSupervisor, tasks: TaskResumption[]): Promise<void> {
-  if (runtime.transport?.kind !== 'in-process') return;
+async function redispatchRunningTasks(host: RuntimeHost, supervisor: DurableSupervisor, tasks: TaskResumption[]): Promise<void> {
+  if (host.transport?.kind !== 'in-process') return;
   const resumed = new Set(tasks.filter((task) => task.action === 'resumed').map((task) => task.taskId));
   const context = supervisor.snapshot.context;
   const messages = context.tasks
     .filter((task) => resumed.has(task.id) && task.status === 'running')
-    .map((task) => taskSpawnOutbox(supervisor.id, task, runtime.subjectPrefix, `${task.id}:redispatch:${context.restorationCount}`));
-  await enqueueOutbox(runtime.database.db, supervisor.id, messages);
+    .map((task) => taskSpawnOutbox(supervisor.id, task, host.subjectPrefix, `${task.id}:redispatch:${context.restorationCount}`));
+  await enqueueOutbox(host.database.db, supervisor.id, messages);
 }
 
-/** Restore every supervisor not completed or failed, `concurrency` at a time. One that fails is marked interrupted; the others come back. */
-export async function restoreAll(
-  runtime: SupervisorRuntime,
-  options: { source?: RestorationSource; concurrency?: number } = {},
-): Promise<RestoreAllSummary> {
-  const started = performance.now();
-  const ids = await listRestorableSupervisorIds(runtime.database.db);
-  const summary: RestoreAllSummary = { total: ids.length, restored: 0, fromCheckpoint: 0, startedFresh: 0, failed: [], durationMs: 0, results: [] };
-  let next = 0;
-  const worker = async () => {
-    while (next < ids.length) {
-      const id = ids[next++] as string;
-      try {
-        const info = await restoreSupervisor(runtime, id, options.source ?? 'daemon_restart');
-        summary.results.push(info);
-        summary.restored += 1;
-        if (info.recoveryAction === 'restore_from_checkpoint') summary.fromCheckpoint += 1;
-        if (info.recoveryAction === 'start_fresh') summary.startedFresh += 1;
-      } catch (error) {
-        const reason = errorText(error);
-        summary.failed.push({ supervisorId: id, error: reason });
-        runtime.logger.error({ supervisorId: id, err: reason }, 'supervisor could not be restored; marked interrupted');
-        await markSupervisorInterrupted(runtime.database.db, id, `restore failed: ${reason}`.slice(0, 2000)).catch(
-          (markError: unknown) => runtime.logger.error({ supervisorId: id, err: errorText(markError) }, 'could not mark the supervisor interrupted either'),
-        );
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(options.concurrency ?? 16, ids.length)) }, worker));
-  summary.durationMs = Math.round(performance.now() - started);
-  lastSummaries.set(runtime, summary);
-  runtime.logger.info(
-    { total: summary.total, restored: summary.restored, fromCheckpoint: summary.fromCheckpoint, startedFresh: summary.startedFresh, failed: summary.failed.length, durationMs: summary.durationMs },
-    'restore-all finished',
-  );
-  return summary;
-}
-
-/** Resume one supervisor by hand (the API's POST /supervisors/:id/resume): 404 for an id that was never stored. */
-export async function resumeSupervisor(runtime: SupervisorRuntime, supervisorId: string): Promise<RestorationInfo> {
-  if (!(await getSupervisorStateForRestoration(runtime.database.db, supervisorId))) throw new SupervisorNotFoundError(supervisorId);
-  return restoreSupervisor(runtime, supervisorId, 'manual');
-}

@@ -62,6 +62,8 @@ export interface FullSaveContext {
   subjectPrefix: string;
   driver: string | null;
   owner: string | null;
+  /** The owner's fencing epoch. */
+  epoch: number;
   /** The time of the event that caused this save. */
   at: string;
 }
@@ -155,5 +157,6 @@ export function fullSaveInput(plan: FullSaveContext): FullSaveInput {
     outbox,
     driver: plan.driver,
     owner: plan.owner,
+    epoch: plan.epoch,
   };
 }

@@ -1,23 +1,47 @@
-// The orchestrator runtime: spawns one durable actor per supervisor, finds them, routes events, tasks and answers
-// to them, keeps the live registry, and shuts down in order. The only place machines meet persistence and transport.
+// The orchestrator runtime: a thin composition that builds and owns the durable supervisors, the restorer, the lease
+// keeper, and the messaging parts (outbox relay, inbound consumers, inbox), wires them through a private host interface,
+// and exposes commands and queries only. The one place machines meet persistence and transport.
 
 import { randomUUID } from 'node:crypto';
-import { initialTransition, type InspectionEvent, type Observer } from 'xstate';
-import { EventRefusedError, errorText, InvalidSupervisorDataError, SupervisorNotFoundError } from '../domain/errors.js';
+import { hostname } from 'node:os';
+import { sql } from 'kysely';
+import { initialTransition } from 'xstate';
+import type { ConversationEntry } from '../domain/conversation.js';
+import { EventRefusedError, errorText, InvalidSupervisorDataError, SupervisorNotFoundError, type InvalidSnapshotError } from '../domain/errors.js';
 import type { RestorationInfo, RestorationSource } from '../domain/restoration.js';
 import { isTerminalState, type SupervisorState } from '../domain/supervisor-state.js';
-import { supervisorMachine, type SupervisorSnapshot } from '../machines/supervisor-machine.js';
+import { supervisorMachine } from '../machines/supervisor-machine.js';
 import type { SupervisorEvent } from '../machines/supervisor-types.js';
 import type { Database, DatabaseHealth } from '../persistence/database.js';
-import { getSupervisorState, getTask, type SupervisorDetailedState } from '../persistence/supervisor-repository.js';
+import { getOwner } from '../persistence/ownership/claims.js';
+import { SupervisorOwnedElsewhereError, type OwnershipLostError } from '../persistence/ownership/errors.js';
+import { listMemberships, type MembershipView } from '../persistence/ownership/memberships.js';
+import {
+  getConversation,
+  getSupervisorState,
+  getTask,
+  listCheckpoints,
+  listSupervisors,
+  type CheckpointRecord,
+  type ListSupervisorsOptions,
+  type SupervisorDetailedState,
+} from '../persistence/supervisor-repository.js';
 import type { Transport, TransportHealth } from '../transport/transport.js';
 import { manualDriver, type AgentDriver, type SupervisorCommand, type SupervisorHandle } from './agent-driver.js';
 import { DurableSupervisor, type CommittedStep, type DurableSupervisorDeps, type SaveRetryPolicy } from './durable-supervisor.js';
 import { QuestionAlreadyAnsweredError, RuntimeStoppedError, SupervisorNotRunningError, TaskNotFoundError } from './errors.js';
+import type { InboundConsumerStats } from './inbound-consumers.js';
+import type { InboxApplier } from './inbox-applier.js';
 import { createRuntimeInspector, type InspectOption } from './inspection.js';
+import { createLeaseKeeper, DEFAULT_LEASE_SETTINGS, type LeaseSettings, type LeaseStats } from './lease-keeper.js';
 import { silentLogger, type Logger } from './logger.js';
+import { startMessaging, type Messaging, type MessagingOptions } from './messaging.js';
+import type { OutboxRelayStats } from './outbox-relay.js';
 import { createRegistryStore, type RegistryEntry, type RegistryStore } from './registry.js';
+import { createRestorer, emptyRestoreAllSummary, type RestoreAllSummary, type RestoreOptions } from './restoration.js';
+import type { Placement, RuntimeHooks, RuntimeHost } from './runtime-host.js';
 import { createScriptedDriver } from './scripted-driver.js';
+import type { TaskWorkerStats } from './task-worker.js';
 
 export interface RuntimeOptions {
   database: Database;
@@ -34,8 +58,10 @@ export interface RuntimeOptions {
   saveRetry?: Partial<SaveRetryPolicy>;
   /** Prefix of every transport subject (isolates tests and environments on one NATS). */
   subjectPrefix?: string;
-  /** This daemon's name, stored as the supervisors' owner. */
+  /** This daemon's name: the owner its supervisors' rows name. Unique per live process (default host-pid-random). */
   daemonId?: string;
+  /** Membership lease: TTL, renewal interval, claim batch size, and the API URL other daemons point requests to. */
+  leases?: Partial<LeaseSettings>;
   now?: () => Date;
 }
 
@@ -50,27 +76,48 @@ export interface SpawnInput {
   start?: boolean;
 }
 
+export interface RuntimeStartOptions {
+  /** Claim and restore every supervisor that runs nowhere (default true). */
+  restore?: boolean;
+  /** Restores in parallel (default 16). */
+  restoreConcurrency?: number;
+  /** Relay, consumers and inbox (default: started when the runtime has a transport, without an embedded worker). */
+  messaging?: MessagingOptions | false;
+}
+
 export interface RuntimeHealth {
   ok: boolean;
   database: DatabaseHealth;
   transport: TransportHealth | { ok: true; kind: 'none'; detail: string };
 }
 
-/** Hooks the runtime's other parts (outbox relay, restoration, inbound consumers) attach to. */
-export interface RuntimeHooks {
-  onCommitted: Array<(supervisor: DurableSupervisor, step: CommittedStep) => void>;
-  onShutdown: Array<() => Promise<void>>;
+export interface RuntimeStats {
+  leases: LeaseStats;
+  /** Supervisors running in this daemon. */
+  running: number;
+  relay: OutboxRelayStats | null;
+  inbound: InboundConsumerStats | null;
+  worker: TaskWorkerStats | null;
 }
 
 export interface SupervisorRuntime {
-  readonly database: Database;
-  readonly transport: Transport | undefined;
-  readonly registry: RegistryStore;
-  readonly logger: Logger;
-  readonly subjectPrefix: string;
   readonly daemonId: string;
-  readonly hooks: RuntimeHooks;
-  /** Create a supervisor, commit it, and (by default) START it. Resolves after the commits. */
+  readonly subjectPrefix: string;
+  /** The live registry (an @xstate/store store) of supervisors running here. */
+  readonly registry: RegistryStore;
+  /** What carries messages: 'nats', 'in-process', or 'none'. */
+  readonly transportKind: Transport['kind'] | 'none';
+
+  /** Join as a daemon, claim and restore what runs nowhere, start messaging and the claim rounds. */
+  start(options?: RuntimeStartOptions): Promise<RestoreAllSummary>;
+  /** Start relay, inbound consumers and inbox applier (start() does this); for library use with a transport. */
+  startMessaging(options: MessagingOptions): Promise<Messaging>;
+  /** Record where this daemon's API answers (other daemons name it in their 409 for supervisors this one owns). */
+  advertise(url: string): Promise<void>;
+  /** Claim every supervisor that runs nowhere (no owner, owner's lease ended, this id's previous run) and restore it. */
+  restoreAll(options?: { concurrency?: number }): Promise<RestoreAllSummary>;
+
+  /** Create a supervisor owned by this daemon, commit it, and (by default) START it. Resolves after the commits. */
   spawn(input: SpawnInput): Promise<DurableSupervisor>;
   /** The running supervisor, if this daemon runs it. */
   get(id: string): DurableSupervisor | undefined;
@@ -83,38 +130,41 @@ export interface SupervisorRuntime {
   spawnTask(id: string, task: { description: string; taskId?: string }): Promise<{ taskId: string }>;
   /** Route a task's progress, completion or failure to the supervisor that spawned it. */
   reportTaskEvent(taskId: string, event: { type: 'progress' | 'completed' | 'failed'; progress?: number; result?: string; error?: string }): Promise<CommittedStep>;
+  /** Bring a supervisor back through the restoration protocol with this source, claiming it for this daemon. */
+  restore(id: string, source: RestorationSource, options?: RestoreOptions): Promise<RestorationInfo>;
+  /** An operator's resume (source `manual`): 404 for an unknown id unless `startFreshIfMissing`. */
+  resume(id: string, options?: RestoreOptions): Promise<RestorationInfo>;
+  /** Stop running the supervisor here (after its queued saves); it stays owned by this daemon until shutdown. */
+  stop(id: string): Promise<void>;
+
   /** The stored detailed state (fresh read after commits). */
   describe(id: string): Promise<SupervisorDetailedState>;
-  /** Bring a supervisor back from the database through the restoration protocol. */
-  restore(id: string, source: RestorationSource): Promise<RestorationInfo>;
-  /** Put a restored snapshot to work (used by the restoration protocol). */
-  adopt(snapshot: SupervisorSnapshot, step: number, driverName: string): DurableSupervisor;
-  /** Commit a brand-new snapshot over whatever is stored, at `step` (the restoration protocol's fresh start). */
-  createFresh(initial: SupervisorSnapshot, driverName: string, step: number): Promise<DurableSupervisor>;
-  /** The runtime's clock. */
-  now(): Date;
-  /** Where actors are inspected (also used for the restoration actor). */
-  readonly inspectObserver: Observer<InspectionEvent> | undefined;
-  stop(id: string): Promise<void>;
+  listSupervisors(options?: ListSupervisorsOptions): Promise<{ supervisors: SupervisorDetailedState[]; invalid: InvalidSnapshotError[] }>;
+  checkpoints(id: string, options?: { limit?: number; beforeSeq?: number }): Promise<CheckpointRecord[]>;
+  conversation(id: string, options?: { fromSeq?: number; limit?: number }): Promise<ConversationEntry[]>;
+  /** The newest restore-all (what the daemon claimed and restored at start), if any. */
+  lastRestoreAll(): RestoreAllSummary | undefined;
+  /** Every daemon the database knows, live ones first, with the supervisors each owns. */
+  daemons(): Promise<MembershipView[]>;
+  stats(): RuntimeStats;
   health(): Promise<RuntimeHealth>;
-  handleFor(supervisor: DurableSupervisor): SupervisorHandle;
-  driver(name: string | null | undefined): AgentDriver;
-  /** Flush queued saves, stop actors and background work, close transport and database. */
+  /** Flush queued saves, stop actors and background work, release the leases, close transport and database. */
   shutdown(options?: { closeDatabase?: boolean; closeTransport?: boolean }): Promise<void>;
-  /** Set by the restoration module. */
-  restorer?: (id: string, source: RestorationSource) => Promise<RestorationInfo>;
-  /** Queue the agent driver's callbacks for this supervisor instead of running them (while it is being restored). */
-  holdDriver(id: string): void;
-  /** Run the queued callbacks in order and stop queueing; `discard` drops them (the restoration failed). */
-  releaseDriver(id: string, options?: { discard?: boolean }): void;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const TASK_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
+export function defaultDaemonId(): string {
+  return `${hostname()}-${process.pid}-${randomUUID().slice(0, 6)}`;
+}
+
 export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
   const logger = options.logger ?? silentLogger;
   const now = options.now ?? (() => new Date());
+  const database = options.database;
+  const daemonId = options.daemonId ?? defaultDaemonId();
+  const subjectPrefix = options.subjectPrefix ?? '';
   const registry = createRegistryStore();
   const inspector = createRuntimeInspector(options.inspect);
   const supervisors = new Map<string, DurableSupervisor>();
@@ -128,29 +178,44 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
   // Driver callbacks held back while a supervisor is restored: the LLM hears the restoration first, then the rest.
   const heldDrivers = new Map<string, Array<() => void>>();
   let stopping = false;
+  let lastSummary: RestoreAllSummary | undefined;
+  let messaging: (Messaging & { inbox: InboxApplier | null }) | null = null;
+  let unlistenLeases: (() => Promise<void>) | null = null;
+  let restoreConcurrency = 16;
+  /** The restore-all in progress: claims made at start-up are counted into it. */
+  let collecting: RestoreAllSummary | null = null;
 
   const deps: DurableSupervisorDeps = {
-    database: options.database,
+    database,
     logger,
     now,
-    subjectPrefix: options.subjectPrefix ?? '',
-    owner: options.daemonId ?? null,
+    subjectPrefix,
+    owner: daemonId,
     inspect: inspector.observer,
     retry: { attempts: options.saveRetry?.attempts ?? 5, baseDelayMs: options.saveRetry?.baseDelayMs ?? 100 },
     heartbeatIntervalMs: options.heartbeatIntervalMs ?? 15_000,
     onDesynchronized: (supervisor) => {
       if (stopping || supervisors.get(supervisor.id) !== supervisor) return;
-      const reload = runtime.restorer ? runtime.restorer(supervisor.id, 'manual') : runtime.stop(supervisor.id);
-      void Promise.resolve(reload).catch((error: unknown) =>
+      // Our own copy fell behind a row this daemon wrote (a lost reply): take the stored state back, without a restoration.
+      void restorer.resync(supervisor.id, supervisor.epoch).catch((error: unknown) =>
         logger.error({ supervisorId: supervisor.id, err: errorText(error) }, 'could not reload the supervisor; resume it with POST /supervisors/:id/resume'),
       );
     },
+    onOwnershipLost: (supervisor, error) => forgetLost(supervisor, error),
     onCommitted: (supervisor, step) => {
       registry.trigger.upsert(registryEntry(supervisor));
       for (const hook of hooks.onCommitted) hook(supervisor, step);
       dispatchToDriver(supervisor, step);
     },
   };
+
+  function forgetLost(supervisor: DurableSupervisor, error: OwnershipLostError | null): void {
+    if (supervisors.get(supervisor.id) !== supervisor) return;
+    supervisors.delete(supervisor.id);
+    heldDrivers.delete(supervisor.id);
+    registry.trigger.remove({ id: supervisor.id });
+    logger.info({ supervisorId: supervisor.id, owner: error?.current.owner ?? null }, 'supervisor handed to another daemon; no longer running here');
+  }
 
   function registryEntry(supervisor: DurableSupervisor): RegistryEntry {
     const { context } = supervisor.snapshot;
@@ -214,29 +279,41 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     };
   }
 
-  function running(id: string): DurableSupervisor {
-    if (stopping) throw new RuntimeStoppedError();
-    const supervisor = supervisors.get(id);
-    if (!supervisor || supervisor.stopped) throw new SupervisorNotFoundError(id);
+  function place(supervisor: DurableSupervisor): DurableSupervisor {
+    supervisors.set(supervisor.id, supervisor);
+    registry.trigger.upsert(registryEntry(supervisor));
     return supervisor;
   }
 
+  async function stopLocal(id: string): Promise<void> {
+    const supervisor = supervisors.get(id);
+    if (!supervisor) return;
+    await supervisor.stop();
+    if (supervisors.get(id) === supervisor) {
+      supervisors.delete(id);
+      registry.trigger.remove({ id });
+    }
+  }
+
+  /** Not running here: say why, in the words a caller can act on (finished, owned by another daemon, or not restored). */
   async function requireRunning(id: string): Promise<DurableSupervisor> {
     if (stopping) throw new RuntimeStoppedError();
     const supervisor = supervisors.get(id);
     if (supervisor && !supervisor.stopped) return supervisor;
-    const stored = await getSupervisorState(options.database.db, id);
+    const stored = await getSupervisorState(database.db, id);
     if (!stored) throw new SupervisorNotFoundError(id);
     if (isTerminalState(stored.state)) {
       throw new EventRefusedError(id, 'event', `supervisor is ${stored.state} and accepts no more events`, stored.state);
     }
+    const owner = await getOwner(database.db, id);
+    if (owner?.owner && owner.owner !== daemonId && owner.ownerLive) throw new SupervisorOwnedElsewhereError(id, owner.owner, owner.ownerUrl);
     throw new SupervisorNotRunningError(id, stored.state);
   }
 
   /** A caller-chosen task id must fit a subject token and must not belong to another supervisor's task. */
   async function spawnWithTaskId(id: string, taskId: string, command: SupervisorCommand): Promise<CommittedStep> {
     if (!TASK_ID.test(taskId)) throw new InvalidSupervisorDataError(id, 'taskId', 'must be 1–128 letters, digits, "_" or "-" (it becomes a NATS subject token)');
-    const existing = await getTask(options.database.db, taskId);
+    const existing = await getTask(database.db, taskId);
     if (existing && existing.supervisorId !== id) {
       throw new EventRefusedError(id, 'SPAWN_TASK', `task id ${taskId} is already used by supervisor ${existing.supervisorId}`, supervisors.get(id)?.state ?? 'unknown');
     }
@@ -258,14 +335,131 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     return { ...command, at } as SupervisorEvent;
   }
 
-  const runtime: SupervisorRuntime = {
-    database: options.database,
+  const leases = createLeaseKeeper(
+    {
+      database,
+      logger,
+      daemonId,
+      held: () => [...supervisors.values()].filter((supervisor) => !supervisor.stopped).map((supervisor) => ({ supervisorId: supervisor.id, epoch: supervisor.epoch })),
+      dropLost: async (ids) => {
+        for (const id of ids) {
+          const supervisor = supervisors.get(id);
+          if (!supervisor) continue;
+          await supervisor.stop();
+          forgetLost(supervisor, null);
+        }
+      },
+      restoreClaimed: async (claims) => {
+        await restorer.restoreClaimed(claims, collecting ?? emptyRestoreAllSummary(), restoreConcurrency);
+        messaging?.inbox?.wake();
+      },
+    },
+    { ...DEFAULT_LEASE_SETTINGS, url: null, ...options.leases },
+  );
+
+  const host: RuntimeHost = {
+    database,
     transport: options.transport,
-    registry,
     logger,
-    subjectPrefix: deps.subjectPrefix,
-    daemonId: options.daemonId ?? `daemon-${process.pid}`,
+    subjectPrefix,
+    daemonId,
     hooks,
+    inspectObserver: inspector.observer,
+    now,
+    ready: async () => {
+      if (stopping) throw new RuntimeStoppedError();
+      await leases.join();
+    },
+    running: (id) => {
+      const supervisor = supervisors.get(id);
+      return supervisor && !supervisor.stopped ? supervisor : undefined;
+    },
+    adopt: (snapshot, placement: Placement, driverName) =>
+      place(DurableSupervisor.restore(deps, snapshot, placement.step, drivers.has(driverName) ? driverName : defaultDriver, placement.epoch)),
+    createFresh: async (initial, driverName, placement) =>
+      place(await DurableSupervisor.create(deps, initial, drivers.has(driverName) ? driverName : defaultDriver, placement)),
+    stopLocal,
+    holdDriver: (id) => {
+      if (!heldDrivers.has(id)) heldDrivers.set(id, []);
+    },
+    releaseDriver: (id, releaseOptions = {}) => {
+      const held = heldDrivers.get(id);
+      heldDrivers.delete(id);
+      if (!held || releaseOptions.discard) return;
+      // In commit order, as if they had been dispatched when their steps committed.
+      for (const run of held) setImmediate(run);
+    },
+    send: (id, command) => runtime.send(id, command),
+  };
+
+  const restorer = createRestorer(host);
+
+  async function listenForReleases(): Promise<void> {
+    if (unlistenLeases) return;
+    // A daemon that shuts down says so: the others claim its supervisors now instead of at their next round.
+    unlistenLeases = await database.listen(database.notificationChannel('leases'), (payload) => {
+      if (payload.startsWith('released ') && payload !== `released ${daemonId}`) leases.wake();
+    });
+  }
+
+  const runtime: SupervisorRuntime = {
+    daemonId,
+    subjectPrefix,
+    registry,
+    transportKind: options.transport?.kind ?? 'none',
+
+    async start(startOptions = {}) {
+      if (stopping) throw new RuntimeStoppedError();
+      restoreConcurrency = startOptions.restoreConcurrency ?? restoreConcurrency;
+      await host.ready();
+      await listenForReleases();
+      const summary = startOptions.restore === false ? emptyRestoreAllSummary() : await runtime.restoreAll({ concurrency: restoreConcurrency });
+      // Messaging after restoration: the relay publishes the re-deliveries it committed, and answers or task events kept
+      // by JetStream while the daemon was down reach supervisors that are running again.
+      const messagingOptions = startOptions.messaging ?? (options.transport ? { embeddedWorker: false } : false);
+      if (messagingOptions !== false && !messaging) await runtime.startMessaging(messagingOptions);
+      leases.startRounds();
+      return summary;
+    },
+
+    async startMessaging(messagingOptions) {
+      if (messaging) return messaging;
+      await host.ready();
+      messaging = await startMessaging(
+        host,
+        {
+          answer: (id, questionId, answer) => runtime.answerQuestion(id, questionId, answer),
+          taskEvent: (taskId, event) => runtime.reportTaskEvent(taskId, event),
+        },
+        messagingOptions,
+      );
+      return messaging;
+    },
+
+    advertise: (url) => leases.advertise(url),
+
+    async restoreAll(restoreOptions = {}) {
+      await host.ready();
+      const started = performance.now();
+      const summary = emptyRestoreAllSummary();
+      const previous = restoreConcurrency;
+      restoreConcurrency = restoreOptions.concurrency ?? restoreConcurrency;
+      collecting = summary;
+      try {
+        // Each batch is restored as it is claimed, so a large restart never holds many claimed-but-not-running supervisors.
+        await leases.claimAtStartup();
+      } finally {
+        collecting = null;
+        restoreConcurrency = previous;
+      }
+      summary.durationMs = Math.round(performance.now() - started);
+      lastSummary = summary;
+      logger.info(
+        { total: summary.total, restored: summary.restored, fromCheckpoint: summary.fromCheckpoint, startedFresh: summary.startedFresh, failed: summary.failed.length, durationMs: summary.durationMs },
+        'restore-all finished',
+      );
+      return summary;
+    },
 
     async spawn(input) {
       if (stopping) throw new RuntimeStoppedError();
@@ -275,8 +469,9 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       if (input.driver !== undefined && !drivers.has(input.driver)) {
         throw new InvalidSupervisorDataError(id, 'driver', `must be one of ${[...drivers.keys()].join(', ')} (got "${input.driver}")`);
       }
+      await host.ready();
       // Only a caller-chosen id can be taken; a fresh UUID skips the read (the step fence would refuse an overwrite anyway).
-      if (supervisors.has(id) || (input.id !== undefined && (await getSupervisorState(options.database.db, id)))) {
+      if (supervisors.has(id) || (input.id !== undefined && (await getSupervisorState(database.db, id)))) {
         throw new InvalidSupervisorDataError(id, 'id', 'is already taken by another supervisor');
       }
       const [initial] = initialTransition(supervisorMachine, {
@@ -285,19 +480,14 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
         ...(input.phase ? { phase: input.phase } : {}),
         createdAt: now().toISOString(),
       });
-      const supervisor = await DurableSupervisor.create(deps, initial, input.driver ?? defaultDriver);
-      supervisors.set(id, supervisor);
-      registry.trigger.upsert(registryEntry(supervisor));
+      const supervisor = place(await DurableSupervisor.create(deps, initial, input.driver ?? defaultDriver, { step: 1, epoch: 1 }));
       if (input.start !== false) await supervisor.send({ type: 'START', at: now().toISOString() });
       supervisor.startHeartbeat();
       logger.info({ supervisorId: id, name: input.name, driver: supervisor.driverName }, 'supervisor spawned');
       return supervisor;
     },
 
-    get: (id) => {
-      const supervisor = supervisors.get(id);
-      return supervisor && !supervisor.stopped ? supervisor : undefined;
-    },
+    get: (id) => host.running(id),
 
     list: () => [...supervisors.values()].filter((supervisor) => !supervisor.stopped),
 
@@ -344,7 +534,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     },
 
     async reportTaskEvent(taskId, event) {
-      const task = await getTask(options.database.db, taskId);
+      const task = await getTask(database.db, taskId);
       if (!task) throw new TaskNotFoundError(taskId);
       return runtime.send(task.supervisorId, {
         type: 'TASK_EVENT',
@@ -356,69 +546,62 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       });
     },
 
+    async restore(id, source, restoreOptions) {
+      if (stopping) throw new RuntimeStoppedError();
+      const info = await restorer.restore(id, source, restoreOptions);
+      messaging?.inbox?.wake();
+      return info;
+    },
+
+    resume: (id, restoreOptions) => runtime.restore(id, 'manual', restoreOptions),
+
+    stop: stopLocal,
+
     async describe(id) {
-      const stored = await getSupervisorState(options.database.db, id);
+      const stored = await getSupervisorState(database.db, id);
       if (!stored) throw new SupervisorNotFoundError(id);
       return stored;
     },
 
-    async restore(id, source) {
-      if (!runtime.restorer) throw new Error('No restoration protocol attached: call attachRestoration(runtime) first.');
-      return runtime.restorer(id, source);
+    listSupervisors: (listOptions) => listSupervisors(database.db, listOptions),
+
+    async checkpoints(id, checkpointOptions) {
+      const checkpoints = await listCheckpoints(database.db, id, checkpointOptions);
+      // Every supervisor has its "created" checkpoint, so an empty list means an unknown id: describe raises the 404.
+      if (checkpoints.length === 0) await runtime.describe(id);
+      return checkpoints;
     },
 
-    async createFresh(initial, driverName, step) {
-      const id = initial.context.supervisorId;
-      const supervisor = await DurableSupervisor.create(deps, initial, drivers.has(driverName) ? driverName : defaultDriver, step);
-      supervisors.set(id, supervisor);
-      registry.trigger.upsert(registryEntry(supervisor));
-      return supervisor;
+    async conversation(id, conversationOptions) {
+      await runtime.describe(id);
+      return getConversation(database.db, id, conversationOptions);
     },
 
-    now,
-    inspectObserver: inspector.observer,
+    lastRestoreAll: () => lastSummary,
 
-    adopt(snapshot, step, driverName) {
-      const id = snapshot.context.supervisorId;
-      const supervisor = DurableSupervisor.restore(deps, snapshot, step, drivers.has(driverName) ? driverName : defaultDriver);
-      supervisors.set(id, supervisor);
-      registry.trigger.upsert(registryEntry(supervisor));
-      return supervisor;
-    },
+    daemons: () => listMemberships(database.db),
 
-    async stop(id) {
-      const supervisor = supervisors.get(id);
-      if (!supervisor) return;
-      await supervisor.stop();
-      supervisors.delete(id);
-      registry.trigger.remove({ id });
-    },
+    stats: () => ({
+      leases: leases.stats(),
+      running: supervisors.size,
+      relay: messaging?.relay?.stats() ?? null,
+      inbound: messaging?.consumers?.stats() ?? null,
+      worker: messaging?.worker?.stats() ?? null,
+    }),
 
     async health() {
-      const database = await options.database.health();
+      const databaseHealth = await database.health();
       const transport = options.transport ? await options.transport.health() : ({ ok: true, kind: 'none', detail: 'no transport configured' } as const);
-      return { ok: database.ok && transport.ok, database, transport };
-    },
-
-    handleFor,
-    driver: driverFor,
-
-    holdDriver(id) {
-      if (!heldDrivers.has(id)) heldDrivers.set(id, []);
-    },
-
-    releaseDriver(id, releaseOptions = {}) {
-      const held = heldDrivers.get(id);
-      heldDrivers.delete(id);
-      if (!held || releaseOptions.discard) return;
-      // In commit order, as if they had been dispatched when their steps committed.
-      for (const run of held) setImmediate(run);
+      return { ok: databaseHealth.ok && transport.ok, database: databaseHealth, transport };
     },
 
     async shutdown(shutdownOptions = {}) {
       if (stopping) return;
       stopping = true;
-      // Queued saves finish first; only then do the relay, the transport and the database go away.
+      // No new claims; restores in flight finish; queued saves finish; only then do the relay, the transport and the
+      // database go away. The leases are released after the last save, so another daemon takes over at once.
+      await leases.stopClaiming();
+      await restorer.settle();
       await Promise.all([...supervisors.values()].map((supervisor) => supervisor.stop()));
       for (const hook of hooks.onShutdown) {
         try {
@@ -427,12 +610,19 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
           logger.warn({ err: errorText(error) }, 'shutdown hook failed');
         }
       }
+      await unlistenLeases?.().catch(() => undefined);
+      if (leases.membership) {
+        await leases.release();
+        await sql`SELECT pg_notify(${database.notificationChannel('leases')}, ${`released ${daemonId}`})`
+          .execute(database.db)
+          .catch((error: unknown) => logger.warn({ err: errorText(error) }, 'could not tell other daemons about the release; they notice at their next round'));
+      }
       inspector.stop();
       if (shutdownOptions.closeTransport !== false) await options.transport?.close().catch(() => undefined);
-      if (shutdownOptions.closeDatabase !== false) await options.database.close();
+      if (shutdownOptions.closeDatabase !== false) await database.close();
     },
   };
   return runtime;
 }
 
-export type { SupervisorState };
+export type { CheckpointRecord, SupervisorDetailedState, SupervisorState };

@@ -47,6 +47,7 @@ interface StoredMessage {
   subject: string;
   data: Uint8Array;
   msgId: string | null;
+  headers: Readonly<Record<string, string>>;
   storedAt: number;
 }
 
@@ -168,6 +169,7 @@ export function createInProcessBus(options: InProcessBusOptions = {}): Transport
     return {
       subject: message.subject,
       msgId: message.msgId,
+      headers: message.headers,
       data: message.data.slice(), // each delivery its own copy, as from NATS
       deliveryCount,
       json: () => decodeJson(message.data, message.subject),
@@ -202,7 +204,7 @@ export function createInProcessBus(options: InProcessBusOptions = {}): Transport
       const seq = stream.lastSeq + 1;
       const storedAt = now();
       // Copy: the publisher may reuse its buffer, a stored message must not change.
-      stream.messages.push({ seq, subject, data: data.slice(), msgId, storedAt });
+      stream.messages.push({ seq, subject, data: data.slice(), msgId, headers: { ...(publishOptions.headers ?? {}) }, storedAt });
       stream.lastSeq = seq;
       stream.dedup.set(msgId, { seq, at: storedAt });
       wakeAll(stream);

@@ -18,7 +18,7 @@ import {
   type JsMsg,
   type StreamConfig,
 } from '@nats-io/jetstream';
-import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
+import { connect, headers as natsHeaders, nanos, type NatsConnection } from '@nats-io/transport-node';
 import { TransportClosedError, TransportNotStartedError, TransportUnavailableError } from './errors.js';
 import { settleAfterHandlerFailure } from './handler-failure.js';
 import { decodeJson } from './messages.js';
@@ -179,9 +179,12 @@ export function createNatsTransport(options: NatsTransportOptions): Transport {
         throw unavailable(operation, error);
       }
     };
+    const received: Record<string, string> = {};
+    for (const key of m.headers?.keys() ?? []) received[key] = m.headers?.get(key) ?? '';
     return {
       subject,
       msgId: m.headers?.get('Nats-Msg-Id') || null,
+      headers: received,
       data: m.data,
       deliveryCount: m.info.deliveryCount,
       json: () => decodeJson(m.data, subject),
@@ -225,7 +228,13 @@ export function createNatsTransport(options: NatsTransportOptions): Transport {
       // While disconnected nats.js would buffer the request and only time out; fail at once instead.
       if (disconnected) throw unavailable(operation, new Error('disconnected, reconnecting in the background'));
       const send = async () => {
-        const ack = await js.publish(subject, data, { msgID: publishOptions.msgId, timeout: publishTimeoutMs });
+        const extra = publishOptions.headers;
+        let h: ReturnType<typeof natsHeaders> | undefined;
+        if (extra && Object.keys(extra).length > 0) {
+          h = natsHeaders();
+          for (const [key, value] of Object.entries(extra)) h.set(key, value);
+        }
+        const ack = await js.publish(subject, data, { msgID: publishOptions.msgId, timeout: publishTimeoutMs, ...(h ? { headers: h } : {}) });
         return { duplicate: ack.duplicate, seq: ack.seq };
       };
       try {

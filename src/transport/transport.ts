@@ -7,6 +7,8 @@ export interface InboundMessage {
   /** The publisher's message id (the outbox row id for our own messages), when it gave one. */
   readonly msgId: string | null;
   readonly data: Uint8Array;
+  /** Headers the publisher set (e.g. Supervisor-Epoch on our own messages); empty when none. */
+  readonly headers: Readonly<Record<string, string>>;
   /** 1 on first delivery, 2+ on redelivery. */
   readonly deliveryCount: number;
   /** Parse `data` as JSON; throws MalformedMessageError (never a SyntaxError) when it is not JSON. */
@@ -22,7 +24,14 @@ export interface InboundMessage {
 export interface PublishOptions {
   /** Deduplication id: a second publish with the same id inside the window is dropped. */
   msgId: string;
+  /** Extra headers carried with the message (names are case-sensitive ASCII tokens). */
+  headers?: Readonly<Record<string, string>>;
 }
+
+/** Header on outbound supervisor messages: the owner's fencing epoch when the message was written. */
+export const EPOCH_HEADER = 'Supervisor-Epoch';
+/** Header on outbound supervisor messages: the daemon that owned the supervisor when the message was written. */
+export const OWNER_HEADER = 'Supervisor-Owner';
 
 export interface PublishResult {
   /** True when the server (or bus) had already seen this msgId and dropped the message. */

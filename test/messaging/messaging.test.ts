@@ -5,7 +5,6 @@ import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/persistence/database.js';
 import { silentLogger } from '../../src/runtime/logger.js';
-import { startMessaging } from '../../src/runtime/messaging.js';
 import { startOutboxRelay, type OutboxRelayHost } from '../../src/runtime/outbox-relay.js';
 import type { SupervisorRuntime } from '../../src/runtime/supervisor-runtime.js';
 import {
@@ -33,16 +32,23 @@ import {
 /** Consumers settle fast in tests, so "not acked" would show up as a redelivery within the test. */
 const FAST_CONSUMERS = { ackWaitMs: 600, retryDelayMs: 200 };
 const FAST_RELAY = { pollIntervalMs: 100 };
+const FAST_INBOX = { pollIntervalMs: 100 };
+
+/** A relay of its own over this database and transport, as a restarted daemon (or a second one) runs it. */
+function relayHost(database: OutboxRelayHost['database'], transport: OutboxRelayHost['transport']): OutboxRelayHost {
+  return { database, transport, hooks: { onCommitted: [], onShutdown: [] }, logger: silentLogger };
+}
 
 for (const target of await messagingTargets()) {
   describe(`messaging on ${target.name}`, () => {
     const env = useMessagingEnvironment(target);
 
     async function messagingRuntime(options: Parameters<typeof env.runtime>[0] = {}) {
-      const runtime = await env.runtime(options);
-      const messaging = await startMessaging(runtime, { embeddedWorker: false, relay: FAST_RELAY, consumers: FAST_CONSUMERS });
+      const transport = await env.transport();
+      const runtime = await env.runtime({ ...options, transport });
+      const messaging = await runtime.startMessaging({ embeddedWorker: false, relay: FAST_RELAY, consumers: FAST_CONSUMERS, inbox: FAST_INBOX });
       env.defer(() => messaging.stop());
-      return { runtime, messaging, transport: runtime.transport! };
+      return { runtime, messaging, transport };
     }
 
     async function publishAnswer(transport: Transport, supervisorId: string, body: unknown, msgId: string): Promise<void> {
@@ -104,7 +110,8 @@ for (const target of await messagingTargets()) {
       expect((await runtime.describe(supervisor.id)).step).toBe(stepAfterAnswer);
       // Past the ack wait: an unacked message would have come back by now and been counted again.
       await sleep(FAST_CONSUMERS.ackWaitMs + 400);
-      expect(messaging.consumers!.stats().answers).toEqual({ applied: 1, duplicates: 2, refused: 0, malformed: 0, unknown: 0, retried: 0 });
+      // Three messages recorded for the owner (this daemon), one applied, two changed nothing.
+      expect(messaging.consumers!.stats().answers).toEqual({ applied: 1, duplicates: 2, refused: 0, malformed: 0, unknown: 0, retried: 0, recorded: 3 });
     });
 
     it('malformed answers and task events are terminated and counted, never redelivered, and good messages after them still apply', async () => {
@@ -151,15 +158,16 @@ for (const target of await messagingTargets()) {
     });
 
     it('scripted driver + task worker: two tasks finish through task events, the answer arrives over the transport, the supervisor completes', async () => {
-      const runtime = await env.runtime({ defaultDriver: 'scripted' });
-      const messaging = await startMessaging(runtime, {
+      const transport = await env.transport();
+      const runtime = await env.runtime({ defaultDriver: 'scripted', transport });
+      const messaging = await runtime.startMessaging({
         embeddedWorker: true,
         worker: { minDurationMs: 20, maxDurationMs: 80, progressSteps: 2 },
         relay: FAST_RELAY,
         consumers: FAST_CONSUMERS,
+        inbox: FAST_INBOX,
       });
       env.defer(() => messaging.stop());
-      const transport = runtime.transport!;
       // The human: answers every question with its first choice.
       const human = await Recorder.start(transport, 'human', withPrefix(ALL_QUESTIONS, env.prefix()), async (message, received) => {
         const body = received.body as { supervisorId: string; questionId: string; choices: string[] | null };
@@ -204,8 +212,7 @@ for (const target of await messagingTargets()) {
       const tasksSeen = await Recorder.start(transport, 'audit-spawns', taskSpawnSubject(env.prefix()));
       env.defer(() => Promise.all([supervisorsSeen.stop(), tasksSeen.stop()]));
 
-      const restarted = await env.runtime();
-      const relay = startOutboxRelay(restarted, FAST_RELAY);
+      const relay = startOutboxRelay(relayHost(env.database(), await env.transport()), FAST_RELAY);
       env.defer(() => relay.stop());
       expect(await relay.drain()).toBe(true);
       await eventually('every row to arrive', () => (supervisorsSeen.received.length + tasksSeen.received.length >= rows.length ? true : undefined));
@@ -244,8 +251,7 @@ for (const target of await messagingTargets()) {
 
       const seen = await Recorder.start(transport, 'audit', withPrefix(ALL_SUPERVISOR_SUBJECTS, env.prefix()));
       env.defer(() => seen.stop());
-      const restarted = await env.runtime();
-      const relay = startOutboxRelay(restarted, FAST_RELAY);
+      const relay = startOutboxRelay(relayHost(env.database(), await env.transport()), FAST_RELAY);
       env.defer(() => relay.stop());
       expect(await relay.drain()).toBe(true);
       await seen.waitFor(rows.length);
@@ -271,8 +277,7 @@ for (const target of await messagingTargets()) {
       const database = env.database();
       const otherDatabase = database.kind === 'postgres' ? await openDatabase({ databaseUrl: target.database.url, schema: database.schema!, poolSize: 2 }) : database;
       if (otherDatabase !== database) env.defer(() => otherDatabase.close());
-      const host = (db: typeof database): OutboxRelayHost => ({ database: db, transport, hooks: { onCommitted: [], onShutdown: [] }, logger: silentLogger });
-      const relays = [startOutboxRelay(host(database), { batchSize: 5, pollIntervalMs: 20 }), startOutboxRelay(host(otherDatabase), { batchSize: 5, pollIntervalMs: 20 })];
+      const relays = [startOutboxRelay(relayHost(database, transport), { batchSize: 5, pollIntervalMs: 20 }), startOutboxRelay(relayHost(otherDatabase, transport), { batchSize: 5, pollIntervalMs: 20 })];
       env.defer(() => Promise.all(relays.map((relay) => relay.stop())));
 
       await seen.waitFor(300, 20_000);
@@ -295,10 +300,10 @@ for (const target of await messagingTargets()) {
     }, 30_000);
 
     it('on runtime shutdown the relay publishes what is still unsent, then stops', async () => {
-      const runtime: SupervisorRuntime = await env.runtime();
-      const transport = runtime.transport!;
+      const transport = await env.transport();
+      const runtime: SupervisorRuntime = await env.runtime({ transport });
       // A poll too slow to matter: only the shutdown drain can find a row no commit announced.
-      const messaging = await startMessaging(runtime, { embeddedWorker: false, relay: { pollIntervalMs: 60_000 } });
+      const messaging = await runtime.startMessaging({ embeddedWorker: false, relay: { pollIntervalMs: 60_000 } });
       const seen = await Recorder.start(transport, 'audit', withPrefix(ALL_QUESTIONS, env.prefix()));
       env.defer(() => seen.stop());
       const supervisorId = randomUUID();

@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { countUnsentOutbox } from '../../src/persistence/outbox-repository.js';
 import { silentLogger } from '../../src/runtime/logger.js';
-import { startMessaging } from '../../src/runtime/messaging.js';
+import type { Messaging } from '../../src/runtime/messaging.js';
 import { createRuntime, type SupervisorRuntime } from '../../src/runtime/supervisor-runtime.js';
 import { createNatsTransport } from '../../src/transport/nats-transport.js';
 import { ALL_QUESTIONS, ALL_SUPERVISOR_SUBJECTS, answersSubject, parseSupervisorSubject, withPrefix } from '../../src/transport/subjects.js';
@@ -26,7 +26,7 @@ const gate = serverGate('nats-server binary', natsServerBinary() !== null, 'inst
     for (const step of cleanup.splice(0).reverse()) await step().catch(() => undefined);
   });
 
-  async function setUp(): Promise<{ server: TestNatsServer; transport: Transport; runtime: SupervisorRuntime; messaging: Awaited<ReturnType<typeof startMessaging>> }> {
+  async function setUp(): Promise<{ server: TestNatsServer; transport: Transport; runtime: SupervisorRuntime; messaging: Messaging }> {
     const server = await startNatsServer();
     cleanup.push(() => server.dispose());
     const transport = createNatsTransport({ servers: server.url, subjectPrefix: PREFIX, reconnectTimeWaitMs: 100, publishTimeoutMs: 1_000, logger: quietLogger });
@@ -34,7 +34,7 @@ const gate = serverGate('nats-server binary', natsServerBinary() !== null, 'inst
     await transport.start();
     const runtime = createRuntime({ database: database(), transport, subjectPrefix: PREFIX, heartbeatIntervalMs: 0, logger: silentLogger });
     cleanup.push(() => runtime.shutdown({ closeDatabase: false, closeTransport: false }));
-    const messaging = await startMessaging(runtime, {
+    const messaging = await runtime.startMessaging({
       embeddedWorker: false,
       relay: { pollIntervalMs: 100, maxBackoffMs: 400 },
       consumers: { ackWaitMs: 2_000, retryDelayMs: 200 },

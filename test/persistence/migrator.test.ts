@@ -18,6 +18,7 @@ for (const target of await databaseTargets()) {
         '20260201000002_checkpoints_and_conversation',
         '20260201000003_outbox',
         '20260201000004_restoration_support',
+        '20261201000001_ownership',
       ]);
       const second = await migrateToLatest(database());
       expect(second.applied).toEqual([]);

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import type { InspectionEvent } from 'xstate';
 import { describe, expect, it } from 'vitest';
+import { SupervisorNotFoundError } from '../../src/domain/errors.js';
 import type { Database } from '../../src/persistence/database.js';
 import {
   getConversation,
@@ -10,14 +11,12 @@ import {
   recordTaskOutcome,
 } from '../../src/persistence/supervisor-repository.js';
 import type { AgentDriver } from '../../src/runtime/agent-driver.js';
-import { attachRestoration, restoreAll, restoreSupervisor } from '../../src/runtime/restoration.js';
 import { createRuntime, type SupervisorRuntime } from '../../src/runtime/supervisor-runtime.js';
 import { databaseTargets, useIsolatedDatabase } from '../helpers/databases.js';
 
 /** A runtime over a database it does not own: "crashing" it just abandons it, like kill -9 would. */
 function runtimeOn(database: Database, options: Partial<Parameters<typeof createRuntime>[0]> = {}): SupervisorRuntime {
   const runtime = createRuntime({ database, heartbeatIntervalMs: 0, ...options });
-  attachRestoration(runtime);
   return runtime;
 }
 
@@ -50,7 +49,7 @@ for (const target of await databaseTargets()) {
       await crash(first);
 
       const second = runtimeOn(database());
-      const summary = await restoreAll(second);
+      const summary = await second.restoreAll();
       expect(summary).toMatchObject({ total: 1, restored: 1, fromCheckpoint: 0, startedFresh: 0, failed: [] });
       const info = summary.results[0];
       expect(info).toMatchObject({
@@ -105,7 +104,7 @@ for (const target of await databaseTargets()) {
       await sql`DELETE FROM supervisor_tasks WHERE id = ${busy.tasks[1] as string}`.execute(db());
 
       const second = runtimeOn(database());
-      const info = await restoreSupervisor(second, busy.id, 'manual');
+      const info = await second.restore(busy.id, 'manual');
       expect(info.recoveryAction).toBe('restore');
       expect(info.tasksReconciled).toEqual([
         { taskId: busy.tasks[0], status: 'completed', action: 'applied_completion' },
@@ -133,7 +132,7 @@ for (const target of await databaseTargets()) {
       for (const taskId of taskIds) await recordTaskOutcome(db(), taskId, { status: 'completed', result: 'done offline' });
 
       const second = runtimeOn(database());
-      const info = await restoreSupervisor(second, supervisor.id, 'daemon_restart');
+      const info = await second.restore(supervisor.id, 'daemon_restart');
       // The restoration saw the work finished and told the LLM so; the driver had not completed it yet.
       expect(info.restoredState).toBe('working');
       expect(info.contextMessage).toMatch(/completed while you were down: done offline/);
@@ -163,7 +162,7 @@ for (const target of await databaseTargets()) {
         },
       };
       const second = runtimeOn(database(), { drivers: [recording] });
-      await restoreSupervisor(second, supervisor.id, 'daemon_restart');
+      await second.restore(supervisor.id, 'daemon_restart');
       const deadline = Date.now() + 5_000;
       while (Date.now() < deadline && seen.length < 2) await new Promise((r) => setTimeout(r, 20));
       expect(seen).toEqual([
@@ -182,7 +181,7 @@ for (const target of await databaseTargets()) {
       await sql`UPDATE supervisor_states SET last_heartbeat = now() - interval '2000 milliseconds' WHERE id = ${supervisor.id}`.execute(db());
       const stored = (await getSupervisorState(db(), supervisor.id))?.lastHeartbeat;
       const second = runtimeOn(database(), { heartbeatIntervalMs: 3_000 });
-      await restoreSupervisor(second, supervisor.id, 'daemon_restart');
+      await second.restore(supervisor.id, 'daemon_restart');
       const restoredAt = Date.now();
       await new Promise((resolve) => setTimeout(resolve, 400));
       expect((await getSupervisorState(db(), supervisor.id))?.lastHeartbeat).toBe(stored);
@@ -223,7 +222,7 @@ for (const target of await databaseTargets()) {
           const newest = (await listCheckpoints(db(), busy.id, { limit: 1 }))[0];
           await corrupt(busy.id).execute(db());
           const second = runtimeOn(database());
-          const info = await restoreSupervisor(second, busy.id, 'daemon_restart');
+          const info = await second.restore(busy.id, 'daemon_restart');
           expect(info.validation.valid).toBe(false);
           expect(info.validation.errors.length).toBeGreaterThan(0);
           expect(info.recoveryAction).toBe('restore_from_checkpoint');
@@ -244,7 +243,7 @@ for (const target of await databaseTargets()) {
         await sql`UPDATE supervisor_states SET snapshot = jsonb_set(snapshot, '{context,tasks,0,status}', '"completed"') WHERE id = ${supervisor.id}`.execute(db());
         await sql`DELETE FROM supervisor_tasks WHERE id = ${taskId}`.execute(db());
         const second = runtimeOn(database());
-        const info = await restoreSupervisor(second, supervisor.id, 'daemon_restart');
+        const info = await second.restore(supervisor.id, 'daemon_restart');
         expect(info.validation.errors.join(' ')).toMatch(/waiting_for_tasks has no running task/);
         expect(info.recoveryAction).toBe('restore_from_checkpoint');
         // Checkpoints with the (now missing) running task fail the same guard: the one before the spawn is restored.
@@ -261,7 +260,7 @@ for (const target of await databaseTargets()) {
       await sql`UPDATE supervisor_states SET machine_version = 99 WHERE id = ${busy.id}`.execute(db());
       await sql`UPDATE supervisor_checkpoints SET machine_version = 99 WHERE supervisor_id = ${busy.id}`.execute(db());
       const second = runtimeOn(database());
-      const info = await restoreSupervisor(second, busy.id, 'daemon_restart');
+      const info = await second.restore(busy.id, 'daemon_restart');
       expect(info.recoveryAction).toBe('start_fresh');
       expect(info.warnings.join(' ')).toMatch(/no valid checkpoint/);
       expect(info.restoredState).toBe('idle');
@@ -277,13 +276,16 @@ for (const target of await databaseTargets()) {
       await second.shutdown({ closeDatabase: false });
     });
 
-    it('an id that was never stored starts fresh with a warning', async () => {
+    it('an id that was never stored is not found, and with startFreshIfMissing starts fresh with a warning, owned by this daemon', async () => {
       const runtime = runtimeOn(database());
       const id = randomUUID();
-      const info = await restoreSupervisor(runtime, id, 'manual');
-      expect(info).toMatchObject({ recoveryAction: 'start_fresh', restoredState: 'idle', restorationCount: 1 });
+      await expect(runtime.resume(id)).rejects.toBeInstanceOf(SupervisorNotFoundError);
+      expect(await getSupervisorState(db(), id)).toBeNull();
+      const info = await runtime.resume(id, { startFreshIfMissing: true });
+      expect(info).toMatchObject({ source: 'manual', recoveryAction: 'start_fresh', restoredState: 'idle', restorationCount: 1 });
       expect(info.warnings).toContain('no stored state: starting fresh');
-      expect((await getSupervisorState(db(), id))?.restorationSource).toBe('manual');
+      expect(await getSupervisorState(db(), id)).toMatchObject({ restorationSource: 'manual', owner: runtime.daemonId, epoch: 1 });
+      expect(runtime.get(id)?.state).toBe('idle');
       await runtime.shutdown({ closeDatabase: false });
     });
 
@@ -300,20 +302,24 @@ for (const target of await databaseTargets()) {
         END $$`.execute(db());
       await sql`CREATE TRIGGER refuse_restoration BEFORE INSERT ON supervisor_checkpoints FOR EACH ROW EXECUTE FUNCTION refuse_restoration()`.execute(db());
       const second = runtimeOn(database());
-      const summary = await restoreAll(second);
+      const summary = await second.restoreAll();
       expect(summary.restored).toBe(1);
       expect(summary.failed.map((failure) => failure.supervisorId)).toEqual([bad.id]);
       expect(summary.failed[0]?.error).toMatch(/injected: checkpoint storage failed/);
       expect(second.get(good.id)?.state).toBe('idle');
       expect(second.get(bad.id)).toBeUndefined();
       const row = await getSupervisorState(db(), bad.id);
+      // Interrupted through the machine and the normal fenced save path: row, snapshot and checkpoint agree.
       expect(row?.state).toBe('interrupted');
       expect(row?.errorMessage).toMatch(/^restore failed: .*injected/);
-      expect((await listCheckpoints(db(), bad.id, { limit: 1 }))[0]).toMatchObject({ reason: 'restore_failed', state: 'interrupted' });
+      expect(row?.owner).toBe(second.daemonId);
+      expect((await listCheckpoints(db(), bad.id, { limit: 1 }))[0]).toMatchObject({ reason: 'interrupted', state: 'interrupted' });
+      const stored = await sql<{ value: string }>`SELECT snapshot ->> 'value' AS value FROM supervisor_states WHERE id = ${bad.id}`.execute(db());
+      expect(stored.rows[0]?.value).toBe('interrupted');
 
       // The cause goes away: the next restore uses the row as it is (no checkpoint walk) and resumes the supervisor.
       await sql`DROP TRIGGER refuse_restoration ON supervisor_checkpoints`.execute(db());
-      const info = await restoreSupervisor(second, bad.id, 'manual');
+      const info = await second.restore(bad.id, 'manual');
       expect(info.validation.valid).toBe(true);
       expect(info.recoveryAction).toBe('restore');
       expect(info.restoredState).toBe('idle');
@@ -321,15 +327,17 @@ for (const target of await databaseTargets()) {
       await second.shutdown({ closeDatabase: false });
     });
 
-    it('a step at the bigint limit still gets the supervisor marked interrupted (columns only)', async () => {
+    it('a row that can no longer be written (step at the bigint limit) is reported failed and left as stored for a person, not retried in a loop', async () => {
       const first = runtimeOn(database());
       const stuck = await first.spawn({ name: 'stuck' });
       await crash(first);
       await sql`UPDATE supervisor_states SET step = 9223372036854775807 WHERE id = ${stuck.id}`.execute(db());
       const second = runtimeOn(database());
-      const summary = await restoreAll(second);
+      const summary = await second.restoreAll();
       expect(summary.failed.map((failure) => failure.supervisorId)).toEqual([stuck.id]);
-      expect(await getSupervisorState(db(), stuck.id)).toMatchObject({ state: 'interrupted', errorMessage: expect.stringMatching(/^restore failed: /) });
+      expect(second.get(stuck.id)).toBeUndefined();
+      // Nothing could be written; this daemon keeps it (so no claim round picks it up again) until someone resumes it.
+      expect(await getSupervisorState(db(), stuck.id)).toMatchObject({ state: 'idle', owner: second.daemonId, step: 9223372036854775807 });
       await second.shutdown({ closeDatabase: false });
     });
 
@@ -339,7 +347,7 @@ for (const target of await databaseTargets()) {
       await crash(first);
       const events: InspectionEvent[] = [];
       const second = runtimeOn(database(), { inspect: { next: (event: InspectionEvent) => events.push(event) } });
-      await restoreSupervisor(second, supervisor.id, 'manual');
+      await second.restore(supervisor.id, 'manual');
       const restorationSnapshots = events.filter((event) => event.type === '@xstate.snapshot' && (event.actorRef as { id?: string }).id === `restoration:${supervisor.id}`);
       const values = restorationSnapshots.map((event) => (event as { snapshot: { value?: unknown } }).snapshot.value);
       expect(values).toEqual(expect.arrayContaining(['validating', 'restoringConversation', 'reconcilingTasks', 'markingRestored', 'restored']));

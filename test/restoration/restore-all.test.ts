@@ -1,6 +1,5 @@
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
-import { attachRestoration, restoreAll } from '../../src/runtime/restoration.js';
 import { createRuntime } from '../../src/runtime/supervisor-runtime.js';
 import { databaseTargets, useIsolatedDatabase } from '../helpers/databases.js';
 
@@ -35,8 +34,7 @@ for (const target of await databaseTargets()) {
       await first.shutdown({ closeDatabase: false });
 
       const second = createRuntime({ database: database(), heartbeatIntervalMs: 0 });
-      attachRestoration(second);
-      const summary = await restoreAll(second, { concurrency: 16 });
+      const summary = await second.restoreAll({ concurrency: 16 });
       expect(summary.failed).toEqual([]);
       expect(summary.total).toBe(980);
       expect(summary.restored).toBe(980);

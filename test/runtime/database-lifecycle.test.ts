@@ -100,20 +100,17 @@ for (const target of await databaseTargets()) {
       const runtime = createRuntime({ database: handle, heartbeatIntervalMs: 0 });
       const supervisor = await runtime.spawn({ name: 'leaving' });
       const phases = Array.from({ length: 8 }, (_, i) => `phase-${i}`);
-      // Between the queued saves and the close, the runtime's shutdown hooks run: the database is still open there.
-      let stepsWhenHooksRan: number | undefined;
-      runtime.hooks.onShutdown.push(async () => {
-        stepsWhenHooksRan = (await getSupervisorState(handle.db, supervisor.id))?.step;
-      });
-
       const sends = phases.map((phase) => runtime.send(supervisor.id, { type: 'SET_PHASE', phase }));
       await runtime.shutdown();
 
       const results = await Promise.allSettled(sends);
       expect(results.map((result) => (result.status === 'rejected' ? String(result.reason) : 'committed'))).toEqual(phases.map(() => 'committed'));
-      expect(stepsWhenHooksRan).toBe(2 + phases.length);
       const row = await getSupervisorState(db(), supervisor.id);
       expect(row).toMatchObject({ step: 2 + phases.length, phase: 'phase-7' });
+      // After the last save and before the close, the lease was released: the database was still open then.
+      const membership = await db().selectFrom('supervisor_daemons').select(['stopped_at', 'lease_expires_at']).where('id', '=', runtime.daemonId).executeTakeFirst();
+      expect(membership?.stopped_at).toBeInstanceOf(Date);
+      expect(new Date(membership!.lease_expires_at).getTime()).toBeLessThanOrEqual(Date.now() + 1_000);
       expect(await countRows(db(), 'supervisor_checkpoints', supervisor.id)).toBe(2 + phases.length);
       // The runtime closed its database, and accepts no more work.
       expect((await handle.health()).ok).toBe(false);

@@ -48,7 +48,7 @@ for (const target of await databaseTargets()) {
         expect(await checkpointReasons(db(), supervisor.id)).toEqual(reasons);
         const [newest] = await listCheckpoints(db(), supervisor.id, { limit: 1 });
         expect(newest).toMatchObject({ seq: committed.checkpointSeq, step: supervisor.step, reason, state });
-        expect(newest?.snapshot).toEqual((await runtime.database.db.selectFrom('supervisor_states').select('snapshot').where('id', '=', supervisor.id).executeTakeFirst())?.snapshot);
+        expect(newest?.snapshot).toEqual((await database().db.selectFrom('supervisor_states').select('snapshot').where('id', '=', supervisor.id).executeTakeFirst())?.snapshot);
       }
       expect(supervisor.snapshot.context.tasks.map((task) => [task.id, task.status, task.progress])).toEqual([
         ['task-index', 'completed', 100],

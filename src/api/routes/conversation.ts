@@ -2,8 +2,6 @@
 
 import type { FastifyInstance } from 'fastify';
 import type { ConversationEntry } from '../../domain/conversation.js';
-import { SupervisorNotFoundError } from '../../domain/errors.js';
-import { getConversation, getSupervisorStateForRestoration } from '../../persistence/supervisor-repository.js';
 import type { SupervisorRuntime } from '../../runtime/supervisor-runtime.js';
 import { supervisorIdParams, type SupervisorIdParams } from '../schemas.js';
 
@@ -27,8 +25,7 @@ export function registerConversationRoutes(app: FastifyInstance, runtime: Superv
         ...(request.query.fromSeq !== undefined ? { fromSeq: Number(request.query.fromSeq) } : {}),
         limit: Math.min(Number(request.query.limit ?? 1000), 10_000),
       };
-      if (!(await getSupervisorStateForRestoration(runtime.database.db, request.params.id))) throw new SupervisorNotFoundError(request.params.id);
-      return { entries: await getConversation(runtime.database.db, request.params.id, query) };
+      return { entries: await runtime.conversation(request.params.id, query) };
     },
   );
 }

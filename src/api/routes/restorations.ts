@@ -2,18 +2,32 @@
 
 import type { FastifyInstance } from 'fastify';
 import type { RestorationInfo } from '../../domain/restoration.js';
-import { lastRestoreAllSummary, resumeSupervisor, type RestoreAllSummary } from '../../runtime/restoration.js';
+import type { RestoreAllSummary } from '../../runtime/restoration.js';
 import type { SupervisorRuntime } from '../../runtime/supervisor-runtime.js';
+import { RequestValidationError } from '../errors.js';
 import { supervisorIdParams, type SupervisorIdParams } from '../schemas.js';
 
+/** The resume body is optional (`{}` or none resumes as before); its one field asks for seed step 3's fresh start. */
+function resumeOptions(body: unknown): { startFreshIfMissing: boolean } {
+  if (body === undefined || body === null || body === '') return { startFreshIfMissing: false };
+  if (typeof body !== 'object' || Array.isArray(body)) throw new RequestValidationError(['body must be a JSON object like {"startFreshIfMissing": true}, or empty']);
+  const problems: string[] = [];
+  for (const key of Object.keys(body)) if (key !== 'startFreshIfMissing') problems.push(`body.${key} is not an accepted field`);
+  const value = (body as { startFreshIfMissing?: unknown }).startFreshIfMissing;
+  if (value !== undefined && typeof value !== 'boolean') problems.push('body.startFreshIfMissing must be true or false');
+  if (problems.length > 0) throw new RequestValidationError(problems);
+  return { startFreshIfMissing: value === true };
+}
+
 export function registerRestorationRoutes(app: FastifyInstance, runtime: SupervisorRuntime): void {
-  // Stops the live actor if this daemon runs it, then runs the whole protocol; answers with its RestorationInfo.
+  // Claims the supervisor for this daemon (stopping its copy here if it runs), then runs the whole protocol; answers with
+  // its RestorationInfo. 404 for an unknown id unless {"startFreshIfMissing": true}; 409 while another live daemon owns it.
   app.post<{ Params: SupervisorIdParams; Reply: RestorationInfo }>('/supervisors/:id/resume', { schema: { params: supervisorIdParams } }, async (request) =>
-    resumeSupervisor(runtime, request.params.id),
+    runtime.resume(request.params.id, resumeOptions(request.body)),
   );
 
-  app.get<{ Reply: RestoreAllSummary | { total: 0; restored: 0; fromCheckpoint: 0; startedFresh: 0; failed: []; durationMs: 0; results: [] } }>(
-    '/restorations',
-    async () => lastRestoreAllSummary(runtime) ?? { total: 0, restored: 0, fromCheckpoint: 0, startedFresh: 0, failed: [], durationMs: 0, results: [] },
-  );
+  app.get<{ Reply: RestoreAllSummary }>('/restorations', async () => runtime.lastRestoreAll() ?? { total: 0, restored: 0, fromCheckpoint: 0, startedFresh: 0, failed: [], durationMs: 0, results: [] });
+
+  // Every daemon sharing the database, which are live, and how many supervisors each owns.
+  app.get('/daemons', async () => ({ self: runtime.daemonId, daemons: await runtime.daemons() }));
 }

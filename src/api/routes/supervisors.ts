@@ -1,7 +1,6 @@
 // Routes on supervisors: spawn, list, describe, send events, ask and answer questions, spawn tasks, list checkpoints.
 
 import type { FastifyInstance } from 'fastify';
-import { listCheckpoints, listSupervisors } from '../../persistence/supervisor-repository.js';
 import type { SupervisorRuntime } from '../../runtime/supervisor-runtime.js';
 import {
   answerBody,
@@ -51,7 +50,7 @@ export function registerSupervisorRoutes(app: FastifyInstance, runtime: Supervis
     '/supervisors',
     { schema: { querystring: listSupervisorsQuery } },
     async (request) => {
-      const { supervisors, invalid } = await listSupervisors(runtime.database.db, { pendingQuestionsOnly: request.query.pendingQuestions === 'true' });
+      const { supervisors, invalid } = await runtime.listSupervisors({ pendingQuestionsOnly: request.query.pendingQuestions === 'true' });
       return {
         supervisors: supervisors.map((state) => supervisorView(runtime, state)),
         invalid: invalid.map((error) => ({ id: error.supervisorId ?? '', problems: error.problems })),
@@ -106,9 +105,7 @@ export function registerSupervisorRoutes(app: FastifyInstance, runtime: Supervis
     async (request) => {
       const { id } = request.params;
       const limit = Math.min(Number(request.query.limit ?? 100), MAX_CHECKPOINTS);
-      const checkpoints = await listCheckpoints(runtime.database.db, id, { limit });
-      // Every supervisor has its "created" checkpoint, so an empty list means an unknown id: describe raises the 404.
-      if (checkpoints.length === 0) await runtime.describe(id);
+      const checkpoints = await runtime.checkpoints(id, { limit });
       return { checkpoints: checkpoints.map((checkpoint) => checkpointView(checkpoint, request.query.snapshots === 'true')) };
     },
   );

@@ -2,7 +2,7 @@
 
 import { errorText } from '../../domain/errors.js';
 import { createLogger, type Logger } from '../../runtime/logger.js';
-import type { Daemon } from '../../runtime/daemon.js';
+import type { Daemon } from '../../daemon/start-daemon.js';
 import type { CliCommand } from '../command.js';
 import { daemonSettings } from '../config.js';
 
@@ -94,7 +94,7 @@ Set SUPERVISOR_RUNTIME_TOKEN to require \`Authorization: Bearer <token>\` on eve
     });
     const logger = createLogger({ level: settings.logLevel, pretty: settings.logPretty });
     // Loaded here so the client commands do not pay for the server's imports.
-    const { startDaemon } = await import('../../runtime/daemon.js');
+    const { startDaemon } = await import('../../daemon/start-daemon.js');
     const started = startDaemon(settings, { logger });
     const shutdown = stopOnSignal(started, logger);
     let daemon: Daemon;

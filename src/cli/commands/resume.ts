@@ -8,14 +8,16 @@ import { CLIENT_HELP, clientOptions, daemonClientFor } from './http-client.js';
 export const resumeCommand: CliCommand = {
   name: 'resume',
   summary: 'restore one supervisor through the restoration protocol and print what it did',
-  help: `Usage: supervisor-runtime resume <supervisorId> [--json] [--url URL]
+  help: `Usage: supervisor-runtime resume <supervisorId> [--start-fresh-if-missing] [--json] [--url URL]
 
-Stops the supervisor's live actor (if the daemon runs it), then loads, validates (falling back to the
-newest valid checkpoint, or a fresh start), re-delivers its open questions, reconciles its tasks,
-hands the LLM a restoration context message and resumes it. Prints the RestorationInfo.
+Claims the supervisor for the daemon at --url (stopping its live actor there if it runs it), then loads,
+validates (falling back to the newest valid checkpoint, or a fresh start), re-delivers its open questions,
+reconciles its tasks, hands the LLM a restoration context message and resumes it. Prints the RestorationInfo.
+Refused while another live daemon owns the supervisor (the error names it and its URL).
+  --start-fresh-if-missing  no stored state under this id: start a fresh supervisor with it (logged as a warning)
   --json              print the RestorationInfo as JSON
 ${CLIENT_HELP}`,
-  options: { ...clientOptions, json: { type: 'boolean' } },
+  options: { ...clientOptions, json: { type: 'boolean' }, 'start-fresh-if-missing': { type: 'boolean' } },
   positionals: true,
   async run({ values, positionals }, io) {
     const [id, ...extra] = positionals;
@@ -23,7 +25,8 @@ ${CLIENT_HELP}`,
       io.err(`Expected exactly one supervisor id.\n\n${resumeCommand.help}\n`);
       return 2;
     }
-    const info = await daemonClientFor(io, values).post<RestorationInfo>(`/supervisors/${encodeURIComponent(id)}/resume`, {});
+    const body = values['start-fresh-if-missing'] ? { startFreshIfMissing: true } : {};
+    const info = await daemonClientFor(io, values).post<RestorationInfo>(`/supervisors/${encodeURIComponent(id)}/resume`, body);
     io.out(values.json ? `${JSON.stringify(info, null, 2)}\n` : formatRestorationInfo(info));
     return 0;
   },

@@ -27,6 +27,8 @@ export interface SupervisorDetailedState {
   restorationSource: string | null;
   lastHeartbeat: string | null;
   owner: string | null;
+  /** Fencing epoch: bumped each time a daemon claims the supervisor. */
+  epoch: number;
   conversationRef: string | null;
   conversationLength: number;
   step: number;
@@ -81,7 +83,13 @@ export interface FullSaveInput {
   conversation?: ConversationEntry[];
   tasks?: TaskWrite[];
   outbox?: OutboxWrite[];
+  /**
+   * The writing daemon. Given, the write is fenced: refused with OwnershipLostError unless the row names this owner at
+   * `epoch` (a new row is created with both). Left out, it is a raw write that only the step fences.
+   */
   owner?: string | null;
+  /** The owner's fencing epoch (with `owner`). */
+  epoch?: number;
   /** The agent driver's name; kept when omitted. */
   driver?: string | null;
 }
@@ -156,6 +164,8 @@ export interface RestorationMark {
 }
 
 export interface HeartbeatUpdate {
+  /** Only write when the row names this owner at this epoch. */
+  fence?: { owner: string; epoch: number };
   at?: Date | string;
   currentActivity?: string | null;
   progress?: number;

@@ -31,6 +31,7 @@ export function toDetailedState(row: StateRow): SupervisorDetailedState {
     restorationSource: row.restoration_source,
     lastHeartbeat: toIso(row.last_heartbeat),
     owner: row.owner,
+    epoch: Number(row.epoch),
     conversationRef: row.conversation_ref,
     conversationLength: row.conversation_length,
     step: Number(row.step),

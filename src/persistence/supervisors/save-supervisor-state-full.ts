@@ -3,6 +3,7 @@
 import { sql } from 'kysely';
 import { withDatabaseErrors } from '../database-errors.js';
 import { assertFullSave } from './assertions.js';
+import { OwnershipLostError } from '../ownership/errors.js';
 import { StaleWriteError, type Executor, type FullSaveInput, type FullSaveResult } from './records.js';
 
 /**
@@ -16,7 +17,7 @@ function fullSaveStatement(withConversation: boolean, withTasks: boolean, withOu
   const key = (withConversation ? 1 : 0) | (withTasks ? 2 : 0) | (withOutbox ? 4 : 0);
   const cached = fullSaveStatements.get(key);
   if (cached) return cached;
-  let next = 21;
+  let next = 22;
   const conversationParam = withConversation ? `$${next++}` : '';
   const tasksParam = withTasks ? `$${next++}` : '';
   const outboxParam = withOutbox ? `$${next++}` : '';
@@ -25,11 +26,11 @@ WITH up AS (
   INSERT INTO supervisor_states AS s (
     id, name, state, phase, current_activity, progress, error_message, spawned_task_ids, pending_questions,
     restoration_count, last_restored_at, restoration_source, last_heartbeat, conversation_length,
-    snapshot, machine_version, step, checkpoint_seq, owner, driver, updated_at
+    snapshot, machine_version, step, checkpoint_seq, owner, epoch, driver, updated_at
   ) VALUES (
     $1::uuid, $2::text, $3::supervisor_state, $4::text, $5::text, $6::integer, $7::text, $8::text[], $9::jsonb,
     $10::integer, $11::timestamptz, $12::text, $13::timestamptz, $14::integer, $15::jsonb, $16::integer, $17::bigint, 1,
-    $18::text, $19::text, now()
+    $18::text, coalesce($19::bigint, 0), $20::text, now()
   )
   ON CONFLICT (id) DO UPDATE SET
     name = EXCLUDED.name, state = EXCLUDED.state, phase = EXCLUDED.phase, current_activity = EXCLUDED.current_activity,
@@ -38,14 +39,15 @@ WITH up AS (
     last_restored_at = EXCLUDED.last_restored_at, restoration_source = EXCLUDED.restoration_source,
     last_heartbeat = COALESCE(EXCLUDED.last_heartbeat, s.last_heartbeat), conversation_length = EXCLUDED.conversation_length,
     snapshot = EXCLUDED.snapshot, machine_version = EXCLUDED.machine_version, step = EXCLUDED.step,
-    checkpoint_seq = s.checkpoint_seq + 1, owner = COALESCE(EXCLUDED.owner, s.owner), driver = COALESCE(EXCLUDED.driver, s.driver),
+    checkpoint_seq = s.checkpoint_seq + 1, driver = COALESCE(EXCLUDED.driver, s.driver),
     updated_at = now()
-  WHERE s.step < EXCLUDED.step
-  RETURNING s.id, s.checkpoint_seq, s.step, s.state, s.snapshot, s.machine_version
+  -- The step fence (no older state over a newer one) and the ownership fence (only the owner at its epoch writes).
+  WHERE s.step < EXCLUDED.step AND (EXCLUDED.owner IS NULL OR (s.owner = EXCLUDED.owner AND s.epoch = EXCLUDED.epoch))
+  RETURNING s.id, s.checkpoint_seq, s.step, s.state, s.snapshot, s.machine_version, s.epoch
 ),
 checkpoint AS (
   INSERT INTO supervisor_checkpoints (supervisor_id, seq, step, reason, state, snapshot, machine_version)
-  SELECT id, checkpoint_seq, step, $20::text, state, snapshot, machine_version FROM up
+  SELECT id, checkpoint_seq, step, $21::text, state, snapshot, machine_version FROM up
   RETURNING seq
 )${
     withConversation
@@ -76,8 +78,8 @@ tasks AS (
     withOutbox
       ? `,
 outbox AS (
-  INSERT INTO supervisor_outbox (supervisor_id, subject, payload, msg_id)
-  SELECT up.id, o.subject, o.payload, o.msg_id
+  INSERT INTO supervisor_outbox (supervisor_id, subject, payload, msg_id, epoch)
+  SELECT up.id, o.subject, o.payload, o.msg_id, up.epoch
   FROM up, jsonb_to_recordset(${outboxParam}::jsonb) AS o(subject text, payload jsonb, msg_id text)
   ON CONFLICT (msg_id) DO NOTHING
 )`
@@ -95,7 +97,8 @@ SELECT seq FROM checkpoint`;
 /**
  * The full save point: UPSERT the row and append a checkpoint, plus the conversation entries, task rows and outbox
  * messages of the same transition, in ONE statement (so one round trip, atomic on its own). The row is only
- * updated when it holds an earlier step; otherwise nothing at all is written and StaleWriteError is thrown.
+ * updated when it holds an earlier step and, when `owner` is given, names that owner at `epoch`; otherwise nothing at
+ * all is written and StaleWriteError (a newer step is stored) or OwnershipLostError (another daemon owns it) is thrown.
  */
 export async function saveSupervisorStateFull(db: Executor, input: FullSaveInput): Promise<FullSaveResult> {
   assertFullSave(input);
@@ -121,6 +124,7 @@ export async function saveSupervisorStateFull(db: Executor, input: FullSaveInput
     input.machineVersion,
     input.step,
     input.owner ?? null,
+    input.owner ? (input.epoch ?? 0) : null,
     input.driver ?? null,
     input.reason,
   ];
@@ -131,7 +135,14 @@ export async function saveSupervisorStateFull(db: Executor, input: FullSaveInput
   return withDatabaseErrors('saveSupervisorStateFull', input.supervisorId, async () => {
     const result = await sql<{ seq: string | number }>(statement, ...parameters).execute(db);
     const row = result.rows[0];
-    if (!row) throw new StaleWriteError(input.supervisorId, input.step);
-    return { checkpointSeq: Number(row.seq) };
+    if (row) return { checkpointSeq: Number(row.seq) };
+    // Refused (the rare path, so a second round trip): tell "another daemon owns it" from "a newer step is stored".
+    if (input.owner) {
+      const current = await db.selectFrom('supervisor_states').select(['owner', 'epoch']).where('id', '=', input.supervisorId).executeTakeFirst();
+      if (current && (current.owner !== input.owner || Number(current.epoch) !== (input.epoch ?? 0))) {
+        throw new OwnershipLostError(input.supervisorId, { owner: input.owner, epoch: input.epoch ?? 0 }, { owner: current.owner, epoch: Number(current.epoch) });
+      }
+    }
+    throw new StaleWriteError(input.supervisorId, input.step);
   });
 }

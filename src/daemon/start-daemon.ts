@@ -1,6 +1,6 @@
 // The daemon's composition root: database, migrations, transport, runtime and HTTP API, opened in order and closed
-// in reverse. The one runtime file that may import the API: a composition root sits above every layer it assembles.
-// It reads no environment; the CLI turns flags and variables into DaemonSettings first.
+// in reverse. It sits above every layer it assembles (runtime, api, the CLI's settings type) and nothing imports it
+// but the CLI. It reads no environment; the CLI turns flags and variables into DaemonSettings first.
 
 import type { FastifyInstance } from 'fastify';
 import { createApiServer } from '../api/server.js';
@@ -9,10 +9,8 @@ import { SupervisorRuntimeError, errorText } from '../domain/errors.js';
 import { openDatabase, type Database } from '../persistence/database.js';
 import { migrateOrThrow } from '../persistence/migrator.js';
 import { createTransport, type Transport } from '../transport/index.js';
-import { createLogger, type Logger } from './logger.js';
-import { startMessaging } from './messaging.js';
-import { attachRestoration, restoreAll } from './restoration.js';
-import { createRuntime, type SupervisorRuntime } from './supervisor-runtime.js';
+import { createLogger, type Logger } from '../runtime/logger.js';
+import { createRuntime, type SupervisorRuntime } from '../runtime/supervisor-runtime.js';
 
 export interface Daemon {
   readonly runtime: SupervisorRuntime;
@@ -69,16 +67,17 @@ export async function startDaemon(settings: DaemonSettings, options: { logger?: 
       heartbeatIntervalMs: settings.heartbeatIntervalMs,
       subjectPrefix: settings.subjectPrefix,
       daemonId: settings.daemonId,
+      leases: { ttlMs: settings.leaseTtlMs, renewIntervalMs: settings.leaseRenewIntervalMs },
       inspect: settings.inspect ? (settings.inspectUrl ? { url: settings.inspectUrl } : 'sky') : false,
       defaultDriver: 'manual',
     });
 
-    // Restoration before the API opens: every supervisor is back (or marked interrupted) before anyone can talk to it.
-    attachRestoration(runtime);
-    await restoreAll(runtime, { source: 'daemon_restart', concurrency: settings.restoreConcurrency });
-    // Messaging after restoration: the relay publishes the re-deliveries it committed, and answers or task events kept
-    // by JetStream while the daemon was down reach supervisors that are running again.
-    await startMessaging(runtime, { embeddedWorker: settings.embeddedWorker, worker: settings.worker });
+    // Restoration before the API opens: every supervisor that runs nowhere is claimed and back before anyone can talk
+    // to it; then messaging, then the claim rounds that take over from daemons that die later.
+    await runtime.start({
+      restoreConcurrency: settings.restoreConcurrency,
+      messaging: { embeddedWorker: settings.embeddedWorker, worker: settings.worker },
+    });
 
     const server = await createApiServer(runtime, { token: settings.token, logger: logger.child({ component: 'api' }) });
     try {
@@ -89,7 +88,9 @@ export async function startDaemon(settings: DaemonSettings, options: { logger?: 
       throw error;
     }
     const url = daemonUrl(settings.host, boundPort(server, settings.port));
-    logger.info({ url, database: database.description, transport: transport.kind, daemonId: settings.daemonId, auth: settings.token ? 'bearer token' : 'none' }, 'daemon started');
+    // Other daemons send requests for supervisors this one owns here.
+    await runtime.advertise(url);
+    logger.info({ url, database: database.description, transport: transport.kind, daemonId: settings.daemonId, leaseTtlMs: settings.leaseTtlMs, auth: settings.token ? 'bearer token' : 'none' }, 'daemon started');
 
     const started = runtime;
     let closing: Promise<void> | undefined;

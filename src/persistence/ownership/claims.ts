@@ -1,0 +1,143 @@
+// Claiming supervisors: in bounded batches from daemons whose lease ran out (FOR UPDATE SKIP LOCKED, so two claimers
+// never take the same row), one by id for a manual resume, and a check of which claimed ones a daemon still holds.
+
+import { sql } from 'kysely';
+import { withDatabaseErrors } from '../database-errors.js';
+import type { Executor } from '../supervisor-repository.js';
+
+export interface ClaimedSupervisor {
+  supervisorId: string;
+  /** The new fencing epoch: every write for this supervisor carries it. */
+  epoch: number;
+  /** Who owned it before (null: nobody, e.g. created before leases, or never owned). */
+  previousOwner: string | null;
+  /** When the previous owner's lease ended (expired or released); null when there was no owner row. */
+  previousLeaseEndedAt: Date | null;
+}
+
+const toDate = (value: Date | string | null): Date | null => (value === null ? null : value instanceof Date ? value : new Date(value));
+
+/**
+ * Claim up to `limit` unfinished supervisors whose owner's lease ended (or that have no owner), bumping each one's
+ * epoch. Rows locked by a save in flight are skipped and come up in a later round.
+ */
+export async function claimSupervisors(db: Executor, input: { daemonId: string; limit: number }): Promise<ClaimedSupervisor[]> {
+  return withDatabaseErrors('claimSupervisors', undefined, async () => {
+    const result = await sql<{ id: string; epoch: string | number; previous_owner: string | null; previous_lease_end: Date | string | null }>`
+      /* sr:claim_supervisors */
+      WITH candidate AS (
+        SELECT s.id, s.owner AS previous_owner
+        FROM supervisor_states s
+        WHERE s.state NOT IN ('completed', 'failed')
+          AND (
+            s.owner IS NULL
+            -- The dead daemons are a handful of rows, read once (an InitPlan), so the owner index does the rest.
+            OR s.owner = ANY (ARRAY(SELECT d.id FROM supervisor_daemons d WHERE d.lease_expires_at <= now() AND d.id <> ${input.daemonId}))
+          )
+        LIMIT ${Math.max(1, Math.floor(input.limit))}
+        FOR UPDATE OF s SKIP LOCKED
+      )
+      UPDATE supervisor_states AS s SET owner = ${input.daemonId}, epoch = s.epoch + 1
+      FROM candidate c
+      WHERE s.id = c.id
+      RETURNING s.id, s.epoch, c.previous_owner,
+        (SELECT d.lease_expires_at FROM supervisor_daemons d WHERE d.id = c.previous_owner) AS previous_lease_end`.execute(db);
+    return result.rows.map((row) => ({
+      supervisorId: row.id,
+      epoch: Number(row.epoch),
+      previousOwner: row.previous_owner,
+      previousLeaseEndedAt: toDate(row.previous_lease_end),
+    }));
+  });
+}
+
+export type ClaimOneResult =
+  | { outcome: 'claimed'; claim: ClaimedSupervisor }
+  | { outcome: 'owned_elsewhere'; owner: string; ownerUrl: string | null }
+  | { outcome: 'not_found' };
+
+/**
+ * Claim one supervisor by id (a manual resume): taken when nobody owns it, its owner's lease ended, or this daemon
+ * owns it already (the epoch is bumped either way, which fences any older copy). Finished supervisors are claimable.
+ */
+export async function claimSupervisor(db: Executor, input: { daemonId: string; supervisorId: string }): Promise<ClaimOneResult> {
+  return withDatabaseErrors('claimSupervisor', input.supervisorId, async () => {
+    const result = await sql<{
+      previous_owner: string | null;
+      epoch: string | number | null;
+      owner_url: string | null;
+      owner_live: boolean | null;
+      previous_lease_end: Date | string | null;
+    }>`
+      WITH target AS (
+        SELECT s.id, s.owner, d.url, (d.lease_expires_at > now()) AS live, d.lease_expires_at
+        FROM supervisor_states s LEFT JOIN supervisor_daemons d ON d.id = s.owner
+        WHERE s.id = ${input.supervisorId}::uuid
+        FOR UPDATE OF s
+      ), claimed AS (
+        UPDATE supervisor_states AS s SET owner = ${input.daemonId}, epoch = s.epoch + 1
+        FROM target t
+        WHERE s.id = t.id AND (t.owner IS NULL OR t.owner = ${input.daemonId} OR t.live IS NOT TRUE)
+        RETURNING s.epoch
+      )
+      SELECT t.owner AS previous_owner, (SELECT epoch FROM claimed) AS epoch, t.url AS owner_url, t.live AS owner_live,
+        t.lease_expires_at AS previous_lease_end
+      FROM target t`.execute(db);
+    const row = result.rows[0];
+    if (!row) return { outcome: 'not_found' };
+    if (row.epoch === null) return { outcome: 'owned_elsewhere', owner: row.previous_owner ?? '', ownerUrl: row.owner_url };
+    return {
+      outcome: 'claimed',
+      claim: { supervisorId: input.supervisorId, epoch: Number(row.epoch), previousOwner: row.previous_owner, previousLeaseEndedAt: toDate(row.previous_lease_end) },
+    };
+  });
+}
+
+/** Of the given (id, epoch) pairs this daemon runs, the ids whose row now names another owner or epoch. */
+export async function findLostOwnership(db: Executor, daemonId: string, held: ReadonlyArray<{ supervisorId: string; epoch: number }>): Promise<string[]> {
+  if (held.length === 0) return [];
+  const rows = JSON.stringify(held.map((entry) => ({ id: entry.supervisorId, epoch: entry.epoch })));
+  return withDatabaseErrors('findLostOwnership', undefined, async () => {
+    const result = await sql<{ id: string }>`
+      SELECT h.id FROM jsonb_to_recordset(${rows}::jsonb) AS h(id uuid, epoch bigint)
+      LEFT JOIN supervisor_states s ON s.id = h.id
+      WHERE s.id IS NULL OR s.owner IS DISTINCT FROM ${daemonId} OR s.epoch <> h.epoch`.execute(db);
+    return result.rows.map((row) => row.id);
+  });
+}
+
+/** Who owns a supervisor now, and where that daemon's API answers. */
+export async function getOwner(db: Executor, supervisorId: string): Promise<{ owner: string | null; epoch: number; ownerUrl: string | null; ownerLive: boolean } | null> {
+  return withDatabaseErrors('getOwner', supervisorId, async () => {
+    const result = await sql<{ owner: string | null; epoch: string | number; url: string | null; live: boolean | null }>`
+      SELECT s.owner, s.epoch, d.url, (d.lease_expires_at > now() AND d.stopped_at IS NULL) AS live
+      FROM supervisor_states s LEFT JOIN supervisor_daemons d ON d.id = s.owner
+      WHERE s.id = ${supervisorId}::uuid`.execute(db);
+    const row = result.rows[0];
+    return row ? { owner: row.owner, epoch: Number(row.epoch), ownerUrl: row.url, ownerLive: row.live === true } : null;
+  });
+}
+
+/**
+ * At start-up, before claiming: unfinished supervisors that name this daemon id belong to its previous incarnation
+ * (its lease had ended, or this one could not have joined). They become nobody's, so the claim takes them like any
+ * other, and a frozen predecessor's late writes are refused.
+ */
+export async function disownPreviousIncarnation(db: Executor, daemonId: string): Promise<number> {
+  return withDatabaseErrors('disownPreviousIncarnation', undefined, async () => {
+    const result = await sql<{ id: string }>`
+      UPDATE supervisor_states SET owner = NULL WHERE owner = ${daemonId} AND state NOT IN ('completed', 'failed') RETURNING id`.execute(db);
+    return result.rows.length;
+  });
+}
+
+/** Give a supervisor back to nobody (its restore failed here), so the next claim round, on any daemon, tries again. */
+export async function releaseSupervisor(db: Executor, input: { supervisorId: string; daemonId: string; epoch: number }): Promise<boolean> {
+  return withDatabaseErrors('releaseSupervisor', input.supervisorId, async () => {
+    const result = await sql<{ id: string }>`
+      UPDATE supervisor_states SET owner = NULL
+      WHERE id = ${input.supervisorId}::uuid AND owner = ${input.daemonId} AND epoch = ${input.epoch}::bigint
+      RETURNING id`.execute(db);
+    return result.rows.length > 0;
+  });
+}

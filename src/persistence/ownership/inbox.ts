@@ -1,0 +1,126 @@
+// The inbox: an answer or task event is recorded by whichever daemon received it (deduped by message id) and applied
+// by the supervisor's owner, so a message never bounces between daemons.
+
+import { sql } from 'kysely';
+import { withDatabaseErrors } from '../database-errors.js';
+import { toIso } from '../row-parsers.js';
+import type { Executor } from '../supervisor-repository.js';
+
+export type InboxKind = 'answer' | 'task_event';
+export type InboxOutcome = 'applied' | 'duplicate' | 'refused' | 'unknown';
+
+export interface InboundRecord {
+  kind: InboxKind;
+  /** For an answer: the supervisor the subject names. */
+  supervisorId?: string;
+  /** For a task event: the task the subject names (its supervisor is looked up in the same statement). */
+  taskId?: string;
+  payload: unknown;
+  msgId: string;
+  epoch: number | null;
+  receivedBy: string;
+}
+
+export type RecordInboundResult =
+  | { outcome: 'recorded'; supervisorId: string; owner: string | null }
+  | { outcome: 'duplicate'; supervisorId: string }
+  | { outcome: 'unknown' };
+
+export interface InboxRow {
+  id: number;
+  supervisorId: string;
+  kind: InboxKind;
+  payload: unknown;
+  msgId: string;
+  epoch: number | null;
+  receivedBy: string;
+  receivedAt: string;
+}
+
+/**
+ * Record one inbound message for its supervisor, once per message id, and wake the owner (`channel`, delivered at
+ * commit). `unknown`: no such supervisor or task; `duplicate`: this message id was recorded before.
+ */
+export async function recordInbound(db: Executor, record: InboundRecord, channel: string | null): Promise<RecordInboundResult> {
+  const target =
+    record.kind === 'answer'
+      ? sql`SELECT s.id, s.owner FROM supervisor_states s WHERE s.id = ${record.supervisorId ?? null}::uuid`
+      : sql`SELECT s.id, s.owner FROM supervisor_tasks t JOIN supervisor_states s ON s.id = t.supervisor_id WHERE t.id = ${record.taskId ?? null}`;
+  return withDatabaseErrors('recordInbound', record.supervisorId, async () => {
+    const result = await sql<{ id: string; owner: string | null; inserted: string | number }>`
+      WITH target AS (${target}),
+      ins AS (
+        INSERT INTO supervisor_inbox (supervisor_id, kind, payload, msg_id, epoch, received_by)
+        SELECT target.id, ${record.kind}, ${JSON.stringify(record.payload)}::jsonb, ${record.msgId}, ${record.epoch}::bigint, ${record.receivedBy}
+        FROM target
+        ON CONFLICT (msg_id) DO NOTHING
+        RETURNING id
+      )
+      SELECT target.id, target.owner, (SELECT count(*) FROM ins) AS inserted,
+        CASE WHEN ${channel}::text IS NOT NULL AND EXISTS (SELECT 1 FROM ins) THEN pg_notify(${channel}::text, 'inbox ' || coalesce(target.owner, '')) END AS notified
+      FROM target`.execute(db);
+    const row = result.rows[0];
+    if (!row) return { outcome: 'unknown' };
+    return Number(row.inserted) > 0 ? { outcome: 'recorded', supervisorId: row.id, owner: row.owner } : { outcome: 'duplicate', supervisorId: row.id };
+  });
+}
+
+/** Unapplied messages for supervisors this daemon owns, oldest first. */
+export async function listInboxForOwner(db: Executor, daemonId: string, limit: number): Promise<InboxRow[]> {
+  return withDatabaseErrors('listInboxForOwner', undefined, async () => {
+    const result = await sql<{
+      id: string | number;
+      supervisor_id: string;
+      kind: InboxKind;
+      payload: unknown;
+      msg_id: string;
+      epoch: string | number | null;
+      received_by: string;
+      received_at: Date | string;
+    }>`
+      /* sr:list_inbox */
+      SELECT i.id, i.supervisor_id, i.kind, i.payload, i.msg_id, i.epoch, i.received_by, i.received_at
+      FROM supervisor_inbox i JOIN supervisor_states s ON s.id = i.supervisor_id
+      WHERE i.applied_at IS NULL AND s.owner = ${daemonId}
+      ORDER BY i.id
+      LIMIT ${Math.max(1, Math.floor(limit))}`.execute(db);
+    return result.rows.map((row) => ({
+      id: Number(row.id),
+      supervisorId: row.supervisor_id,
+      kind: row.kind,
+      payload: row.payload,
+      msgId: row.msg_id,
+      epoch: row.epoch === null ? null : Number(row.epoch),
+      receivedBy: row.received_by,
+      receivedAt: toIso(row.received_at) ?? '',
+    }));
+  });
+}
+
+/** Stamp a message as handled by the owner, with what happened to it. */
+export async function markInboxApplied(db: Executor, id: number, outcome: InboxOutcome, detail: string | null): Promise<void> {
+  await withDatabaseErrors('markInboxApplied', undefined, () =>
+    db
+      .updateTable('supervisor_inbox')
+      .set({ applied_at: sql<Date>`now()`, outcome, detail: detail === null ? null : detail.slice(0, 2000) })
+      .where('id', '=', id)
+      .where('applied_at', 'is', null)
+      .execute(),
+  );
+}
+
+/** Delete handled messages older than `olderThan`; their message ids stop deduplicating then. */
+export async function pruneInbox(db: Executor, olderThan: Date): Promise<number> {
+  const result = await withDatabaseErrors('pruneInbox', undefined, () =>
+    db.deleteFrom('supervisor_inbox').where('applied_at', 'is not', null).where('applied_at', '<', olderThan).executeTakeFirst(),
+  );
+  return Number(result.numDeletedRows);
+}
+
+/** How many messages wait for their owner (all owners). */
+export async function countUnappliedInbox(db: Executor): Promise<number> {
+  const result = await withDatabaseErrors('countUnappliedInbox', undefined, () =>
+    sql<{ n: string | number }>`SELECT count(*) AS n FROM supervisor_inbox WHERE applied_at IS NULL`.execute(db),
+  );
+  return Number(result.rows[0]?.n ?? 0);
+}

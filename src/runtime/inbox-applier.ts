@@ -1,0 +1,167 @@
+// The owner's side of the inbox: applies answers and task events recorded (by any daemon) for supervisors this daemon
+// owns, in the order they were recorded, and stamps each with what happened. Woken by the database notification the
+// recording statement sends; a slow poll covers notifications lost with a connection.
+
+import { EventRefusedError, InvalidSupervisorDataError, SupervisorNotFoundError, errorText } from '../domain/errors.js';
+import { listInboxForOwner, markInboxApplied, pruneInbox, type InboxOutcome, type InboxRow } from '../persistence/ownership/inbox.js';
+import { getTask } from '../persistence/supervisor-repository.js';
+import type { InboundCounts, InboundKind } from './inbound-consumers.js';
+import { QuestionAlreadyAnsweredError, TaskNotFoundError } from './errors.js';
+import type { Logger } from './logger.js';
+import type { RuntimeHost } from './runtime-host.js';
+
+export interface InboxApplierOptions {
+  /** Look for messages this often when no notification arrived (default 1 s). */
+  pollIntervalMs?: number;
+  /** Messages read per round (default 100). */
+  batchSize?: number;
+  /** Handled messages are kept this long for dedup and inspection (default 24 h). */
+  retentionMs?: number;
+}
+
+/** What the applier calls to apply one message (the runtime's own commands). */
+export interface InboxCommands {
+  answer(supervisorId: string, questionId: string, answer: string): Promise<unknown>;
+  taskEvent(taskId: string, event: { type: 'progress' | 'completed' | 'failed'; progress?: number; result?: string; error?: string }): Promise<unknown>;
+}
+
+export interface InboxApplier {
+  wake(): void;
+  stop(): Promise<void>;
+}
+
+/** Unexpected failures of one message before it is stamped refused instead of retried forever. */
+const MAX_UNEXPECTED_FAILURES = 5;
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+export function startInboxApplier(
+  host: RuntimeHost,
+  commands: InboxCommands,
+  counts: Record<InboundKind, InboundCounts>,
+  options: InboxApplierOptions = {},
+): InboxApplier {
+  const db = host.database.db;
+  const logger: Logger = host.logger.child({ component: 'inbox' });
+  const pollIntervalMs = options.pollIntervalMs ?? 1_000;
+  const batchSize = options.batchSize ?? 100;
+  const retentionMs = options.retentionMs ?? 24 * 3_600_000;
+  const failures = new Map<number, number>();
+  let stopped = false;
+  let woken = false;
+  let interrupt: (() => void) | null = null;
+  let lastPrune = Date.now();
+
+  /** What happened to one message; null: not now (the supervisor is being restored here, or the database is away). */
+  async function applyOne(row: InboxRow): Promise<{ outcome: InboxOutcome; detail: string | null } | null> {
+    const payload = isRecord(row.payload) ? row.payload : {};
+    try {
+      if (row.kind === 'answer') {
+        await commands.answer(row.supervisorId, String(payload.questionId), String(payload.answer));
+      } else {
+        const type = payload.type === 'completed' || payload.type === 'failed' ? payload.type : 'progress';
+        await commands.taskEvent(String(payload.taskId), {
+          type,
+          ...(typeof payload.progress === 'number' ? { progress: payload.progress } : {}),
+          ...(typeof payload.result === 'string' ? { result: payload.result } : {}),
+          ...(typeof payload.error === 'string' ? { error: payload.error } : {}),
+        });
+      }
+      return { outcome: 'applied', detail: null };
+    } catch (error) {
+      if (error instanceof QuestionAlreadyAnsweredError) return { outcome: 'duplicate', detail: error.message };
+      if (error instanceof SupervisorNotFoundError || error instanceof TaskNotFoundError) return { outcome: 'unknown', detail: error.message };
+      if (error instanceof EventRefusedError) {
+        // Not running here any more (lost, stopping): leave it for whoever owns it. Otherwise the machine said no.
+        if (!host.running(row.supervisorId)) return null;
+        if (row.kind === 'task_event') {
+          const task = await getTask(db, String(payload.taskId)).catch(() => null);
+          if (task && (task.status === 'completed' || task.status === 'failed')) return { outcome: 'duplicate', detail: error.message };
+        }
+        return { outcome: 'refused', detail: error.message };
+      }
+      if (error instanceof InvalidSupervisorDataError) return { outcome: 'refused', detail: error.message };
+      if (!host.running(row.supervisorId)) return null;
+      // Database away, save failed, ownership lost: not now. Anything else is bounded.
+      const name = error instanceof Error ? error.name : '';
+      if (['DatabaseUnavailableError', 'SaveFailedError', 'OwnershipLostError', 'RuntimeStoppedError', 'SupervisorNotRunningError'].includes(name)) return null;
+      const failed = (failures.get(row.id) ?? 0) + 1;
+      failures.set(row.id, failed);
+      logger.error({ supervisorId: row.supervisorId, msgId: row.msgId, err: errorText(error), failed }, 'unexpected error applying an inbox message');
+      return failed >= MAX_UNEXPECTED_FAILURES ? { outcome: 'refused', detail: `gave up after ${failed} failures: ${errorText(error)}` } : null;
+    }
+  }
+
+  async function round(): Promise<void> {
+    const rows = await listInboxForOwner(db, host.daemonId, batchSize);
+    // One supervisor's messages apply in order: after one is left for later, its later ones wait too.
+    const waiting = new Set<string>();
+    for (const row of rows) {
+      if (stopped) return;
+      if (waiting.has(row.supervisorId) || !host.running(row.supervisorId)) {
+        waiting.add(row.supervisorId);
+        continue;
+      }
+      const result = await applyOne(row);
+      if (result === null) {
+        waiting.add(row.supervisorId);
+        continue;
+      }
+      const which: InboundKind = row.kind === 'answer' ? 'answers' : 'taskEvents';
+      if (result.outcome === 'applied') counts[which].applied += 1;
+      else if (result.outcome === 'duplicate') counts[which].duplicates += 1;
+      else if (result.outcome === 'unknown') counts[which].unknown += 1;
+      else {
+        counts[which].refused += 1;
+        logger.warn({ supervisorId: row.supervisorId, msgId: row.msgId, reason: result.detail }, 'message refused by the supervisor; nothing changed');
+      }
+      failures.delete(row.id);
+      await markInboxApplied(db, row.id, result.outcome, result.detail);
+    }
+    if (Date.now() - lastPrune > 60_000) {
+      lastPrune = Date.now();
+      await pruneInbox(db, new Date(Date.now() - retentionMs));
+    }
+  }
+
+  const loop = (async () => {
+    let failuresInARow = 0;
+    while (!stopped) {
+      woken = false;
+      try {
+        await host.ready();
+        await round();
+        failuresInARow = 0;
+      } catch (error) {
+        failuresInARow += 1;
+        if (failuresInARow === 1 || failuresInARow % 20 === 0) logger.warn({ err: errorText(error) }, 'could not read the inbox; retrying');
+      }
+      if (stopped) break;
+      if (woken) continue;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, pollIntervalMs * (failuresInARow > 0 ? Math.min(10, 2 ** failuresInARow) : 1));
+        timer.unref();
+        function done(): void {
+          clearTimeout(timer);
+          interrupt = null;
+          resolve();
+        }
+        interrupt = done;
+      });
+    }
+  })();
+
+  return {
+    wake() {
+      woken = true;
+      interrupt?.();
+    },
+    async stop() {
+      stopped = true;
+      interrupt?.();
+      await loop;
+    },
+  };
+}

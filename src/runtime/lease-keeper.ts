@@ -1,0 +1,318 @@
+// The lease keeper: this daemon's membership (joined once, renewed with one single-row update per round however many
+// supervisors it owns, released at shutdown) and the claim rounds that take over supervisors of daemons whose lease
+// ended. Claimed supervisors are handed to the restorer; the epochs they carry fence every later write.
+
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { errorText } from '../domain/errors.js';
+import type { RestorationSource } from '../domain/restoration.js';
+import type { Database } from '../persistence/database.js';
+import { claimSupervisors, disownPreviousIncarnation, findLostOwnership, type ClaimedSupervisor } from '../persistence/ownership/claims.js';
+import { DaemonIdInUseError } from '../persistence/ownership/errors.js';
+import {
+  advertiseMembership,
+  expireMemberships,
+  joinMembership,
+  listLocalMemberships,
+  pruneMemberships,
+  releaseMembership,
+  renewMembership,
+  type Membership,
+  type ProcessIdentity,
+} from '../persistence/ownership/memberships.js';
+import type { Logger } from './logger.js';
+
+export interface LeaseSettings {
+  /** How long a membership lease lasts without renewal (default 10 s): a dead daemon's supervisors move after this. */
+  ttlMs: number;
+  /** Renewal and claim round interval (default 3 s); must be well below the TTL. */
+  renewIntervalMs: number;
+  /** Supervisors claimed per statement (default 100). */
+  claimBatchSize: number;
+  /** Where this daemon's API answers (stored so other daemons can point requests here). */
+  url: string | null;
+}
+
+export const DEFAULT_LEASE_SETTINGS: Omit<LeaseSettings, 'url'> = { ttlMs: 10_000, renewIntervalMs: 3_000, claimBatchSize: 100 };
+
+/** What the keeper needs of the runtime. */
+export interface LeaseKeeperHost {
+  readonly database: Database;
+  readonly logger: Logger;
+  readonly daemonId: string;
+  /** Supervisors running here, with the epoch each was claimed or created at. */
+  held(): Array<{ supervisorId: string; epoch: number }>;
+  /** Stop the local copies of supervisors another daemon claimed (nothing is written for them). */
+  dropLost(supervisorIds: string[]): Promise<void>;
+  /** Restore claimed supervisors (bounded parallelism); resolves when every one is running or has failed. */
+  restoreClaimed(claims: Array<{ claim: ClaimedSupervisor; source: RestorationSource }>): Promise<void>;
+}
+
+export interface LeaseStats {
+  daemonId: string;
+  joined: boolean;
+  leaseExpiresAt: string | null;
+  renewals: number;
+  renewalFailures: number;
+  /** Rounds that found the lease had run out before it was renewed (a pause or an outage). */
+  lapses: number;
+  claimed: number;
+  lost: number;
+}
+
+export interface LeaseKeeper {
+  /** Join as a new incarnation (waits, bounded, while a live process holds the id). Idempotent. */
+  join(): Promise<Membership>;
+  readonly membership: Membership | null;
+  /** At start-up: claim, in batches, every supervisor not running anywhere (including this id's previous incarnation's). */
+  claimAtStartup(): Promise<Array<{ claim: ClaimedSupervisor; source: RestorationSource }>>;
+  /** Renew and claim every interval from now on. */
+  startRounds(): void;
+  /** Run a claim round soon (another daemon released its leases). */
+  wake(): void;
+  /** Record where this daemon's API answers, for requests about its supervisors that reach another daemon. */
+  advertise(url: string): Promise<void>;
+  /** Stop claiming (shutdown begins); the lease is still renewed until release(). */
+  stopClaiming(): Promise<void>;
+  /** Stop renewing and end the lease at once, so others claim at their next round. */
+  release(): Promise<void>;
+  stats(): LeaseStats;
+}
+
+/** One per process: a predecessor with this process's pid but another token was an earlier process, now gone. */
+const PROCESS_TOKEN = randomUUID();
+
+export function processIdentity(): ProcessIdentity {
+  return { host: hostname(), pid: process.pid, processToken: PROCESS_TOKEN };
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export function createLeaseKeeper(host: LeaseKeeperHost, initialSettings: LeaseSettings): LeaseKeeper {
+  const settings = { ...initialSettings };
+  const db = host.database.db;
+  const logger = host.logger.child({ component: 'leases' });
+  const identity = processIdentity();
+  let membership: Membership | null = null;
+  let joining: Promise<Membership> | null = null;
+  let roundsTimer: NodeJS.Timeout | undefined;
+  let renewTimer: NodeJS.Timeout | undefined;
+  let renewing: Promise<void> | null = null;
+  let round: Promise<void> | null = null;
+  let wakeRequested = false;
+  let stopped = false;
+  let released = false;
+  let failuresInARow = 0;
+  const stats: LeaseStats = { daemonId: host.daemonId, joined: false, leaseExpiresAt: null, renewals: 0, renewalFailures: 0, lapses: 0, claimed: 0, lost: 0 };
+
+  /** The source a claim is restored with: a takeover from a daemon alive while this one ran, or a restart. */
+  function sourceFor(claim: ClaimedSupervisor, current: Membership): RestorationSource {
+    if (claim.previousOwner === null || claim.previousOwner === host.daemonId) return 'daemon_restart';
+    if (claim.previousLeaseEndedAt && claim.previousLeaseEndedAt.getTime() > current.startedAt.getTime()) return 'reassignment';
+    return 'daemon_restart';
+  }
+
+  /** Daemons on this host whose process is gone (kill -9) lose their lease now instead of after the TTL. */
+  async function expireDeadPredecessors(): Promise<void> {
+    const local = await listLocalMemberships(db, identity.host);
+    const dead = local.filter((member) => {
+      if (member.daemonId === host.daemonId || member.pid === null) return false;
+      if (member.pid === identity.pid) return member.processToken !== identity.processToken;
+      return !processAlive(member.pid);
+    });
+    const expired = await expireMemberships(
+      db,
+      dead.map((member) => member.daemonId),
+    );
+    if (expired > 0) logger.info({ daemons: dead.map((member) => member.daemonId) }, 'daemons on this host whose process is gone: their leases end now');
+  }
+
+  async function joinOnce(): Promise<Membership> {
+    await expireDeadPredecessors();
+    const deadline = Date.now() + settings.ttlMs * 2 + settings.renewIntervalMs;
+    let warned = false;
+    for (;;) {
+      const incarnation = randomUUID();
+      const result = await joinMembership(db, { daemonId: host.daemonId, incarnation, url: settings.url, ttlMs: settings.ttlMs, process: identity });
+      if (result.joined) {
+        membership = result.membership;
+        stats.joined = true;
+        stats.leaseExpiresAt = result.membership.leaseExpiresAt.toISOString();
+        logger.info({ daemonId: host.daemonId, ttlMs: settings.ttlMs, renewIntervalMs: settings.renewIntervalMs }, 'joined: this daemon holds a membership lease');
+        scheduleRenewal();
+        return result.membership;
+      }
+      // A kill -9 leaves a lease that runs out by itself; a second live process with this id never lets go.
+      if (Date.now() > deadline) throw new DaemonIdInUseError(host.daemonId, result.heldUntil.toISOString());
+      if (!warned) {
+        warned = true;
+        logger.warn({ daemonId: host.daemonId, heldUntil: result.heldUntil.toISOString() }, 'daemon id is held by another lease; waiting for it to end');
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(settings.renewIntervalMs, 1_000)));
+    }
+  }
+
+  async function claimBatch(): Promise<Array<{ claim: ClaimedSupervisor; source: RestorationSource }>> {
+    const current = membership;
+    if (!current) return [];
+    const claims = await claimSupervisors(db, { daemonId: host.daemonId, limit: settings.claimBatchSize });
+    stats.claimed += claims.length;
+    return claims.map((claim) => ({ claim, source: sourceFor(claim, current) }));
+  }
+
+  async function renew(): Promise<void> {
+    const current = membership;
+    if (!current) return;
+    try {
+      const result = await renewMembership(db, current, settings.ttlMs);
+      if (failuresInARow > 0) logger.info({ failedRenewals: failuresInARow }, 'lease renewed again');
+      failuresInARow = 0;
+      if (!result.renewed) {
+        // Another incarnation took this id (only possible after this one's lease ran out): everything here is stale.
+        logger.error({ daemonId: host.daemonId }, 'this daemon lost its membership to another process with the same id; stopping its supervisors');
+        stats.lost += host.held().length;
+        await host.dropLost(host.held().map((entry) => entry.supervisorId));
+        membership = null;
+        stats.joined = false;
+        return;
+      }
+      stats.renewals += 1;
+      stats.leaseExpiresAt = result.leaseExpiresAt.toISOString();
+      if (result.lapsed) {
+        // Paused or cut off past the TTL: others may have claimed some supervisors. Find them now rather than at their next write.
+        stats.lapses += 1;
+        const lost = await findLostOwnership(db, host.daemonId, host.held());
+        logger.warn({ lost: lost.length }, 'the lease had run out before this renewal; supervisors other daemons claimed meanwhile are stopped here');
+        if (lost.length > 0) {
+          stats.lost += lost.length;
+          await host.dropLost(lost);
+        }
+      }
+    } catch (error) {
+      stats.renewalFailures += 1;
+      failuresInARow += 1;
+      if (failuresInARow === 1 || failuresInARow % 10 === 0) logger.warn({ err: errorText(error), attempts: failuresInARow }, 'could not renew the lease; retrying next round');
+    }
+  }
+
+  // Renewal runs on its own timer from the moment of joining, so a long restore or claim round never lets the lease lapse.
+  function scheduleRenewal(): void {
+    clearTimeout(renewTimer);
+    if (released) return;
+    renewTimer = setTimeout(() => {
+      renewing = renew().finally(() => {
+        renewing = null;
+        if (membership) scheduleRenewal();
+      });
+    }, settings.renewIntervalMs);
+    renewTimer.unref();
+  }
+
+  async function runRound(): Promise<void> {
+    if (!membership || stopped) return;
+    try {
+      for (;;) {
+        const claims = await claimBatch();
+        if (claims.length > 0) {
+          logger.info({ claimed: claims.length, from: [...new Set(claims.map((entry) => entry.claim.previousOwner))] }, 'claimed supervisors whose owner lease ended');
+          await host.restoreClaimed(claims);
+        }
+        if (claims.length < settings.claimBatchSize || stopped) break;
+      }
+      if (Math.random() < 0.05) await pruneMemberships(db, 3_600_000);
+    } catch (error) {
+      logger.warn({ err: errorText(error) }, 'claim round failed; retrying next round');
+    }
+  }
+
+  function schedule(delayMs: number): void {
+    clearTimeout(roundsTimer);
+    if (stopped) return;
+    roundsTimer = setTimeout(() => {
+      round = runRound().finally(() => {
+        round = null;
+        const again = wakeRequested;
+        wakeRequested = false;
+        schedule(again ? 0 : settings.renewIntervalMs);
+      });
+    }, delayMs);
+    roundsTimer.unref();
+  }
+
+  return {
+    join() {
+      if (membership) return Promise.resolve(membership);
+      joining ??= joinOnce().finally(() => {
+        joining = null;
+      });
+      return joining;
+    },
+
+    get membership() {
+      return membership;
+    },
+
+    async claimAtStartup() {
+      const all: Array<{ claim: ClaimedSupervisor; source: RestorationSource }> = [];
+      const disowned = await disownPreviousIncarnation(db, host.daemonId);
+      if (disowned > 0) logger.info({ supervisors: disowned }, 'supervisors of this daemon id\'s previous run are claimed again');
+      for (;;) {
+        const claims = await claimBatch();
+        all.push(...claims);
+        if (claims.length > 0) await host.restoreClaimed(claims);
+        if (claims.length < settings.claimBatchSize || stopped) return all;
+      }
+    },
+
+    startRounds() {
+      if (stopped || roundsTimer) return;
+      schedule(settings.renewIntervalMs);
+    },
+
+    wake() {
+      if (stopped || !roundsTimer) return;
+      if (round) wakeRequested = true;
+      else schedule(0);
+    },
+
+    async release() {
+      stopped = true;
+      released = true;
+      clearTimeout(roundsTimer);
+      clearTimeout(renewTimer);
+      await round?.catch(() => undefined);
+      await renewing?.catch(() => undefined);
+      const current = membership;
+      membership = null;
+      stats.joined = false;
+      if (!current) return;
+      try {
+        await releaseMembership(db, current);
+        logger.info({ daemonId: host.daemonId }, 'released this daemon\'s leases: other daemons take its supervisors at their next round');
+      } catch (error) {
+        logger.warn({ err: errorText(error) }, 'could not release the lease; other daemons take over when it expires');
+      }
+    },
+
+    async advertise(url) {
+      settings.url = url;
+      const current = membership ?? (await this.join());
+      await advertiseMembership(db, current, url);
+    },
+
+    async stopClaiming() {
+      stopped = true;
+      clearTimeout(roundsTimer);
+      await round?.catch(() => undefined);
+    },
+
+    stats: () => ({ ...stats }),
+  };
+}

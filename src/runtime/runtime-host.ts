@@ -1,0 +1,49 @@
+// The runtime's private host interface: what its own parts (restorer, lease keeper, inbox, outbox relay, inbound
+// consumers) may use. It never leaves src/runtime: the API and library callers see only SupervisorRuntime.
+
+import type { InspectionEvent, Observer } from 'xstate';
+import type { SupervisorSnapshot } from '../machines/supervisor-machine.js';
+import type { Database } from '../persistence/database.js';
+import type { Transport } from '../transport/transport.js';
+import type { SupervisorCommand } from './agent-driver.js';
+import type { CommittedStep, DurableSupervisor } from './durable-supervisor.js';
+import type { Logger } from './logger.js';
+
+/** Callbacks the runtime's parts attach to. */
+export interface RuntimeHooks {
+  onCommitted: Array<(supervisor: DurableSupervisor, step: CommittedStep) => void>;
+  onShutdown: Array<() => Promise<void>>;
+}
+
+/** Where a supervisor sits in the ownership model: the epoch this daemon holds it at. */
+export interface Placement {
+  step: number;
+  epoch: number;
+}
+
+export interface RuntimeHost {
+  readonly database: Database;
+  readonly transport: Transport | undefined;
+  readonly logger: Logger;
+  readonly subjectPrefix: string;
+  readonly daemonId: string;
+  readonly hooks: RuntimeHooks;
+  readonly inspectObserver: Observer<InspectionEvent> | undefined;
+  now(): Date;
+  /** Resolves once this daemon holds its membership lease (every write names it). */
+  ready(): Promise<void>;
+  /** The running copy, if this daemon runs the supervisor. */
+  running(id: string): DurableSupervisor | undefined;
+  /** Put a validated snapshot to work, stored at `placement.step`, owned at `placement.epoch`. */
+  adopt(snapshot: SupervisorSnapshot, placement: Placement, driverName: string): DurableSupervisor;
+  /** Commit a brand-new snapshot (over whatever is stored, at a later step) and run it. */
+  createFresh(initial: SupervisorSnapshot, driverName: string, placement: Placement): Promise<DurableSupervisor>;
+  /** Stop the local copy after its queued saves; the row is left as it is. */
+  stopLocal(id: string): Promise<void>;
+  /** Queue the agent driver's callbacks for this supervisor instead of running them (while it is being restored). */
+  holdDriver(id: string): void;
+  /** Run the queued callbacks in order and stop queueing; `discard` drops them (the restoration failed). */
+  releaseDriver(id: string, options?: { discard?: boolean }): void;
+  /** Apply a command to a supervisor running here (the inbox applies what other daemons recorded). */
+  send(id: string, command: SupervisorCommand): Promise<CommittedStep>;
+}
