@@ -35,9 +35,8 @@ export {
   listRestorableSupervisorIds,
   listSupervisors,
 } from './supervisors/read-supervisor-state.js';
-export { getTask, recordTaskOutcome, validateSpawnedTasks } from './supervisors/tasks.js';
+export { getTask, listSupervisorTasks, recordTaskOutcome, validateSpawnedTasks } from './supervisors/tasks.js';
 export { getNewestCheckpointBefore, listCheckpoints } from './supervisors/checkpoints.js';
 export { countConversation, getConversation } from './supervisors/conversation.js';
 export { quarantineSupervisorRow } from './supervisors/quarantine.js';
 export { enqueueOutbox } from './supervisors/enqueue-outbox.js';
-export { markSupervisorInterrupted } from './supervisors/mark-supervisor-interrupted.js';

@@ -94,8 +94,14 @@ export function startInboxApplier(
     }
   }
 
+  /** Supervisors whose messages could not be applied last round: left out of the next read, retried every tenth. */
+  let waitingBefore: string[] = [];
+  let rounds = 0;
+
   async function round(): Promise<void> {
-    const rows = await listInboxForOwner(db, host.daemonId, batchSize);
+    rounds += 1;
+    const skip = rounds % 10 === 0 ? [] : waitingBefore.filter((id) => !host.running(id)).slice(0, 1_000);
+    const rows = await listInboxForOwner(db, host.daemonId, batchSize, skip);
     // One supervisor's messages apply in order: after one is left for later, its later ones wait too.
     const waiting = new Set<string>();
     for (const row of rows) {
@@ -120,6 +126,7 @@ export function startInboxApplier(
       failures.delete(row.id);
       await markInboxApplied(db, row.id, result.outcome, result.detail);
     }
+    waitingBefore = [...waiting];
     if (Date.now() - lastPrune > 60_000) {
       lastPrune = Date.now();
       await pruneInbox(db, new Date(Date.now() - retentionMs));

@@ -19,17 +19,25 @@ export interface RegistryEntry {
 }
 
 export interface RegistryContext {
+  /** Entries by supervisor id. Updated in place: read it from the newest snapshot, do not keep an old one to diff. */
   supervisors: Record<string, RegistryEntry>;
+  /** Bumped by every change, so each change is a new snapshot that subscribers hear. */
+  version: number;
 }
 
 export function createRegistryStore() {
   return createStore({
-    context: { supervisors: {} } as RegistryContext,
+    context: { supervisors: {}, version: 0 } as RegistryContext,
     on: {
-      upsert: (context, entry: RegistryEntry) => ({ supervisors: { ...context.supervisors, [entry.id]: entry } }),
+      // Copying the record on every save point made N supervisors cost O(N²) (96 ms of a 300-supervisor restore):
+      // the entries object is shared between snapshots and only the snapshot itself is new.
+      upsert: (context, entry: RegistryEntry) => {
+        context.supervisors[entry.id] = entry;
+        return { supervisors: context.supervisors, version: context.version + 1 };
+      },
       remove: (context, event: { id: string }) => {
-        const { [event.id]: _removed, ...rest } = context.supervisors;
-        return { supervisors: rest };
+        delete context.supervisors[event.id];
+        return { supervisors: context.supervisors, version: context.version + 1 };
       },
     },
   });

@@ -19,8 +19,10 @@ import {
   getSupervisorStateForRestoration,
   listCheckpoints,
   quarantineSupervisorRow,
+  listSupervisorTasks,
   validateSpawnedTasks,
   type CheckpointRecord,
+  type TaskRecord,
 } from '../persistence/supervisor-repository.js';
 import { claimSupervisor, getOwner, releaseSupervisor, type ClaimedSupervisor } from '../persistence/ownership/claims.js';
 import { SupervisorOwnedElsewhereError } from '../persistence/ownership/errors.js';
@@ -107,6 +109,9 @@ interface Session {
   contextMessage: string;
   /** The error that ended the protocol, if one did (the machine keeps only its message). */
   failure: unknown;
+  /** Every task row of the supervisor and the stored conversation length, read with the state row. */
+  taskRows: TaskRecord[];
+  conversationStored: number;
 }
 
 /** The epoch a restore runs at, and whom the supervisor came from. */
@@ -275,7 +280,12 @@ async function restoreOnce(host: RuntimeHost, supervisorId: string, source: Rest
   // The driver hears nothing until the restoration is committed: reconciled task outcomes must not make it act on a
   // state the restoration context message has not described yet.
   host.holdDriver(supervisorId);
-  const session: Session = { raw: null, snapshot: null, step: 0, supervisor: null, tasks: [], redelivered: [], contextMessage: '', failure: null };
+  const session: Session = { raw: null, snapshot: null, step: 0, supervisor: null, tasks: [], redelivered: [], contextMessage: '', failure: null, taskRows: [], conversationStored: 0 };
+  /** Statuses of the given ids among the rows read at load time (one read for the row and every checkpoint tried). */
+  const statusesOf = (ids: readonly string[]): TaskStatuses => {
+    const wanted = new Set(ids);
+    return new Map(session.taskRows.filter((task) => wanted.has(task.id)).map((task) => [task.id, task.status]));
+  };
   const at = () => host.now().toISOString();
   const need = <T>(value: T | null, what: string): T => {
     if (value === null) throw new Error(`restoration step ran without ${what}`);
@@ -294,14 +304,21 @@ async function restoreOnce(host: RuntimeHost, supervisorId: string, source: Rest
   const machine = restorationMachine.provide({
     actors: {
       loadState: step(async () => {
-        session.raw = await getSupervisorStateForRestoration(db, supervisorId);
+        // Three reads at once, one round trip of waiting: the row, its tasks, its conversation length.
+        const [raw, taskRows, conversationStored] = await Promise.all([
+          getSupervisorStateForRestoration(db, supervisorId),
+          listSupervisorTasks(db, supervisorId),
+          countConversation(db, supervisorId),
+        ]);
+        session.raw = raw;
+        session.taskRows = taskRows;
+        session.conversationStored = conversationStored;
         return { found: session.raw !== null };
       }),
 
       validateState: step(async () => {
         const raw = need(session.raw, 'a row');
-        const tasks = await taskStatuses(host, supervisorId, [...raw.spawnedTaskIds, ...snapshotTaskIds(raw.snapshot)]);
-        const outcome = validateStoredState(candidateFromRow(raw), tasks);
+        const outcome = validateStoredState(candidateFromRow(raw), statusesOf([...raw.spawnedTaskIds, ...snapshotTaskIds(raw.snapshot)]));
         if (outcome.snapshot) {
           // Heartbeat saves touch only these three columns, so the row is newer than its snapshot for them.
           session.snapshot = withContext(outcome.snapshot, {
@@ -323,7 +340,7 @@ async function restoreOnce(host: RuntimeHost, supervisorId: string, source: Rest
           const page = await listCheckpoints(db, supervisorId, { limit: 25, ...(before !== undefined ? { beforeSeq: before } : {}) });
           for (const checkpoint of page) {
             const candidate = candidateFromCheckpoint(supervisorId, checkpoint);
-            const outcome = validateStoredState(candidate, await taskStatuses(host, supervisorId, candidate.spawnedTaskIds), { fallbackAction: 'restore_from_checkpoint' });
+            const outcome = validateStoredState(candidate, statusesOf(candidate.spawnedTaskIds), { fallbackAction: 'restore_from_checkpoint' });
             if (outcome.snapshot) {
               session.snapshot = outcome.snapshot;
               session.step = raw.step;
@@ -339,7 +356,7 @@ async function restoreOnce(host: RuntimeHost, supervisorId: string, source: Rest
       startFresh: step(async () => {
         const raw = session.raw;
         if (raw) await quarantineSupervisorRow(db, supervisorId, 'no valid state or checkpoint at restoration');
-        const conversationLength = await countConversation(db, supervisorId);
+        const conversationLength = session.conversationStored;
         const [initial] = initialTransition(supervisorMachine, { supervisorId, name: raw?.name ?? `supervisor-${supervisorId.slice(0, 8)}`, ...(raw?.phase ? { phase: raw.phase } : {}), createdAt: at() });
         // Earlier conversation entries stay; the fresh supervisor appends after them.
         const fresh = conversationLength > 0 ? withContext(initial, { conversationLength }) : initial;
@@ -351,7 +368,7 @@ async function restoreOnce(host: RuntimeHost, supervisorId: string, source: Rest
       restoreConversation: step(async () => {
         const raw = need(session.raw, 'a row');
         let snapshot = need(session.snapshot, 'a snapshot');
-        const stored = await countConversation(db, supervisorId);
+        const stored = session.conversationStored;
         const warnings: string[] = [];
         if (stored > snapshot.context.conversationLength) {
           // An older checkpoint knows fewer entries than were written: keep them all, continue after the last.
@@ -371,6 +388,8 @@ async function restoreOnce(host: RuntimeHost, supervisorId: string, source: Rest
         const supervisor = need(session.supervisor, 'a supervisor');
         if (isTerminalState(supervisor.state)) return {};
         const running = supervisor.snapshot.context.tasks.filter((task) => task.status === 'running');
+        if (running.length === 0) return {};
+        // Read again: a worker may have recorded an outcome since the load.
         const { existing } = await validateSpawnedTasks(db, supervisorId, running.map((task) => task.id));
         const warnings: string[] = [];
         for (const task of running) {

@@ -14,7 +14,7 @@ import { supervisorMachine } from '../machines/supervisor-machine.js';
 import type { SupervisorEvent } from '../machines/supervisor-types.js';
 import type { Database, DatabaseHealth } from '../persistence/database.js';
 import { getOwner } from '../persistence/ownership/claims.js';
-import { SupervisorOwnedElsewhereError, type OwnershipLostError } from '../persistence/ownership/errors.js';
+import { OwnershipLostError, SupervisorOwnedElsewhereError } from '../persistence/ownership/errors.js';
 import { listMemberships, type MembershipView } from '../persistence/ownership/memberships.js';
 import {
   getConversation,
@@ -22,6 +22,7 @@ import {
   getTask,
   listCheckpoints,
   listSupervisors,
+  StaleWriteError,
   type CheckpointRecord,
   type ListSupervisorsOptions,
   type SupervisorDetailedState,
@@ -480,7 +481,15 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
         ...(input.phase ? { phase: input.phase } : {}),
         createdAt: now().toISOString(),
       });
-      const supervisor = place(await DurableSupervisor.create(deps, initial, input.driver ?? defaultDriver, { step: 1, epoch: 1 }));
+      let created: DurableSupervisor;
+      try {
+        created = await DurableSupervisor.create(deps, initial, input.driver ?? defaultDriver, { step: 1, epoch: 1 });
+      } catch (error) {
+        // Two spawns racing for one caller-chosen id: the loser's insert finds the winner's row.
+        if (error instanceof StaleWriteError || error instanceof OwnershipLostError) throw new InvalidSupervisorDataError(id, 'id', 'is already taken by another supervisor');
+        throw error;
+      }
+      const supervisor = place(created);
       if (input.start !== false) await supervisor.send({ type: 'START', at: now().toISOString() });
       supervisor.startHeartbeat();
       logger.info({ supervisorId: id, name: input.name, driver: supervisor.driverName }, 'supervisor spawned');

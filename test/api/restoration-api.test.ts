@@ -112,6 +112,23 @@ for (const target of targets) {
       expect(malformed.status).toBe(400);
       expect(malformed.body.message).toMatch(/params\.id must be a UUID/);
     });
+
+    it('{"startFreshIfMissing": true} starts a fresh supervisor under an unknown id, stamped manual and owned by this daemon; a bad body is 400 and starts nothing', async () => {
+      const id = '00000000-0000-4000-8000-00000000f00d';
+      const bad = await call(daemon, 'POST', `/supervisors/${id}/resume`, { startFreshIfMissing: 'yes', extra: 1 });
+      expect(bad.status).toBe(400);
+      expect(bad.body.problems).toEqual(['body.extra is not an accepted field', 'body.startFreshIfMissing must be true or false']);
+      expect((await call(daemon, 'GET', `/supervisors/${id}`)).status).toBe(404);
+
+      const fresh = await call<RestorationInfo>(daemon, 'POST', `/supervisors/${id}/resume`, { startFreshIfMissing: true });
+      expect(fresh.status).toBe(200);
+      expect(fresh.body).toMatchObject({ supervisorId: id, source: 'manual', recoveryAction: 'start_fresh', restoredState: 'idle', restorationCount: 1 });
+      const daemons = await call<{ self: string; daemons: Array<{ daemonId: string; live: boolean; url: string; supervisors: number }> }>(daemon, 'GET', '/daemons');
+      const view = await call<SupervisorView>(daemon, 'GET', `/supervisors/${id}`);
+      expect(view.body).toMatchObject({ live: true, owner: daemons.body.self, restorationSource: 'manual' });
+      expect(daemons.body.daemons).toContainEqual(expect.objectContaining({ daemonId: daemons.body.self, live: true, url: daemon.url }));
+      expect(daemon.logs()).toMatch(/no stored state for this id: starting a fresh supervisor under it/);
+    });
   });
 
   describe(`GET /restorations on a daemon on ${target.name}`, () => {

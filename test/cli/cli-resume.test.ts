@@ -45,6 +45,13 @@ for (const target of targets) {
       expect(unknown.stdout).toBe('');
       expect(unknown.stderr).toMatch(new RegExp(`Supervisor ${UNKNOWN_ID} does not exist`));
     });
+
+    it('--start-fresh-if-missing starts a fresh supervisor under an unknown id and prints what it did, exit 0', async () => {
+      const id = '00000000-0000-4000-8000-0000000c1100';
+      const fresh = await runBin(['resume', id, '--start-fresh-if-missing', '--json', '--url', daemon.url], ENV);
+      expect(fresh.code).toBe(0);
+      expect(JSON.parse(fresh.stdout)).toMatchObject({ supervisorId: id, source: 'manual', recoveryAction: 'start_fresh', restoredState: 'idle' });
+    });
   });
 }
 

@@ -65,8 +65,11 @@ export async function recordInbound(db: Executor, record: InboundRecord, channel
   });
 }
 
-/** Unapplied messages for supervisors this daemon owns, oldest first. */
-export async function listInboxForOwner(db: Executor, daemonId: string, limit: number): Promise<InboxRow[]> {
+/**
+ * Unapplied messages for supervisors this daemon owns, oldest first, leaving out `skip` (supervisors whose messages
+ * are waiting for something, so they never crowd out the rest of the inbox).
+ */
+export async function listInboxForOwner(db: Executor, daemonId: string, limit: number, skip: readonly string[] = []): Promise<InboxRow[]> {
   return withDatabaseErrors('listInboxForOwner', undefined, async () => {
     const result = await sql<{
       id: string | number;
@@ -81,7 +84,7 @@ export async function listInboxForOwner(db: Executor, daemonId: string, limit: n
       /* sr:list_inbox */
       SELECT i.id, i.supervisor_id, i.kind, i.payload, i.msg_id, i.epoch, i.received_by, i.received_at
       FROM supervisor_inbox i JOIN supervisor_states s ON s.id = i.supervisor_id
-      WHERE i.applied_at IS NULL AND s.owner = ${daemonId}
+      WHERE i.applied_at IS NULL AND s.owner = ${daemonId} AND NOT (i.supervisor_id = ANY (${[...skip]}::uuid[]))
       ORDER BY i.id
       LIMIT ${Math.max(1, Math.floor(limit))}`.execute(db);
     return result.rows.map((row) => ({

@@ -16,6 +16,12 @@ export async function validateSpawnedTasks(db: Executor, supervisorId: string, t
   return { existing, missing: taskIds.filter((id) => !found.has(id)) };
 }
 
+/** Every task row of one supervisor (the restoration reads them once, with the state row). */
+export async function listSupervisorTasks(db: Executor, supervisorId: string): Promise<TaskRecord[]> {
+  const rows = await withDatabaseErrors('listSupervisorTasks', supervisorId, () => db.selectFrom('supervisor_tasks').selectAll().where('supervisor_id', '=', supervisorId).execute());
+  return rows.map(toTaskRecord);
+}
+
 export async function getTask(db: Executor, taskId: string): Promise<TaskRecord | null> {
   const row = await withDatabaseErrors('getTask', undefined, () => db.selectFrom('supervisor_tasks').selectAll().where('id', '=', taskId).executeTakeFirst());
   return row ? toTaskRecord(row) : null;
