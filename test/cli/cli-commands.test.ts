@@ -37,7 +37,7 @@ for (const target of targets) {
       const status = await runBin(['status'], env);
       expect(status.code).toBe(0);
       const [header, ...lines] = status.stdout.trimEnd().split('\n');
-      expect(header).toMatch(/^ID\s+NAME\s+STATE\s+PHASE\s+PROGRESS\s+QUESTIONS\s+ACTIVITY$/);
+      expect(header).toMatch(/^ID\s+NAME\s+STATE\s+PHASE\s+PROGRESS\s+QUESTIONS\s+OWNER\s+ACTIVITY$/);
       expect(lines.find((line) => line.includes('Release notes'))).toMatch(/Release notes\s+idle\s+drafting\s+0%\s+0/);
     });
 
@@ -50,6 +50,7 @@ for (const target of targets) {
       expect(detail.code).toBe(0);
       expect(detail.stdout).toMatch(new RegExp(`^Supervisor\\s+${supervisor.id}$`, 'm'));
       expect(detail.stdout).toMatch(/^State\s+waiting_for_user \(running in the daemon\)$/m);
+      expect(detail.stdout).toMatch(/^Owner\s+\S+ \(epoch 1\)$/m);
       expect(detail.stdout).toMatch(/^Pending questions \(1\):$/m);
       expect(detail.stdout).toContain(`${questionId}  Which rollout?`);
       expect(detail.stdout).toContain('choices: canary | big bang');

@@ -10,7 +10,7 @@ export function formatSupervisorTable(list: SupervisorListResponse): string {
     list.supervisors.length === 0
       ? 'No supervisors yet: create one with `supervisor-runtime spawn <name>`.\n'
       : table(
-          ['ID', 'NAME', 'STATE', 'PHASE', 'PROGRESS', 'QUESTIONS', 'ACTIVITY'],
+          ['ID', 'NAME', 'STATE', 'PHASE', 'PROGRESS', 'QUESTIONS', 'OWNER', 'ACTIVITY'],
           list.supervisors.map((supervisor) => [
             supervisor.id,
             truncate(supervisor.name, 30),
@@ -18,6 +18,7 @@ export function formatSupervisorTable(list: SupervisorListResponse): string {
             truncate(supervisor.phase, 20),
             `${supervisor.progress}%`,
             String(supervisor.pendingQuestions.length),
+            truncate(supervisor.owner ?? '-', 24),
             truncate(supervisor.currentActivity ?? '', 50),
           ]),
         );
@@ -35,7 +36,8 @@ export function formatSupervisorDetail(supervisor: SupervisorView): string {
   let text = fields([
     ['Supervisor', supervisor.id],
     ['Name', supervisor.name],
-    ['State', `${supervisor.state}${supervisor.live ? ' (running in the daemon)' : ' (not running in the daemon)'}`],
+    ['State', `${supervisor.state}${supervisor.live ? ' (running in the daemon)' : supervisor.owner ? ` (not running in this daemon; owner ${supervisor.owner})` : ' (not running in any daemon)'}`],
+    ['Owner', supervisor.owner ? `${supervisor.owner} (epoch ${supervisor.epoch})` : 'none'],
     ['Phase', supervisor.phase],
     ['Progress', `${supervisor.progress}%`],
     ['Activity', supervisor.currentActivity],
