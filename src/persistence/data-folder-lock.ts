@@ -35,12 +35,12 @@ const GIVE_UP_MS = 5_000;
  */
 const heldFolders = new Set<string>();
 
-function processAlive(pid: number): boolean {
+/** True when a process with this pid exists (EPERM: it exists but belongs to someone else). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
   } catch (error) {
-    // EPERM means the process exists but belongs to someone else.
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

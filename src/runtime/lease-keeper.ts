@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { errorText } from '../domain/errors.js';
 import type { RestorationSource } from '../domain/restoration.js';
+import { processAlive } from '../persistence/data-folder-lock.js';
 import type { Database } from '../persistence/database.js';
 import { claimSupervisors, disownPreviousIncarnation, findLostOwnership, type ClaimedSupervisor } from '../persistence/ownership/claims.js';
 import { DaemonIdInUseError } from '../persistence/ownership/errors.js';
@@ -86,14 +87,6 @@ export function processIdentity(): ProcessIdentity {
   return { host: hostname(), pid: process.pid, processToken: PROCESS_TOKEN };
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export function createLeaseKeeper(host: LeaseKeeperHost, initialSettings: LeaseSettings): LeaseKeeper {
   const settings = { ...initialSettings };
