@@ -5,6 +5,7 @@ import { errorText } from '../domain/errors.js';
 import { silentLogger, type Logger } from '../runtime/logger.js';
 import type { SupervisorRuntime } from '../runtime/supervisor-runtime.js';
 import { requireBearerToken } from './auth.js';
+import { refuseNulCharacters } from './nul-guard.js';
 import { formatSchemaErrors, toErrorReply, type ApiErrorBody } from './errors.js';
 import { registerConversationRoutes } from './routes/conversation.js';
 import { registerDashboardRoutes } from './routes/dashboard.js';
@@ -73,6 +74,7 @@ export async function createApiServer(runtime: SupervisorRuntime, options: ApiSe
 
   closeGracefully(app);
   if (options.token) requireBearerToken(app, options.token);
+  refuseNulCharacters(app);
 
   app.setErrorHandler((error, request, reply) => {
     const { statusCode, body, unexpected } = toErrorReply(error);

@@ -174,6 +174,30 @@ for (const target of targets) {
       expect({ ...after, lastHeartbeat: null, updatedAt: '' }).toEqual({ ...before, lastHeartbeat: null, updatedAt: '' });
     });
 
+    it('a NUL character in any text field is 400 naming the field, at every route, and nothing is written', async () => {
+      const supervisor = await spawnSupervisor('nul-free');
+      const asked = await post<{ questionId: string }>(`/supervisors/${supervisor.id}/questions`, { question: 'Clean?' });
+      const before = (await get<SupervisorView>(`/supervisors/${supervisor.id}`)).body;
+      const cases: Array<[string, unknown, string]> = [
+        ['/supervisors', { name: 'a\u0000b' }, 'body.name'],
+        [`/supervisors/${supervisor.id}/events`, { type: 'SET_PHASE', phase: 'p\u0000' }, 'body.phase'],
+        [`/supervisors/${supervisor.id}/questions`, { question: 'q', choices: ['ok', 'n\u0000o'] }, 'body.choices.1'],
+        [`/supervisors/${supervisor.id}/questions`, { question: 'q', context: '\u0000' }, 'body.context'],
+        [`/supervisors/${supervisor.id}/questions/${asked.body.questionId}/answer`, { answer: 'y\u0000es' }, 'body.answer'],
+        [`/supervisors/${supervisor.id}/tasks`, { description: 'd\u0000' }, 'body.description'],
+        [`/tasks/${supervisor.spawnedTaskIds[0] ?? 'some-task'}/events`, { type: 'completed', result: 'r\u0000' }, 'body.result'],
+      ];
+      for (const [path, body, field] of cases) {
+        const refused = await post(path, body);
+        expect(refused.status, path).toBe(400);
+        expect(refused.body.message).toContain(`${field} contains a NUL character`);
+      }
+      const after = (await get<SupervisorView>(`/supervisors/${supervisor.id}`)).body;
+      expect({ ...after, lastHeartbeat: null, updatedAt: '' }).toEqual({ ...before, lastHeartbeat: null, updatedAt: '' });
+      const listed = await get<{ supervisors: SupervisorView[] }>('/supervisors');
+      expect(listed.body.supervisors.some((view) => view.name.includes('\u0000') || view.name === 'ab')).toBe(false);
+    });
+
     it('an event the machine refuses is 409 with the reason and the state, and the state is unchanged; an unknown id is 404', async () => {
       const supervisor = await spawnSupervisor('refusing');
       const refused = await post(`/supervisors/${supervisor.id}/events`, { type: 'ANSWER', questionId: 'never-asked', answer: 'x' });

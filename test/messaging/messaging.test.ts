@@ -145,6 +145,19 @@ for (const target of await messagingTargets()) {
       expect(stats.taskEvents).toMatchObject({ applied: 1, malformed: 4, retried: 0 });
     });
 
+    it('poison answers (a subject that names no UUID, a NUL character the database cannot store) are terminated, never retried, and a good answer after 200 of them applies', async () => {
+      const { runtime, messaging, transport } = await messagingRuntime();
+      const supervisor = await runtime.spawn({ name: 'poisoned' });
+      const { questionId } = await runtime.askQuestion(supervisor.id, { question: 'Still listening?' });
+      for (let n = 0; n < 190; n++) await publishAnswer(transport, `not-a-uuid-${n}`, { questionId: 'q', answer: 'x' }, `poison-subject-${n}`);
+      for (let n = 0; n < 10; n++) await publishAnswer(transport, supervisor.id, { questionId, answer: `nul\u0000${n}` }, `poison-nul-${n}`);
+      await publishAnswer(transport, supervisor.id, { questionId, answer: 'yes' }, 'good-after-poison');
+      await eventually('the good answer to apply', () => (supervisor.state === 'working' ? true : undefined), 20_000);
+      expect(supervisor.snapshot.context.answeredQuestions).toEqual([expect.objectContaining({ id: questionId, answer: 'yes' })]);
+      await sleep(FAST_CONSUMERS.ackWaitMs + 400);
+      expect(messaging.consumers!.stats().answers).toMatchObject({ applied: 1, malformed: 200, retried: 0, recorded: 1 });
+    });
+
     it('an answer for an unknown supervisor and an event for an unknown task are terminated and counted', async () => {
       const { messaging, transport } = await messagingRuntime();
       await publishAnswer(transport, randomUUID(), { questionId: 'q1', answer: 'yes' }, 'unknown-supervisor');
