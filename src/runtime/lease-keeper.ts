@@ -8,7 +8,7 @@ import { errorText } from '../domain/errors.js';
 import type { RestorationSource } from '../domain/restoration.js';
 import { processAlive } from '../persistence/data-folder-lock.js';
 import type { Database } from '../persistence/database.js';
-import { claimSupervisors, disownPreviousIncarnation, findLostOwnership, type ClaimedSupervisor } from '../persistence/ownership/claims.js';
+import { claimContradictoryFinished, claimSupervisors, disownPreviousIncarnation, findLostOwnership, type ClaimedSupervisor } from '../persistence/ownership/claims.js';
 import { DaemonIdInUseError } from '../persistence/ownership/errors.js';
 import {
   advertiseMembership,
@@ -260,8 +260,23 @@ export function createLeaseKeeper(host: LeaseKeeperHost, initialSettings: LeaseS
         const claims = await claimBatch();
         all.push(...claims);
         if (claims.length > 0) await host.restoreClaimed(claims);
-        if (claims.length < settings.claimBatchSize || stopped) return all;
+        if (claims.length < settings.claimBatchSize || stopped) break;
       }
+      // Rows corrupted into a finished state are examined too (once, at start-up: this reads every finished row).
+      const current = membership;
+      // Bounded: a restore that fails because the database is away gives its supervisor back, to be claimed again.
+      for (let pass = 0; current && !stopped && pass < 20; pass++) {
+        const claims = (await claimContradictoryFinished(db, { daemonId: host.daemonId, limit: settings.claimBatchSize })).map((claim) => ({
+          claim,
+          source: sourceFor(claim, current),
+        }));
+        if (claims.length === 0) break;
+        logger.warn({ supervisors: claims.length }, 'finished supervisors whose stored row contradicts itself: restoring them through validation');
+        stats.claimed += claims.length;
+        all.push(...claims);
+        await host.restoreClaimed(claims);
+      }
+      return all;
     },
 
     startRounds() {

@@ -252,6 +252,25 @@ for (const target of await databaseTargets()) {
       });
     });
 
+    it('restore-all also examines a row corrupted into a finished state (column failed, no error, snapshot waiting for its human) and restores it from the newest valid checkpoint; rows that really finished are left alone', async () => {
+      const first = runtimeOn(database());
+      const busy = await busySupervisor(first);
+      const done = await first.spawn({ name: 'really done' });
+      await first.send(done.id, { type: 'COMPLETE' });
+      await crash(first);
+      const newest = (await listCheckpoints(db(), busy.id, { limit: 1 }))[0];
+      await sql`UPDATE supervisor_states SET state = 'failed', error_message = NULL WHERE id = ${busy.id}`.execute(db());
+      const second = runtimeOn(database());
+      const summary = await second.restoreAll();
+      expect(summary).toMatchObject({ total: 1, restored: 1, fromCheckpoint: 1, failed: [] });
+      expect(summary.results[0]).toMatchObject({ supervisorId: busy.id, recoveryAction: 'restore_from_checkpoint', checkpointSeq: newest?.seq, restoredState: 'waiting_for_user' });
+      expect(await getSupervisorState(db(), busy.id)).toMatchObject({ state: 'waiting_for_user', errorMessage: null });
+      expect(second.get(busy.id)?.snapshot.context.pendingQuestions.map((q) => q.id)).toEqual(busy.questions);
+      expect(second.get(done.id)).toBeUndefined();
+      expect((await getSupervisorState(db(), done.id))?.restorationCount).toBe(0);
+      await second.shutdown({ closeDatabase: false });
+    });
+
     it('with no valid checkpoint it starts fresh, keeps a copy of the bad row in quarantine and leaves the checkpoints untouched', async () => {
       const first = runtimeOn(database());
       const busy = await busySupervisor(first);

@@ -51,6 +51,44 @@ export async function claimSupervisors(db: Executor, input: { daemonId: string; 
   });
 }
 
+/**
+ * At start-up only (it reads every finished row): claim finished supervisors whose row contradicts itself (the
+ * column says completed or failed, the snapshot says otherwise, or `failed` has no error), so the restoration
+ * protocol examines them and falls back to the newest valid checkpoint instead of leaving them abandoned.
+ */
+export async function claimContradictoryFinished(db: Executor, input: { daemonId: string; limit: number }): Promise<ClaimedSupervisor[]> {
+  return withDatabaseErrors('claimContradictoryFinished', undefined, async () => {
+    const result = await sql<{ id: string; epoch: string | number; previous_owner: string | null; previous_lease_end: Date | string | null }>`
+      WITH candidate AS (
+        SELECT s.id, s.owner AS previous_owner
+        FROM supervisor_states s
+        WHERE s.state IN ('completed', 'failed')
+          AND (
+            jsonb_typeof(s.snapshot) IS DISTINCT FROM 'object'
+            OR (s.snapshot ->> 'value') IS DISTINCT FROM s.state::text
+            OR (s.state = 'failed' AND s.error_message IS NULL)
+          )
+          AND (
+            s.owner IS NULL
+            OR s.owner = ANY (ARRAY(SELECT d.id FROM supervisor_daemons d WHERE d.lease_expires_at <= now() AND d.id <> ${input.daemonId}))
+          )
+        LIMIT ${Math.max(1, Math.floor(input.limit))}
+        FOR UPDATE OF s SKIP LOCKED
+      )
+      UPDATE supervisor_states AS s SET owner = ${input.daemonId}, epoch = s.epoch + 1
+      FROM candidate c
+      WHERE s.id = c.id
+      RETURNING s.id, s.epoch, c.previous_owner,
+        (SELECT d.lease_expires_at FROM supervisor_daemons d WHERE d.id = c.previous_owner) AS previous_lease_end`.execute(db);
+    return result.rows.map((row) => ({
+      supervisorId: row.id,
+      epoch: Number(row.epoch),
+      previousOwner: row.previous_owner,
+      previousLeaseEndedAt: toDate(row.previous_lease_end),
+    }));
+  });
+}
+
 export type ClaimOneResult =
   | { outcome: 'claimed'; claim: ClaimedSupervisor }
   | { outcome: 'owned_elsewhere'; owner: string; ownerUrl: string | null }
