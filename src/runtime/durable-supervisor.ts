@@ -75,6 +75,8 @@ export class DurableSupervisor {
   /** A committed-in-memory INTERRUPT whose save point still waits for the database. */
   #unsaved: { step: CommittedStep; stepNumber: number } | null = null;
   #desynchronized: StaleWriteError | null = null;
+  /** An outage's INTERRUPT was saved; the RESUME that undoes it still has to commit. */
+  #resumePending = false;
   #lost: OwnershipLostError | null = null;
   #flushTimer: NodeJS.Timeout | undefined;
 
@@ -353,7 +355,7 @@ export class DurableSupervisor {
   #scheduleFlush(): void {
     clearTimeout(this.#flushTimer);
     this.#flushTimer = setTimeout(() => {
-      if (this.#stopped || !this.#unsaved) return;
+      if (this.#stopped || (!this.#unsaved && !this.#resumePending)) return;
       this.#enqueue(() => this.#flushUnsaved('retry')).catch(() => this.#scheduleFlush());
     }, 1_000);
     this.#flushTimer.unref();
@@ -361,21 +363,39 @@ export class DurableSupervisor {
 
   async #flushUnsaved(cause: string): Promise<void> {
     const pending = this.#unsaved;
-    if (!pending) return;
-    try {
-      pending.step.checkpointSeq = await this.#saveFull(pending.step, pending.stepNumber, pending.step.before.value as SupervisorState);
-    } catch (error) {
-      if (error instanceof OwnershipLostError) this.#loseOwnership(error);
-      if (error instanceof StaleWriteError) {
-        // The step before the outage committed after all (its reply was lost): what is stored is newer than this copy.
-        this.#unsaved = null;
-        this.#desynchronize(error);
+    if (pending) {
+      try {
+        pending.step.checkpointSeq = await this.#saveFull(pending.step, pending.stepNumber, pending.step.before.value as SupervisorState);
+      } catch (error) {
+        if (error instanceof OwnershipLostError) this.#loseOwnership(error);
+        if (error instanceof StaleWriteError) {
+          // The step before the outage committed after all (its reply was lost): what is stored is newer than this copy.
+          this.#unsaved = null;
+          this.#desynchronize(error);
+        }
+        throw error instanceof DatabaseUnavailableError ? new SaveFailedError(this.id, cause, error) : error;
       }
-      throw error instanceof DatabaseUnavailableError ? new SaveFailedError(this.id, cause, error) : error;
+      this.#step = pending.stepNumber;
+      this.#unsaved = null;
+      this.#resumePending = true;
+      this.deps.logger.info({ supervisorId: this.id, step: this.#step }, 'database back: interrupted state saved');
+      this.deps.onCommitted(this, pending.step);
     }
-    this.#step = pending.stepNumber;
-    this.#unsaved = null;
-    this.deps.logger.info({ supervisorId: this.id, step: this.#step }, 'database back: interrupted state saved');
-    this.deps.onCommitted(this, pending.step);
+    if (!this.#resumePending) return;
+    // The database, not a person, interrupted it: once that is recorded, it resumes by itself (a RESUME save point of
+    // its own, so the checkpoints show both). `interrupted` stays for what needs a person.
+    this.#resumePending = false;
+    const resume: SupervisorEvent = { type: 'RESUME', at: this.deps.now().toISOString() };
+    if (explainRefusal(this.#snapshot, resume)) return;
+    try {
+      await this.#apply(resume);
+    } catch (error) {
+      if (error instanceof SaveFailedError || error instanceof DatabaseUnavailableError) {
+        this.#resumePending = true;
+        this.#scheduleFlush();
+      }
+      throw error;
+    }
+    this.deps.logger.info({ supervisorId: this.id, state: this.state }, 'database back: supervisor resumed by itself');
   }
 }

@@ -64,7 +64,7 @@ for (const target of await databaseTargets()) {
 
     // A network outage that ends needs a network: PGlite runs in this process.
     // A network cut needs a TCP connection: Postgres only (PGlite runs in-process).
-    if (target.name === 'postgres') it('after an outage ends, the interruption is saved first, at the next step, and the supervisor goes on from there', async () => {
+    if (target.name === 'postgres') it('after an outage ends, the interruption is saved first, at the next step, then the supervisor resumes by itself and goes on', async () => {
       const proxy = await startTcpProxy(target.url ?? '');
       const handle = await openDatabase({ databaseUrl: proxy.url, schema: database().schema ?? undefined, poolSize: 2, onBackgroundError: () => undefined });
       const runtime = createRuntime({ database: handle, heartbeatIntervalMs: 0, saveRetry: { attempts: 2, baseDelayMs: 10 } });
@@ -79,15 +79,19 @@ for (const target of await databaseTargets()) {
         expect((await getSupervisorState(db(), supervisor.id))?.step).toBe(3);
 
         proxy.restore();
-        // The supervisor retries its interruption's save point on its own once the database answers again.
-        await vi.waitFor(async () => expect(await getSupervisorState(db(), supervisor.id)).toMatchObject({ state: 'interrupted', step: 4 }), { timeout: 5_000, interval: 50 });
+        // On its own once the database answers again: the interruption's save point, then a RESUME of its own, since
+        // the database and not a person interrupted it.
+        await vi.waitFor(async () => expect(await getSupervisorState(db(), supervisor.id)).toMatchObject({ state: 'waiting_for_user', step: 5, errorMessage: null }), {
+          timeout: 10_000,
+          interval: 50,
+        });
         await vi.waitFor(() => expect(runtime.registry.getSnapshot().context.supervisors[supervisor.id]?.degraded).toBe(false));
-        expect(supervisor.step).toBe(4);
+        expect(supervisor.step).toBe(5);
+        expect(supervisor.state).toBe('waiting_for_user');
 
         await runtime.answerQuestion(supervisor.id, questionId, 'yes');
-        await runtime.send(supervisor.id, { type: 'RESUME' });
         expect(supervisor.state).toBe('working');
-        expect(await checkpointReasons(db(), supervisor.id)).toEqual(['created', 'started', 'question_asked', 'interrupted', 'question_answered', 'resumed']);
+        expect(await checkpointReasons(db(), supervisor.id)).toEqual(['created', 'started', 'question_asked', 'interrupted', 'resumed', 'question_answered']);
         await expectStoredEqualsLive(db(), supervisor);
       } finally {
         await runtime.shutdown();
