@@ -144,6 +144,7 @@ export function daemonSettings(env: Env, flags: DaemonFlags = {}): DaemonSetting
   const logLevel = parseLogLevelSetting(flags.logLevel ? '--log-level' : 'LOG_LEVEL', flags.logLevel ?? env.LOG_LEVEL, 'info');
   const natsUrl = parseUrlSetting(flags.natsUrl !== undefined ? '--nats-url' : 'NATS_URL', flags.natsUrl ?? env.NATS_URL, ['nats:', 'tls:']);
   const host = nonEmpty(flags.host) ?? nonEmpty(env.HOST) ?? DEFAULT_HOST;
+  const inspectUrl = parseUrlSetting(flags.inspectUrl !== undefined ? '--inspect-url' : 'SUPERVISOR_RUNTIME_INSPECT_URL', flags.inspectUrl ?? env.SUPERVISOR_RUNTIME_INSPECT_URL, ['ws:', 'wss:']);
   const subjectPrefix = env.SUPERVISOR_RUNTIME_SUBJECT_PREFIX ?? '';
   if (subjectPrefix !== '' && !/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.$/.test(subjectPrefix)) {
     throw new ConfigError('SUPERVISOR_RUNTIME_SUBJECT_PREFIX', `expected dot-separated tokens ending in a dot (like "staging."), got "${subjectPrefix}"`);
@@ -155,8 +156,9 @@ export function daemonSettings(env: Env, flags: DaemonFlags = {}): DaemonSetting
     natsUrl,
     subjectPrefix,
     token: nonEmpty(env.SUPERVISOR_RUNTIME_TOKEN),
-    inspect: flags.inspect === true || parseBooleanSetting('SUPERVISOR_RUNTIME_INSPECT', env.SUPERVISOR_RUNTIME_INSPECT, false),
-    inspectUrl: parseUrlSetting(flags.inspectUrl !== undefined ? '--inspect-url' : 'SUPERVISOR_RUNTIME_INSPECT_URL', flags.inspectUrl ?? env.SUPERVISOR_RUNTIME_INSPECT_URL, ['ws:', 'wss:']),
+    // An inspector URL means "inspect there": --inspect-url without --inspect is not silently ignored.
+    inspect: flags.inspect === true || inspectUrl !== undefined || parseBooleanSetting('SUPERVISOR_RUNTIME_INSPECT', env.SUPERVISOR_RUNTIME_INSPECT, false),
+    inspectUrl,
     heartbeatIntervalMs: parseIntegerSetting('SUPERVISOR_RUNTIME_HEARTBEAT_MS', env.SUPERVISOR_RUNTIME_HEARTBEAT_MS, 15_000, 100, 3_600_000),
     logLevel,
     logPretty: parseBooleanSetting('LOG_PRETTY', env.LOG_PRETTY, process.stdout.isTTY === true),

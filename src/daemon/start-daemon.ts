@@ -31,6 +31,12 @@ export class PortInUseError extends SupervisorRuntimeError {
   }
 }
 
+/** Where actors are sent, for the start log line. */
+function inspectorDescription(settings: DaemonSettings): string {
+  if (!settings.inspect) return 'off';
+  return settings.inspectUrl ? `WebSocket inspector at ${settings.inspectUrl}` : 'Stately Sky (its link is printed by @statelyai/inspect)';
+}
+
 /** A URL a client on this machine can use: wildcard addresses are not reachable as such. */
 export function daemonUrl(host: string, port: number): string {
   const reachable = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
@@ -90,7 +96,7 @@ export async function startDaemon(settings: DaemonSettings, options: { logger?: 
     const url = daemonUrl(settings.host, boundPort(server, settings.port));
     // Other daemons send requests for supervisors this one owns here.
     await runtime.advertise(url);
-    logger.info({ url, database: database.description, transport: transport.kind, daemonId: settings.daemonId, leaseTtlMs: settings.leaseTtlMs, auth: settings.token ? 'bearer token' : 'none' }, 'daemon started');
+    logger.info({ url, database: database.description, transport: transport.kind, daemonId: settings.daemonId, leaseTtlMs: settings.leaseTtlMs, inspector: inspectorDescription(settings), auth: settings.token ? 'bearer token' : 'none' }, 'daemon started');
 
     const started = runtime;
     let closing: Promise<void> | undefined;
