@@ -46,6 +46,17 @@ export class UnauthorizedError extends SupervisorRuntimeError {
   }
 }
 
+/** A tokenless daemon on loopback refuses requests addressed to any other host name (DNS rebinding). */
+export class ForbiddenHostError extends SupervisorRuntimeError {
+  override readonly name = 'ForbiddenHostError';
+  constructor(readonly host: string) {
+    super(
+      `Host "${host}" is not this machine: a daemon without a token answers only requests addressed to 127.0.0.1, localhost or [::1]. ` +
+        'Use one of those, or start the daemon with SUPERVISOR_RUNTIME_TOKEN to accept other names.',
+    );
+  }
+}
+
 /** A request body, path or query that does not match its schema; nothing was changed. */
 export class RequestValidationError extends SupervisorRuntimeError {
   override readonly name = 'RequestValidationError';
@@ -111,6 +122,7 @@ function httpStatusCode(error: unknown): number | undefined {
 export function toErrorReply(error: unknown): ErrorReply {
   if (error instanceof RequestValidationError) return { statusCode: 400, body: { error: 'Bad Request', message: error.message, problems: error.problems }, unexpected: false };
   if (error instanceof UnauthorizedError) return reply(401, error);
+  if (error instanceof ForbiddenHostError) return reply(403, error, { host: error.host });
   if (error instanceof EventRefusedError) return reply(409, error, { reason: error.reason, state: error.state, eventType: error.eventType, supervisorId: error.supervisorId });
   if (error instanceof QuestionAlreadyAnsweredError) {
     return reply(409, error, { questionId: error.questionId, firstAnswer: error.firstAnswer, answeredAt: error.answeredAt, supervisorId: error.supervisorId });

@@ -4,7 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { errorText } from '../domain/errors.js';
 import { silentLogger, type Logger } from '../runtime/logger.js';
 import type { SupervisorRuntime } from '../runtime/supervisor-runtime.js';
-import { requireBearerToken } from './auth.js';
+import { requireBearerToken, requireLoopbackHost } from './auth.js';
 import { refuseNulCharacters } from './nul-guard.js';
 import { formatSchemaErrors, toErrorReply, type ApiErrorBody } from './errors.js';
 import { registerConversationRoutes } from './routes/conversation.js';
@@ -18,6 +18,8 @@ export interface ApiServerOptions {
   /** When set, every request but `GET /healthz` needs `Authorization: Bearer <token>`. */
   token?: string | undefined;
   logger?: Logger | undefined;
+  /** Answer only requests whose Host header names this machine (a tokenless daemon on loopback). */
+  loopbackOnly?: boolean | undefined;
   /** Largest accepted request body in bytes (default 64 KiB). */
   bodyLimit?: number | undefined;
 }
@@ -74,6 +76,7 @@ export async function createApiServer(runtime: SupervisorRuntime, options: ApiSe
 
   closeGracefully(app);
   if (options.token) requireBearerToken(app, options.token);
+  else if (options.loopbackOnly) requireLoopbackHost(app);
   refuseNulCharacters(app);
 
   app.setErrorHandler((error, request, reply) => {

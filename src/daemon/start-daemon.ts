@@ -31,6 +31,10 @@ export class PortInUseError extends SupervisorRuntimeError {
   }
 }
 
+function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
 /** Where actors are sent, for the start log line. */
 function inspectorDescription(settings: DaemonSettings): string {
   if (!settings.inspect) return 'off';
@@ -85,7 +89,8 @@ export async function startDaemon(settings: DaemonSettings, options: { logger?: 
       messaging: { embeddedWorker: settings.embeddedWorker, worker: settings.worker },
     });
 
-    const server = await createApiServer(runtime, { token: settings.token, logger: logger.child({ component: 'api' }) });
+    const loopback = isLoopbackHost(settings.host);
+    const server = await createApiServer(runtime, { token: settings.token, loopbackOnly: loopback, logger: logger.child({ component: 'api' }) });
     try {
       await server.listen({ host: settings.host, port: settings.port });
     } catch (error) {
@@ -94,9 +99,15 @@ export async function startDaemon(settings: DaemonSettings, options: { logger?: 
       throw error;
     }
     const url = daemonUrl(settings.host, boundPort(server, settings.port));
+    if (!loopback && !settings.token) {
+      logger.warn(
+        { host: settings.host, port: boundPort(server, settings.port) },
+        'listening beyond this machine without a token: anyone who can reach it can drive every supervisor; set SUPERVISOR_RUNTIME_TOKEN',
+      );
+    }
     // Other daemons send requests for supervisors this one owns here.
     await runtime.advertise(url);
-    logger.info({ url, database: database.description, transport: transport.kind, daemonId: settings.daemonId, leaseTtlMs: settings.leaseTtlMs, inspector: inspectorDescription(settings), auth: settings.token ? 'bearer token' : 'none' }, 'daemon started');
+    logger.info({ url, listen: `${settings.host}:${boundPort(server, settings.port)}`, database: database.description, transport: transport.kind, daemonId: settings.daemonId, leaseTtlMs: settings.leaseTtlMs, inspector: inspectorDescription(settings), auth: settings.token ? 'bearer token' : 'none' }, 'daemon started');
 
     const started = runtime;
     let closing: Promise<void> | undefined;

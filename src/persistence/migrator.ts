@@ -3,7 +3,8 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sql } from 'kysely';
-import { SupervisorRuntimeError, errorText } from '../domain/errors.js';
+import { DatabaseUnavailableError, SupervisorRuntimeError, errorText } from '../domain/errors.js';
+import { isConnectionError } from './database-errors.js';
 import type { Database } from './database.js';
 import { migrationsFolder } from './package-root.js';
 
@@ -93,7 +94,9 @@ export async function migrateToLatest(database: Database, provider: MigrationPro
       error instanceof MigrationError
         ? error
         : new MigrationError(
-            `Migration ${current ?? '(setup)'} failed: ${errorText(error)}. Nothing was applied; fix the SQL or the database and run \`supervisor-runtime migrate\` again.`,
+            isConnectionError(error) || error instanceof DatabaseUnavailableError
+              ? `Could not reach the database to migrate it (${database.description}): ${errorText(error)}. Nothing was applied; check that DATABASE_URL points at a running Postgres (or, unset, that the PGlite data folder is usable) and start again.`
+              : `Migration ${current ?? '(setup)'} failed: ${errorText(error)}. Nothing was applied; fix the SQL or the database and run \`supervisor-runtime migrate\` again.`,
             current,
             { cause: error },
           );

@@ -1,6 +1,7 @@
 // Restoration over HTTP against a real daemon process, on every database: POST /supervisors/:id/resume, GET /restorations
 // after a kill -9 and restart, and GET /healthz while the daemon's NATS server is down (Postgres only).
 
+import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiErrorBody } from '../../src/api/errors.js';
 import type { HealthResponse, QuestionAskedResponse, SupervisorView, TaskResponse } from '../../src/api/views.js';
@@ -111,6 +112,25 @@ for (const target of targets) {
       const malformed = await call(daemon, 'POST', '/supervisors/not-a-uuid/resume');
       expect(malformed.status).toBe(400);
       expect(malformed.body.message).toMatch(/params\.id must be a UUID/);
+    });
+
+    it('without a token it answers only requests addressed to this machine by name: another Host is 403 (DNS rebinding), and nothing runs', async () => {
+      const port = new URL(daemon.url).port;
+      const ask = (host: string) =>
+        new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const request = httpRequest({ host: '127.0.0.1', port, path: '/supervisors', method: 'GET', headers: { host } }, (response) => {
+            let body = '';
+            response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+            response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+          });
+          request.on('error', reject);
+          request.end();
+        });
+      const rebound = await ask(`attacker.example:${port}`);
+      expect(rebound.status).toBe(403);
+      expect(JSON.parse(rebound.body)).toMatchObject({ error: 'ForbiddenHostError', host: `attacker.example:${port}` });
+      expect((await ask(`localhost:${port}`)).status).toBe(200);
+      expect((await ask(`127.0.0.1:${port}`)).status).toBe(200);
     });
 
     it('{"startFreshIfMissing": true} starts a fresh supervisor under an unknown id, stamped manual and owned by this daemon; a bad body is 400 and starts nothing', async () => {
