@@ -8,8 +8,9 @@ import type { DaemonSettings } from '../cli/config.js';
 import { SupervisorRuntimeError, errorText } from '../domain/errors.js';
 import { openDatabase, type Database } from '../persistence/database.js';
 import { migrateOrThrow } from '../persistence/migrator.js';
-import { createTransport, type Transport } from '../transport/index.js';
+import { createTransport, TransportUnavailableError, type Transport } from '../transport/index.js';
 import { createLogger, type Logger } from '../runtime/logger.js';
+import type { MessagingOptions } from '../runtime/messaging.js';
 import { createRuntime, type SupervisorRuntime } from '../runtime/supervisor-runtime.js';
 
 export interface Daemon {
@@ -29,6 +30,34 @@ export class PortInUseError extends SupervisorRuntimeError {
   ) {
     super(`Port ${port} on ${host} is already in use (another supervisor-runtime daemon?). Stop it, or pick another port with --port or PORT.`);
   }
+}
+
+/** Try the transport every 2 s until it answers, then start messaging; stop() gives up (shutdown). */
+function startMessagingWhenReachable(runtime: SupervisorRuntime, transport: Transport, messaging: MessagingOptions, logger: Logger): { stop(): void } {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const attempt = () => {
+    timer = setTimeout(() => {
+      if (stopped) return;
+      transport
+        .start()
+        .then(() => (stopped ? undefined : runtime.startMessaging(messaging)))
+        .then(
+          () => {
+            if (!stopped) logger.info({}, 'NATS answers: messaging started, the outbox drains in order');
+          },
+          () => attempt(),
+        );
+    }, 2_000);
+    timer.unref();
+  };
+  attempt();
+  return {
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
 }
 
 function isLoopbackHost(host: string): boolean {
@@ -69,7 +98,16 @@ export async function startDaemon(settings: DaemonSettings, options: { logger?: 
       name: settings.daemonId,
       logger: logger.child({ component: 'transport' }),
     });
-    await transport.start();
+    // NATS down at start is an outage like any other: restore and serve now (the outbox keeps every message), and
+    // start messaging when it answers.
+    const transportUp = await transport.start().then(
+      () => true,
+      (error: unknown) => {
+        if (!(error instanceof TransportUnavailableError)) throw error;
+        logger.warn({ err: errorText(error) }, 'NATS is not reachable: serving and restoring without it; messages wait in the outbox until it answers');
+        return false;
+      },
+    );
     runtime = createRuntime({
       database,
       transport,
@@ -84,10 +122,9 @@ export async function startDaemon(settings: DaemonSettings, options: { logger?: 
 
     // Restoration before the API opens: every supervisor that runs nowhere is claimed and back before anyone can talk
     // to it; then messaging, then the claim rounds that take over from daemons that die later.
-    await runtime.start({
-      restoreConcurrency: settings.restoreConcurrency,
-      messaging: { embeddedWorker: settings.embeddedWorker, worker: settings.worker },
-    });
+    const messaging = { embeddedWorker: settings.embeddedWorker, worker: settings.worker };
+    await runtime.start({ restoreConcurrency: settings.restoreConcurrency, messaging: transportUp ? messaging : false });
+    const messagingRetry = transportUp ? null : startMessagingWhenReachable(runtime, transport, messaging, logger);
 
     const loopback = isLoopbackHost(settings.host);
     const server = await createApiServer(runtime, { token: settings.token, loopbackOnly: loopback, logger: logger.child({ component: 'api' }) });
@@ -118,6 +155,7 @@ export async function startDaemon(settings: DaemonSettings, options: { logger?: 
         closing ??= (async () => {
           // Requests first: in-flight ones finish and commit; new ones are refused while the saves below flush.
           await server.close();
+          messagingRetry?.stop();
           await started.shutdown();
           logger.info({ url }, 'daemon stopped');
         })();

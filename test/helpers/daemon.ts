@@ -25,6 +25,8 @@ export interface DaemonProcessOptions {
   args?: string[];
   /** How long to wait for GET /healthz to answer 200 (default 30 s). */
   readyTimeoutMs?: number;
+  /** 'serving': any answer from GET /healthz will do (a daemon started while a server it needs is down answers 503). */
+  ready?: 'healthy' | 'serving';
 }
 
 /** A port nothing listens on right now (one implementation for every helper). */
@@ -32,11 +34,11 @@ export { freePort };
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function healthy(url: string): Promise<boolean> {
+async function healthy(url: string, ready: 'healthy' | 'serving' = 'healthy'): Promise<boolean> {
   try {
     const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2_000) });
     await response.body?.cancel();
-    return response.status === 200;
+    return ready === 'serving' || response.status === 200;
   } catch {
     return false;
   }
@@ -67,7 +69,7 @@ async function startOnce(options: DaemonProcessOptions): Promise<DaemonProcess |
       if (/already in use/.test(output)) return 'port-taken';
       throw new Error(`the daemon exited with ${child.exitCode ?? child.signalCode} before it was healthy:\n${output}`);
     }
-    if (await healthy(url)) return { url, port, child, logs: () => output, stop };
+    if (await healthy(url, options.ready)) return { url, port, child, logs: () => output, stop };
     await sleep(100);
   }
   await stop('SIGKILL');
