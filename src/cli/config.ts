@@ -33,6 +33,8 @@ export interface DaemonSettings extends DatabaseSettings {
   logLevel: LogLevel;
   logPretty: boolean;
   daemonId: string;
+  /** The URL other daemons and clients should use for this daemon (default: its listening address). */
+  advertiseUrl: string | undefined;
   /** Membership lease: a daemon that stops renewing for this long loses its supervisors to the others. */
   leaseTtlMs: number;
   leaseRenewIntervalMs: number;
@@ -164,6 +166,7 @@ export function daemonSettings(env: Env, flags: DaemonFlags = {}): DaemonSetting
     logPretty: parseBooleanSetting('LOG_PRETTY', env.LOG_PRETTY, process.stdout.isTTY === true),
     daemonId: nonEmpty(env.SUPERVISOR_RUNTIME_DAEMON_ID) ?? `${hostname()}-${process.pid}`,
     ...leaseSettings(env),
+    advertiseUrl: parseUrlSetting('SUPERVISOR_RUNTIME_ADVERTISE_URL', env.SUPERVISOR_RUNTIME_ADVERTISE_URL, ['http:', 'https:'])?.replace(/\/+$/, ''),
     restoreConcurrency: parseIntegerSetting('SUPERVISOR_RUNTIME_RESTORE_CONCURRENCY', env.SUPERVISOR_RUNTIME_RESTORE_CONCURRENCY, 16, 1, 256),
     embeddedWorker: flags.worker ?? parseBooleanSetting('SUPERVISOR_RUNTIME_EMBEDDED_WORKER', env.SUPERVISOR_RUNTIME_EMBEDDED_WORKER, natsUrl === undefined),
     worker: workerSettings(env),

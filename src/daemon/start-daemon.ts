@@ -142,8 +142,13 @@ export async function startDaemon(settings: DaemonSettings, options: { logger?: 
         'listening beyond this machine without a token: anyone who can reach it can drive every supervisor; set SUPERVISOR_RUNTIME_TOKEN',
       );
     }
-    // Other daemons send requests for supervisors this one owns here.
-    await runtime.advertise(url);
+    // Other daemons send requests for supervisors this one owns here (behind a proxy or on 0.0.0.0: the advertised URL).
+    try {
+      await runtime.advertise(settings.advertiseUrl ?? url);
+    } catch (error) {
+      await server.close();
+      throw error;
+    }
     logger.info({ url, listen: `${settings.host}:${boundPort(server, settings.port)}`, database: database.description, transport: transport.kind, daemonId: settings.daemonId, leaseTtlMs: settings.leaseTtlMs, inspector: inspectorDescription(settings), auth: settings.token ? 'bearer token' : 'none' }, 'daemon started');
 
     const started = runtime;

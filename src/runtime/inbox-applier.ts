@@ -94,19 +94,27 @@ export function startInboxApplier(
     }
   }
 
-  /** Supervisors whose messages could not be applied last round: left out of the next read, retried every tenth. */
-  let waitingBefore: string[] = [];
+  /** Supervisors whose messages wait (not running here yet): left out of later reads, all tried again every tenth round. */
+  let waitingBefore = new Set<string>();
   let rounds = 0;
 
   async function round(): Promise<void> {
     rounds += 1;
-    const skip = rounds % 10 === 0 ? [] : waitingBefore.filter((id) => !host.running(id)).slice(0, 1_000);
+    if (rounds % 10 === 0) waitingBefore = new Set();
+    const skip = [...waitingBefore].filter((id) => !host.running(id)).slice(0, 1_000);
     const rows = await listInboxForOwner(db, host.daemonId, batchSize, skip);
     // One supervisor's messages apply in order: after one is left for later, its later ones wait too.
     const waiting = new Set<string>();
     for (const row of rows) {
       if (stopped) return;
-      if (waiting.has(row.supervisorId) || !host.running(row.supervisorId)) {
+      const which: InboundKind = row.kind === 'answer' ? 'answers' : 'taskEvents';
+      const running = host.running(row.supervisorId);
+      if (!running && (row.supervisorState === 'completed' || row.supervisorState === 'failed')) {
+        // Finished and not loaded here: nothing can ever apply it.
+        if (await markInboxApplied(db, row.id, { outcome: 'refused', detail: `supervisor is ${row.supervisorState}` }, { owner: host.daemonId, epoch: null })) counts[which].refused += 1;
+        continue;
+      }
+      if (waiting.has(row.supervisorId) || !running) {
         waiting.add(row.supervisorId);
         continue;
       }
@@ -115,7 +123,6 @@ export function startInboxApplier(
         waiting.add(row.supervisorId);
         continue;
       }
-      const which: InboundKind = row.kind === 'answer' ? 'answers' : 'taskEvents';
       if (result.outcome === 'applied') counts[which].applied += 1;
       else if (result.outcome === 'duplicate') counts[which].duplicates += 1;
       else if (result.outcome === 'unknown') counts[which].unknown += 1;
@@ -124,9 +131,9 @@ export function startInboxApplier(
         logger.warn({ supervisorId: row.supervisorId, msgId: row.msgId, reason: result.detail }, 'message refused by the supervisor; nothing changed');
       }
       failures.delete(row.id);
-      await markInboxApplied(db, row.id, result.outcome, result.detail);
+      await markInboxApplied(db, row.id, result, { owner: host.daemonId, epoch: running.epoch });
     }
-    waitingBefore = [...waiting];
+    for (const id of waiting) waitingBefore.add(id);
     if (Date.now() - lastPrune > 60_000) {
       lastPrune = Date.now();
       await pruneInbox(db, new Date(Date.now() - retentionMs));

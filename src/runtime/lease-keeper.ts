@@ -3,6 +3,7 @@
 // ended. Claimed supervisors are handed to the restorer; the epochs they carry fence every later write.
 
 import { randomUUID } from 'node:crypto';
+import { readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { errorText } from '../domain/errors.js';
 import type { RestorationSource } from '../domain/restoration.js';
@@ -47,6 +48,8 @@ export interface LeaseKeeperHost {
   dropLost(supervisorIds: string[]): Promise<void>;
   /** Restore claimed supervisors (bounded parallelism); resolves when every one is running or has failed. */
   restoreClaimed(claims: Array<{ claim: ClaimedSupervisor; source: RestorationSource }>): Promise<void>;
+  /** Retry what this daemon owns but could not run because the database was away (each round). */
+  retryStranded(): Promise<void>;
 }
 
 export interface LeaseStats {
@@ -83,8 +86,22 @@ export interface LeaseKeeper {
 /** One per process: a predecessor with this process's pid but another token was an earlier process, now gone. */
 const PROCESS_TOKEN = randomUUID();
 
+/**
+ * The host as far as pids mean anything: the host name plus the pid namespace (containers that share a host name
+ * but not a pid namespace must never judge each other's pids).
+ */
+function hostIdentity(): string {
+  try {
+    return `${hostname()}#${readlinkSync('/proc/self/ns/pid')}`;
+  } catch {
+    return hostname();
+  }
+}
+
+const HOST_IDENTITY = hostIdentity();
+
 export function processIdentity(): ProcessIdentity {
-  return { host: hostname(), pid: process.pid, processToken: PROCESS_TOKEN };
+  return { host: HOST_IDENTITY, pid: process.pid, processToken: PROCESS_TOKEN };
 }
 
 
@@ -103,6 +120,8 @@ export function createLeaseKeeper(host: LeaseKeeperHost, initialSettings: LeaseS
   let stopped = false;
   let released = false;
   let failuresInARow = 0;
+  /** Renewals that still look for supervisors claimed away after a lapse. */
+  let checksLeft = 0;
   const stats: LeaseStats = { daemonId: host.daemonId, joined: false, leaseExpiresAt: null, renewals: 0, renewalFailures: 0, lapses: 0, claimed: 0, lost: 0 };
 
   /** The source a claim is restored with: a takeover from a daemon alive while this one ran, or a restart. */
@@ -115,14 +134,15 @@ export function createLeaseKeeper(host: LeaseKeeperHost, initialSettings: LeaseS
   /** Daemons on this host whose process is gone (kill -9) lose their lease now instead of after the TTL. */
   async function expireDeadPredecessors(): Promise<void> {
     const local = await listLocalMemberships(db, identity.host);
+    // This daemon's own id too: after a kill -9, a restart under a fixed SUPERVISOR_RUNTIME_DAEMON_ID need not wait.
     const dead = local.filter((member) => {
-      if (member.daemonId === host.daemonId || member.pid === null) return false;
+      if (member.pid === null) return false;
       if (member.pid === identity.pid) return member.processToken !== identity.processToken;
       return !processAlive(member.pid);
     });
     const expired = await expireMemberships(
       db,
-      dead.map((member) => member.daemonId),
+      dead.map((member) => ({ daemonId: member.daemonId, incarnation: member.incarnation })),
     );
     if (expired > 0) logger.info({ daemons: dead.map((member) => member.daemonId) }, 'daemons on this host whose process is gone: their leases end now');
   }
@@ -140,6 +160,9 @@ export function createLeaseKeeper(host: LeaseKeeperHost, initialSettings: LeaseS
         stats.leaseExpiresAt = result.membership.leaseExpiresAt.toISOString();
         logger.info({ daemonId: host.daemonId, ttlMs: settings.ttlMs, renewIntervalMs: settings.renewIntervalMs }, 'joined: this daemon holds a membership lease');
         scheduleRenewal();
+        // Once per incarnation, before this one runs anything: what this id owned belongs to its previous run.
+        const disowned = await disownPreviousIncarnation(db, host.daemonId);
+        if (disowned > 0) logger.info({ supervisors: disowned }, 'supervisors of this daemon id\'s previous run are claimable again');
         return result.membership;
       }
       // A kill -9 leaves a lease that runs out by itself; a second live process with this id never lets go.
@@ -148,7 +171,7 @@ export function createLeaseKeeper(host: LeaseKeeperHost, initialSettings: LeaseS
         warned = true;
         logger.warn({ daemonId: host.daemonId, heldUntil: result.heldUntil.toISOString() }, 'daemon id is held by another lease; waiting for it to end');
       }
-      await new Promise((resolve) => setTimeout(resolve, Math.min(settings.renewIntervalMs, 1_000)));
+      await new Promise((resolve) => setTimeout(resolve, Math.min(settings.renewIntervalMs, 1_000)).unref());
     }
   }
 
@@ -171,21 +194,27 @@ export function createLeaseKeeper(host: LeaseKeeperHost, initialSettings: LeaseS
         // Another incarnation took this id (only possible after this one's lease ran out): everything here is stale.
         logger.error({ daemonId: host.daemonId }, 'this daemon lost its membership to another process with the same id; stopping its supervisors');
         stats.lost += host.held().length;
-        await host.dropLost(host.held().map((entry) => entry.supervisorId));
+        void host.dropLost(host.held().map((entry) => entry.supervisorId)).catch((error: unknown) => logger.warn({ err: errorText(error) }, 'could not stop every lost supervisor'));
         membership = null;
         stats.joined = false;
         return;
       }
       stats.renewals += 1;
       stats.leaseExpiresAt = result.leaseExpiresAt.toISOString();
+      // Paused or cut off past (or close to) the TTL: others may have claimed some supervisors. Look now, and once more
+      // at the next renewal, since a claim that read this lease as ended may commit just after this look.
       if (result.lapsed) {
-        // Paused or cut off past the TTL: others may have claimed some supervisors. Find them now rather than at their next write.
         stats.lapses += 1;
+        checksLeft = 2;
+      }
+      if (checksLeft > 0) {
+        checksLeft -= 1;
         const lost = await findLostOwnership(db, host.daemonId, host.held());
-        logger.warn({ lost: lost.length }, 'the lease had run out before this renewal; supervisors other daemons claimed meanwhile are stopped here');
         if (lost.length > 0) {
+          logger.warn({ lost: lost.length }, 'the lease had run out: supervisors other daemons claimed meanwhile are stopped here');
           stats.lost += lost.length;
-          await host.dropLost(lost);
+          // Not awaited: stopping waits for their queued saves, which must not hold back the next renewal.
+          void host.dropLost(lost).catch((error: unknown) => logger.warn({ err: errorText(error) }, 'could not stop every lost supervisor'));
         }
       }
     } catch (error) {
@@ -211,6 +240,7 @@ export function createLeaseKeeper(host: LeaseKeeperHost, initialSettings: LeaseS
   async function runRound(): Promise<void> {
     if (!membership || stopped) return;
     try {
+      await host.retryStranded();
       for (;;) {
         const claims = await claimBatch();
         if (claims.length > 0) {
@@ -254,8 +284,6 @@ export function createLeaseKeeper(host: LeaseKeeperHost, initialSettings: LeaseS
 
     async claimAtStartup() {
       const all: Array<{ claim: ClaimedSupervisor; source: RestorationSource }> = [];
-      const disowned = await disownPreviousIncarnation(db, host.daemonId);
-      if (disowned > 0) logger.info({ supervisors: disowned }, 'supervisors of this daemon id\'s previous run are claimed again');
       for (;;) {
         const claims = await claimBatch();
         all.push(...claims);

@@ -24,7 +24,7 @@ import {
   type CheckpointRecord,
   type TaskRecord,
 } from '../persistence/supervisor-repository.js';
-import { claimSupervisor, getOwner, releaseSupervisor, type ClaimedSupervisor } from '../persistence/ownership/claims.js';
+import { claimSupervisor, getOwner, type ClaimedSupervisor } from '../persistence/ownership/claims.js';
 import { SupervisorOwnedElsewhereError } from '../persistence/ownership/errors.js';
 import type { DurableSupervisor } from './durable-supervisor.js';
 import { SaveFailedError } from './errors.js';
@@ -139,8 +139,16 @@ export interface Restorer {
    * restoration is counted and nothing is re-delivered. A row another daemon owns now is left to it.
    */
   resync(supervisorId: string, epoch: number): Promise<void>;
+  /** Try again what this daemon owns but could not restore (or reload) because the database was away. */
+  retryStranded(): Promise<void>;
   /** Wait for restores in flight (shutdown). */
   settle(): Promise<void>;
+}
+
+interface Stranded {
+  kind: 'restore' | 'resync';
+  claim: Claim;
+  source: RestorationSource;
 }
 
 export function emptyRestoreAllSummary(): RestoreAllSummary {
@@ -150,6 +158,9 @@ export function emptyRestoreAllSummary(): RestoreAllSummary {
 export function createRestorer(host: RuntimeHost): Restorer {
   // Restorations of one id run one after the other: two at once would stop each other's copy and leave it running nowhere.
   const inFlight = new Map<string, Promise<unknown>>();
+  // Owned here, running nowhere, because the database was away: retried every lease round until they run.
+  const stranded = new Map<string, Stranded>();
+  const strand = (supervisorId: string, entry: Stranded) => stranded.set(supervisorId, entry);
 
   function serialized<T>(supervisorId: string, run: () => Promise<T>): Promise<T> {
     const previous = inFlight.get(supervisorId) ?? Promise.resolve();
@@ -179,9 +190,9 @@ export function createRestorer(host: RuntimeHost): Restorer {
         const claim = await claimFor(supervisorId, options);
         if (claim === 'missing') {
           host.logger.warn({ supervisorId, source }, 'no stored state for this id: starting a fresh supervisor under it (startFreshIfMissing)');
-          return restoreOnce(host, supervisorId, source, { epoch: 1, previousOwner: null });
+          return restoreOnce(host, supervisorId, source, { epoch: 1, previousOwner: null }, strand);
         }
-        return restoreOnce(host, supervisorId, source, claim);
+        return restoreOnce(host, supervisorId, source, claim, strand);
       });
     },
 
@@ -195,7 +206,7 @@ export function createRestorer(host: RuntimeHost): Restorer {
           const { claim, source } = entry;
           try {
             const info = await serialized(claim.supervisorId, () =>
-              restoreOnce(host, claim.supervisorId, source, { epoch: claim.epoch, previousOwner: claim.previousOwner }),
+              restoreOnce(host, claim.supervisorId, source, { epoch: claim.epoch, previousOwner: claim.previousOwner }, strand),
             );
             summary.results.push(info);
             summary.restored += 1;
@@ -215,6 +226,16 @@ export function createRestorer(host: RuntimeHost): Restorer {
       return serialized(supervisorId, async () => {
         const logger = host.logger.child({ supervisorId, epoch });
         await host.stopLocal(supervisorId);
+        try {
+          await reload(logger);
+        } catch (error) {
+          if (!isTransient(error)) throw error;
+          logger.warn({ err: errorText(error) }, 'could not reload the supervisor while the database is away; retrying every lease round');
+          strand(supervisorId, { kind: 'resync', claim: { epoch, previousOwner: host.daemonId }, source: 'daemon_restart' });
+        }
+      });
+
+      async function reload(logger: Logger): Promise<void> {
         const [raw, owner] = await Promise.all([getSupervisorStateForRestoration(host.database.db, supervisorId), getOwner(host.database.db, supervisorId)]);
         if (!raw || !owner || owner.owner !== host.daemonId || owner.epoch !== epoch) {
           logger.warn({ owner: owner?.owner ?? null, currentEpoch: owner?.epoch ?? null }, 'supervisor is no longer this daemon\'s: not reloaded');
@@ -233,8 +254,26 @@ export function createRestorer(host: RuntimeHost): Restorer {
         });
         host.adopt(snapshot, { step: raw.step, epoch }, raw.driver ?? 'manual').startHeartbeat();
         logger.info({ step: raw.step }, 'reloaded the stored state this daemon wrote');
-      });
+      }
     },
+
+    async retryStranded() {
+      for (const [supervisorId, entry] of [...stranded]) {
+        if (host.running(supervisorId)) {
+          stranded.delete(supervisorId);
+          continue;
+        }
+        stranded.delete(supervisorId);
+        try {
+          if (entry.kind === 'resync') await this.resync(supervisorId, entry.claim.epoch);
+          else await serialized(supervisorId, () => restoreOnce(host, supervisorId, entry.source, entry.claim, strand));
+        } catch (error) {
+          host.logger.warn({ supervisorId, err: errorText(error) }, 'retry of a stranded supervisor failed');
+        }
+      }
+    },
+
+
 
     async settle() {
       await Promise.all([...inFlight.values()].map((running) => running.catch(() => undefined)));
@@ -252,11 +291,11 @@ function isTransient(error: unknown): boolean {
 
 /**
  * After a failed restore: interrupt the supervisor through its machine when its state was validated (a fenced full save,
- * so another daemon's newer epoch refuses it) and stop the copy. When the database was only away, the supervisor is
- * given back so the next claim round (on any daemon) tries again; any other failure needs a person, so this daemon keeps
- * it (no loop) and a resume retries it.
+ * so another daemon's newer epoch refuses it) and stop the copy. It stays owned by this daemon, so no other daemon
+ * loops on it: the caller strands it for a retry every lease round when the database was only away; any other
+ * failure needs a person, and a resume retries it.
  */
-async function giveBack(host: RuntimeHost, supervisorId: string, claim: Claim, session: Session, reason: string, logger: Logger): Promise<void> {
+async function giveBack(host: RuntimeHost, supervisorId: string, session: Session, reason: string, logger: Logger, claim: Claim): Promise<void> {
   try {
     const supervisor = host.running(supervisorId) ?? (session.snapshot ? host.adopt(session.snapshot, { step: session.step, epoch: claim.epoch }, session.raw?.driver ?? 'manual') : undefined);
     if (supervisor && !supervisor.stopped && supervisor.state !== 'interrupted' && !isTerminalState(supervisor.state)) {
@@ -266,13 +305,15 @@ async function giveBack(host: RuntimeHost, supervisorId: string, claim: Claim, s
     logger.warn({ err: errorText(error) }, 'could not interrupt the supervisor after its failed restore');
   }
   await host.stopLocal(supervisorId).catch(() => undefined);
-  if (!isTransient(session.failure)) return;
-  await releaseSupervisor(host.database.db, { supervisorId, daemonId: host.daemonId, epoch: claim.epoch }).catch((error: unknown) =>
-    logger.warn({ err: errorText(error) }, 'could not give the supervisor back; it is retried when this daemon restarts or a resume asks for it'),
-  );
 }
 
-async function restoreOnce(host: RuntimeHost, supervisorId: string, source: RestorationSource, claim: Claim): Promise<RestorationInfo> {
+async function restoreOnce(
+  host: RuntimeHost,
+  supervisorId: string,
+  source: RestorationSource,
+  claim: Claim,
+  strand: (supervisorId: string, entry: Stranded) => void,
+): Promise<RestorationInfo> {
   const started = performance.now();
   const db = host.database.db;
   const logger = host.logger.child({ supervisorId, epoch: claim.epoch });
@@ -479,7 +520,8 @@ async function restoreOnce(host: RuntimeHost, supervisorId: string, source: Rest
     // normal (fenced) save path, so the row, its snapshot and its checkpoints agree; then it is given back to the pool.
     host.releaseDriver(supervisorId, { discard: true });
     const reason = output.error ?? 'the protocol ended without a result';
-    await giveBack(host, supervisorId, claim, session, `restore failed: ${reason}`, logger);
+    await giveBack(host, supervisorId, session, `restore failed: ${reason}`, logger, claim);
+    if (isTransient(session.failure)) strand(supervisorId, { kind: 'restore', claim, source });
     throw new RestorationFailedError(supervisorId, reason);
   }
   host.releaseDriver(supervisorId);

@@ -354,6 +354,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
         await restorer.restoreClaimed(claims, collecting ?? emptyRestoreAllSummary(), restoreConcurrency);
         messaging?.inbox?.wake();
       },
+      retryStranded: () => restorer.retryStranded(),
     },
     { ...DEFAULT_LEASE_SETTINGS, url: null, ...options.leases },
   );

@@ -95,6 +95,43 @@ for (const target of await databaseTargets()) {
       expect(claimed.every((claim) => claim.epoch === 2 && claim.previousOwner === 'creator')).toBe(true);
     });
 
+    it('start() and a second restoreAll never take this daemon\'s own running supervisors away from it', async () => {
+      const runtime = runtimeOn({ daemonId: 'keeps-its-own', leases: SLOW_LEASES });
+      const supervisor = await runtime.spawn({ name: 'mine' });
+      const { questionId } = await runtime.askQuestion(supervisor.id, { question: 'Still mine?' });
+      await runtime.start({ messaging: false });
+      const again = await runtime.restoreAll();
+      expect(again.total).toBe(0);
+      expect(await getSupervisorState(db(), supervisor.id)).toMatchObject({ owner: 'keeps-its-own', epoch: 1, restorationCount: 0 });
+      expect((await getSupervisorState(db(), supervisor.id))?.pendingQuestions).toEqual([expect.objectContaining({ id: questionId, deliveryCount: 1 })]);
+      expect(runtime.get(supervisor.id)).toBe(supervisor);
+    });
+
+    it('a restore that fails because the database is away stays with this daemon and is retried at the next lease round until it runs', async () => {
+      const first = runtimeOn({ daemonId: 'before-outage', leases: SLOW_LEASES });
+      const supervisor = await first.spawn({ name: 'stranded' });
+      await first.shutdown({ closeDatabase: false });
+      // The restoration's save point meets "connection lost" (SQLSTATE 08006) while the flag is up.
+      await sql`CREATE TABLE outage (up boolean NOT NULL)`.execute(db());
+      await sql`INSERT INTO outage VALUES (true)`.execute(db());
+      await sql`CREATE FUNCTION fail_while_out() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF NEW.reason = 'restored' AND (SELECT up FROM outage) THEN RAISE EXCEPTION 'injected: connection lost' USING ERRCODE = '08006'; END IF;
+          RETURN NEW;
+        END $$`.execute(db());
+      await sql`CREATE TRIGGER fail_while_out BEFORE INSERT ON supervisor_checkpoints FOR EACH ROW EXECUTE FUNCTION fail_while_out()`.execute(db());
+      const second = runtimeOn({ daemonId: 'after-outage', leases: { ttlMs: 30_000, renewIntervalMs: 200 }, saveRetry: { attempts: 1, baseDelayMs: 5 } });
+      const summary = await second.start({ messaging: false });
+      expect(summary.failed.map((failure) => failure.supervisorId)).toEqual([supervisor.id]);
+      expect(second.get(supervisor.id)).toBeUndefined();
+      expect(await getSupervisorState(db(), supervisor.id)).toMatchObject({ owner: 'after-outage', restorationCount: 0 });
+
+      await sql`UPDATE outage SET up = false`.execute(db());
+      await expect.poll(async () => (await getSupervisorState(db(), supervisor.id))?.restorationCount, { timeout: 10_000 }).toBe(1);
+      expect(await getSupervisorState(db(), supervisor.id)).toMatchObject({ owner: 'after-outage', state: 'idle', restorationSource: 'daemon_restart' });
+      expect(second.get(supervisor.id)?.state).toBe('idle');
+    });
+
     it('a daemon id is held by one live process: a second runtime with it waits, then fails with DaemonIdInUseError naming the setting', async () => {
       const holder = runtimeOn({ daemonId: 'shared-id', leases: { ttlMs: 2_000, renewIntervalMs: 500 } });
       await holder.spawn({ name: 'holds the id' });

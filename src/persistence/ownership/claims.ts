@@ -168,14 +168,3 @@ export async function disownPreviousIncarnation(db: Executor, daemonId: string):
     return result.rows.length;
   });
 }
-
-/** Give a supervisor back to nobody (its restore failed here), so the next claim round, on any daemon, tries again. */
-export async function releaseSupervisor(db: Executor, input: { supervisorId: string; daemonId: string; epoch: number }): Promise<boolean> {
-  return withDatabaseErrors('releaseSupervisor', input.supervisorId, async () => {
-    const result = await sql<{ id: string }>`
-      UPDATE supervisor_states SET owner = NULL
-      WHERE id = ${input.supervisorId}::uuid AND owner = ${input.daemonId} AND epoch = ${input.epoch}::bigint
-      RETURNING id`.execute(db);
-    return result.rows.length > 0;
-  });
-}

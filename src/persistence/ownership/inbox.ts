@@ -29,6 +29,8 @@ export type RecordInboundResult =
 export interface InboxRow {
   id: number;
   supervisorId: string;
+  /** The supervisor's stored state when the row was read (a finished one can apply nothing). */
+  supervisorState: string;
   kind: InboxKind;
   payload: unknown;
   msgId: string;
@@ -74,6 +76,7 @@ export async function listInboxForOwner(db: Executor, daemonId: string, limit: n
     const result = await sql<{
       id: string | number;
       supervisor_id: string;
+      state: string;
       kind: InboxKind;
       payload: unknown;
       msg_id: string;
@@ -82,7 +85,7 @@ export async function listInboxForOwner(db: Executor, daemonId: string, limit: n
       received_at: Date | string;
     }>`
       /* sr:list_inbox */
-      SELECT i.id, i.supervisor_id, i.kind, i.payload, i.msg_id, i.epoch, i.received_by, i.received_at
+      SELECT i.id, i.supervisor_id, s.state::text AS state, i.kind, i.payload, i.msg_id, i.epoch, i.received_by, i.received_at
       FROM supervisor_inbox i JOIN supervisor_states s ON s.id = i.supervisor_id
       WHERE i.applied_at IS NULL AND s.owner = ${daemonId} AND NOT (i.supervisor_id = ANY (${[...skip]}::uuid[]))
       ORDER BY i.id
@@ -90,6 +93,7 @@ export async function listInboxForOwner(db: Executor, daemonId: string, limit: n
     return result.rows.map((row) => ({
       id: Number(row.id),
       supervisorId: row.supervisor_id,
+      supervisorState: row.state,
       kind: row.kind,
       payload: row.payload,
       msgId: row.msg_id,
@@ -100,16 +104,25 @@ export async function listInboxForOwner(db: Executor, daemonId: string, limit: n
   });
 }
 
-/** Stamp a message as handled by the owner, with what happened to it. */
-export async function markInboxApplied(db: Executor, id: number, outcome: InboxOutcome, detail: string | null): Promise<void> {
-  await withDatabaseErrors('markInboxApplied', undefined, () =>
-    db
-      .updateTable('supervisor_inbox')
-      .set({ applied_at: sql<Date>`now()`, outcome, detail: detail === null ? null : detail.slice(0, 2000) })
-      .where('id', '=', id)
-      .where('applied_at', 'is', null)
-      .execute(),
+/**
+ * Stamp a message as handled, with what happened to it: fenced like every write, so an owner that has just lost the
+ * supervisor cannot stamp a message its successor still has to apply. Returns false when the stamp was refused.
+ */
+export async function markInboxApplied(
+  db: Executor,
+  id: number,
+  result: { outcome: InboxOutcome; detail: string | null },
+  fence: { owner: string; epoch: number | null },
+): Promise<boolean> {
+  const stamped = await withDatabaseErrors('markInboxApplied', undefined, () =>
+    sql<{ id: string }>`
+      UPDATE supervisor_inbox i SET applied_at = now(), outcome = ${result.outcome}, detail = ${result.detail === null ? null : result.detail.slice(0, 2000)}
+      FROM supervisor_states s
+      WHERE i.id = ${id} AND i.applied_at IS NULL AND s.id = i.supervisor_id AND s.owner = ${fence.owner}
+        AND (${fence.epoch}::bigint IS NULL OR s.epoch = ${fence.epoch}::bigint)
+      RETURNING i.id`.execute(db),
   );
+  return stamped.rows.length > 0;
 }
 
 /** Delete handled messages older than `olderThan`; their message ids stop deduplicating then. */

@@ -79,7 +79,8 @@ export async function renewMembership(db: Executor, membership: Pick<Membership,
       )
       UPDATE supervisor_daemons AS d SET lease_expires_at = now() + ${ttlMs}::integer * interval '1 millisecond'
       FROM old WHERE d.id = ${membership.daemonId} AND d.incarnation = ${membership.incarnation}::uuid
-      RETURNING d.lease_expires_at, old.lease_expires_at <= now() AS lapsed`.execute(db);
+      -- A renewal that lands within half a second of the expiry counts as lapsed: a claim may have read it as ended.
+      RETURNING d.lease_expires_at, old.lease_expires_at <= clock_timestamp() + interval '500 milliseconds' AS lapsed`.execute(db);
     return result;
   }).then((result) => {
     const row = result.rows[0];
@@ -144,21 +145,28 @@ export async function listMemberships(db: Executor): Promise<MembershipView[]> {
 }
 
 /** Live-looking daemons on this host other than this process: the caller checks which of their processes are gone. */
-export async function listLocalMemberships(db: Executor, host: string): Promise<Array<{ daemonId: string; pid: number | null; processToken: string | null }>> {
+export async function listLocalMemberships(
+  db: Executor,
+  host: string,
+): Promise<Array<{ daemonId: string; incarnation: string; pid: number | null; processToken: string | null }>> {
   return withDatabaseErrors('listLocalMemberships', undefined, async () => {
-    const result = await sql<{ id: string; pid: number | null; process_token: string | null }>`
-      SELECT id, pid, process_token FROM supervisor_daemons WHERE host = ${host} AND lease_expires_at > now() AND stopped_at IS NULL`.execute(db);
-    return result.rows.map((row) => ({ daemonId: row.id, pid: row.pid, processToken: row.process_token }));
+    const result = await sql<{ id: string; incarnation: string; pid: number | null; process_token: string | null }>`
+      SELECT id, incarnation, pid, process_token FROM supervisor_daemons WHERE host = ${host} AND lease_expires_at > now() AND stopped_at IS NULL`.execute(db);
+    return result.rows.map((row) => ({ daemonId: row.id, incarnation: row.incarnation, pid: row.pid, processToken: row.process_token }));
   });
 }
 
 /** End the leases of daemons whose process is known to be gone (a kill -9 on this host): no need to wait out the TTL. */
-export async function expireMemberships(db: Executor, daemonIds: readonly string[]): Promise<number> {
-  if (daemonIds.length === 0) return 0;
+export async function expireMemberships(db: Executor, members: ReadonlyArray<{ daemonId: string; incarnation: string }>): Promise<number> {
+  if (members.length === 0) return 0;
+  const rows = JSON.stringify(members.map((member) => ({ id: member.daemonId, incarnation: member.incarnation })));
   return withDatabaseErrors('expireMemberships', undefined, async () => {
+    // Per incarnation: one that joined since the caller looked keeps its lease.
     const result = await sql<{ id: string }>`
-      UPDATE supervisor_daemons SET lease_expires_at = clock_timestamp() WHERE id = ANY(${[...daemonIds]}::text[]) AND lease_expires_at > now()
-      RETURNING id`.execute(db);
+      UPDATE supervisor_daemons d SET lease_expires_at = clock_timestamp()
+      FROM jsonb_to_recordset(${rows}::jsonb) AS m(id text, incarnation uuid)
+      WHERE d.id = m.id AND d.incarnation = m.incarnation AND d.lease_expires_at > now()
+      RETURNING d.id`.execute(db);
     return result.rows.length;
   });
 }
