@@ -114,7 +114,7 @@ export function startInboxApplier(
         if (await markInboxApplied(db, row.id, { outcome: 'refused', detail: `supervisor is ${row.supervisorState}` }, { owner: host.daemonId, epoch: null })) counts[which].refused += 1;
         continue;
       }
-      if (waiting.has(row.supervisorId) || !running) {
+      if (waiting.has(row.supervisorId) || !running || host.restoring(row.supervisorId)) {
         waiting.add(row.supervisorId);
         continue;
       }

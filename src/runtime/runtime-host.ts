@@ -32,15 +32,17 @@ export interface RuntimeHost {
   now(): Date;
   /** Resolves once this daemon holds its membership lease (every write names it). */
   ready(): Promise<void>;
-  /** The running copy, if this daemon runs the supervisor. */
+  /** The running copy, if this daemon runs the supervisor (also while the restoration protocol works on it). */
   running(id: string): DurableSupervisor | undefined;
+  /** True while the restoration protocol works on the supervisor: what comes from outside waits. */
+  restoring(id: string): boolean;
   /** Put a validated snapshot to work, stored at `placement.step`, owned at `placement.epoch`. */
   adopt(snapshot: SupervisorSnapshot, placement: Placement, driverName: string): DurableSupervisor;
   /** Commit a brand-new snapshot (over whatever is stored, at a later step) and run it. */
   createFresh(initial: SupervisorSnapshot, driverName: string, placement: Placement): Promise<DurableSupervisor>;
   /** Stop the local copy after its queued saves; the row is left as it is. */
   stopLocal(id: string): Promise<void>;
-  /** Queue the agent driver's callbacks for this supervisor instead of running them (while it is being restored). */
+  /** A restoration begins: queue the agent driver's callbacks and hold outside events until releaseDriver. */
   holdDriver(id: string): void;
   /** Run the queued callbacks in order and stop queueing; `discard` drops them (the restoration failed). */
   releaseDriver(id: string, options?: { discard?: boolean }): void;

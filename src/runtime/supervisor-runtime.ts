@@ -178,6 +178,9 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
   const hooks: RuntimeHooks = { onCommitted: [], onShutdown: [] };
   // Driver callbacks held back while a supervisor is restored: the LLM hears the restoration first, then the rest.
   const heldDrivers = new Map<string, Array<() => void>>();
+  // Supervisors being restored: not running for callers yet (get() is undefined, `live` false), and events sent to
+  // them from outside wait until the restoration is stored instead of slipping in between its steps.
+  const restoring = new Map<string, { done: Promise<void>; resolve: () => void }>();
   let stopping = false;
   let lastSummary: RestoreAllSummary | undefined;
   let messaging: (Messaging & { inbox: InboxApplier | null }) | null = null;
@@ -318,12 +321,15 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     if (existing && existing.supervisorId !== id) {
       throw new EventRefusedError(id, 'SPAWN_TASK', `task id ${taskId} is already used by supervisor ${existing.supervisorId}`, supervisors.get(id)?.state ?? 'unknown');
     }
+    await restoring.get(id)?.done;
     const supervisor = await requireRunning(id);
     return supervisor.send(toEvent(command));
   }
 
   /** Enqueue synchronously when the supervisor runs here: a send made before shutdown() is a queued save it waits for. */
   function enqueue(id: string, event: SupervisorEvent): Promise<CommittedStep> {
+    const restoration = restoring.get(id);
+    if (restoration && !stopping) return restoration.done.then(() => enqueue(id, event));
     const supervisor = stopping ? undefined : supervisors.get(id);
     if (supervisor && !supervisor.stopped) return supervisor.send(event);
     return requireRunning(id).then((found) => found.send(event));
@@ -376,6 +382,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       const supervisor = supervisors.get(id);
       return supervisor && !supervisor.stopped ? supervisor : undefined;
     },
+    restoring: (id) => restoring.has(id),
     adopt: (snapshot, placement: Placement, driverName) =>
       place(DurableSupervisor.restore(deps, snapshot, placement.step, drivers.has(driverName) ? driverName : defaultDriver, placement.epoch)),
     createFresh: async (initial, driverName, placement) =>
@@ -383,10 +390,17 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     stopLocal,
     holdDriver: (id) => {
       if (!heldDrivers.has(id)) heldDrivers.set(id, []);
+      if (!restoring.has(id)) {
+        let resolve = () => {};
+        const done = new Promise<void>((settle) => (resolve = settle));
+        restoring.set(id, { done, resolve });
+      }
     },
     releaseDriver: (id, releaseOptions = {}) => {
       const held = heldDrivers.get(id);
       heldDrivers.delete(id);
+      restoring.get(id)?.resolve();
+      restoring.delete(id);
       if (!held || releaseOptions.discard) return;
       // In commit order, as if they had been dispatched when their steps committed.
       for (const run of held) setImmediate(run);
@@ -497,9 +511,9 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       return supervisor;
     },
 
-    get: (id) => host.running(id),
+    get: (id) => (restoring.has(id) ? undefined : host.running(id)),
 
-    list: () => [...supervisors.values()].filter((supervisor) => !supervisor.stopped),
+    list: () => [...supervisors.values()].filter((supervisor) => !supervisor.stopped && !restoring.has(supervisor.id)),
 
     send(id, command) {
       if (command.type === 'SPAWN_TASK' && command.taskId !== undefined) return spawnWithTaskId(id, command.taskId, command);
