@@ -16,6 +16,7 @@ import {
   expireMemberships,
   joinMembership,
   listLocalMemberships,
+  nextPeerExpiryMs,
   pruneMemberships,
   releaseMembership,
   renewMembership,
@@ -29,13 +30,14 @@ export interface LeaseSettings {
   ttlMs: number;
   /** Renewal and claim round interval (default 3 s); must be well below the TTL. */
   renewIntervalMs: number;
-  /** Supervisors claimed per statement (default 100). */
+  /** Supervisors claimed per statement (default 50). */
   claimBatchSize: number;
   /** Where this daemon's API answers (stored so other daemons can point requests here). */
   url: string | null;
 }
 
-export const DEFAULT_LEASE_SETTINGS: Omit<LeaseSettings, 'url'> = { ttlMs: 10_000, renewIntervalMs: 3_000, claimBatchSize: 100 };
+// Batches of 50: several live daemons share a dead one's supervisors (and the restoring) instead of the first taking all.
+export const DEFAULT_LEASE_SETTINGS: Omit<LeaseSettings, 'url'> = { ttlMs: 10_000, renewIntervalMs: 3_000, claimBatchSize: 50 };
 
 /** What the keeper needs of the runtime. */
 export interface LeaseKeeperHost {
@@ -237,7 +239,11 @@ export function createLeaseKeeper(host: LeaseKeeperHost, initialSettings: LeaseS
     renewTimer.unref();
   }
 
+  /** When the next round runs: the usual interval, or sooner when a peer's lease runs out before that. */
+  let nextRoundInMs = settings.renewIntervalMs;
+
   async function runRound(): Promise<void> {
+    nextRoundInMs = settings.renewIntervalMs;
     if (!membership || stopped) return;
     try {
       await host.retryStranded();
@@ -250,6 +256,9 @@ export function createLeaseKeeper(host: LeaseKeeperHost, initialSettings: LeaseS
         if (claims.length < settings.claimBatchSize || stopped) break;
       }
       if (Math.random() < 0.05) await pruneMemberships(db, 3_600_000);
+      // A peer that stops renewing is claimed the moment its lease runs out, not up to a round later.
+      const expiry = await nextPeerExpiryMs(db, host.daemonId);
+      if (expiry !== null && expiry < settings.renewIntervalMs) nextRoundInMs = Math.ceil(expiry) + 20;
     } catch (error) {
       logger.warn({ err: errorText(error) }, 'claim round failed; retrying next round');
     }
@@ -263,7 +272,7 @@ export function createLeaseKeeper(host: LeaseKeeperHost, initialSettings: LeaseS
         round = null;
         const again = wakeRequested;
         wakeRequested = false;
-        schedule(again ? 0 : settings.renewIntervalMs);
+        schedule(again ? 0 : nextRoundInMs);
       });
     }, delayMs);
     roundsTimer.unref();

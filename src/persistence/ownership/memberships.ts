@@ -106,6 +106,18 @@ export async function releaseMembership(db: Executor, membership: Pick<Membershi
   });
 }
 
+/** Milliseconds until the next live peer's lease runs out (database clock), or null when no other daemon is live. */
+export async function nextPeerExpiryMs(db: Executor, daemonId: string): Promise<number | null> {
+  return withDatabaseErrors('nextPeerExpiryMs', undefined, async () => {
+    const result = await sql<{ ms: string | number | null }>`
+      /* sr:next_peer_expiry */
+      SELECT extract(epoch FROM min(lease_expires_at) - clock_timestamp()) * 1000 AS ms
+      FROM supervisor_daemons WHERE id <> ${daemonId} AND stopped_at IS NULL AND lease_expires_at > now()`.execute(db);
+    const ms = result.rows[0]?.ms;
+    return ms === null || ms === undefined ? null : Math.max(0, Number(ms));
+  });
+}
+
 /** A daemon's row (live or not), for routing a request to the owner. */
 export async function getMembership(db: Executor, daemonId: string): Promise<{ url: string | null; live: boolean } | null> {
   return withDatabaseErrors('getMembership', undefined, async () => {
