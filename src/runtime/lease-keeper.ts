@@ -70,8 +70,11 @@ export interface LeaseKeeper {
   /** Join as a new incarnation (waits, bounded, while a live process holds the id). Idempotent. */
   join(): Promise<Membership>;
   readonly membership: Membership | null;
-  /** At start-up: claim, in batches, every supervisor not running anywhere (including this id's previous incarnation's). */
-  claimAtStartup(): Promise<Array<{ claim: ClaimedSupervisor; source: RestorationSource }>>;
+  /**
+   * At start-up: claim, in batches, every supervisor not running anywhere (this id's previous run's included, and
+   * finished ones whose row contradicts itself), handing each batch to `restore` before claiming the next.
+   */
+  claimAtStartup(restore: LeaseKeeperHost['restoreClaimed']): Promise<void>;
   /** Renew and claim every interval from now on. */
   startRounds(): void;
   /** Run a claim round soon (another daemon released its leases). */
@@ -106,7 +109,6 @@ export function processIdentity(): ProcessIdentity {
   return { host: HOST_IDENTITY, pid: process.pid, processToken: PROCESS_TOKEN };
 }
 
-
 export function createLeaseKeeper(host: LeaseKeeperHost, initialSettings: LeaseSettings): LeaseKeeper {
   const settings = { ...initialSettings };
   const db = host.database.db;
@@ -128,7 +130,7 @@ export function createLeaseKeeper(host: LeaseKeeperHost, initialSettings: LeaseS
 
   /** The source a claim is restored with: a takeover from a daemon alive while this one ran, or a restart. */
   function sourceFor(claim: ClaimedSupervisor, current: Membership): RestorationSource {
-    if (claim.previousOwner === null || claim.previousOwner === host.daemonId) return 'daemon_restart';
+    if (claim.previousOwner === null) return 'daemon_restart';
     if (claim.previousLeaseEndedAt && claim.previousLeaseEndedAt.getTime() > current.startedAt.getTime()) return 'reassignment';
     return 'daemon_restart';
   }
@@ -177,12 +179,27 @@ export function createLeaseKeeper(host: LeaseKeeperHost, initialSettings: LeaseS
     }
   }
 
-  async function claimBatch(): Promise<Array<{ claim: ClaimedSupervisor; source: RestorationSource }>> {
-    const current = membership;
-    if (!current) return [];
-    const claims = await claimSupervisors(db, { daemonId: host.daemonId, limit: settings.claimBatchSize });
-    stats.claimed += claims.length;
-    return claims.map((claim) => ({ claim, source: sourceFor(claim, current) }));
+  /**
+   * Claim batch after batch with `claim`, handing each to `restore` before the next (a large takeover never holds many
+   * claimed-but-not-running supervisors), until a batch comes back short. Claimed rows name this daemon, so no batch
+   * can claim them again.
+   */
+  async function claimAndRestore(
+    claim: typeof claimSupervisors,
+    restore: LeaseKeeperHost['restoreClaimed'],
+    announce: (claims: Array<{ claim: ClaimedSupervisor; source: RestorationSource }>) => void,
+  ): Promise<void> {
+    for (;;) {
+      const current = membership;
+      if (!current || stopped) return;
+      const claims = (await claim(db, { daemonId: host.daemonId, limit: settings.claimBatchSize })).map((claimed) => ({ claim: claimed, source: sourceFor(claimed, current) }));
+      stats.claimed += claims.length;
+      if (claims.length > 0) {
+        announce(claims);
+        await restore(claims);
+      }
+      if (claims.length < settings.claimBatchSize) return;
+    }
   }
 
   async function renew(): Promise<void> {
@@ -247,14 +264,9 @@ export function createLeaseKeeper(host: LeaseKeeperHost, initialSettings: LeaseS
     if (!membership || stopped) return;
     try {
       await host.retryStranded();
-      for (;;) {
-        const claims = await claimBatch();
-        if (claims.length > 0) {
-          logger.info({ claimed: claims.length, from: [...new Set(claims.map((entry) => entry.claim.previousOwner))] }, 'claimed supervisors whose owner lease ended');
-          await host.restoreClaimed(claims);
-        }
-        if (claims.length < settings.claimBatchSize || stopped) break;
-      }
+      await claimAndRestore(claimSupervisors, host.restoreClaimed, (claims) =>
+        logger.info({ claimed: claims.length, from: [...new Set(claims.map((entry) => entry.claim.previousOwner))] }, 'claimed supervisors whose owner lease ended'),
+      );
       if (Math.random() < 0.05) await pruneMemberships(db, 3_600_000);
       // A peer that stops renewing is claimed the moment its lease runs out, not up to a round later.
       const expiry = await nextPeerExpiryMs(db, host.daemonId);
@@ -291,29 +303,12 @@ export function createLeaseKeeper(host: LeaseKeeperHost, initialSettings: LeaseS
       return membership;
     },
 
-    async claimAtStartup() {
-      const all: Array<{ claim: ClaimedSupervisor; source: RestorationSource }> = [];
-      for (;;) {
-        const claims = await claimBatch();
-        all.push(...claims);
-        if (claims.length > 0) await host.restoreClaimed(claims);
-        if (claims.length < settings.claimBatchSize || stopped) break;
-      }
+    async claimAtStartup(restore) {
+      await claimAndRestore(claimSupervisors, restore, () => undefined);
       // Rows corrupted into a finished state are examined too (once, at start-up: this reads every finished row).
-      const current = membership;
-      // Bounded: a restore that fails because the database is away gives its supervisor back, to be claimed again.
-      for (let pass = 0; current && !stopped && pass < 20; pass++) {
-        const claims = (await claimContradictoryFinished(db, { daemonId: host.daemonId, limit: settings.claimBatchSize })).map((claim) => ({
-          claim,
-          source: sourceFor(claim, current),
-        }));
-        if (claims.length === 0) break;
-        logger.warn({ supervisors: claims.length }, 'finished supervisors whose stored row contradicts itself: restoring them through validation');
-        stats.claimed += claims.length;
-        all.push(...claims);
-        await host.restoreClaimed(claims);
-      }
-      return all;
+      await claimAndRestore(claimContradictoryFinished, restore, (claims) =>
+        logger.warn({ supervisors: claims.length }, 'finished supervisors whose stored row contradicts itself: restoring them through validation'),
+      );
     },
 
     startRounds() {

@@ -1,6 +1,7 @@
 // The restorer: runs the restoration protocol (src/machines/restoration-machine.ts) for a supervisor this daemon has
 // claimed, providing each step with what it needs from the database and the runtime's host interface. Restores of one
-// id run one after another; a restore that fails leaves nothing half-running and gives the supervisor back.
+// id run one after another; a restore that fails leaves nothing half-running, and one the database interrupted is
+// retried every lease round.
 
 import { performance } from 'node:perf_hooks';
 import { createActor, fromPromise, initialTransition, toPromise } from 'xstate';
@@ -36,8 +37,8 @@ export class RestorationFailedError extends SupervisorRuntimeError {
   override readonly name = 'RestorationFailedError';
   constructor(supervisorId: string, reason: string) {
     super(
-      `Supervisor ${supervisorId} could not be restored: ${reason}. It is given back (interrupted when its state was known) and ` +
-        `claimed again at the next lease round; fix the cause (often the database), or resume it with POST /supervisors/${supervisorId}/resume.`,
+      `Supervisor ${supervisorId} could not be restored: ${reason}. It is interrupted when its state was known; if the database ` +
+        `was away this daemon retries it every lease round, otherwise fix the cause and resume it with POST /supervisors/${supervisorId}/resume.`,
       supervisorId,
     );
   }
@@ -94,9 +95,25 @@ function withContext(snapshot: SupervisorSnapshot, patch: Partial<SupervisorCont
   return supervisorMachine.resolveState({ value: snapshot.value as string, context: { ...snapshot.context, ...patch } });
 }
 
-async function taskStatuses(host: RuntimeHost, supervisorId: string, ids: readonly string[]): Promise<TaskStatuses> {
-  const { existing } = await validateSpawnedTasks(host.database.db, supervisorId, [...new Set(ids)]);
-  return new Map(existing.map((task) => [task.id, task.status]));
+/** Statuses of the given task ids among a supervisor's task rows (read once, for the row and every checkpoint tried). */
+function statusesAmong(rows: readonly TaskRecord[], ids: readonly string[]): TaskStatuses {
+  const wanted = new Set(ids);
+  return new Map(rows.filter((task) => wanted.has(task.id)).map((task) => [task.id, task.status]));
+}
+
+/**
+ * Validate the stored row; when it passes, its snapshot with the three columns heartbeat saves write laid over it
+ * (the row is newer than its snapshot for those).
+ */
+function validateRow(raw: SupervisorRestorationContext, taskRows: readonly TaskRecord[]): { outcome: ReturnType<typeof validateStoredState>; snapshot: SupervisorSnapshot | null } {
+  const outcome = validateStoredState(candidateFromRow(raw), statusesAmong(taskRows, [...raw.spawnedTaskIds, ...snapshotTaskIds(raw.snapshot)]));
+  if (!outcome.snapshot) return { outcome, snapshot: null };
+  const snapshot = withContext(outcome.snapshot, {
+    currentActivity: raw.currentActivity,
+    progress: raw.progress,
+    lastHeartbeatAt: raw.lastHeartbeat ? raw.lastHeartbeat.toISOString() : outcome.snapshot.context.lastHeartbeatAt,
+  });
+  return { outcome, snapshot };
 }
 
 interface Session {
@@ -145,11 +162,8 @@ export interface Restorer {
   settle(): Promise<void>;
 }
 
-interface Stranded {
-  kind: 'restore' | 'resync';
-  claim: Claim;
-  source: RestorationSource;
-}
+/** Owned here, running nowhere, because the database was away: what to try again. */
+type Stranded = { kind: 'restore'; claim: Claim; source: RestorationSource } | { kind: 'resync'; epoch: number };
 
 export function emptyRestoreAllSummary(): RestoreAllSummary {
   return { total: 0, restored: 0, fromCheckpoint: 0, startedFresh: 0, failed: [], durationMs: 0, results: [] };
@@ -215,7 +229,7 @@ export function createRestorer(host: RuntimeHost): Restorer {
           } catch (error) {
             const reason = errorText(error);
             summary.failed.push({ supervisorId: claim.supervisorId, error: reason });
-            host.logger.error({ supervisorId: claim.supervisorId, err: reason }, 'supervisor could not be restored; given back for the next claim round');
+            host.logger.error({ supervisorId: claim.supervisorId, err: reason }, 'supervisor could not be restored');
           }
         }
       };
@@ -231,27 +245,22 @@ export function createRestorer(host: RuntimeHost): Restorer {
         } catch (error) {
           if (!isTransient(error)) throw error;
           logger.warn({ err: errorText(error) }, 'could not reload the supervisor while the database is away; retrying every lease round');
-          strand(supervisorId, { kind: 'resync', claim: { epoch, previousOwner: host.daemonId }, source: 'daemon_restart' });
+          strand(supervisorId, { kind: 'resync', epoch });
         }
       });
 
       async function reload(logger: Logger): Promise<void> {
-        const [raw, owner] = await Promise.all([getSupervisorStateForRestoration(host.database.db, supervisorId), getOwner(host.database.db, supervisorId)]);
+        const db = host.database.db;
+        const [raw, owner, taskRows] = await Promise.all([getSupervisorStateForRestoration(db, supervisorId), getOwner(db, supervisorId), listSupervisorTasks(db, supervisorId)]);
         if (!raw || !owner || owner.owner !== host.daemonId || owner.epoch !== epoch) {
           logger.warn({ owner: owner?.owner ?? null, currentEpoch: owner?.epoch ?? null }, 'supervisor is no longer this daemon\'s: not reloaded');
           return;
         }
-        const tasks = await taskStatuses(host, supervisorId, [...raw.spawnedTaskIds, ...snapshotTaskIds(raw.snapshot)]);
-        const outcome = validateStoredState(candidateFromRow(raw), tasks);
-        if (!outcome.snapshot) {
+        const { outcome, snapshot } = validateRow(raw, taskRows);
+        if (!snapshot) {
           logger.error({ errors: outcome.result.errors }, 'stored state is invalid: resume the supervisor to restore it from a checkpoint');
           return;
         }
-        const snapshot = withContext(outcome.snapshot, {
-          currentActivity: raw.currentActivity,
-          progress: raw.progress,
-          lastHeartbeatAt: raw.lastHeartbeat ? raw.lastHeartbeat.toISOString() : outcome.snapshot.context.lastHeartbeatAt,
-        });
         host.adopt(snapshot, { step: raw.step, epoch }, raw.driver ?? 'manual').startHeartbeat();
         logger.info({ step: raw.step }, 'reloaded the stored state this daemon wrote');
       }
@@ -265,15 +274,13 @@ export function createRestorer(host: RuntimeHost): Restorer {
         }
         stranded.delete(supervisorId);
         try {
-          if (entry.kind === 'resync') await this.resync(supervisorId, entry.claim.epoch);
+          if (entry.kind === 'resync') await this.resync(supervisorId, entry.epoch);
           else await serialized(supervisorId, () => restoreOnce(host, supervisorId, entry.source, entry.claim, strand));
         } catch (error) {
           host.logger.warn({ supervisorId, err: errorText(error) }, 'retry of a stranded supervisor failed');
         }
       }
     },
-
-
 
     async settle() {
       await Promise.all([...inFlight.values()].map((running) => running.catch(() => undefined)));
@@ -295,7 +302,7 @@ function isTransient(error: unknown): boolean {
  * loops on it: the caller strands it for a retry every lease round when the database was only away; any other
  * failure needs a person, and a resume retries it.
  */
-async function giveBack(host: RuntimeHost, supervisorId: string, session: Session, reason: string, logger: Logger, claim: Claim): Promise<void> {
+async function interruptAndStop(host: RuntimeHost, supervisorId: string, session: Session, reason: string, logger: Logger, claim: Claim): Promise<void> {
   try {
     const supervisor = host.running(supervisorId) ?? (session.snapshot ? host.adopt(session.snapshot, { step: session.step, epoch: claim.epoch }, session.raw?.driver ?? 'manual') : undefined);
     if (supervisor && !supervisor.stopped && supervisor.state !== 'interrupted' && !isTerminalState(supervisor.state)) {
@@ -322,11 +329,6 @@ async function restoreOnce(
   // state the restoration context message has not described yet.
   host.holdDriver(supervisorId);
   const session: Session = { raw: null, snapshot: null, step: 0, supervisor: null, tasks: [], redelivered: [], contextMessage: '', failure: null, taskRows: [], conversationStored: 0 };
-  /** Statuses of the given ids among the rows read at load time (one read for the row and every checkpoint tried). */
-  const statusesOf = (ids: readonly string[]): TaskStatuses => {
-    const wanted = new Set(ids);
-    return new Map(session.taskRows.filter((task) => wanted.has(task.id)).map((task) => [task.id, task.status]));
-  };
   const at = () => host.now().toISOString();
   const need = <T>(value: T | null, what: string): T => {
     if (value === null) throw new Error(`restoration step ran without ${what}`);
@@ -359,14 +361,9 @@ async function restoreOnce(
 
       validateState: step(async () => {
         const raw = need(session.raw, 'a row');
-        const outcome = validateStoredState(candidateFromRow(raw), statusesOf([...raw.spawnedTaskIds, ...snapshotTaskIds(raw.snapshot)]));
-        if (outcome.snapshot) {
-          // Heartbeat saves touch only these three columns, so the row is newer than its snapshot for them.
-          session.snapshot = withContext(outcome.snapshot, {
-            currentActivity: raw.currentActivity,
-            progress: raw.progress,
-            lastHeartbeatAt: raw.lastHeartbeat ? raw.lastHeartbeat.toISOString() : outcome.snapshot.context.lastHeartbeatAt,
-          });
+        const { outcome, snapshot } = validateRow(raw, session.taskRows);
+        if (snapshot) {
+          session.snapshot = snapshot;
           session.step = raw.step;
         } else {
           logger.warn({ errors: outcome.result.errors }, 'stored state is invalid: walking back through checkpoints');
@@ -381,7 +378,7 @@ async function restoreOnce(
           const page = await listCheckpoints(db, supervisorId, { limit: 25, ...(before !== undefined ? { beforeSeq: before } : {}) });
           for (const checkpoint of page) {
             const candidate = candidateFromCheckpoint(supervisorId, checkpoint);
-            const outcome = validateStoredState(candidate, statusesOf(candidate.spawnedTaskIds), { fallbackAction: 'restore_from_checkpoint' });
+            const outcome = validateStoredState(candidate, statusesAmong(session.taskRows, candidate.spawnedTaskIds), { fallbackAction: 'restore_from_checkpoint' });
             if (outcome.snapshot) {
               session.snapshot = outcome.snapshot;
               session.step = raw.step;
@@ -517,10 +514,10 @@ async function restoreOnce(
   const output = await toPromise(machineSnapshot);
   if (output.error || !output.result) {
     // Nothing half-restored stays running. A supervisor whose state was known is interrupted through its machine and the
-    // normal (fenced) save path, so the row, its snapshot and its checkpoints agree; then it is given back to the pool.
+    // normal (fenced) save path, so the row, its snapshot and its checkpoints agree; it stays owned by this daemon.
     host.releaseDriver(supervisorId, { discard: true });
     const reason = output.error ?? 'the protocol ended without a result';
-    await giveBack(host, supervisorId, session, `restore failed: ${reason}`, logger, claim);
+    await interruptAndStop(host, supervisorId, session, `restore failed: ${reason}`, logger, claim);
     if (isTransient(session.failure)) strand(supervisorId, { kind: 'restore', claim, source });
     throw new RestorationFailedError(supervisorId, reason);
   }

@@ -185,9 +185,8 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
   let lastSummary: RestoreAllSummary | undefined;
   let messaging: (Messaging & { inbox: InboxApplier | null }) | null = null;
   let unlistenLeases: (() => Promise<void>) | null = null;
+  /** Restores in parallel, for the claim rounds (start() may set it). */
   let restoreConcurrency = 16;
-  /** The restore-all in progress: claims made at start-up are counted into it. */
-  let collecting: RestoreAllSummary | null = null;
 
   const deps: DurableSupervisorDeps = {
     database,
@@ -357,7 +356,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
         }
       },
       restoreClaimed: async (claims) => {
-        await restorer.restoreClaimed(claims, collecting ?? emptyRestoreAllSummary(), restoreConcurrency);
+        await restorer.restoreClaimed(claims, emptyRestoreAllSummary(), restoreConcurrency);
         messaging?.inbox?.wake();
       },
       retryStranded: () => restorer.retryStranded(),
@@ -458,16 +457,11 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       await host.ready();
       const started = performance.now();
       const summary = emptyRestoreAllSummary();
-      const previous = restoreConcurrency;
-      restoreConcurrency = restoreOptions.concurrency ?? restoreConcurrency;
-      collecting = summary;
-      try {
-        // Each batch is restored as it is claimed, so a large restart never holds many claimed-but-not-running supervisors.
-        await leases.claimAtStartup();
-      } finally {
-        collecting = null;
-        restoreConcurrency = previous;
-      }
+      const concurrency = restoreOptions.concurrency ?? restoreConcurrency;
+      await leases.claimAtStartup(async (claims) => {
+        await restorer.restoreClaimed(claims, summary, concurrency);
+        messaging?.inbox?.wake();
+      });
       summary.durationMs = Math.round(performance.now() - started);
       lastSummary = summary;
       logger.info(

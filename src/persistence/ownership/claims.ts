@@ -1,7 +1,7 @@
 // Claiming supervisors: in bounded batches from daemons whose lease ran out (FOR UPDATE SKIP LOCKED, so two claimers
 // never take the same row), one by id for a manual resume, and a check of which claimed ones a daemon still holds.
 
-import { sql } from 'kysely';
+import { sql, type RawBuilder } from 'kysely';
 import { withDatabaseErrors } from '../database-errors.js';
 import type { Executor } from '../supervisor-repository.js';
 
@@ -18,20 +18,19 @@ export interface ClaimedSupervisor {
 const toDate = (value: Date | string | null): Date | null => (value === null ? null : value instanceof Date ? value : new Date(value));
 
 /**
- * Claim up to `limit` unfinished supervisors whose owner's lease ended (or that have no owner), bumping each one's
- * epoch. Rows locked by a save in flight are skipped and come up in a later round.
+ * One claim statement: up to `limit` rows matching `candidates` whose owner is nobody or a daemon whose lease ended,
+ * locked with SKIP LOCKED (rows a save in flight holds come up in a later round), owner set to this daemon and epoch
+ * bumped. The dead daemons are a handful of rows, read once (an InitPlan), so the owner index does the rest.
  */
-export async function claimSupervisors(db: Executor, input: { daemonId: string; limit: number }): Promise<ClaimedSupervisor[]> {
-  return withDatabaseErrors('claimSupervisors', undefined, async () => {
-    const result = await sql<{ id: string; epoch: string | number; previous_owner: string | null; previous_lease_end: Date | string | null }>`
-      /* sr:claim_supervisors */
+async function claimWhere(db: Executor, operation: string, marker: RawBuilder<unknown>, candidates: RawBuilder<boolean>, input: { daemonId: string; limit: number }): Promise<ClaimedSupervisor[]> {
+  return withDatabaseErrors(operation, undefined, async () => {
+    const result = await sql<{ id: string; epoch: string | number; previous_owner: string | null; previous_lease_end: Date | string | null }>`${marker}
       WITH candidate AS (
         SELECT s.id, s.owner AS previous_owner
         FROM supervisor_states s
-        WHERE s.state NOT IN ('completed', 'failed')
+        WHERE ${candidates}
           AND (
             s.owner IS NULL
-            -- The dead daemons are a handful of rows, read once (an InitPlan), so the owner index does the rest.
             OR s.owner = ANY (ARRAY(SELECT d.id FROM supervisor_daemons d WHERE d.lease_expires_at <= now() AND d.id <> ${input.daemonId}))
           )
         LIMIT ${Math.max(1, Math.floor(input.limit))}
@@ -51,42 +50,30 @@ export async function claimSupervisors(db: Executor, input: { daemonId: string; 
   });
 }
 
+/** Claim up to `limit` unfinished supervisors whose owner's lease ended (or that have no owner). */
+export function claimSupervisors(db: Executor, input: { daemonId: string; limit: number }): Promise<ClaimedSupervisor[]> {
+  // The marker makes the Postgres seam prepare this every-round statement once per connection.
+  return claimWhere(db, 'claimSupervisors', sql.raw('/* sr:claim_supervisors */'), sql<boolean>`s.state NOT IN ('completed', 'failed')`, input);
+}
+
 /**
  * At start-up only (it reads every finished row): claim finished supervisors whose row contradicts itself (the
  * column says completed or failed, the snapshot says otherwise, or `failed` has no error), so the restoration
  * protocol examines them and falls back to the newest valid checkpoint instead of leaving them abandoned.
  */
-export async function claimContradictoryFinished(db: Executor, input: { daemonId: string; limit: number }): Promise<ClaimedSupervisor[]> {
-  return withDatabaseErrors('claimContradictoryFinished', undefined, async () => {
-    const result = await sql<{ id: string; epoch: string | number; previous_owner: string | null; previous_lease_end: Date | string | null }>`
-      WITH candidate AS (
-        SELECT s.id, s.owner AS previous_owner
-        FROM supervisor_states s
-        WHERE s.state IN ('completed', 'failed')
-          AND (
-            jsonb_typeof(s.snapshot) IS DISTINCT FROM 'object'
-            OR (s.snapshot ->> 'value') IS DISTINCT FROM s.state::text
-            OR (s.state = 'failed' AND s.error_message IS NULL)
-          )
-          AND (
-            s.owner IS NULL
-            OR s.owner = ANY (ARRAY(SELECT d.id FROM supervisor_daemons d WHERE d.lease_expires_at <= now() AND d.id <> ${input.daemonId}))
-          )
-        LIMIT ${Math.max(1, Math.floor(input.limit))}
-        FOR UPDATE OF s SKIP LOCKED
-      )
-      UPDATE supervisor_states AS s SET owner = ${input.daemonId}, epoch = s.epoch + 1
-      FROM candidate c
-      WHERE s.id = c.id
-      RETURNING s.id, s.epoch, c.previous_owner,
-        (SELECT d.lease_expires_at FROM supervisor_daemons d WHERE d.id = c.previous_owner) AS previous_lease_end`.execute(db);
-    return result.rows.map((row) => ({
-      supervisorId: row.id,
-      epoch: Number(row.epoch),
-      previousOwner: row.previous_owner,
-      previousLeaseEndedAt: toDate(row.previous_lease_end),
-    }));
-  });
+export function claimContradictoryFinished(db: Executor, input: { daemonId: string; limit: number }): Promise<ClaimedSupervisor[]> {
+  return claimWhere(
+    db,
+    'claimContradictoryFinished',
+    sql.raw(''),
+    sql<boolean>`s.state IN ('completed', 'failed')
+      AND (
+        jsonb_typeof(s.snapshot) IS DISTINCT FROM 'object'
+        OR (s.snapshot ->> 'value') IS DISTINCT FROM s.state::text
+        OR (s.state = 'failed' AND s.error_message IS NULL)
+      )`,
+    input,
+  );
 }
 
 export type ClaimOneResult =
