@@ -5,7 +5,6 @@ import type { InspectionEvent, Observer } from 'xstate';
 import type { SupervisorSnapshot } from '../machines/supervisor-machine.js';
 import type { Database } from '../persistence/database.js';
 import type { Transport } from '../transport/transport.js';
-import type { SupervisorCommand } from './agent-driver.js';
 import type { CommittedStep, DurableSupervisor } from './durable-supervisor.js';
 import type { Logger } from './logger.js';
 
@@ -46,6 +45,4 @@ export interface RuntimeHost {
   holdDriver(id: string): void;
   /** Run the queued callbacks in order and stop queueing; `discard` drops them (the restoration failed). */
   releaseDriver(id: string, options?: { discard?: boolean }): void;
-  /** Apply a command to a supervisor running here (the inbox applies what other daemons recorded). */
-  send(id: string, command: SupervisorCommand): Promise<CommittedStep>;
 }

@@ -404,7 +404,6 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       // In commit order, as if they had been dispatched when their steps committed.
       for (const run of held) setImmediate(run);
     },
-    send: (id, command) => runtime.send(id, command),
   };
 
   const restorer = createRestorer(host);

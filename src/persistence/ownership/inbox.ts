@@ -132,11 +132,3 @@ export async function pruneInbox(db: Executor, olderThan: Date): Promise<number>
   );
   return Number(result.numDeletedRows);
 }
-
-/** How many messages wait for their owner (all owners). */
-export async function countUnappliedInbox(db: Executor): Promise<number> {
-  const result = await withDatabaseErrors('countUnappliedInbox', undefined, () =>
-    sql<{ n: string | number }>`SELECT count(*) AS n FROM supervisor_inbox WHERE applied_at IS NULL`.execute(db),
-  );
-  return Number(result.rows[0]?.n ?? 0);
-}

@@ -118,16 +118,6 @@ export async function nextPeerExpiryMs(db: Executor, daemonId: string): Promise<
   });
 }
 
-/** A daemon's row (live or not), for routing a request to the owner. */
-export async function getMembership(db: Executor, daemonId: string): Promise<{ url: string | null; live: boolean } | null> {
-  return withDatabaseErrors('getMembership', undefined, async () => {
-    const result = await sql<{ url: string | null; live: boolean }>`
-      SELECT url, (lease_expires_at > now() AND stopped_at IS NULL) AS live FROM supervisor_daemons WHERE id = ${daemonId}`.execute(db);
-    const row = result.rows[0];
-    return row ? { url: row.url, live: row.live === true } : null;
-  });
-}
-
 /** Every daemon known to the database with how many unfinished supervisors it owns, live ones first. */
 export async function listMemberships(db: Executor): Promise<MembershipView[]> {
   return withDatabaseErrors('listMemberships', undefined, async () => {
