@@ -49,6 +49,10 @@ export interface TaskResumption {
   status: TaskStatus | 'missing';
   /** What restoration did: kept waiting, applied the outcome, or dropped a task that no longer exists. */
   action: 'resumed' | 'applied_completion' | 'applied_failure' | 'dropped';
+  /** What the task was for. */
+  description: string;
+  /** The result or error it finished with (null while running, or when it reported none). */
+  outcome: string | null;
 }
 
 export interface RestorationInfo {

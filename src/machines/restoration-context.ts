@@ -53,16 +53,15 @@ export function buildRestorationContextMessage(input: RestorationContextInput): 
   if (input.tasks.length > 0) {
     lines.push('Tasks:');
     for (const task of input.tasks) {
-      const done = context.tasks.find((t) => t.id === task.taskId);
       const outcome =
         task.action === 'resumed'
           ? 'still running; keep waiting'
           : task.action === 'applied_completion'
-            ? `completed while you were down${done?.result ? `: ${done.result}` : ''}`
+            ? `completed while you were down${task.outcome ? `: ${task.outcome}` : ''}`
             : task.action === 'applied_failure'
-              ? `failed while you were down${done?.error ? `: ${done.error}` : ''}`
+              ? `failed while you were down${task.outcome ? `: ${task.outcome}` : ''}`
               : 'no longer exists and was dropped';
-      lines.push(`- ${task.taskId} (${done?.description ?? 'unknown task'}): ${outcome}`);
+      lines.push(`- ${task.taskId} (${task.description || 'unknown task'}): ${outcome}`);
     }
   }
   if (context.pendingQuestions.length > 0) {

@@ -47,8 +47,8 @@ function contextProblems(context: unknown, supervisorId: string): string[] {
   const problems: string[] = [];
   if (context.supervisorId !== supervisorId) problems.push(`snapshot belongs to supervisor ${String(context.supervisorId)}, not ${supervisorId}`);
   for (const key of ['name', 'phase', 'createdAt'] as const) if (typeof context[key] !== 'string') problems.push(`snapshot context.${key} is not a string`);
-  for (const key of ['tasks', 'pendingQuestions', 'answeredQuestions'] as const) if (!Array.isArray(context[key])) problems.push(`snapshot context.${key} is not a list`);
-  for (const key of ['progress', 'conversationLength', 'restorationCount'] as const) if (!Number.isInteger(context[key])) problems.push(`snapshot context.${key} is not an integer`);
+  for (const key of ['tasks', 'pendingQuestions'] as const) if (!Array.isArray(context[key])) problems.push(`snapshot context.${key} is not a list`);
+  for (const key of ['progress', 'conversationLength', 'restorationCount', 'answeredQuestionCount', 'completedTaskCount', 'failedTaskCount'] as const) if (!Number.isInteger(context[key])) problems.push(`snapshot context.${key} is not an integer`);
   if (Array.isArray(context.tasks) && !context.tasks.every((task) => isRecord(task) && typeof task.id === 'string' && typeof task.status === 'string')) {
     problems.push('snapshot context.tasks has an entry without id and status');
   }

@@ -5,8 +5,34 @@ import { SUPERVISOR_MACHINE_VERSION } from './supervisor-machine.js';
 /** Turns a persisted snapshot of version `from` into one of version `from + 1`. */
 export type SnapshotMigration = (snapshot: Record<string, unknown>) => Record<string, unknown>;
 
-/** Registered migrations by the version they upgrade FROM. Version 1 is the first, so none are needed yet. */
-export const SNAPSHOT_MIGRATIONS: ReadonlyMap<number, SnapshotMigration> = new Map();
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * 1 → 2: the snapshot holds open work only. Finished tasks leave `tasks` (their rows in supervisor_tasks keep them) and
+ * `answeredQuestions` becomes a count (migration 20261202000001 copied the answers into supervisor_questions).
+ * Anything that is not the expected shape is left for the validation guards to report.
+ */
+export const openWorkOnly: SnapshotMigration = (snapshot) => {
+  const context = snapshot.context;
+  if (!isRecord(context) || !Array.isArray(context.tasks)) return snapshot;
+  const status = (task: unknown) => (isRecord(task) ? task.status : undefined);
+  const { answeredQuestions, ...rest } = context;
+  return {
+    ...snapshot,
+    context: {
+      ...rest,
+      tasks: context.tasks.filter((task) => status(task) !== 'completed' && status(task) !== 'failed'),
+      answeredQuestionCount: Array.isArray(answeredQuestions) ? answeredQuestions.length : 0,
+      completedTaskCount: context.tasks.filter((task) => status(task) === 'completed').length,
+      failedTaskCount: context.tasks.filter((task) => status(task) === 'failed').length,
+    },
+  };
+};
+
+/** Registered migrations by the version they upgrade FROM. */
+export const SNAPSHOT_MIGRATIONS: ReadonlyMap<number, SnapshotMigration> = new Map([[1, openWorkOnly]]);
 
 export type SnapshotMigrationResult = { ok: true; snapshot: Record<string, unknown>; migratedFrom: number | null } | { ok: false; problem: string };
 

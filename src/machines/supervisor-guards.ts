@@ -48,8 +48,8 @@ export function checkSpawnTask(context: SupervisorContext, event: SpawnTaskEvent
 
 export function checkTaskEvent(context: SupervisorContext, event: TaskEventEvent): string | null {
   const task = context.tasks.find((candidate) => candidate.id === event.taskId);
-  if (!task) return `task ${event.taskId} was never spawned`;
-  // Saying "already completed" is what makes a redelivered task event harmless and explainable.
+  // Finished tasks leave the context: the runtime, which can read supervisor_tasks, says "already completed".
+  if (!task) return `task ${event.taskId} is not running here (never spawned, or already finished)`;
   if (task.status !== 'running') return `task ${event.taskId} is not running (already ${task.status})`;
   if (event.kind === 'progress' && event.progress === undefined) {
     return `progress event for task ${event.taskId} carries no progress`;
@@ -63,25 +63,16 @@ export function checkAskQuestion(context: SupervisorContext, event: AskQuestionE
   if (context.pendingQuestions.some((question) => question.id === event.questionId)) {
     return `question ${event.questionId} is already pending`;
   }
-  const answered = context.answeredQuestions.find((question) => question.id === event.questionId);
-  if (answered) return `question ${event.questionId} was already answered: ${JSON.stringify(answered.answer)}`;
+  // A reused id of an answered question is refused by the runtime, which reads supervisor_questions.
   // An empty list of choices could never be answered and would block the supervisor for good.
   if (event.choices !== undefined && event.choices.length === 0) return 'choices, when given, must not be empty';
   return null;
 }
 
-/** The refusal of an answer to a question that already has one; the first answer wins. */
-export function checkNotAlreadyAnswered(context: SupervisorContext, event: AnswerEvent): string | null {
-  const answered = context.answeredQuestions.find((question) => question.id === event.questionId);
-  if (answered) return `question ${event.questionId} is not pending (already answered: ${JSON.stringify(answered.answer)})`;
-  return null;
-}
-
 export function checkAnswer(context: SupervisorContext, event: AnswerEvent): string | null {
-  const duplicate = checkNotAlreadyAnswered(context, event);
-  if (duplicate) return duplicate;
   const pending = context.pendingQuestions.find((question) => question.id === event.questionId);
-  if (!pending) return `question ${event.questionId} is not pending (it was never asked)`;
+  // Answered questions leave the context: the runtime, which reads supervisor_questions, names the first answer.
+  if (!pending) return `question ${event.questionId} is not pending (never asked, or already answered)`;
   if (pending.choices !== null && !pending.choices.includes(event.answer)) {
     return `answer ${JSON.stringify(event.answer)} is not one of the choices ${quoted(pending.choices)}`;
   }

@@ -9,7 +9,6 @@ import {
   checkEvent,
   checkFail,
   checkHeartbeat,
-  checkNotAlreadyAnswered,
   checkSetActivity,
   checkSetPhase,
   checkSpawnTask,
@@ -45,7 +44,7 @@ import {
 export { deriveWaitingState } from './supervisor-updates.js';
 
 /** Bump when a persisted snapshot of the previous version could no longer be restored as is. */
-export const SUPERVISOR_MACHINE_VERSION = 1;
+export const SUPERVISOR_MACHINE_VERSION = 2;
 
 type EffectParams<T extends SupervisorEffect['type']> = Extract<SupervisorEffect, { type: T }>['params'];
 
@@ -268,11 +267,6 @@ export function explainRefusal(snapshot: SupervisorSnapshot, event: SupervisorEv
   const transitions = supervisorMachine.root.states[state]?.on[event.type];
   if (transitions === undefined || transitions.length === 0) {
     if (isTerminalState(state)) return `supervisor is ${state} and accepts no more events`;
-    // A second answer usually arrives after the first moved the supervisor on; "first answer wins" says more than the state.
-    if (event.type === 'ANSWER') {
-      const duplicate = checkNotAlreadyAnswered(snapshot.context, event);
-      if (duplicate) return duplicate;
-    }
     return `event ${event.type} is not accepted in state ${state}`;
   }
   return checkEvent(snapshot.context, event);

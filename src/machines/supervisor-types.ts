@@ -1,7 +1,7 @@
 // The supervisor machine's vocabulary: what it remembers, what it is told, and what it asks the runtime to do.
 
 import type { ConversationEntry } from '../domain/conversation.js';
-import type { AnsweredQuestion, PendingQuestion } from '../domain/pending-question.js';
+import type { PendingQuestion } from '../domain/pending-question.js';
 import type { RestorationSource } from '../domain/restoration.js';
 import type { SpawnedTask } from '../domain/spawned-task.js';
 import type { SupervisorState } from '../domain/supervisor-state.js';
@@ -15,9 +15,17 @@ export interface SupervisorContext {
   /** 0–100. */
   progress: number;
   errorMessage: string | null;
+  /**
+   * Open work only: the tasks still running. A task leaves the context when it finishes (its row in supervisor_tasks
+   * keeps the result), so a snapshot stays the same size however many tasks a supervisor has run.
+   */
   tasks: SpawnedTask[];
+  /** Questions still waiting for an answer; an answered question leaves (supervisor_questions keeps it). */
   pendingQuestions: PendingQuestion[];
-  answeredQuestions: AnsweredQuestion[];
+  /** How many questions were answered, tasks completed and tasks failed: counters, not lists. */
+  answeredQuestionCount: number;
+  completedTaskCount: number;
+  failedTaskCount: number;
   /** The history itself lives in the database; the machine only needs the next seq. */
   conversationLength: number;
   restorationCount: number;
@@ -183,12 +191,14 @@ export interface DeliverQuestionEffect {
 
 export interface AnswerReceivedEffect {
   type: 'answerReceived';
-  params: { questionId: string; question: string; answer: string };
+  /** The question as it was pending, with its answer: what the save point writes to supervisor_questions. */
+  params: { questionId: string; question: string; choices: string[] | null; context: string | null; askedAt: string; answer: string; answeredAt: string };
 }
 
 export interface TaskFinishedEffect {
   type: 'taskFinished';
-  params: { taskId: string; status: 'completed' | 'failed' };
+  /** The task as it finished (it has left the context): what the save point writes to supervisor_tasks. */
+  params: { taskId: string; status: 'completed' | 'failed'; task: SpawnedTask };
 }
 
 export interface AppendConversationEffect {

@@ -40,7 +40,9 @@ export function initialSupervisorContext(input: SupervisorInput): SupervisorCont
     errorMessage: null,
     tasks: [],
     pendingQuestions: [],
-    answeredQuestions: [],
+    answeredQuestionCount: 0,
+    completedTaskCount: 0,
+    failedTaskCount: 0,
     conversationLength: 0,
     restorationCount: 0,
     lastRestoredAt: null,
@@ -120,29 +122,36 @@ export function applySpawnTask(context: SupervisorContext, event: SpawnTaskEvent
 }
 
 export function applyTaskEvent(context: SupervisorContext, event: TaskEventEvent): SupervisorUpdate {
-  const replaceTask = (change: (task: SpawnedTask) => SpawnedTask): SupervisorContext => ({
-    ...context,
-    tasks: context.tasks.map((task) => (task.id === event.taskId ? change(task) : task)),
-  });
+  const current = context.tasks.find((task) => task.id === event.taskId);
+  // Guards refuse unknown tasks; staying unchanged keeps this function total anyway.
+  if (!current) return unchanged(context);
   if (event.kind === 'progress') {
-    return unchanged(replaceTask((task) => ({ ...task, progress: event.progress ?? task.progress })));
+    const tasks = context.tasks.map((task) => (task.id === event.taskId ? { ...task, progress: event.progress ?? task.progress } : task));
+    return unchanged({ ...context, tasks });
   }
   const status = event.kind;
-  const finished = replaceTask((task) => ({
-    ...task,
+  const finishedTask: SpawnedTask = {
+    ...current,
     status,
     // A completed task is done by definition, whatever it last reported.
-    progress: status === 'completed' ? 100 : (event.progress ?? task.progress),
-    result: status === 'completed' ? (event.result ?? null) : task.result,
-    error: status === 'failed' ? (event.error ?? null) : task.error,
+    progress: status === 'completed' ? 100 : (event.progress ?? current.progress),
+    result: status === 'completed' ? (event.result ?? null) : current.result,
+    error: status === 'failed' ? (event.error ?? null) : current.error,
     finishedAt: event.at,
-  }));
+  };
+  // The finished task leaves the context (open work only); its effect carries it to its row.
+  const finished: SupervisorContext = {
+    ...context,
+    tasks: context.tasks.filter((task) => task.id !== event.taskId),
+    completedTaskCount: context.completedTaskCount + (status === 'completed' ? 1 : 0),
+    failedTaskCount: context.failedTaskCount + (status === 'failed' ? 1 : 0),
+  };
   const outcome = status === 'completed' ? event.result : event.error;
   const content =
     outcome === undefined ? `Task ${event.taskId} ${status}.` : `Task ${event.taskId} ${status}: ${outcome}`;
   return withEffect(withConversation(unchanged(finished), 'tool', content, event.at), {
     type: 'taskFinished',
-    params: { taskId: event.taskId, status },
+    params: { taskId: event.taskId, status, task: finishedTask },
   });
 }
 
@@ -171,10 +180,7 @@ export function applyAnswer(context: SupervisorContext, event: AnswerEvent): Sup
     unchanged({
       ...context,
       pendingQuestions: context.pendingQuestions.filter((question) => question.id !== event.questionId),
-      answeredQuestions: [
-        ...context.answeredQuestions,
-        { id: pending.id, question: pending.question, answer: event.answer, answeredAt: event.at },
-      ],
+      answeredQuestionCount: context.answeredQuestionCount + 1,
     }),
     'user',
     event.answer,
@@ -182,7 +188,15 @@ export function applyAnswer(context: SupervisorContext, event: AnswerEvent): Sup
   );
   return withEffect(answered, {
     type: 'answerReceived',
-    params: { questionId: pending.id, question: pending.question, answer: event.answer },
+    params: {
+      questionId: pending.id,
+      question: pending.question,
+      choices: pending.choices === null ? null : [...pending.choices],
+      context: pending.context,
+      askedAt: pending.askedAt,
+      answer: event.answer,
+      answeredAt: event.at,
+    },
   });
 }
 

@@ -28,7 +28,6 @@ export interface SupervisorStatesTable {
   restoration_count: ColumnType<number, number | undefined, number>;
   last_restored_at: NullableTimestamp;
   restoration_source: string | null;
-  snapshot: ColumnType<unknown, string | null | undefined, string | null>;
   machine_version: number | null;
   step: BigIntColumn;
   checkpoint_seq: BigIntColumn;
@@ -49,6 +48,18 @@ export interface SupervisorTasksTable {
   created_at: Timestamp;
   updated_at: Timestamp;
   finished_at: NullableTimestamp;
+}
+
+/** Every question a supervisor asked, with its answer once it has one (the snapshot keeps only the pending ones). */
+export interface SupervisorQuestionsTable {
+  supervisor_id: string;
+  id: string;
+  question: string;
+  choices: ColumnType<unknown, string | null | undefined, string | null>;
+  context: string | null;
+  asked_at: Timestamp;
+  answer: string | null;
+  answered_at: NullableTimestamp;
 }
 
 export interface SupervisorCheckpointsTable {
@@ -124,6 +135,7 @@ export interface DatabaseSchema {
   supervisor_states: SupervisorStatesTable;
   supervisor_tasks: SupervisorTasksTable;
   supervisor_checkpoints: SupervisorCheckpointsTable;
+  supervisor_questions: SupervisorQuestionsTable;
   supervisor_conversation: SupervisorConversationTable;
   supervisor_outbox: SupervisorOutboxTable;
   supervisor_quarantine: SupervisorQuarantineTable;

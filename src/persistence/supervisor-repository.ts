@@ -12,13 +12,16 @@ export {
   type ListSupervisorsOptions,
   type OutboxWrite,
   type PendingQuestionsSummary,
+  type QuestionRecord,
+  type QuestionWrite,
   type RestorationMark,
   type SpawnedTaskValidation,
   type SupervisorDetailedState,
   type TaskRecord,
   type TaskWrite,
 } from './supervisors/records.js';
-export { saveSupervisorStateFull } from './supervisors/save-supervisor-state-full.js';
+export { saveSupervisorStateFull, saveSupervisorStatesFull, type FullSaveOutcome } from './supervisors/save-supervisor-state-full.js';
+export { getQuestion, getQuestions, listPendingQuestions, listQuestions } from './supervisors/questions.js';
 export { updateSupervisorHeartbeatState } from './supervisors/update-supervisor-heartbeat-state.js';
 export {
   addSupervisorPendingQuestion,
@@ -35,7 +38,7 @@ export {
   listRestorableSupervisorIds,
   listSupervisors,
 } from './supervisors/read-supervisor-state.js';
-export { getTask, listSupervisorTasks, recordTaskOutcome, validateSpawnedTasks } from './supervisors/tasks.js';
+export { getTask, listOpenSupervisorTasks, listSupervisorTasks, recordTaskOutcome, validateSpawnedTasks } from './supervisors/tasks.js';
 export { getNewestCheckpointBefore, listCheckpoints } from './supervisors/checkpoints.js';
 export { countConversation, getConversation } from './supervisors/conversation.js';
 export { quarantineSupervisorRow } from './supervisors/quarantine.js';

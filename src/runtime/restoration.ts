@@ -12,17 +12,20 @@ import { isTerminalState, type SupervisorState } from '../domain/supervisor-stat
 import { buildRestorationContextMessage } from '../machines/restoration-context.js';
 import { validateStoredState, type StoredStateCandidate, type TaskStatuses } from '../machines/restoration-guards.js';
 import { restorationMachine, type RestorationStepInput, type RestorationStepOutput } from '../machines/restoration-machine.js';
-import { supervisorMachine, type SupervisorSnapshot } from '../machines/supervisor-machine.js';
+import { deriveWaitingState, supervisorMachine, type SupervisorSnapshot } from '../machines/supervisor-machine.js';
 import type { SupervisorContext } from '../machines/supervisor-types.js';
 import {
   countConversation,
   enqueueOutbox,
   getSupervisorStateForRestoration,
   listCheckpoints,
+  getQuestions,
+  listOpenSupervisorTasks,
+  listPendingQuestions,
   quarantineSupervisorRow,
-  listSupervisorTasks,
   validateSpawnedTasks,
   type CheckpointRecord,
+  type QuestionRecord,
   type TaskRecord,
 } from '../persistence/supervisor-repository.js';
 import { claimSupervisor, getOwner, type ClaimedSupervisor } from '../persistence/ownership/claims.js';
@@ -126,9 +129,11 @@ interface Session {
   contextMessage: string;
   /** The error that ended the protocol, if one did (the machine keeps only its message). */
   failure: unknown;
-  /** Every task row of the supervisor and the stored conversation length, read with the state row. */
+  /** The open task rows (and those the row or a tried checkpoint names), and the stored conversation length. */
   taskRows: TaskRecord[];
   conversationStored: number;
+  /** supervisor_questions rows still waiting for an answer. */
+  pendingRows: QuestionRecord[];
 }
 
 /** The epoch a restore runs at, and whom the supervisor came from. */
@@ -251,7 +256,7 @@ export function createRestorer(host: RuntimeHost): Restorer {
 
       async function reload(logger: Logger): Promise<void> {
         const db = host.database.db;
-        const [raw, owner, taskRows] = await Promise.all([getSupervisorStateForRestoration(db, supervisorId), getOwner(db, supervisorId), listSupervisorTasks(db, supervisorId)]);
+        const [raw, owner, taskRows] = await Promise.all([getSupervisorStateForRestoration(db, supervisorId), getOwner(db, supervisorId), listOpenSupervisorTasks(db, supervisorId)]);
         if (!raw || !owner || owner.owner !== host.daemonId || owner.epoch !== epoch) {
           logger.warn({ owner: owner?.owner ?? null, currentEpoch: owner?.epoch ?? null }, 'supervisor is no longer this daemon\'s: not reloaded');
           return;
@@ -297,6 +302,52 @@ function isTransient(error: unknown): boolean {
 }
 
 /**
+ * Open work the tables know and the snapshot does not (a restore from an older checkpoint, or a row written outside
+ * the runtime): questions still pending in supervisor_questions are pending again (and re-delivered with the rest),
+ * pending ones that were answered meanwhile are answered, and running tasks the snapshot lacks are waited on again.
+ * A supervisor in a waiting state then settles where its open work puts it.
+ */
+async function reconcileOpenWork(
+  db: RuntimeHost['database']['db'],
+  supervisorId: string,
+  snapshot: SupervisorSnapshot,
+  pendingRows: readonly QuestionRecord[],
+  taskRows: readonly TaskRecord[],
+): Promise<{ snapshot: SupervisorSnapshot; warnings: string[] }> {
+  const context = snapshot.context;
+  if (isTerminalState(snapshot.value as SupervisorState)) return { snapshot, warnings: [] };
+  const warnings: string[] = [];
+  const pendingIds = new Set(pendingRows.map((row) => row.id));
+  const snapshotPending = new Set(context.pendingQuestions.map((question) => question.id));
+  // Pending in the snapshot, but not pending in the table: answered since (or never recorded, kept as it is).
+  const answered = new Map(
+    (await getQuestions(db, supervisorId, context.pendingQuestions.filter((question) => !pendingIds.has(question.id)).map((question) => question.id)))
+      .filter((row) => row.answer !== null)
+      .map((row) => [row.id, row]),
+  );
+  const added: PendingQuestion[] = pendingRows
+    .filter((row) => !snapshotPending.has(row.id))
+    .map((row) => ({ id: row.id, question: row.question, choices: row.choices, context: row.context, askedAt: row.askedAt, deliveryCount: 1, lastDeliveredAt: row.askedAt }));
+  const snapshotTasks = new Set(context.tasks.map((task) => task.id));
+  const running = taskRows
+    .filter((row) => (row.status === 'running' || row.status === 'pending') && !snapshotTasks.has(row.id))
+    .map((row) => ({ id: row.id, description: row.description, status: 'running' as const, progress: row.progress, result: null, error: null, spawnedAt: row.createdAt, finishedAt: null }));
+  if (answered.size === 0 && added.length === 0 && running.length === 0) return { snapshot, warnings };
+  for (const row of answered.values()) warnings.push(`question ${row.id} was answered after the restored state: applied its answer`);
+  for (const question of added) warnings.push(`question ${question.id} was asked after the restored state: pending again`);
+  for (const task of running) warnings.push(`task ${task.id} was spawned after the restored state: waiting on it again`);
+  const next: SupervisorContext = {
+    ...context,
+    pendingQuestions: [...context.pendingQuestions.filter((question) => !answered.has(question.id)), ...added],
+    answeredQuestionCount: context.answeredQuestionCount + answered.size,
+    tasks: [...context.tasks, ...running],
+  };
+  const waiting = ['working', 'waiting_for_user', 'waiting_for_tasks'].includes(String(snapshot.value));
+  const value = waiting ? deriveWaitingState(next) : String(snapshot.value);
+  return { snapshot: supervisorMachine.resolveState({ value, context: next }), warnings };
+}
+
+/**
  * After a failed restore: interrupt the supervisor through its machine when its state was validated (a fenced full save,
  * so another daemon's newer epoch refuses it) and stop the copy. It stays owned by this daemon, so no other daemon
  * loops on it: the caller strands it for a retry every lease round when the database was only away; any other
@@ -328,7 +379,7 @@ async function restoreOnce(
   // The driver hears nothing until the restoration is committed: reconciled task outcomes must not make it act on a
   // state the restoration context message has not described yet.
   host.holdDriver(supervisorId);
-  const session: Session = { raw: null, snapshot: null, step: 0, supervisor: null, tasks: [], redelivered: [], contextMessage: '', failure: null, taskRows: [], conversationStored: 0 };
+  const session: Session = { raw: null, snapshot: null, step: 0, supervisor: null, tasks: [], redelivered: [], contextMessage: '', failure: null, taskRows: [], conversationStored: 0, pendingRows: [] };
   const at = () => host.now().toISOString();
   const need = <T>(value: T | null, what: string): T => {
     if (value === null) throw new Error(`restoration step ran without ${what}`);
@@ -347,15 +398,18 @@ async function restoreOnce(
   const machine = restorationMachine.provide({
     actors: {
       loadState: step(async () => {
-        // Three reads at once, one round trip of waiting: the row, its tasks, its conversation length.
-        const [raw, taskRows, conversationStored] = await Promise.all([
+        // Four reads at once, one round trip of waiting: the row, its open tasks, its conversation length, its pending
+        // questions. None grows with the supervisor's age: finished tasks and answered questions are not read.
+        const [raw, taskRows, conversationStored, pendingRows] = await Promise.all([
           getSupervisorStateForRestoration(db, supervisorId),
-          listSupervisorTasks(db, supervisorId),
+          listOpenSupervisorTasks(db, supervisorId),
           countConversation(db, supervisorId),
+          listPendingQuestions(db, supervisorId),
         ]);
         session.raw = raw;
         session.taskRows = taskRows;
         session.conversationStored = conversationStored;
+        session.pendingRows = pendingRows;
         return { found: session.raw !== null };
       }),
 
@@ -376,6 +430,10 @@ async function restoreOnce(
         let before: number | undefined;
         for (;;) {
           const page = await listCheckpoints(db, supervisorId, { limit: 25, ...(before !== undefined ? { beforeSeq: before } : {}) });
+          // An older checkpoint may name tasks that have finished since: read their rows, so they are not taken for lost.
+          const known = new Set(session.taskRows.map((task) => task.id));
+          const unknown = [...new Set(page.flatMap((checkpoint) => snapshotTaskIds(checkpoint.snapshot)))].filter((id) => !known.has(id));
+          if (unknown.length > 0) session.taskRows.push(...(await validateSpawnedTasks(db, supervisorId, unknown)).existing);
           for (const checkpoint of page) {
             const candidate = candidateFromCheckpoint(supervisorId, checkpoint);
             const outcome = validateStoredState(candidate, statusesAmong(session.taskRows, candidate.spawnedTaskIds), { fallbackAction: 'restore_from_checkpoint' });
@@ -405,9 +463,10 @@ async function restoreOnce(
 
       restoreConversation: step(async () => {
         const raw = need(session.raw, 'a row');
-        let snapshot = need(session.snapshot, 'a snapshot');
+        const reconciled = await reconcileOpenWork(db, supervisorId, need(session.snapshot, 'a snapshot'), session.pendingRows, session.taskRows);
+        let snapshot = reconciled.snapshot;
         const stored = session.conversationStored;
-        const warnings: string[] = [];
+        const warnings: string[] = [...reconciled.warnings];
         if (stored > snapshot.context.conversationLength) {
           // An older checkpoint knows fewer entries than were written: keep them all, continue after the last.
           warnings.push(`${stored - snapshot.context.conversationLength} conversation entries are newer than the restored state; kept`);
@@ -432,18 +491,20 @@ async function restoreOnce(
         const warnings: string[] = [];
         for (const task of running) {
           const record = existing.find((candidate) => candidate.id === task.id);
+          const about = { taskId: task.id, description: task.description };
           if (!record) {
             await supervisor.send({ type: 'TASK_EVENT', taskId: task.id, kind: 'failed', error: 'task record missing after restart; dropped', at: at() });
-            session.tasks.push({ taskId: task.id, status: 'missing', action: 'dropped' });
+            session.tasks.push({ ...about, status: 'missing', action: 'dropped', outcome: null });
             warnings.push(`task ${task.id} no longer exists: dropped`);
           } else if (record.status === 'completed') {
             await supervisor.send({ type: 'TASK_EVENT', taskId: task.id, kind: 'completed', ...(record.result ? { result: record.result } : {}), at: at() });
-            session.tasks.push({ taskId: task.id, status: 'completed', action: 'applied_completion' });
+            session.tasks.push({ ...about, status: 'completed', action: 'applied_completion', outcome: record.result });
           } else if (record.status === 'failed') {
-            await supervisor.send({ type: 'TASK_EVENT', taskId: task.id, kind: 'failed', error: record.error ?? 'failed while the daemon was down', at: at() });
-            session.tasks.push({ taskId: task.id, status: 'failed', action: 'applied_failure' });
+            const error = record.error ?? 'failed while the daemon was down';
+            await supervisor.send({ type: 'TASK_EVENT', taskId: task.id, kind: 'failed', error, at: at() });
+            session.tasks.push({ ...about, status: 'failed', action: 'applied_failure', outcome: error });
           } else {
-            session.tasks.push({ taskId: task.id, status: 'running', action: 'resumed' });
+            session.tasks.push({ ...about, status: 'running', action: 'resumed', outcome: null });
           }
         }
         return { warnings };

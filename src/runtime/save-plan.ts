@@ -6,7 +6,7 @@ import type { SpawnedTask } from '../domain/spawned-task.js';
 import type { SupervisorState } from '../domain/supervisor-state.js';
 import type { SupervisorSnapshot } from '../machines/supervisor-machine.js';
 import type { SupervisorEffect, SupervisorEvent } from '../machines/supervisor-types.js';
-import type { FullSaveInput, OutboxWrite, TaskWrite } from '../persistence/supervisor-repository.js';
+import type { FullSaveInput, OutboxWrite, QuestionWrite, TaskWrite } from '../persistence/supervisor-repository.js';
 import type { QuestionMessage, StateChangeMessage, TaskSpawnMessage } from '../transport/messages.js';
 import { questionsSubject, stateSubject, taskSpawnSubject } from '../transport/subjects.js';
 
@@ -73,8 +73,18 @@ export function fullSaveInput(plan: FullSaveContext): FullSaveInput {
   const id = context.supervisorId;
   const state = plan.snapshot.value as SupervisorState;
   const conversation: ConversationEntry[] = [];
-  const touchedTasks = new Set<string>();
+  const tasks: TaskWrite[] = [];
+  const questions: QuestionWrite[] = [];
   const outbox: OutboxWrite[] = [];
+  const taskWrite = (task: SpawnedTask): TaskWrite => ({
+    id: task.id,
+    description: task.description,
+    status: task.status,
+    progress: task.progress,
+    result: task.result,
+    error: task.error,
+    finishedAt: task.finishedAt,
+  });
   // Stable effect ids (<supervisor>:<step>:<index>) make every message idempotent end to end.
   const msgId = () => `${id}:${plan.step}:${outbox.length}`;
   for (const effect of plan.effects) {
@@ -83,16 +93,19 @@ export function fullSaveInput(plan: FullSaveContext): FullSaveInput {
         conversation.push(effect.params.entry);
         break;
       case 'startTask': {
-        touchedTasks.add(effect.params.taskId);
-        const spawnedAt = context.tasks.find((task) => task.id === effect.params.taskId)?.spawnedAt ?? new Date(0).toISOString();
+        const task = context.tasks.find((candidate) => candidate.id === effect.params.taskId);
+        if (task) tasks.push(taskWrite(task));
+        const spawnedAt = task?.spawnedAt ?? new Date(0).toISOString();
         outbox.push(taskSpawnOutbox(id, { id: effect.params.taskId, description: effect.params.description, spawnedAt }, plan.subjectPrefix, msgId()));
         break;
       }
       case 'taskFinished':
-        touchedTasks.add(effect.params.taskId);
+        // The finished task has left the context: its effect carries it to its row.
+        tasks.push(taskWrite(effect.params.task));
         break;
       case 'deliverQuestion': {
         const q = effect.params.question;
+        if (!effect.params.redelivery) questions.push({ id: q.id, question: q.question, choices: q.choices, context: q.context, askedAt: q.askedAt, answer: null, answeredAt: null });
         const message: QuestionMessage = {
           v: 1,
           supervisorId: id,
@@ -107,8 +120,11 @@ export function fullSaveInput(plan: FullSaveContext): FullSaveInput {
         outbox.push({ subject: questionsSubject(id, plan.subjectPrefix), payload: message, msgId: msgId() });
         break;
       }
-      case 'answerReceived':
+      case 'answerReceived': {
+        const a = effect.params;
+        questions.push({ id: a.questionId, question: a.question, choices: a.choices, context: a.context, askedAt: a.askedAt, answer: a.answer, answeredAt: a.answeredAt });
         break;
+      }
     }
   }
   if (plan.previousState !== state) {
@@ -122,17 +138,6 @@ export function fullSaveInput(plan: FullSaveContext): FullSaveInput {
     };
     outbox.push({ subject: stateSubject(id, plan.subjectPrefix), payload: message, msgId: msgId() });
   }
-  const tasks: TaskWrite[] = context.tasks
-    .filter((task) => touchedTasks.has(task.id))
-    .map((task) => ({
-      id: task.id,
-      description: task.description,
-      status: task.status,
-      progress: task.progress,
-      result: task.result,
-      error: task.error,
-      finishedAt: task.finishedAt,
-    }));
   return {
     supervisorId: id,
     name: context.name,
@@ -153,6 +158,7 @@ export function fullSaveInput(plan: FullSaveContext): FullSaveInput {
     step: plan.step,
     reason: plan.reason,
     conversation,
+    questions,
     tasks,
     outbox,
     driver: plan.driver,

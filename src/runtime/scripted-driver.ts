@@ -20,11 +20,11 @@ export function createScriptedDriver(options: ScriptedDriverOptions = {}): Agent
     const context = supervisor.context();
     if (isTerminalState(supervisor.state()) || supervisor.state() === 'interrupted') return;
     if (context.pendingQuestions.length > 0 || context.tasks.some((task) => task.status === 'running')) return;
-    if (context.tasks.length === 0 && context.answeredQuestions.length === 0) return;
+    const finished = context.completedTaskCount + context.failedTaskCount;
+    if (finished === 0 && context.answeredQuestionCount === 0) return;
     try {
       if (context.phase !== 'review') await supervisor.send({ type: 'SET_PHASE', phase: 'review' });
-      const failed = context.tasks.filter((task) => task.status === 'failed').length;
-      await supervisor.send({ type: 'COMPLETE', summary: `${context.tasks.length - failed} task(s) done, ${failed} failed, ${context.answeredQuestions.length} answer(s) used.` });
+      await supervisor.send({ type: 'COMPLETE', summary: `${context.completedTaskCount} task(s) done, ${context.failedTaskCount} failed, ${context.answeredQuestionCount} answer(s) used.` });
     } catch (error) {
       // Another event may have raced in (a new question, say); the next callback tries again.
       if (!(error instanceof EventRefusedError)) throw error;

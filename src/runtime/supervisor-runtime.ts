@@ -19,11 +19,16 @@ import { listMemberships, type MembershipView } from '../persistence/ownership/m
 import {
   getConversation,
   getSupervisorState,
+  getQuestion,
   getTask,
   listCheckpoints,
+  listQuestions,
   listSupervisors,
+  listSupervisorTasks,
   StaleWriteError,
   type CheckpointRecord,
+  type QuestionRecord,
+  type TaskRecord,
   type ListSupervisorsOptions,
   type SupervisorDetailedState,
 } from '../persistence/supervisor-repository.js';
@@ -143,6 +148,10 @@ export interface SupervisorRuntime {
   listSupervisors(options?: ListSupervisorsOptions): Promise<{ supervisors: SupervisorDetailedState[]; invalid: InvalidSnapshotError[] }>;
   checkpoints(id: string, options?: { limit?: number; beforeSeq?: number }): Promise<CheckpointRecord[]>;
   conversation(id: string, options?: { fromSeq?: number; limit?: number }): Promise<ConversationEntry[]>;
+  /** Every question the supervisor asked, newest first, with its answer once it has one (from supervisor_questions). */
+  questions(id: string, options?: { answered?: boolean; limit?: number }): Promise<QuestionRecord[]>;
+  /** Every task the supervisor spawned, running and finished, with status and result (from supervisor_tasks). */
+  tasks(id: string): Promise<TaskRecord[]>;
   /** The newest restore-all (what the daemon claimed and restored at start), if any. */
   lastRestoreAll(): RestoreAllSummary | undefined;
   /** Every daemon the database knows, live ones first, with the supervisors each owns. */
@@ -515,6 +524,15 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
 
     async askQuestion(id, question) {
       const questionId = question.questionId ?? randomUUID();
+      // Answered questions have left the snapshot: a reused id is caught here, from supervisor_questions.
+      if (question.questionId !== undefined) {
+        const earlier = await getQuestion(database.db, id, questionId);
+        if (earlier) {
+          const supervisor = supervisors.get(id);
+          const what = earlier.answer === null ? 'is already pending' : `was already answered: ${JSON.stringify(earlier.answer)}`;
+          throw new EventRefusedError(id, 'ASK_QUESTION', `question ${questionId} ${what}; ask with a new id`, supervisor?.state ?? 'unknown');
+        }
+      }
       await runtime.send(id, {
         type: 'ASK_QUESTION',
         questionId,
@@ -526,15 +544,24 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     },
 
     async answerQuestion(id, questionId, answer) {
+      // Answered questions have left the snapshot; supervisor_questions keeps the first answer, which wins.
+      const firstAnswer = async () => {
+        const stored = await getQuestion(database.db, id, questionId);
+        return stored && stored.answer !== null && stored.answeredAt !== null ? { answer: stored.answer, answeredAt: stored.answeredAt } : null;
+      };
       const supervisor = supervisors.get(id);
-      const first = supervisor?.snapshot.context.answeredQuestions.find((answered) => answered.id === questionId);
-      if (supervisor && first) throw new QuestionAlreadyAnsweredError(id, questionId, first.answer, first.answeredAt);
+      if (supervisor && !supervisor.snapshot.context.pendingQuestions.some((pending) => pending.id === questionId)) {
+        const first = await firstAnswer();
+        if (first) throw new QuestionAlreadyAnsweredError(id, questionId, first.answer, first.answeredAt);
+      }
       try {
         return await runtime.send(id, { type: 'ANSWER', questionId, answer });
       } catch (error) {
         // Two answers racing: the loser is refused inside the queue, after the winner committed.
-        const winner = supervisors.get(id)?.snapshot.context.answeredQuestions.find((answered) => answered.id === questionId);
-        if (error instanceof EventRefusedError && winner) throw new QuestionAlreadyAnsweredError(id, questionId, winner.answer, winner.answeredAt);
+        if (error instanceof EventRefusedError) {
+          const winner = await firstAnswer();
+          if (winner) throw new QuestionAlreadyAnsweredError(id, questionId, winner.answer, winner.answeredAt);
+        }
         throw error;
       }
     },
@@ -553,6 +580,13 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     async reportTaskEvent(taskId, event) {
       const task = await getTask(database.db, taskId);
       if (!task) throw new TaskNotFoundError(taskId);
+      // Finished tasks have left the snapshot: their row says how they ended.
+      if (task.status === 'completed' || task.status === 'failed') {
+        const running = supervisors.get(task.supervisorId);
+        if (!running?.snapshot.context.tasks.some((open) => open.id === taskId)) {
+          throw new EventRefusedError(task.supervisorId, 'TASK_EVENT', `task ${taskId} is not running (already ${task.status})`, running?.state ?? 'unknown');
+        }
+      }
       return runtime.send(task.supervisorId, {
         type: 'TASK_EVENT',
         taskId,
@@ -587,6 +621,17 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       // Every supervisor has its "created" checkpoint, so an empty list means an unknown id: describe raises the 404.
       if (checkpoints.length === 0) await runtime.describe(id);
       return checkpoints;
+    },
+
+    async questions(id, questionOptions) {
+      await runtime.describe(id);
+      return listQuestions(database.db, id, questionOptions);
+    },
+
+    async tasks(id) {
+      await runtime.describe(id);
+      const tasks = await listSupervisorTasks(database.db, id);
+      return tasks.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
     },
 
     async conversation(id, conversationOptions) {

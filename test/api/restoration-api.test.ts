@@ -80,7 +80,7 @@ for (const target of targets) {
       });
       expect(info.questionsRedelivered).toEqual([expect.objectContaining({ id: asked.body.questionId, question: 'Which branch should I release?', deliveryCount: 2 })]);
       expect(info.tasksResumed).toContain(task.body.taskId);
-      expect(info.tasksReconciled).toContainEqual({ taskId: task.body.taskId, status: 'running', action: 'resumed' });
+      expect(info.tasksReconciled).toContainEqual(expect.objectContaining({ taskId: task.body.taskId, status: 'running', action: 'resumed', outcome: null }));
       expect(info.contextMessage).toContain('Which branch should I release?');
       expect(info.contextMessage).toContain(task.body.taskId);
       expect(info.contextMessage).toMatch(/an operator asked for you to be resumed/);

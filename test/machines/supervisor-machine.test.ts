@@ -12,6 +12,7 @@ import {
   type SupervisorEvent,
   type SupervisorSnapshot,
 } from '../../src/machines/index.js';
+import { SNAPSHOT_MIGRATIONS, migrateSnapshot, openWorkOnly } from '../../src/machines/snapshot-migrations.js';
 import { INPUT, apply, at, ev, expectRefused, initial, run, snapshotsByState } from './supervisor-fixtures.js';
 
 const started = () => run(initial(), ev.start());
@@ -38,8 +39,8 @@ describe('the machine', () => {
     expect(finals).toEqual(['completed', 'failed']);
   });
 
-  it('is version 1', () => {
-    expect(SUPERVISOR_MACHINE_VERSION).toBe(1);
+  it('is version 2 (the snapshot holds open work only)', () => {
+    expect(SUPERVISOR_MACHINE_VERSION).toBe(2);
   });
 
   it('starts in initializing with a context built from its input and defaults', () => {
@@ -55,7 +56,9 @@ describe('the machine', () => {
       errorMessage: null,
       tasks: [],
       pendingQuestions: [],
-      answeredQuestions: [],
+      answeredQuestionCount: 0,
+      completedTaskCount: 0,
+      failedTaskCount: 0,
       conversationLength: 0,
       restorationCount: 0,
       lastRestoredAt: null,
@@ -220,10 +223,23 @@ describe('SPAWN_TASK', () => {
     expect(effects.map((effect) => effect.type)).toEqual(['startTask', 'appendConversation']);
   });
 
-  it('refuses a task id that was already spawned, running or finished', () => {
+  it('refuses the id of a task that is still running', () => {
     expectRefused(waitingForTasks(), ev.spawn('t1'), 'task t1 was already spawned (it is running)');
+  });
+
+  it('accepts the id of a finished task: it left the context, so only the runtime can refuse it', () => {
+    // The runtime refuses this: supervisor_tasks keeps finished tasks and its id is the primary key.
     const finished = run(waitingForTasks(), ev.taskCompleted('t1'));
-    expectRefused(finished, ev.spawn('t1'), 'task t1 was already spawned (it is completed)');
+    expect(finished.context.tasks).toEqual([]);
+    expect(finished.can(ev.spawn('t1'))).toBe(true);
+    expect(explainRefusal(finished, ev.spawn('t1'))).toBeNull();
+    const { snapshot, effects } = apply(finished, ev.spawn('t1', 'again', 6));
+    expect(snapshot.value).toBe('waiting_for_tasks');
+    expect(snapshot.context.tasks).toEqual([
+      { id: 't1', description: 'again', status: 'running', progress: 0, result: null, error: null, spawnedAt: at(6), finishedAt: null },
+    ]);
+    expect(snapshot.context.completedTaskCount).toBe(1);
+    expect(effects[0]).toEqual({ type: 'startTask', params: { taskId: 't1', description: 'again' } });
   });
 
   it('refuses an empty task id', () => {
@@ -248,30 +264,73 @@ describe('TASK_EVENT', () => {
   });
 
   it('finishes the task and settles in working when the last task completes', () => {
-    const { snapshot, effects } = apply(waitingForTasks(), ev.taskCompleted('t1', '12 sources', 5));
+    const before = run(waitingForTasks(), ev.taskProgress('t1', 40));
+    const { snapshot, effects } = apply(before, ev.taskCompleted('t1', '12 sources', 5));
     expect(snapshot.value).toBe('working');
-    expect(snapshot.context.tasks[0]).toMatchObject({
-      status: 'completed',
-      progress: 100,
-      result: '12 sources',
-      error: null,
-      finishedAt: at(5),
-    });
+    // Open work only: the finished task leaves the context; a counter stays, the effect carries the task to its row.
+    expect(snapshot.context.tasks).toEqual([]);
+    expect(snapshot.context.completedTaskCount).toBe(1);
+    expect(snapshot.context.failedTaskCount).toBe(0);
     expect(effects).toEqual([
       {
         type: 'appendConversation',
         params: { entry: { seq: 2, role: 'tool', content: 'Task t1 completed: 12 sources', at: at(5) } },
       },
-      { type: 'taskFinished', params: { taskId: 't1', status: 'completed' } },
+      {
+        type: 'taskFinished',
+        params: {
+          taskId: 't1',
+          status: 'completed',
+          task: {
+            id: 't1',
+            description: 'research sources',
+            status: 'completed',
+            progress: 100,
+            result: '12 sources',
+            error: null,
+            spawnedAt: at(3),
+            finishedAt: at(5),
+          },
+        },
+      },
     ]);
   });
 
   it('records a failure with its error and settles in working', () => {
-    const { snapshot, effects } = apply(waitingForTasks(), ev.taskFailed('t1', 'timeout'));
+    const before = run(waitingForTasks(), ev.taskProgress('t1', 40));
+    const { snapshot, effects } = apply(before, ev.taskFailed('t1', 'timeout'));
     expect(snapshot.value).toBe('working');
-    expect(snapshot.context.tasks[0]).toMatchObject({ status: 'failed', error: 'timeout', result: null });
+    expect(snapshot.context.tasks).toEqual([]);
+    expect(snapshot.context.failedTaskCount).toBe(1);
+    expect(snapshot.context.completedTaskCount).toBe(0);
     expect(conversationOf(effects).map((entry) => entry.content)).toEqual(['Task t1 failed: timeout']);
-    expect(effects.at(-1)).toEqual({ type: 'taskFinished', params: { taskId: 't1', status: 'failed' } });
+    // A failed task keeps the progress it last reported.
+    expect(effects.at(-1)).toEqual({
+      type: 'taskFinished',
+      params: {
+        taskId: 't1',
+        status: 'failed',
+        task: {
+          id: 't1',
+          description: 'research sources',
+          status: 'failed',
+          progress: 40,
+          result: null,
+          error: 'timeout',
+          spawnedAt: at(3),
+          finishedAt: at(5),
+        },
+      },
+    });
+  });
+
+  it('keeps only the still-running tasks and counts each outcome', () => {
+    const busy = run(waitingForTasks(), ev.spawn('t2'), ev.spawn('t3'));
+    const snapshot = run(busy, ev.taskCompleted('t1'), ev.taskFailed('t3'));
+    expect(snapshot.value).toBe('waiting_for_tasks');
+    expect(snapshot.context.tasks.map((task) => task.id)).toEqual(['t2']);
+    expect(snapshot.context.completedTaskCount).toBe(1);
+    expect(snapshot.context.failedTaskCount).toBe(1);
   });
 
   it('says only that the task finished when no result or error is given', () => {
@@ -296,19 +355,26 @@ describe('TASK_EVENT', () => {
   it('records a task outcome while interrupted and stays interrupted', () => {
     const { snapshot, effects } = apply(run(waitingForTasks(), ev.interrupt()), ev.taskCompleted('t1'));
     expect(snapshot.value).toBe('interrupted');
-    expect(snapshot.context.tasks[0]?.status).toBe('completed');
+    expect(snapshot.context.tasks).toEqual([]);
+    expect(snapshot.context.completedTaskCount).toBe(1);
     expect(effects.map((effect) => effect.type)).toEqual(['appendConversation', 'taskFinished']);
+    expect(effects.at(-1)).toMatchObject({ params: { taskId: 't1', status: 'completed', task: { status: 'completed', progress: 100 } } });
   });
 
   it('refuses a second delivery of the same outcome, so duplicates are harmless', () => {
-    const done = run(waitingForTasks(), ev.taskCompleted('t1'));
-    expectRefused(done, ev.taskCompleted('t1'), 'task t1 is not running (already completed)');
-    const failed = run(waitingForTasks(), ev.taskFailed('t1'));
-    expectRefused(failed, ev.taskProgress('t1', 50), 'task t1 is not running (already failed)');
+    // The finished task has left the context; the runtime, reading supervisor_tasks, names the first outcome.
+    const done = run(waitingForTasks(), ev.spawn('t2'), ev.taskCompleted('t1'));
+    expect(done.value).toBe('waiting_for_tasks');
+    expectRefused(done, ev.taskCompleted('t1'), 'task t1 is not running here (never spawned, or already finished)');
+    const failed = run(waitingForTasks(), ev.spawn('t2'), ev.taskFailed('t1'));
+    expectRefused(failed, ev.taskProgress('t1', 50), 'task t1 is not running here (never spawned, or already finished)');
+    const settled = run(waitingForTasks(), ev.taskCompleted('t1'));
+    expect(settled.value).toBe('working');
+    expectRefused(settled, ev.taskFailed('t1'), 'task t1 is not running here (never spawned, or already finished)');
   });
 
   it('refuses an unknown task', () => {
-    expectRefused(waitingForTasks(), ev.taskCompleted('t9'), 'task t9 was never spawned');
+    expectRefused(waitingForTasks(), ev.taskCompleted('t9'), 'task t9 is not running here (never spawned, or already finished)');
   });
 
   it('refuses progress outside 0–100 and a progress report without progress', () => {
@@ -369,10 +435,20 @@ describe('ASK_QUESTION', () => {
     expect(snapshot.context.pendingQuestions.map((question) => question.id)).toEqual(['q1', 'q2']);
   });
 
-  it('refuses a question id that is pending or was answered', () => {
+  it('refuses a question id that is still pending', () => {
     expectRefused(waitingForUser(), ev.ask('q1'), 'question q1 is already pending');
+  });
+
+  it('accepts the id of an answered question: it left the context, so only the runtime can refuse it', () => {
+    // The runtime refuses this: supervisor_questions keeps answered questions with their answers.
     const answered = run(waitingForUser(), ev.answer('q1', 'formal'));
-    expectRefused(answered, ev.ask('q1'), 'question q1 was already answered: "formal"');
+    expect(answered.context.pendingQuestions).toEqual([]);
+    expect(answered.can(ev.ask('q1'))).toBe(true);
+    expect(explainRefusal(answered, ev.ask('q1'))).toBeNull();
+    const { snapshot } = apply(answered, ev.ask('q1', 'Which tone, really?', undefined, 8));
+    expect(snapshot.value).toBe('waiting_for_user');
+    expect(snapshot.context.pendingQuestions.map((question) => [question.id, question.question])).toEqual([['q1', 'Which tone, really?']]);
+    expect(snapshot.context.answeredQuestionCount).toBe(1);
   });
 
   it('refuses an empty question, an empty id, and an empty list of choices', () => {
@@ -392,12 +468,14 @@ describe('ANSWER', () => {
     const { snapshot, effects } = apply(waitingForUser(), ev.answer('q1', 'formal', 7));
     expect(snapshot.value).toBe('working');
     expect(snapshot.context.pendingQuestions).toEqual([]);
-    expect(snapshot.context.answeredQuestions).toEqual([
-      { id: 'q1', question: 'Which tone?', answer: 'formal', answeredAt: at(7) },
-    ]);
+    // The answered question leaves the snapshot (open work only); a counter stays, the effect carries it to its row.
+    expect(snapshot.context.answeredQuestionCount).toBe(1);
     expect(effects).toEqual([
       { type: 'appendConversation', params: { entry: { seq: 2, role: 'user', content: 'formal', at: at(7) } } },
-      { type: 'answerReceived', params: { questionId: 'q1', question: 'Which tone?', answer: 'formal' } },
+      {
+        type: 'answerReceived',
+        params: { questionId: 'q1', question: 'Which tone?', choices: ['formal', 'casual'], context: null, askedAt: at(6), answer: 'formal', answeredAt: at(7) },
+      },
     ]);
   });
 
@@ -412,12 +490,18 @@ describe('ANSWER', () => {
     expect(snapshot.context.pendingQuestions.map((question) => question.id)).toEqual(['q2']);
   });
 
-  it('keeps the first answer: a second one is refused and told the first', () => {
+  it('keeps the first answer: a second one is refused', () => {
+    // The answered question has left the context; the runtime, reading supervisor_questions, names the first answer.
     const stillWaiting = run(waitingForUser(), ev.ask('q2'), ev.answer('q1', 'formal'));
-    expectRefused(stillWaiting, ev.answer('q1', 'casual'), 'question q1 is not pending (already answered: "formal")');
+    expect(stillWaiting.value).toBe('waiting_for_user');
+    expectRefused(stillWaiting, ev.answer('q1', 'casual'), 'question q1 is not pending (never asked, or already answered)');
+    expect(stillWaiting.context.answeredQuestionCount).toBe(1);
     const movedOn = run(waitingForUser(), ev.answer('q1', 'formal'));
     expect(movedOn.value).toBe('working');
-    expectRefused(movedOn, ev.answer('q1', 'casual'), 'question q1 is not pending (already answered: "formal")');
+    expectRefused(movedOn, ev.answer('q1', 'casual'), 'event ANSWER is not accepted in state working');
+    const interrupted = run(waitingForUser(), ev.interrupt(), ev.answer('q1', 'formal'));
+    expect(interrupted.value).toBe('interrupted');
+    expectRefused(interrupted, ev.answer('q1', 'casual'), 'question q1 is not pending (never asked, or already answered)');
   });
 
   it('refuses an answer that is not one of the choices', () => {
@@ -430,13 +514,14 @@ describe('ANSWER', () => {
   });
 
   it('refuses a question that was never asked', () => {
-    expectRefused(waitingForUser(), ev.answer('q9', 'formal'), 'question q9 is not pending (it was never asked)');
+    expectRefused(waitingForUser(), ev.answer('q9', 'formal'), 'question q9 is not pending (never asked, or already answered)');
   });
 
   it('records an answer while interrupted and stays interrupted', () => {
     const { snapshot, effects } = apply(run(waitingForUser(), ev.interrupt()), ev.answer('q1', 'casual'));
     expect(snapshot.value).toBe('interrupted');
     expect(snapshot.context.pendingQuestions).toEqual([]);
+    expect(snapshot.context.answeredQuestionCount).toBe(1);
     expect(effects.map((effect) => effect.type)).toEqual(['appendConversation', 'answerReceived']);
   });
 
@@ -823,6 +908,117 @@ describe('persistence', () => {
     const actor = createActor(supervisorMachine, { snapshot: stored }).start();
     expect(actor.getSnapshot().status).toBe('done');
     expect(actor.getSnapshot().value).toBe('completed');
+  });
+});
+
+describe('snapshot migration 1 → 2 (openWorkOnly)', () => {
+  const runningTask = {
+    id: 't2',
+    description: 'write drafts',
+    status: 'running',
+    progress: 30,
+    result: null,
+    error: null,
+    spawnedAt: at(3),
+    finishedAt: null,
+  };
+  const pendingQuestion = {
+    id: 'q3',
+    question: 'Tone?',
+    choices: ['a', 'b'],
+    context: null,
+    askedAt: at(6),
+    deliveryCount: 1,
+    lastDeliveredAt: at(6),
+  };
+
+  /** A persisted snapshot as machine version 1 wrote it: finished tasks and answered questions kept in the context. */
+  function v1Snapshot(): Record<string, unknown> {
+    const persisted = JSON.parse(JSON.stringify(supervisorMachine.getPersistedSnapshot(waitingForUser()))) as Record<string, unknown>;
+    const context = { ...(persisted.context as Record<string, unknown>) };
+    // Version 1 had no counters.
+    delete context.answeredQuestionCount;
+    delete context.completedTaskCount;
+    delete context.failedTaskCount;
+    return JSON.parse(
+      JSON.stringify({
+        ...persisted,
+        context: {
+          ...context,
+          tasks: [
+            { ...runningTask, id: 't1', status: 'completed', progress: 100, result: 'ok', finishedAt: at(4) },
+            runningTask,
+            { ...runningTask, id: 't3', status: 'failed', error: 'boom', finishedAt: at(5) },
+            { ...runningTask, id: 't4', status: 'completed', progress: 100, result: 'ok too', finishedAt: at(5) },
+          ],
+          pendingQuestions: [pendingQuestion],
+          answeredQuestions: [
+            { id: 'q1', question: 'Which tone?', answer: 'formal', answeredAt: at(7) },
+            { id: 'q2', question: 'Publish?', answer: 'yes', answeredAt: at(8) },
+          ],
+        },
+      }),
+    ) as Record<string, unknown>;
+  }
+
+  it('is the registered migration from version 1', () => {
+    expect(SNAPSHOT_MIGRATIONS.get(1)).toBe(openWorkOnly);
+  });
+
+  it('keeps only open work and turns what finished into counters', () => {
+    const before = v1Snapshot();
+    const after = openWorkOnly(before);
+    const context = after.context as Record<string, unknown>;
+    expect(context).not.toHaveProperty('answeredQuestions');
+    expect(context.tasks).toEqual([runningTask]);
+    expect(context.pendingQuestions).toEqual([pendingQuestion]);
+    expect(context.answeredQuestionCount).toBe(2);
+    expect(context.completedTaskCount).toBe(2);
+    expect(context.failedTaskCount).toBe(1);
+    // Everything else is carried over untouched, and the input is not mutated.
+    const untouched = { ...(before.context as Record<string, unknown>) };
+    delete untouched.tasks;
+    delete untouched.answeredQuestions;
+    expect(context).toEqual({ ...untouched, tasks: [runningTask], answeredQuestionCount: 2, completedTaskCount: 2, failedTaskCount: 1 });
+    expect(after.value).toBe(before.value);
+    expect((before.context as Record<string, unknown>).answeredQuestions).toHaveLength(2);
+    expect((before.context as Record<string, unknown>).tasks).toHaveLength(4);
+  });
+
+  it('counts zero when a v1 context has no answeredQuestions list', () => {
+    const before = v1Snapshot();
+    delete (before.context as Record<string, unknown>).answeredQuestions;
+    expect((openWorkOnly(before).context as Record<string, unknown>).answeredQuestionCount).toBe(0);
+  });
+
+  it('leaves a snapshot that is not the expected shape for the validation guards to report', () => {
+    const broken = { value: 'working', context: { tasks: 'not a list' } };
+    expect(openWorkOnly(broken)).toBe(broken);
+  });
+
+  it('turns a v1 snapshot into one the version 2 machine restores and drives', () => {
+    const migrated = migrateSnapshot(v1Snapshot(), 1);
+    expect(migrated.ok).toBe(true);
+    if (!migrated.ok) return;
+    expect(migrated.migratedFrom).toBe(1);
+    const restored = createActor(supervisorMachine, {
+      snapshot: migrated.snapshot as unknown as ReturnType<typeof supervisorMachine.getPersistedSnapshot>,
+    }).getSnapshot();
+    expect(restored.value).toBe('waiting_for_user');
+    expect(restored.context.tasks.map((task) => task.id)).toEqual(['t2']);
+    const { snapshot } = apply(restored, ev.answer('q3', 'a', 9));
+    expect(snapshot.value).toBe('waiting_for_tasks');
+    expect(snapshot.context.answeredQuestionCount).toBe(3);
+    expect(apply(snapshot, ev.taskCompleted('t2', 'drafts', 10)).snapshot.context).toMatchObject({
+      tasks: [],
+      completedTaskCount: 3,
+      failedTaskCount: 1,
+    });
+  });
+
+  it('does nothing to a snapshot that is already version 2', () => {
+    const current = JSON.parse(JSON.stringify(supervisorMachine.getPersistedSnapshot(waitingForUser()))) as Record<string, unknown>;
+    expect(migrateSnapshot(current, 2)).toEqual({ ok: true, snapshot: current, migratedFrom: null });
   });
 });
 

@@ -112,11 +112,12 @@ const gate = serverGate('nats-server binary', natsServerBinary() !== null, 'inst
     for (let w = 8; w <= 10; w++) await wave(w);
     expect(asked.size).toBe(1_000);
 
-    const answered = () => supervisors.reduce((sum, supervisor) => sum + supervisor.snapshot.context.answeredQuestions.length, 0);
+    const answered = () => supervisors.reduce((sum, supervisor) => sum + supervisor.snapshot.context.answeredQuestionCount, 0);
     await eventually(() => `every answer to be applied (${answered()} so far)`, () => (answered() === 1_000 ? true : undefined), 25_000, 100);
 
     // Supervisor side: each question answered exactly once, nothing left pending.
-    const answeredIds = supervisors.flatMap((supervisor) => supervisor.snapshot.context.answeredQuestions.map((question) => question.id));
+    const stored = await Promise.all(supervisors.map((supervisor) => runtime.questions(supervisor.id, { answered: true })));
+    const answeredIds = stored.flat().map((question) => question.id);
     expect(new Set(answeredIds)).toEqual(asked);
     expect(answeredIds).toHaveLength(1_000);
     expect(supervisors.every((supervisor) => supervisor.snapshot.context.pendingQuestions.length === 0)).toBe(true);

@@ -19,6 +19,7 @@ for (const target of await databaseTargets()) {
         '20260201000003_outbox',
         '20260201000004_restoration_support',
         '20261201000001_ownership',
+        '20261202000001_bounded_state',
       ]);
       const second = await migrateToLatest(database());
       expect(second.applied).toEqual([]);

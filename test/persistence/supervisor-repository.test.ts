@@ -208,7 +208,8 @@ for (const target of await databaseTargets()) {
       const input = fullSave();
       await saveSupervisorStateFull(db(), input);
       const size = async () =>
-        Number((await sql<{ n: number }>`SELECT pg_column_size(snapshot) + pg_column_size(pending_questions) AS n FROM supervisor_states WHERE id = ${input.supervisorId}`.execute(db())).rows[0]?.n);
+        Number((await sql<{ n: number }>`SELECT pg_column_size(c.snapshot) + pg_column_size(s.pending_questions) AS n
+          FROM supervisor_states s JOIN supervisor_checkpoints c ON c.supervisor_id = s.id AND c.seq = s.checkpoint_seq WHERE s.id = ${input.supervisorId}`.execute(db())).rows[0]?.n);
       let first = 0;
       for (let step = 2; step <= 51; step++) {
         const seq = step - 2;

@@ -26,6 +26,11 @@ async function crash(runtime: SupervisorRuntime): Promise<void> {
 }
 
 /** waiting_for_user with two questions and two running tasks, in phase execution. */
+/** Overwrite the snapshot of the checkpoint the row points to (where a supervisor's current snapshot is stored). */
+function corruptSnapshot(id: string, value: ReturnType<typeof sql>) {
+  return sql`UPDATE supervisor_checkpoints c SET snapshot = ${value} FROM supervisor_states s WHERE s.id = c.supervisor_id AND c.seq = s.checkpoint_seq AND s.id = ${id}`;
+}
+
 async function busySupervisor(runtime: SupervisorRuntime) {
   const supervisor = await runtime.spawn({ name: 'busy' });
   await runtime.send(supervisor.id, { type: 'SET_ACTIVITY', activity: 'building', progress: 30 });
@@ -107,14 +112,15 @@ for (const target of await databaseTargets()) {
       const info = await second.restore(busy.id, 'manual');
       expect(info.recoveryAction).toBe('restore');
       expect(info.tasksReconciled).toEqual([
-        { taskId: busy.tasks[0], status: 'completed', action: 'applied_completion' },
-        { taskId: busy.tasks[1], status: 'missing', action: 'dropped' },
+        { taskId: busy.tasks[0], description: 'compile', status: 'completed', action: 'applied_completion', outcome: 'binary built' },
+        { taskId: busy.tasks[1], description: 'test', status: 'missing', action: 'dropped', outcome: null },
       ]);
       expect(info.tasksResumed).toEqual([]);
       expect(info.warnings.join(' ')).toMatch(/does not exist/);
       expect(info.contextMessage).toMatch(/completed while you were down: binary built/);
-      const tasks = second.get(busy.id)?.snapshot.context.tasks;
-      expect(tasks?.map((task) => task.status)).toEqual(['completed', 'failed']);
+      // Both finished: they left the snapshot (open work only), and their rows say how they ended.
+      expect(second.get(busy.id)?.snapshot.context).toMatchObject({ tasks: [], completedTaskCount: 1, failedTaskCount: 1 });
+      expect((await second.tasks(busy.id)).map((task) => task.status)).toEqual(['completed', 'failed']);
       expect(info.restoredState).toBe('waiting_for_user');
       await second.shutdown({ closeDatabase: false });
     });
@@ -192,44 +198,57 @@ for (const target of await databaseTargets()) {
     });
 
     describe('a corrupt newest row falls back to the newest valid checkpoint', () => {
-      const corruptions: Array<[string, (id: string) => ReturnType<typeof sql>]> = [
-        ['the snapshot does not parse', (id) => sql`UPDATE supervisor_states SET snapshot = '"garbage"'::jsonb WHERE id = ${id}`],
-        ['the snapshot state is not a supervisor state', (id) => sql`UPDATE supervisor_states SET snapshot = jsonb_set(snapshot, '{value}', '"sleeping"') WHERE id = ${id}`],
+      // Each corruption names what it breaks: the row's columns, or the snapshot (stored once, in the current checkpoint).
+      const corruptions: Array<[string, (id: string) => ReturnType<typeof sql> | Array<ReturnType<typeof sql>>, ('row' | 'snapshot')?]> = [
+        ['the snapshot does not parse', (id) => corruptSnapshot(id, sql`'"garbage"'::jsonb`), 'snapshot'],
+        ['the snapshot state is not a supervisor state', (id) => corruptSnapshot(id, sql`jsonb_set(c.snapshot, '{value}', '"sleeping"')`), 'snapshot'],
         ['the machine version is not supported', (id) => sql`UPDATE supervisor_states SET machine_version = 99 WHERE id = ${id}`],
         ['the snapshot state differs from the row state', (id) => sql`UPDATE supervisor_states SET state = 'working' WHERE id = ${id}`],
-        ['progress is outside 0–100', (id) => sql`UPDATE supervisor_states SET snapshot = jsonb_set(snapshot, '{context,progress}', '150') WHERE id = ${id}`],
+        ['progress is outside 0–100', (id) => corruptSnapshot(id, sql`jsonb_set(c.snapshot, '{context,progress}', '150')`), 'snapshot'],
         [
           'waiting_for_user has no pending question',
-          (id) => sql`UPDATE supervisor_states SET pending_questions = '[]', snapshot = jsonb_set(snapshot, '{context,pendingQuestions}', '[]') WHERE id = ${id}`,
+          (id) => [sql`UPDATE supervisor_states SET pending_questions = '[]' WHERE id = ${id}`, corruptSnapshot(id, sql`jsonb_set(c.snapshot, '{context,pendingQuestions}', '[]')`)],
+          'snapshot',
         ],
         [
           'failed has no error message',
-          (id) => sql`UPDATE supervisor_states SET state = 'failed', error_message = NULL, snapshot = jsonb_set(snapshot, '{value}', '"failed"') WHERE id = ${id}`,
+          (id) => [sql`UPDATE supervisor_states SET state = 'failed', error_message = NULL WHERE id = ${id}`, corruptSnapshot(id, sql`jsonb_set(c.snapshot, '{value}', '"failed"')`)],
+          'snapshot',
         ],
         ['a spawned task id does not match the snapshot', (id) => sql`UPDATE supervisor_states SET spawned_task_ids = array_append(spawned_task_ids, 'ghost') WHERE id = ${id}`],
         [
           'pending question ids are not unique',
           (id) =>
-            sql`UPDATE supervisor_states SET pending_questions = pending_questions || pending_questions,
-                snapshot = jsonb_set(snapshot, '{context,pendingQuestions}', (snapshot #> '{context,pendingQuestions}') || (snapshot #> '{context,pendingQuestions}')) WHERE id = ${id}`,
+            [
+              sql`UPDATE supervisor_states SET pending_questions = pending_questions || pending_questions WHERE id = ${id}`,
+              corruptSnapshot(id, sql`jsonb_set(c.snapshot, '{context,pendingQuestions}', (c.snapshot #> '{context,pendingQuestions}') || (c.snapshot #> '{context,pendingQuestions}'))`),
+            ],
+          'snapshot',
         ],
       ];
-      for (const [guard, corrupt] of corruptions) {
+      for (const [guard, corrupt, target = 'row'] of corruptions) {
         it(`when ${guard}`, async () => {
           const first = runtimeOn(database());
           const busy = await busySupervisor(first);
           await crash(first);
           const newest = (await listCheckpoints(db(), busy.id, { limit: 1 }))[0];
-          await corrupt(busy.id).execute(db());
+          for (const statement of [corrupt(busy.id)].flat()) await statement.execute(db());
           const second = runtimeOn(database());
           const info = await second.restore(busy.id, 'daemon_restart');
           expect(info.validation.valid).toBe(false);
           expect(info.validation.errors.length).toBeGreaterThan(0);
           expect(info.recoveryAction).toBe('restore_from_checkpoint');
-          // The newest checkpoint holds the same state the row held before it was corrupted.
-          expect(info.checkpointSeq).toBe(newest?.seq);
+          if (target === 'row') {
+            // Only the row's columns were broken: the newest checkpoint still holds the state they described.
+            expect(info.checkpointSeq).toBe(newest?.seq);
+          } else {
+            // The snapshot is stored once, in the newest checkpoint: the one before it (before the second question) is
+            // used, and supervisor_questions brings back the question asked after it, so nothing open is lost.
+            expect(info.checkpointSeq).toBe((newest?.seq ?? 0) - 1);
+            expect(info.warnings).toContain(`question ${busy.questions[1]} was asked after the restored state: pending again`);
+          }
           expect(info.restoredState).toBe('waiting_for_user');
-          expect(info.questionsRedelivered).toHaveLength(2);
+          expect(info.questionsRedelivered.map((question) => question.id)).toEqual(busy.questions);
           expect((await getSupervisorState(db(), busy.id))?.state).toBe('waiting_for_user');
           await second.shutdown({ closeDatabase: false });
         });
@@ -240,7 +259,7 @@ for (const target of await databaseTargets()) {
         const supervisor = await first.spawn({ name: 'tasks' });
         const { taskId } = await first.spawnTask(supervisor.id, { description: 'work' });
         await crash(first);
-        await sql`UPDATE supervisor_states SET snapshot = jsonb_set(snapshot, '{context,tasks,0,status}', '"completed"') WHERE id = ${supervisor.id}`.execute(db());
+        await corruptSnapshot(supervisor.id, sql`jsonb_set(c.snapshot, '{context,tasks,0,status}', '"completed"')`).execute(db());
         await sql`DELETE FROM supervisor_tasks WHERE id = ${taskId}`.execute(db());
         const second = runtimeOn(database());
         const info = await second.restore(supervisor.id, 'daemon_restart');
@@ -333,7 +352,7 @@ for (const target of await databaseTargets()) {
       expect(row?.errorMessage).toMatch(/^restore failed: .*injected/);
       expect(row?.owner).toBe(second.daemonId);
       expect((await listCheckpoints(db(), bad.id, { limit: 1 }))[0]).toMatchObject({ reason: 'interrupted', state: 'interrupted' });
-      const stored = await sql<{ value: string }>`SELECT snapshot ->> 'value' AS value FROM supervisor_states WHERE id = ${bad.id}`.execute(db());
+      const stored = await sql<{ value: string }>`SELECT c.snapshot ->> 'value' AS value FROM supervisor_states s JOIN supervisor_checkpoints c ON c.supervisor_id = s.id AND c.seq = s.checkpoint_seq WHERE s.id = ${bad.id}`.execute(db());
       expect(stored.rows[0]?.value).toBe('interrupted');
 
       // The cause goes away: the next restore uses the row as it is (no checkpoint walk) and resumes the supervisor.

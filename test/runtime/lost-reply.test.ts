@@ -23,9 +23,9 @@ class LoseNextSaveReply implements KyselyPlugin {
     return args.node;
   }
   async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
-    // The full save statement answers with exactly one row: the new checkpoint's seq.
+    // The full save statement of one supervisor answers with exactly one row: its id and the new checkpoint's seq.
     const row = args.result.rows[0];
-    if (this.armed && args.result.rows.length === 1 && row && Object.keys(row).join(',') === 'seq') {
+    if (this.armed && args.result.rows.length === 1 && row && Object.keys(row).join(',') === 'id,seq') {
       this.armed = false;
       this.lost += 1;
       this.down = this.outageAfterLoss;

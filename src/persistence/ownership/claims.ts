@@ -58,7 +58,7 @@ export function claimSupervisors(db: Executor, input: { daemonId: string; limit:
 
 /**
  * At start-up only (it reads every finished row): claim finished supervisors whose row contradicts itself (the
- * column says completed or failed, the snapshot says otherwise, or `failed` has no error), so the restoration
+ * column says completed or failed, its current checkpoint's snapshot says otherwise or is missing, or `failed` has no error), so the restoration
  * protocol examines them and falls back to the newest valid checkpoint instead of leaving them abandoned.
  */
 export function claimContradictoryFinished(db: Executor, input: { daemonId: string; limit: number }): Promise<ClaimedSupervisor[]> {
@@ -68,8 +68,11 @@ export function claimContradictoryFinished(db: Executor, input: { daemonId: stri
     sql.raw(''),
     sql<boolean>`s.state IN ('completed', 'failed')
       AND (
-        jsonb_typeof(s.snapshot) IS DISTINCT FROM 'object'
-        OR (s.snapshot ->> 'value') IS DISTINCT FROM s.state::text
+        NOT EXISTS (
+          SELECT 1 FROM supervisor_checkpoints c
+          WHERE c.supervisor_id = s.id AND c.seq = s.checkpoint_seq
+            AND jsonb_typeof(c.snapshot) = 'object' AND (c.snapshot ->> 'value') = s.state::text
+        )
         OR (s.state = 'failed' AND s.error_message IS NULL)
       )`,
     input,

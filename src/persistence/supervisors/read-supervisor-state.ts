@@ -59,15 +59,20 @@ export async function getSupervisorsWithPendingQuestions(db: Executor): Promise<
   });
 }
 
-/** The raw stored state the restoration protocol validates; null when there is no row. Nothing is trusted here. */
+/**
+ * The raw stored state the restoration protocol validates; null when there is no row. Nothing is trusted here. The
+ * snapshot is the one of the checkpoint the row points to (null when that checkpoint is missing).
+ */
 export async function getSupervisorStateForRestoration(db: Executor, supervisorId: string): Promise<SupervisorRestorationContext | null> {
   const row = await withDatabaseErrors('getSupervisorStateForRestoration', supervisorId, () =>
     db
-      .selectFrom('supervisor_states')
+      .selectFrom('supervisor_states as s')
+      .leftJoin('supervisor_checkpoints as c', (join) => join.onRef('c.supervisor_id', '=', 's.id').onRef('c.seq', '=', 's.checkpoint_seq'))
       // state read as text so an unknown value reaches validation instead of failing the query.
-      .select(sql<string>`state::text`.as('state_text'))
-      .selectAll()
-      .where('id', '=', supervisorId)
+      .select(sql<string>`s.state::text`.as('state_text'))
+      .select('c.snapshot')
+      .selectAll('s')
+      .where('s.id', '=', supervisorId)
       .executeTakeFirst(),
   );
   if (!row) return null;
@@ -86,7 +91,7 @@ export async function getSupervisorStateForRestoration(db: Executor, supervisorI
     restorationSource: row.restoration_source,
     lastHeartbeat: row.last_heartbeat,
     conversationLength: row.conversation_length,
-    snapshot: row.snapshot,
+    snapshot: row.snapshot ?? null,
     machineVersion: row.machine_version,
     checkpointSeq: Number(row.checkpoint_seq),
     driver: row.driver,

@@ -50,6 +50,29 @@ export interface TaskWrite {
   finishedAt: string | null;
 }
 
+/** A question row the full save writes: when it is asked (no answer yet), and again when it is answered. */
+export interface QuestionWrite {
+  id: string;
+  question: string;
+  choices: string[] | null;
+  context: string | null;
+  askedAt: string;
+  answer: string | null;
+  answeredAt: string | null;
+}
+
+/** A question as supervisor_questions keeps it: pending until `answer` is set, and the first answer wins. */
+export interface QuestionRecord {
+  supervisorId: string;
+  id: string;
+  question: string;
+  choices: string[] | null;
+  context: string | null;
+  askedAt: string;
+  answer: string | null;
+  answeredAt: string | null;
+}
+
 /** An outbound message written in the same statement as its save point, relayed later. */
 export interface OutboxWrite {
   subject: string;
@@ -81,6 +104,9 @@ export interface FullSaveInput {
   /** Why this checkpoint exists: `task_spawned`, `question_asked`, `phase_changed`, … */
   reason: string;
   conversation?: ConversationEntry[];
+  /** Questions asked or answered in this transition (answered ones have left `pendingQuestions` and the snapshot). */
+  questions?: QuestionWrite[];
+  /** Tasks spawned or finished in this transition (finished ones have left the snapshot). */
   tasks?: TaskWrite[];
   outbox?: OutboxWrite[];
   /**

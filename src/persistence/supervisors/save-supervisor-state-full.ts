@@ -1,72 +1,103 @@
-// The full save point: one statement that writes the state row, its checkpoint and the conversation, task and outbox rows of one transition.
+// The full save point: one statement that writes the state rows, their checkpoints and the conversation, question,
+// task and outbox rows of one transition each, for one supervisor or for a group of them (group commit).
 
 import { sql } from 'kysely';
-import { withDatabaseErrors } from '../database-errors.js';
+import { DatabaseUnavailableError } from '../../domain/errors.js';
+import { classifyDatabaseError } from '../database-errors.js';
 import { assertFullSave } from './assertions.js';
 import { OwnershipLostError } from '../ownership/errors.js';
 import { StaleWriteError, type Executor, type FullSaveInput, type FullSaveResult } from './records.js';
 
-/**
- * The full save point's statement, built once per shape: the row UPSERT and its checkpoint always, the conversation,
- * task and outbox inserts only when the step has rows for them (empty CTEs still cost planning and execution).
- * The leading marker names it, so the Postgres seam prepares it once per connection.
- */
-const fullSaveStatements = new Map<number, TemplateStringsArray>();
+/** Which optional child inserts a statement carries (empty CTEs still cost planning and execution). */
+interface Shape {
+  conversation: boolean;
+  questions: boolean;
+  tasks: boolean;
+  outbox: boolean;
+}
 
-function fullSaveStatement(withConversation: boolean, withTasks: boolean, withOutbox: boolean): TemplateStringsArray {
-  const key = (withConversation ? 1 : 0) | (withTasks ? 2 : 0) | (withOutbox ? 4 : 0);
-  const cached = fullSaveStatements.get(key);
+const statements = new Map<number, TemplateStringsArray>();
+
+/**
+ * The statement for one shape, built once. Every input is one jsonb parameter: the rows ($1), then the child rows of
+ * the shape, each naming its supervisor (`sid`). Children join `up`, so a supervisor whose row the fences refused
+ * writes nothing at all. The snapshot is written once, into the checkpoint the row then points to; the row itself
+ * stays narrow. The leading marker names the statement, so the Postgres seam prepares it once per connection.
+ */
+function fullSaveStatement(shape: Shape): TemplateStringsArray {
+  const key = (shape.conversation ? 1 : 0) | (shape.questions ? 2 : 0) | (shape.tasks ? 4 : 0) | (shape.outbox ? 8 : 0);
+  const cached = statements.get(key);
   if (cached) return cached;
-  let next = 22;
-  const conversationParam = withConversation ? `$${next++}` : '';
-  const tasksParam = withTasks ? `$${next++}` : '';
-  const outboxParam = withOutbox ? `$${next++}` : '';
+  let next = 2;
+  const param = () => `$${next++}`;
   const text = `/* sr:save_full_${key} */
-WITH up AS (
+WITH input AS MATERIALIZED (
+  SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
+    id uuid, name text, state supervisor_state, phase text, current_activity text, progress integer, error_message text,
+    spawned_task_ids text[], pending_questions jsonb, restoration_count integer, last_restored_at timestamptz,
+    restoration_source text, last_heartbeat timestamptz, conversation_length integer, snapshot jsonb,
+    machine_version integer, step bigint, owner text, epoch bigint, driver text, reason text)
+),
+up AS (
   INSERT INTO supervisor_states AS s (
     id, name, state, phase, current_activity, progress, error_message, spawned_task_ids, pending_questions,
     restoration_count, last_restored_at, restoration_source, last_heartbeat, conversation_length,
-    snapshot, machine_version, step, checkpoint_seq, owner, epoch, driver, updated_at
-  ) VALUES (
-    $1::uuid, $2::text, $3::supervisor_state, $4::text, $5::text, $6::integer, $7::text, $8::text[], $9::jsonb,
-    $10::integer, $11::timestamptz, $12::text, $13::timestamptz, $14::integer, $15::jsonb, $16::integer, $17::bigint, 1,
-    $18::text, coalesce($19::bigint, 0), $20::text, now()
+    machine_version, step, checkpoint_seq, owner, epoch, driver, updated_at
   )
+  SELECT id, name, state, phase, current_activity, progress, error_message, spawned_task_ids, pending_questions,
+    restoration_count, last_restored_at, restoration_source, last_heartbeat, conversation_length,
+    machine_version, step, 1, owner, coalesce(epoch, 0), driver, now()
+  FROM input ORDER BY id
   ON CONFLICT (id) DO UPDATE SET
     name = EXCLUDED.name, state = EXCLUDED.state, phase = EXCLUDED.phase, current_activity = EXCLUDED.current_activity,
     progress = EXCLUDED.progress, error_message = EXCLUDED.error_message, spawned_task_ids = EXCLUDED.spawned_task_ids,
     pending_questions = EXCLUDED.pending_questions, restoration_count = EXCLUDED.restoration_count,
     last_restored_at = EXCLUDED.last_restored_at, restoration_source = EXCLUDED.restoration_source,
     last_heartbeat = COALESCE(EXCLUDED.last_heartbeat, s.last_heartbeat), conversation_length = EXCLUDED.conversation_length,
-    snapshot = EXCLUDED.snapshot, machine_version = EXCLUDED.machine_version, step = EXCLUDED.step,
+    machine_version = EXCLUDED.machine_version, step = EXCLUDED.step,
     checkpoint_seq = s.checkpoint_seq + 1, driver = COALESCE(EXCLUDED.driver, s.driver),
     updated_at = now()
   -- The step fence (no older state over a newer one) and the ownership fence (only the owner at its epoch writes).
   WHERE s.step < EXCLUDED.step AND (EXCLUDED.owner IS NULL OR (s.owner = EXCLUDED.owner AND s.epoch = EXCLUDED.epoch))
-  RETURNING s.id, s.checkpoint_seq, s.step, s.state, s.snapshot, s.machine_version, s.epoch
+  RETURNING s.id, s.checkpoint_seq, s.step, s.state, s.machine_version, s.epoch
 ),
 checkpoint AS (
   INSERT INTO supervisor_checkpoints (supervisor_id, seq, step, reason, state, snapshot, machine_version)
-  SELECT id, checkpoint_seq, step, $21::text, state, snapshot, machine_version FROM up
-  RETURNING seq
+  SELECT up.id, up.checkpoint_seq, up.step, i.reason, up.state, i.snapshot, up.machine_version FROM up JOIN input i ON i.id = up.id
+  RETURNING supervisor_id, seq
 )${
-    withConversation
+    shape.conversation
       ? `,
 conversation AS (
   INSERT INTO supervisor_conversation (supervisor_id, seq, role, content, created_at)
   SELECT up.id, c.seq, c.role, c.content, c.at
-  FROM up, jsonb_to_recordset(${conversationParam}::jsonb) AS c(seq integer, role text, content text, at timestamptz)
+  FROM jsonb_to_recordset(${param()}::jsonb) AS c(sid uuid, seq integer, role text, content text, at timestamptz) JOIN up ON up.id = c.sid
   ON CONFLICT (supervisor_id, seq) DO NOTHING
 )`
       : ''
   }${
-    withTasks
+    shape.questions
+      ? `,
+questions AS (
+  INSERT INTO supervisor_questions AS q (supervisor_id, id, question, choices, context, asked_at, answer, answered_at)
+  SELECT up.id, k.id, k.question, k.choices, k.context, k."askedAt", k.answer, k."answeredAt"
+  FROM jsonb_to_recordset(${param()}::jsonb)
+    AS k(sid uuid, id text, question text, choices jsonb, context text, "askedAt" timestamptz, answer text, "answeredAt" timestamptz)
+    JOIN up ON up.id = k.sid
+  ON CONFLICT (supervisor_id, id) DO UPDATE SET answer = EXCLUDED.answer, answered_at = EXCLUDED.answered_at
+  -- The first answer wins; an asked question is recorded once.
+  WHERE q.answered_at IS NULL AND EXCLUDED.answered_at IS NOT NULL
+)`
+      : ''
+  }${
+    shape.tasks
       ? `,
 tasks AS (
   INSERT INTO supervisor_tasks AS t (id, supervisor_id, description, status, progress, result, error, finished_at)
   SELECT k.id, up.id, k.description, k.status, k.progress, k.result, k.error, k."finishedAt"
-  FROM up, jsonb_to_recordset(${tasksParam}::jsonb)
-    AS k(id text, description text, status text, progress integer, result text, error text, "finishedAt" timestamptz)
+  FROM jsonb_to_recordset(${param()}::jsonb)
+    AS k(sid uuid, id text, description text, status text, progress integer, result text, error text, "finishedAt" timestamptz)
+    JOIN up ON up.id = k.sid
   ON CONFLICT (id) DO UPDATE SET
     status = EXCLUDED.status, progress = EXCLUDED.progress, result = EXCLUDED.result, error = EXCLUDED.error,
     finished_at = EXCLUDED.finished_at, updated_at = now()
@@ -75,74 +106,141 @@ tasks AS (
 )`
       : ''
   }${
-    withOutbox
+    shape.outbox
       ? `,
 outbox AS (
   INSERT INTO supervisor_outbox (supervisor_id, subject, payload, msg_id, epoch)
   SELECT up.id, o.subject, o.payload, o.msg_id, up.epoch
-  FROM up, jsonb_to_recordset(${outboxParam}::jsonb) AS o(subject text, payload jsonb, msg_id text)
+  FROM jsonb_to_recordset(${param()}::jsonb) AS o(sid uuid, subject text, payload jsonb, msg_id text) JOIN up ON up.id = o.sid
   ON CONFLICT (msg_id) DO NOTHING
 )`
       : ''
   }
-SELECT seq FROM checkpoint`;
+SELECT supervisor_id AS id, seq FROM checkpoint`;
   // Placeholders appear once each, in order, so the text splits into the fragments of a tagged template: Kysely then
   // compiles the same text every time (and plugins still see the statement).
   const fragments = text.split(/\$\d+/);
   const template = Object.assign([...fragments], { raw: [...fragments] }) as unknown as TemplateStringsArray;
-  fullSaveStatements.set(key, template);
+  statements.set(key, template);
   return template;
 }
 
+function rowOf(input: FullSaveInput): Record<string, unknown> {
+  return {
+    id: input.supervisorId,
+    name: input.name,
+    state: input.state,
+    phase: input.phase,
+    current_activity: input.currentActivity,
+    progress: input.progress,
+    error_message: input.errorMessage,
+    spawned_task_ids: input.spawnedTaskIds,
+    pending_questions: input.pendingQuestions,
+    restoration_count: input.restorationCount,
+    last_restored_at: input.lastRestoredAt,
+    restoration_source: input.restorationSource,
+    last_heartbeat: input.lastHeartbeat,
+    conversation_length: input.conversationLength,
+    snapshot: input.snapshot,
+    machine_version: input.machineVersion,
+    step: input.step,
+    owner: input.owner ?? null,
+    epoch: input.owner ? (input.epoch ?? 0) : null,
+    driver: input.driver ?? null,
+    reason: input.reason,
+  };
+}
+
+/** One statement for a group of inputs with distinct supervisors; resolves with the checkpoint seq of each written one. */
+async function executeGroup(db: Executor, inputs: readonly FullSaveInput[]): Promise<Map<string, number>> {
+  const conversation = inputs.flatMap((input) => (input.conversation ?? []).map((entry) => ({ sid: input.supervisorId, ...entry })));
+  const questions = inputs.flatMap((input) => (input.questions ?? []).map((question) => ({ sid: input.supervisorId, ...question })));
+  const tasks = inputs.flatMap((input) => (input.tasks ?? []).map((task) => ({ sid: input.supervisorId, ...task })));
+  const outbox = inputs.flatMap((input) => (input.outbox ?? []).map((message) => ({ sid: input.supervisorId, subject: message.subject, payload: message.payload, msg_id: message.msgId })));
+  const parameters: string[] = [JSON.stringify(inputs.map(rowOf))];
+  for (const rows of [conversation, questions, tasks, outbox]) if (rows.length > 0) parameters.push(JSON.stringify(rows));
+  const statement = fullSaveStatement({ conversation: conversation.length > 0, questions: questions.length > 0, tasks: tasks.length > 0, outbox: outbox.length > 0 });
+  const result = await sql<{ id: string; seq: string | number }>(statement, ...parameters).execute(db);
+  return new Map(result.rows.map((row) => [row.id, Number(row.seq)]));
+}
+
+/** Why a fenced-out input wrote nothing (the rare path, so a second round trip): another owner, or a newer step. */
+async function refusals(db: Executor, refused: readonly FullSaveInput[]): Promise<Map<string, Error>> {
+  const errors = new Map<string, Error>();
+  const fenced = refused.filter((input) => input.owner);
+  const current = fenced.length === 0
+    ? []
+    : await db.selectFrom('supervisor_states').select(['id', 'owner', 'epoch']).where('id', 'in', fenced.map((input) => input.supervisorId)).execute();
+  const byId = new Map(current.map((row) => [row.id, row]));
+  for (const input of refused) {
+    const row = byId.get(input.supervisorId);
+    if (input.owner && row && (row.owner !== input.owner || Number(row.epoch) !== (input.epoch ?? 0))) {
+      errors.set(input.supervisorId, new OwnershipLostError(input.supervisorId, { owner: input.owner, epoch: input.epoch ?? 0 }, { owner: row.owner, epoch: Number(row.epoch) }));
+    } else {
+      errors.set(input.supervisorId, new StaleWriteError(input.supervisorId, input.step));
+    }
+  }
+  return errors;
+}
+
+/** What one input of a group save came to: its checkpoint, or the error that concerns it alone. */
+export type FullSaveOutcome = { ok: true; result: FullSaveResult } | { ok: false; error: Error };
+
 /**
- * The full save point: UPSERT the row and append a checkpoint, plus the conversation entries, task rows and outbox
- * messages of the same transition, in ONE statement (so one round trip, atomic on its own). The row is only
+ * Group commit: the save points of many supervisors in ONE statement (one round trip, one transaction), each
+ * outcome reported separately. An input the fences refuse gets StaleWriteError or OwnershipLostError and writes
+ * nothing; the others commit. When the statement itself fails over one input's data, every input is saved again on
+ * its own, so one bad input never takes the others' save points with it. A lost database fails them all with
+ * DatabaseUnavailableError (nothing was acknowledged). Inputs must name distinct supervisors.
+ */
+export async function saveSupervisorStatesFull(db: Executor, inputs: readonly FullSaveInput[]): Promise<FullSaveOutcome[]> {
+  const outcomes: Array<FullSaveOutcome | undefined> = inputs.map(() => undefined);
+  const valid: Array<{ index: number; input: FullSaveInput }> = [];
+  const seen = new Set<string>();
+  inputs.forEach((input, index) => {
+    try {
+      assertFullSave(input);
+      if (seen.has(input.supervisorId)) throw new Error(`saveSupervisorStatesFull: supervisor ${input.supervisorId} appears twice in one group; save its steps one after the other`);
+      seen.add(input.supervisorId);
+      valid.push({ index, input });
+    } catch (error) {
+      outcomes[index] = { ok: false, error: error as Error };
+    }
+  });
+  if (valid.length > 0) {
+    let written: Map<string, number> | null = null;
+    try {
+      written = await executeGroup(db, valid.map((entry) => entry.input));
+    } catch (caught) {
+      const error = classifyDatabaseError(caught, 'saveSupervisorStateFull', valid.length === 1 ? valid[0]?.input.supervisorId : undefined);
+      if (error instanceof DatabaseUnavailableError || valid.length === 1) {
+        for (const { index } of valid) outcomes[index] = { ok: false, error };
+      } else {
+        const alone = await Promise.all(valid.map(({ input }) => saveSupervisorStatesFull(db, [input])));
+        valid.forEach(({ index }, position) => (outcomes[index] = alone[position]?.[0]));
+      }
+    }
+    if (written) {
+      const refused = valid.filter(({ input }) => !written.has(input.supervisorId));
+      const errors = refused.length > 0 ? await refusals(db, refused.map((entry) => entry.input)) : new Map<string, Error>();
+      for (const { index, input } of valid) {
+        const seq = written.get(input.supervisorId);
+        outcomes[index] = seq !== undefined ? { ok: true, result: { checkpointSeq: seq } } : { ok: false, error: errors.get(input.supervisorId) ?? new StaleWriteError(input.supervisorId, input.step) };
+      }
+    }
+  }
+  return outcomes.map((outcome) => outcome ?? { ok: false, error: new Error('saveSupervisorStatesFull: an input was left without an outcome') });
+}
+
+/**
+ * The full save point of one supervisor: UPSERT the row and append a checkpoint holding the snapshot, plus the
+ * conversation entries, question, task and outbox rows of the same transition, in ONE statement. The row is only
  * updated when it holds an earlier step and, when `owner` is given, names that owner at `epoch`; otherwise nothing at
  * all is written and StaleWriteError (a newer step is stored) or OwnershipLostError (another daemon owns it) is thrown.
  */
 export async function saveSupervisorStateFull(db: Executor, input: FullSaveInput): Promise<FullSaveResult> {
-  assertFullSave(input);
-  const conversation = input.conversation ?? [];
-  const tasks = input.tasks ?? [];
-  const outbox = input.outbox ?? [];
-  const parameters: unknown[] = [
-    input.supervisorId,
-    input.name,
-    input.state,
-    input.phase,
-    input.currentActivity,
-    input.progress,
-    input.errorMessage,
-    input.spawnedTaskIds,
-    JSON.stringify(input.pendingQuestions),
-    input.restorationCount,
-    input.lastRestoredAt,
-    input.restorationSource,
-    input.lastHeartbeat,
-    input.conversationLength,
-    JSON.stringify(input.snapshot),
-    input.machineVersion,
-    input.step,
-    input.owner ?? null,
-    input.owner ? (input.epoch ?? 0) : null,
-    input.driver ?? null,
-    input.reason,
-  ];
-  if (conversation.length > 0) parameters.push(JSON.stringify(conversation));
-  if (tasks.length > 0) parameters.push(JSON.stringify(tasks));
-  if (outbox.length > 0) parameters.push(JSON.stringify(outbox.map((message) => ({ subject: message.subject, payload: message.payload, msg_id: message.msgId }))));
-  const statement = fullSaveStatement(conversation.length > 0, tasks.length > 0, outbox.length > 0);
-  return withDatabaseErrors('saveSupervisorStateFull', input.supervisorId, async () => {
-    const result = await sql<{ seq: string | number }>(statement, ...parameters).execute(db);
-    const row = result.rows[0];
-    if (row) return { checkpointSeq: Number(row.seq) };
-    // Refused (the rare path, so a second round trip): tell "another daemon owns it" from "a newer step is stored".
-    if (input.owner) {
-      const current = await db.selectFrom('supervisor_states').select(['owner', 'epoch']).where('id', '=', input.supervisorId).executeTakeFirst();
-      if (current && (current.owner !== input.owner || Number(current.epoch) !== (input.epoch ?? 0))) {
-        throw new OwnershipLostError(input.supervisorId, { owner: input.owner, epoch: input.epoch ?? 0 }, { owner: current.owner, epoch: Number(current.epoch) });
-      }
-    }
-    throw new StaleWriteError(input.supervisorId, input.step);
-  });
+  const [outcome] = await saveSupervisorStatesFull(db, [input]);
+  if (!outcome) throw new Error('saveSupervisorStateFull: no outcome');
+  if (!outcome.ok) throw outcome.error;
+  return outcome.result;
 }

@@ -16,7 +16,29 @@ export async function validateSpawnedTasks(db: Executor, supervisorId: string, t
   return { existing, missing: taskIds.filter((id) => !found.has(id)) };
 }
 
-/** Every task row of one supervisor (the restoration reads them once, with the state row). */
+/**
+ * The task rows a restoration needs, however many tasks the supervisor ran: the open ones (pending or running) and
+ * those its row lists, plus any named in `ids`.
+ */
+export async function listOpenSupervisorTasks(db: Executor, supervisorId: string, ids: readonly string[] = []): Promise<TaskRecord[]> {
+  const rows = await withDatabaseErrors('listOpenSupervisorTasks', supervisorId, () =>
+    db
+      .selectFrom('supervisor_tasks')
+      .selectAll()
+      .where('supervisor_id', '=', supervisorId)
+      .where((eb) =>
+        eb.or([
+          eb('status', 'in', ['pending', 'running']),
+          eb('id', '=', sql<string>`ANY (SELECT unnest(spawned_task_ids) FROM supervisor_states WHERE id = ${supervisorId})`),
+          ...(ids.length > 0 ? [eb('id', 'in', [...ids])] : []),
+        ]),
+      )
+      .execute(),
+  );
+  return rows.map(toTaskRecord);
+}
+
+/** Every task row of one supervisor, running and finished. */
 export async function listSupervisorTasks(db: Executor, supervisorId: string): Promise<TaskRecord[]> {
   const rows = await withDatabaseErrors('listSupervisorTasks', supervisorId, () => db.selectFrom('supervisor_tasks').selectAll().where('supervisor_id', '=', supervisorId).execute());
   return rows.map(toTaskRecord);
