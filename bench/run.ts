@@ -10,12 +10,17 @@ import { migrateOrThrow } from '../src/persistence/migrator.js';
 import type { DatabaseSchema } from '../src/persistence/schema.js';
 import { measureInterleaved, type Measurement, type Scenario } from './measure.js';
 import { preparedStatementDialect } from './prepared-statement-dialect.js';
+import { measureHeartbeats, measureIdleMemory } from './fleet.js';
 import { fullSaveScenario, persistedSnapshotBytes, RAW_TABLE_SQL, rawUpsertScenario, runtimeScenario } from './save-points.js';
 
 const DATABASE_URL = process.env.BENCH_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const INVESTIGATE = process.env.BENCH_INVESTIGATE === '1';
 const CONCURRENCY = [1, 8] as const;
+/** Supervisors saving at once for the group-commit figure, compared with the raw UPSERT at 8 clients. */
+const GROUP_SUPERVISORS = Number(process.env.BENCH_GROUP_SUPERVISORS ?? 1_000);
+const HEARTBEAT_SUPERVISORS = Number(process.env.BENCH_HEARTBEAT_SUPERVISORS ?? 10_000);
+const IDLE_SUPERVISORS = Number(process.env.BENCH_IDLE_SUPERVISORS ?? 2_000);
 /** The goal from the issue: a full save point sustains at least this fraction of the raw UPSERT's throughput. */
 const GOAL = 0.9;
 const WARMUP_MS = 1_000;
@@ -85,7 +90,32 @@ async function main(): Promise<void> {
         for (const scenario of scenarios) await scenario.close();
       }
     }
+    {
+      const scenarios: Scenario[] = [
+        rawUpsertScenario('raw jsonb UPSERT (pg), 8 clients', pool, 8),
+        await runtimeScenario(`runtime send SET_PHASE, ${GROUP_SUPERVISORS} supervisors (group commit)`, database, GROUP_SUPERVISORS),
+      ];
+      try {
+        const measurements = await measureInterleaved(scenarios, { warmupMs: WARMUP_MS, rounds: ROUNDS, roundMs: (SECONDS * 1000) / ROUNDS });
+        measurements.forEach((measurement, index) => rows.push({ scenario: scenarios[index]?.name ?? '?', measurement, baseline: index === 0 ? null : (measurements[0] ?? null) }));
+      } finally {
+        for (const scenario of scenarios) await scenario.close();
+      }
+    }
     console.log(formatTable(rows));
+    console.log('');
+    const beats = await measureHeartbeats(database, pool, HEARTBEAT_SUPERVISORS, 15_000);
+    console.log(
+      `heartbeats, ${beats.supervisors} supervisors: one round ${beats.roundMs.toFixed(0)} ms (transitions ${beats.transitionsCpuMs.toFixed(0)} ms cpu, ` +
+        `one batched statement ${beats.statementMs.toFixed(0)} ms) vs ${beats.rawUpdatesMs.toFixed(0)} ms for ${beats.supervisors} raw single-row UPDATEs on 8 connections ` +
+        `(${(beats.rawUpdatesMs / beats.statementMs).toFixed(1)}× faster); node cpu every ${beats.intervalMs / 1000} s = ${(beats.coreShareAtInterval * 100).toFixed(2)} % of one core`,
+    );
+    const memory = await measureIdleMemory(database, IDLE_SUPERVISORS);
+    console.log(
+      memory
+        ? `memory per idle supervisor (${memory.supervisors} spawned, heap after gc): ${(memory.bytesPerSupervisor / 1024).toFixed(1)} KB`
+        : 'memory per idle supervisor: not measured (run node with --expose-gc)',
+    );
     console.log('');
     for (const row of rows.filter((candidate) => candidate.scenario.startsWith('full save point'))) {
       const ratio = row.measurement.opsPerSecond / (row.baseline?.opsPerSecond ?? Number.NaN);

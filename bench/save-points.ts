@@ -129,12 +129,14 @@ export function rawUpsertScenario(name: string, pool: pg.Pool, workers: number):
 /** Full save points through the runtime: DurableSupervisor.send of SET_PHASE, alternating between two phases. */
 export async function runtimeScenario(name: string, database: Database, workers: number): Promise<Scenario> {
   const runtime = createRuntime({ database, heartbeatIntervalMs: 0 });
-  const supervisors: DurableSupervisor[] = [];
-  for (let i = 0; i < workers; i++) {
-    const supervisor = await runtime.spawn({ name: `bench ${i}`, start: false });
-    for (const event of realisticEvents(() => new Date().toISOString())) await supervisor.send(event);
-    supervisors.push(supervisor);
-  }
+  // Set up side by side (group commit takes them together); each supervisor's own steps stay in order.
+  const supervisors: DurableSupervisor[] = await Promise.all(
+    Array.from({ length: workers }, async (_, i) => {
+      const supervisor = await runtime.spawn({ name: `bench ${i}`, start: false });
+      for (const event of realisticEvents(() => new Date().toISOString())) await supervisor.send(event);
+      return supervisor;
+    }),
+  );
   const sent = supervisors.map(() => 0);
   return {
     name,

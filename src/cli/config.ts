@@ -39,6 +39,8 @@ export interface DaemonSettings extends DatabaseSettings {
   leaseTtlMs: number;
   leaseRenewIntervalMs: number;
   restoreConcurrency: number;
+  /** Checkpoints kept per supervisor; older ones are pruned in the background. */
+  checkpointRetain: number;
   /** Run a sample task worker inside the daemon (the embedded default, so tasks finish without a separate worker). */
   embeddedWorker: boolean;
   /** The sample worker's simulated task durations and failure share. */
@@ -166,6 +168,7 @@ export function daemonSettings(env: Env, flags: DaemonFlags = {}): DaemonSetting
     logPretty: parseBooleanSetting('LOG_PRETTY', env.LOG_PRETTY, process.stdout.isTTY === true),
     daemonId: nonEmpty(env.SUPERVISOR_RUNTIME_DAEMON_ID) ?? `${hostname()}-${process.pid}`,
     ...leaseSettings(env),
+    checkpointRetain: parseIntegerSetting('SUPERVISOR_RUNTIME_CHECKPOINT_RETAIN', env.SUPERVISOR_RUNTIME_CHECKPOINT_RETAIN, 50, 1, 1_000_000),
     advertiseUrl: parseUrlSetting('SUPERVISOR_RUNTIME_ADVERTISE_URL', env.SUPERVISOR_RUNTIME_ADVERTISE_URL, ['http:', 'https:'])?.replace(/\/+$/, ''),
     restoreConcurrency: parseIntegerSetting('SUPERVISOR_RUNTIME_RESTORE_CONCURRENCY', env.SUPERVISOR_RUNTIME_RESTORE_CONCURRENCY, 16, 1, 256),
     embeddedWorker: flags.worker ?? parseBooleanSetting('SUPERVISOR_RUNTIME_EMBEDDED_WORKER', env.SUPERVISOR_RUNTIME_EMBEDDED_WORKER, natsUrl === undefined),

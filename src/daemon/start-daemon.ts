@@ -116,6 +116,7 @@ export async function startDaemon(settings: DaemonSettings, options: { logger?: 
       subjectPrefix: settings.subjectPrefix,
       daemonId: settings.daemonId,
       leases: { ttlMs: settings.leaseTtlMs, renewIntervalMs: settings.leaseRenewIntervalMs },
+      checkpointRetention: { keep: settings.checkpointRetain },
       inspect: settings.inspect ? (settings.inspectUrl ? { url: settings.inspectUrl } : 'sky') : false,
       defaultDriver: 'manual',
     });

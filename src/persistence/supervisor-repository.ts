@@ -22,7 +22,12 @@ export {
 } from './supervisors/records.js';
 export { saveSupervisorStateFull, saveSupervisorStatesFull, type FullSaveOutcome } from './supervisors/save-supervisor-state-full.js';
 export { getQuestion, getQuestions, listPendingQuestions, listQuestions } from './supervisors/questions.js';
-export { updateSupervisorHeartbeatState } from './supervisors/update-supervisor-heartbeat-state.js';
+export {
+  updateSupervisorHeartbeats,
+  updateSupervisorHeartbeatState,
+  type HeartbeatOutcome,
+  type HeartbeatWrite,
+} from './supervisors/update-supervisor-heartbeat-state.js';
 export {
   addSupervisorPendingQuestion,
   addSupervisorSpawnedTask,
@@ -39,7 +44,7 @@ export {
   listSupervisors,
 } from './supervisors/read-supervisor-state.js';
 export { getTask, listOpenSupervisorTasks, listSupervisorTasks, recordTaskOutcome, validateSpawnedTasks } from './supervisors/tasks.js';
-export { getNewestCheckpointBefore, listCheckpoints } from './supervisors/checkpoints.js';
+export { getNewestCheckpointBefore, listCheckpoints, pruneCheckpoints } from './supervisors/checkpoints.js';
 export { countConversation, getConversation } from './supervisors/conversation.js';
 export { quarantineSupervisorRow } from './supervisors/quarantine.js';
 export { enqueueOutbox } from './supervisors/enqueue-outbox.js';

@@ -8,15 +8,11 @@ import { effectsOf, explainRefusal, SUPERVISOR_MACHINE_VERSION, supervisorMachin
 import type { SupervisorEffect, SupervisorEvent } from '../machines/supervisor-types.js';
 import type { Database } from '../persistence/database.js';
 import { isDeepStrictEqual } from 'node:util';
-import {
-  getSupervisorStateForRestoration,
-  saveSupervisorStateFull,
-  StaleWriteError,
-  updateSupervisorHeartbeatState,
-} from '../persistence/supervisor-repository.js';
+import { getSupervisorStateForRestoration, StaleWriteError } from '../persistence/supervisor-repository.js';
 import { OwnershipLostError } from '../persistence/ownership/errors.js';
 import { SaveFailedError } from './errors.js';
 import type { Logger } from './logger.js';
+import type { SaveBatcher } from './save-batcher.js';
 import { fullSaveInput, saveKindFor, type SaveKind } from './save-plan.js';
 
 export interface SaveRetryPolicy {
@@ -28,6 +24,8 @@ export interface SaveRetryPolicy {
 
 export interface DurableSupervisorDeps {
   database: Database;
+  /** Group commit: every save point and heartbeat goes through it, together with those of other supervisors. */
+  saves: SaveBatcher;
   logger: Logger;
   now: () => Date;
   subjectPrefix: string;
@@ -184,14 +182,21 @@ export class DurableSupervisor {
     this.#scheduleHeartbeat(firstIn);
   }
 
+  /**
+   * Beats land on a shared tick (a tenth of the interval, at most 1 s): the supervisors due in one tick beat together,
+   * and the batcher writes them in one statement.
+   */
   #scheduleHeartbeat(delayMs: number): void {
     clearTimeout(this.#heartbeat);
+    const tick = Math.max(1, Math.min(1_000, Math.floor(this.deps.heartbeatIntervalMs / 10)));
+    const now = Date.now();
+    const aligned = Math.ceil((now + delayMs) / tick) * tick - now;
     this.#heartbeat = setTimeout(() => {
       if (this.#stopped || isTerminalState(this.state)) return;
       this.send({ type: 'HEARTBEAT', at: this.deps.now().toISOString() })
         .catch((error: unknown) => this.deps.logger.warn({ supervisorId: this.id, err: errorText(error) }, 'heartbeat not saved'))
         .finally(() => this.#scheduleHeartbeat(this.deps.heartbeatIntervalMs));
-    }, delayMs);
+    }, aligned);
     this.#heartbeat.unref();
   }
 
@@ -232,7 +237,8 @@ export class DurableSupervisor {
       } else {
         const context = after.context;
         await this.#withRetry(() =>
-          updateSupervisorHeartbeatState(this.deps.database.db, this.id, {
+          this.deps.saves.heartbeat({
+            supervisorId: this.id,
             at: context.lastHeartbeatAt ?? event.at,
             currentActivity: context.currentActivity,
             progress: context.progress,
@@ -283,7 +289,7 @@ export class DurableSupervisor {
     });
     const result = await this.#withRetry(async (attempt) => {
       try {
-        return await saveSupervisorStateFull(this.deps.database.db, input);
+        return await this.deps.saves.save(input);
       } catch (error) {
         // A retry refused as stale may mean the first attempt committed and only its reply was lost: if the stored row
         // is exactly this step and snapshot, the save point is done.

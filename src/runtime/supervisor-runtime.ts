@@ -44,6 +44,8 @@ import { silentLogger, type Logger } from './logger.js';
 import { startMessaging, type Messaging, type MessagingOptions } from './messaging.js';
 import type { OutboxRelayStats } from './outbox-relay.js';
 import { createRegistryStore, type RegistryEntry, type RegistryStore } from './registry.js';
+import { createSaveBatcher, type SaveBatcherStats } from './save-batcher.js';
+import { createCheckpointPruner, DEFAULT_CHECKPOINT_RETENTION, type CheckpointRetention } from './checkpoint-pruner.js';
 import { createRestorer, emptyRestoreAllSummary, type RestoreAllSummary, type RestoreOptions } from './restoration.js';
 import type { Placement, RuntimeHooks, RuntimeHost } from './runtime-host.js';
 import { createScriptedDriver } from './scripted-driver.js';
@@ -68,6 +70,8 @@ export interface RuntimeOptions {
   daemonId?: string;
   /** Membership lease: TTL, renewal interval, claim batch size, and the API URL other daemons point requests to. */
   leases?: Partial<LeaseSettings>;
+  /** Checkpoints kept per supervisor (default 50), pruned in the background every `intervalMs` (default 5 s). */
+  checkpointRetention?: Partial<CheckpointRetention>;
   now?: () => Date;
 }
 
@@ -104,6 +108,10 @@ export interface RuntimeStats {
   relay: OutboxRelayStats | null;
   inbound: InboundConsumerStats | null;
   worker: TaskWorkerStats | null;
+  /** Group commit: statements sent and the save points and heartbeats they carried. */
+  saves: SaveBatcherStats;
+  /** Checkpoint retention rounds and the checkpoints they deleted. */
+  checkpoints: { rounds: number; deleted: number };
 }
 
 export interface SupervisorRuntime {
@@ -157,6 +165,8 @@ export interface SupervisorRuntime {
   /** Every daemon the database knows, live ones first, with the supervisors each owns. */
   daemons(): Promise<MembershipView[]>;
   stats(): RuntimeStats;
+  /** Run a checkpoint-retention round now (it also runs in the background); resolves with the checkpoints deleted. */
+  pruneCheckpoints(): Promise<number>;
   health(): Promise<RuntimeHealth>;
   /** Flush queued saves, stop actors and background work, release the leases, close transport and database. */
   shutdown(options?: { closeDatabase?: boolean; closeTransport?: boolean }): Promise<void>;
@@ -197,8 +207,11 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
   /** Restores in parallel, for the claim rounds (start() may set it). */
   let restoreConcurrency = 16;
 
+  const saves = createSaveBatcher(database);
+  const pruner = createCheckpointPruner(database, daemonId, { ...DEFAULT_CHECKPOINT_RETENTION, ...options.checkpointRetention }, logger);
   const deps: DurableSupervisorDeps = {
     database,
+    saves,
     logger,
     now,
     subjectPrefix,
@@ -215,6 +228,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     },
     onOwnershipLost: (supervisor, error) => forgetLost(supervisor, error),
     onCommitted: (supervisor, step) => {
+      if (step.checkpointSeq !== null) pruner.saved(supervisor.id);
       registry.trigger.upsert(registryEntry(supervisor));
       for (const hook of hooks.onCommitted) hook(supervisor, step);
       dispatchToDriver(supervisor, step);
@@ -641,6 +655,8 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
 
     lastRestoreAll: () => lastSummary,
 
+    pruneCheckpoints: () => pruner.prune(),
+
     daemons: () => listMemberships(database.db),
 
     stats: () => ({
@@ -649,6 +665,8 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       relay: messaging?.relay?.stats() ?? null,
       inbound: messaging?.consumers?.stats() ?? null,
       worker: messaging?.worker?.stats() ?? null,
+      saves: saves.stats(),
+      checkpoints: pruner.stats(),
     }),
 
     async health() {
@@ -665,6 +683,8 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       await leases.stopClaiming();
       await restorer.settle();
       await Promise.all([...supervisors.values()].map((supervisor) => supervisor.stop()));
+      pruner.stop();
+      await pruner.prune().catch(() => 0);
       for (const hook of hooks.onShutdown) {
         try {
           await hook();

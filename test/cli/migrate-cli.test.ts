@@ -12,7 +12,8 @@ describe('supervisor-runtime migrate on embedded PGlite', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'sr-migrate-'));
   afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
-  it('applies every file to an empty data folder, then a second run applies none', async () => {
+  // Three processes, each starting PGlite (about 7 s apiece on a loaded 2-core machine).
+  it('applies every file to an empty data folder, then a second run applies none', { timeout: 120_000 }, async () => {
     const first = await runBin(['migrate'], { SUPERVISOR_RUNTIME_DATA: dataDir, DATABASE_URL: '' });
     expect(first.stderr).toBe('');
     expect(first.stdout).toMatch(/applied 20260201000001_enhanced_supervisor_state/);

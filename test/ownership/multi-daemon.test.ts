@@ -261,15 +261,25 @@ async function footprint(database: Database) {
     const membership = await sql<{ stopped_at: Date | null }>`SELECT stopped_at FROM supervisor_daemons WHERE id = 'd2'`.execute(db.db);
     const releasedAt = membership.rows[0]?.stopped_at;
     expect(releasedAt).toBeInstanceOf(Date);
+    // Claimed at once (not after the TTL): the release NOTIFY wakes d3, which claims in batches of 50.
+    const claimedAt = await eventually(
+      'd3 to own everything',
+      async () => ([...(await ownersNow()).values()].every((row) => row.owner === 'd3') ? Date.now() : undefined),
+      30_000,
+      20,
+    );
     const runningAt = await eventually(
       'd3 to run everything',
       async () => ((await liveOn(['d3'])).get('d3')!.size === planted.length ? Date.now() : undefined),
       30_000,
       50,
     );
-    console.info(`[ownership] SIGTERM → all ${planted.length} running on d3 after ${runningAt - signalledAt} ms (${runningAt - releasedAt!.getTime()} ms after the release)`);
-    // Restoring 300 takes about a second on a 2-core machine; the 2 s hand-off is pinned down in sigterm-handoff.test.ts.
-    expect(runningAt - releasedAt!.getTime()).toBeLessThan(LEASE_TTL_MS);
+    console.info(
+      `[ownership] SIGTERM → all ${planted.length} claimed by d3 ${claimedAt - releasedAt!.getTime()} ms after the release, running after ${runningAt - signalledAt} ms`,
+    );
+    // The claim is what must not wait for the lease; restoring 300 then takes about a second on an idle 2-core machine
+    // (more under load). The 2 s hand-off is pinned down in sigterm-handoff.test.ts.
+    expect(claimedAt - releasedAt!.getTime()).toBeLessThan(LEASE_TTL_MS);
     const owners = await ownersNow();
     expect([...owners.values()].every((row) => row.owner === 'd3' && row.restoration_source === 'reassignment')).toBe(true);
   });

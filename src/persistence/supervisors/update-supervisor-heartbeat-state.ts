@@ -32,3 +32,48 @@ export async function updateSupervisorHeartbeatState(db: Executor, supervisorId:
     throw new OwnershipLostError(supervisorId, fence, { owner: current.owner, epoch: Number(current.epoch) });
   });
 }
+
+/** One supervisor's heartbeat in a batch: always fenced (only the owner at its epoch writes). */
+export interface HeartbeatWrite {
+  supervisorId: string;
+  fence: { owner: string; epoch: number };
+  at: string;
+  currentActivity: string | null;
+  progress: number;
+}
+
+/** What one heartbeat of a batch came to: written, no such supervisor, or another daemon owns it now. */
+export type HeartbeatOutcome = { ok: true; written: boolean } | { ok: false; error: Error };
+
+/**
+ * The heartbeats of many supervisors in ONE statement (a heartbeat round costs one round trip, whatever the number of
+ * supervisors). Each outcome is reported separately; a fenced-out one gets OwnershipLostError and writes nothing.
+ */
+export async function updateSupervisorHeartbeats(db: Executor, writes: readonly HeartbeatWrite[]): Promise<HeartbeatOutcome[]> {
+  if (writes.length === 0) return [];
+  for (const write of writes) assertProgress(write.supervisorId, write.progress);
+  return withDatabaseErrors('updateSupervisorHeartbeats', writes.length === 1 ? writes[0]?.supervisorId : undefined, async () => {
+    const rows = JSON.stringify(
+      [...writes]
+        .sort((a, b) => a.supervisorId.localeCompare(b.supervisorId))
+        .map((write) => ({ id: write.supervisorId, at: write.at, activity: write.currentActivity, progress: write.progress, owner: write.fence.owner, epoch: write.fence.epoch })),
+    );
+    const result = await sql<{ id: string }>`/* sr:heartbeats */
+      UPDATE supervisor_states AS s SET last_heartbeat = h.at, current_activity = h.activity, progress = h.progress
+      FROM jsonb_to_recordset(${rows}::jsonb) AS h(id uuid, at timestamptz, activity text, progress integer, owner text, epoch bigint)
+      WHERE s.id = h.id AND s.owner = h.owner AND s.epoch = h.epoch
+      RETURNING s.id`.execute(db);
+    const written = new Set(result.rows.map((row) => row.id));
+    const missed = writes.filter((write) => !written.has(write.supervisorId));
+    const current = missed.length === 0
+      ? []
+      : await db.selectFrom('supervisor_states').select(['id', 'owner', 'epoch']).where('id', 'in', missed.map((write) => write.supervisorId)).execute();
+    const byId = new Map(current.map((row) => [row.id, row]));
+    return writes.map((write): HeartbeatOutcome => {
+      if (written.has(write.supervisorId)) return { ok: true, written: true };
+      const row = byId.get(write.supervisorId);
+      if (!row) return { ok: true, written: false };
+      return { ok: false, error: new OwnershipLostError(write.supervisorId, write.fence, { owner: row.owner, epoch: Number(row.epoch) }) };
+    });
+  });
+}

@@ -1,0 +1,111 @@
+// Group commit: save points and heartbeats of many supervisors that arrive together go to the database as one
+// statement each (one round trip, one transaction), and every caller is answered only after that commit, with its
+// own outcome. A save arriving while the database is idle goes at once, so one supervisor waits no longer than alone.
+
+import type { Database } from '../persistence/database.js';
+import {
+  saveSupervisorStatesFull,
+  updateSupervisorHeartbeats,
+  type FullSaveInput,
+  type FullSaveResult,
+  type HeartbeatWrite,
+} from '../persistence/supervisor-repository.js';
+
+export interface SaveBatcherOptions {
+  /** Most save points in one statement (default 250). */
+  maxBatch?: number;
+  /** Group statements in flight at once (default 2: one committing while the next fills). */
+  maxInFlight?: number;
+}
+
+export interface SaveBatcherStats {
+  /** Save statements sent, and the save points they carried. */
+  saveStatements: number;
+  savePoints: number;
+  heartbeatStatements: number;
+  heartbeats: number;
+  largestBatch: number;
+}
+
+export interface SaveBatcher {
+  save(input: FullSaveInput): Promise<FullSaveResult>;
+  /** Resolves true when written, false when there is no such supervisor; rejects with OwnershipLostError when fenced out. */
+  heartbeat(write: HeartbeatWrite): Promise<boolean>;
+  stats(): SaveBatcherStats;
+}
+
+interface Waiting<I, O> {
+  input: I;
+  resolve: (value: O) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * One queue per kind. A flush takes up to maxBatch waiting entries; while maxInFlight statements are in flight, new
+ * entries wait and go together in the next one. One supervisor is never twice in one group (its steps run one at a
+ * time), so a group's rows are distinct.
+ */
+export function createSaveBatcher(database: Database, options: SaveBatcherOptions = {}): SaveBatcher {
+  const maxBatch = Math.max(1, options.maxBatch ?? 250);
+  const maxInFlight = Math.max(1, options.maxInFlight ?? 2);
+  const stats: SaveBatcherStats = { saveStatements: 0, savePoints: 0, heartbeatStatements: 0, heartbeats: 0, largestBatch: 0 };
+
+  function queue<I, O>(run: (inputs: I[]) => Promise<Array<{ ok: true; value: O } | { ok: false; error: Error }>>, count: (size: number) => void, deferFirst: boolean) {
+    const waiting: Array<Waiting<I, O>> = [];
+    let inFlight = 0;
+    let scheduled = false;
+    const flush = () => {
+      scheduled = false;
+      while (waiting.length > 0 && inFlight < maxInFlight) {
+        const group = waiting.splice(0, maxBatch);
+        inFlight += 1;
+        count(group.length);
+        stats.largestBatch = Math.max(stats.largestBatch, group.length);
+        run(group.map((entry) => entry.input))
+          .then(
+            (outcomes) => group.forEach((entry, index) => {
+              const outcome = outcomes[index];
+              if (outcome?.ok) entry.resolve(outcome.value);
+              else entry.reject(outcome?.error ?? new Error('group commit: no outcome for a save point'));
+            }),
+            (error: unknown) => group.forEach((entry) => entry.reject(error)),
+          )
+          .finally(() => {
+            inFlight -= 1;
+            flush();
+          });
+      }
+    };
+    return (input: I) =>
+      new Promise<O>((resolve, reject) => {
+        waiting.push({ input, resolve, reject });
+        // Heartbeats of one round fire in the same tick: gather them before the first goes.
+        if (deferFirst) {
+          if (!scheduled) {
+            scheduled = true;
+            setImmediate(flush);
+          }
+        } else {
+          flush();
+        }
+      });
+  }
+
+  const save = queue<FullSaveInput, FullSaveResult>(
+    async (inputs) => (await saveSupervisorStatesFull(database.db, inputs)).map((outcome) => (outcome.ok ? { ok: true, value: outcome.result } : outcome)),
+    (size) => {
+      stats.saveStatements += 1;
+      stats.savePoints += size;
+    },
+    false,
+  );
+  const heartbeat = queue<HeartbeatWrite, boolean>(
+    async (writes) => (await updateSupervisorHeartbeats(database.db, writes)).map((outcome) => (outcome.ok ? { ok: true, value: outcome.written } : outcome)),
+    (size) => {
+      stats.heartbeatStatements += 1;
+      stats.heartbeats += size;
+    },
+    true,
+  );
+  return { save, heartbeat, stats: () => ({ ...stats }) };
+}
