@@ -8,6 +8,7 @@ import { requireBearerToken, requireLoopbackHost } from './auth.js';
 import { refuseNulCharacters } from './nul-guard.js';
 import { formatSchemaErrors, toErrorReply, type ApiErrorBody } from './errors.js';
 import { registerConversationRoutes } from './routes/conversation.js';
+import { registerHistoryRoutes } from './routes/history.js';
 import { registerDashboardRoutes } from './routes/dashboard.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerRestorationRoutes } from './routes/restorations.js';
@@ -91,7 +92,7 @@ export async function createApiServer(runtime: SupervisorRuntime, options: ApiSe
   app.setNotFoundHandler((request, reply) => {
     const body: ApiErrorBody = {
       error: 'Not Found',
-      message: `No route ${request.method} ${request.url.split('?')[0]}. The API serves /supervisors, /supervisors/:id/…, /tasks/:taskId/events, /restorations, /dashboard and /healthz.`,
+      message: `No route ${request.method} ${request.url.split('?')[0]}. The API serves /supervisors, /supervisors/:id/… (including …/questions, …/tasks, …/conversation, …/checkpoints), /tasks/:taskId/events, /restorations, /dashboard and /healthz.`,
     };
     return reply.code(404).send(body);
   });
@@ -105,6 +106,7 @@ export async function createApiServer(runtime: SupervisorRuntime, options: ApiSe
   registerTaskRoutes(app, runtime);
   registerRestorationRoutes(app, runtime);
   registerConversationRoutes(app, runtime);
+  registerHistoryRoutes(app, runtime);
   registerDashboardRoutes(app);
   await app.ready();
   return app;

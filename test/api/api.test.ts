@@ -235,6 +235,13 @@ for (const target of targets) {
       expect(second.body).toMatchObject({ error: 'QuestionAlreadyAnsweredError', firstAnswer: 'postgres', questionId: asked.body.questionId });
       expect(typeof second.body.answeredAt).toBe('string');
       expect((await post(path, { answer: 'postgres', reply: 'x' })).body.message).toMatch(/body\.reply is not an accepted field/);
+      // The answered question left the snapshot; GET /supervisors/:id/questions keeps it with its first answer.
+      const history = await get<{ questions: Array<{ id: string; answer: string | null }> }>(`/supervisors/${supervisor.id}/questions?answered=true`);
+      expect(history.status).toBe(200);
+      expect(history.body.questions).toEqual([expect.objectContaining({ id: asked.body.questionId, question: 'Which database?', choices: ['postgres', 'pglite'], answer: 'postgres' })]);
+      expect((await get<{ questions: unknown[] }>(`/supervisors/${supervisor.id}/questions?answered=false`)).body.questions).toEqual([]);
+      expect((await get(`/supervisors/${supervisor.id}/questions?answered=maybe`)).status).toBe(400);
+      expect((await get(`/supervisors/${randomUUID()}/questions`)).status).toBe(404);
     });
 
     it('POST /tasks/:taskId/events reports progress and completion; a second completion is 409 and an unknown task 404', async () => {
@@ -255,6 +262,10 @@ for (const target of targets) {
       expect(unknown.status).toBe(404);
       expect(unknown.body.error).toBe('TaskNotFoundError');
       expect((await post(`/tasks/${spawned.body.taskId}/events`, { type: 'finished' })).body.message).toMatch(/body\.type must be one of "progress", "completed", "failed"/);
+      // The finished task left the snapshot; GET /supervisors/:id/tasks keeps it with its result.
+      const tasks = await get<{ tasks: Array<{ id: string; status: string; result: string | null }> }>(`/supervisors/${supervisor.id}/tasks`);
+      expect(tasks.status).toBe(200);
+      expect(tasks.body.tasks).toEqual([expect.objectContaining({ id: spawned.body.taskId, status: 'completed', result: 'indexed 12 files', progress: 100 })]);
     });
 
     it('a full flow: spawn (STARTed automatically), ask, answer, spawn a task, complete it, COMPLETE; checkpoints newest first', async () => {
