@@ -50,7 +50,12 @@ export function createSaveBatcher(database: Database, options: SaveBatcherOption
   const maxInFlight = Math.max(1, options.maxInFlight ?? 2);
   const stats: SaveBatcherStats = { saveStatements: 0, savePoints: 0, heartbeatStatements: 0, heartbeats: 0, largestBatch: 0 };
 
-  function queue<I, O>(run: (inputs: I[]) => Promise<Array<{ ok: true; value: O } | { ok: false; error: Error }>>, count: (size: number) => void, deferFirst: boolean) {
+  /** `statements` and `items` name the counters this queue adds to. */
+  function queue<I, O>(
+    run: (inputs: I[]) => Promise<Array<{ ok: true; value: O } | { ok: false; error: Error }>>,
+    counters: { statements: 'saveStatements' | 'heartbeatStatements'; items: 'savePoints' | 'heartbeats' },
+    deferFirst: boolean,
+  ) {
     const waiting: Array<Waiting<I, O>> = [];
     let inFlight = 0;
     let scheduled = false;
@@ -59,7 +64,8 @@ export function createSaveBatcher(database: Database, options: SaveBatcherOption
       while (waiting.length > 0 && inFlight < maxInFlight) {
         const group = waiting.splice(0, maxBatch);
         inFlight += 1;
-        count(group.length);
+        stats[counters.statements] += 1;
+        stats[counters.items] += group.length;
         stats.largestBatch = Math.max(stats.largestBatch, group.length);
         run(group.map((entry) => entry.input))
           .then(
@@ -93,18 +99,12 @@ export function createSaveBatcher(database: Database, options: SaveBatcherOption
 
   const save = queue<FullSaveInput, FullSaveResult>(
     async (inputs) => (await saveSupervisorStatesFull(database.db, inputs)).map((outcome) => (outcome.ok ? { ok: true, value: outcome.result } : outcome)),
-    (size) => {
-      stats.saveStatements += 1;
-      stats.savePoints += size;
-    },
+    { statements: 'saveStatements', items: 'savePoints' },
     false,
   );
   const heartbeat = queue<HeartbeatWrite, boolean>(
     async (writes) => (await updateSupervisorHeartbeats(database.db, writes)).map((outcome) => (outcome.ok ? { ok: true, value: outcome.written } : outcome)),
-    (size) => {
-      stats.heartbeatStatements += 1;
-      stats.heartbeats += size;
-    },
+    { statements: 'heartbeatStatements', items: 'heartbeats' },
     true,
   );
   return { save, heartbeat, stats: () => ({ ...stats }) };

@@ -62,15 +62,8 @@ export interface QuestionWrite {
 }
 
 /** A question as supervisor_questions keeps it: pending until `answer` is set, and the first answer wins. */
-export interface QuestionRecord {
+export interface QuestionRecord extends QuestionWrite {
   supervisorId: string;
-  id: string;
-  question: string;
-  choices: string[] | null;
-  context: string | null;
-  askedAt: string;
-  answer: string | null;
-  answeredAt: string | null;
 }
 
 /** An outbound message written in the same statement as its save point, relayed later. */
