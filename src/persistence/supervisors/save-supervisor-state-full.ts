@@ -5,6 +5,7 @@ import { sql } from 'kysely';
 import { DatabaseUnavailableError } from '../../domain/errors.js';
 import { classifyDatabaseError } from '../database-errors.js';
 import { assertFullSave } from './assertions.js';
+import { currentFences } from './current-fences.js';
 import { OwnershipLostError } from '../ownership/errors.js';
 import { StaleWriteError, type Executor, type FullSaveInput, type FullSaveResult } from './records.js';
 
@@ -167,15 +168,11 @@ async function executeGroup(db: Executor, inputs: readonly FullSaveInput[]): Pro
 /** Why a fenced-out input wrote nothing (the rare path, so a second round trip): another owner, or a newer step. */
 async function refusals(db: Executor, refused: readonly FullSaveInput[]): Promise<Map<string, Error>> {
   const errors = new Map<string, Error>();
-  const fenced = refused.filter((input) => input.owner);
-  const current = fenced.length === 0
-    ? []
-    : await db.selectFrom('supervisor_states').select(['id', 'owner', 'epoch']).where('id', 'in', fenced.map((input) => input.supervisorId)).execute();
-  const byId = new Map(current.map((row) => [row.id, row]));
+  const byId = await currentFences(db, refused.filter((input) => input.owner).map((input) => input.supervisorId));
   for (const input of refused) {
     const row = byId.get(input.supervisorId);
-    if (input.owner && row && (row.owner !== input.owner || Number(row.epoch) !== (input.epoch ?? 0))) {
-      errors.set(input.supervisorId, new OwnershipLostError(input.supervisorId, { owner: input.owner, epoch: input.epoch ?? 0 }, { owner: row.owner, epoch: Number(row.epoch) }));
+    if (input.owner && row && (row.owner !== input.owner || row.epoch !== (input.epoch ?? 0))) {
+      errors.set(input.supervisorId, new OwnershipLostError(input.supervisorId, { owner: input.owner, epoch: input.epoch ?? 0 }, row));
     } else {
       errors.set(input.supervisorId, new StaleWriteError(input.supervisorId, input.step));
     }

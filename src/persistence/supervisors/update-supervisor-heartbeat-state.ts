@@ -4,6 +4,7 @@ import { sql } from 'kysely';
 import { withDatabaseErrors } from '../database-errors.js';
 import { OwnershipLostError } from '../ownership/errors.js';
 import { assertProgress } from './assertions.js';
+import { currentFences } from './current-fences.js';
 import type { Executor, HeartbeatUpdate } from './records.js';
 
 /**
@@ -27,9 +28,9 @@ export async function updateSupervisorHeartbeatState(db: Executor, supervisorId:
     const result = await query.executeTakeFirst();
     if (Number(result.numUpdatedRows) > 0) return true;
     if (!fence) return false;
-    const current = await db.selectFrom('supervisor_states').select(['owner', 'epoch']).where('id', '=', supervisorId).executeTakeFirst();
+    const current = (await currentFences(db, [supervisorId])).get(supervisorId);
     if (!current) return false;
-    throw new OwnershipLostError(supervisorId, fence, { owner: current.owner, epoch: Number(current.epoch) });
+    throw new OwnershipLostError(supervisorId, fence, current);
   });
 }
 
@@ -64,16 +65,12 @@ export async function updateSupervisorHeartbeats(db: Executor, writes: readonly 
       WHERE s.id = h.id AND s.owner = h.owner AND s.epoch = h.epoch
       RETURNING s.id`.execute(db);
     const written = new Set(result.rows.map((row) => row.id));
-    const missed = writes.filter((write) => !written.has(write.supervisorId));
-    const current = missed.length === 0
-      ? []
-      : await db.selectFrom('supervisor_states').select(['id', 'owner', 'epoch']).where('id', 'in', missed.map((write) => write.supervisorId)).execute();
-    const byId = new Map(current.map((row) => [row.id, row]));
+    const byId = await currentFences(db, writes.filter((write) => !written.has(write.supervisorId)).map((write) => write.supervisorId));
     return writes.map((write): HeartbeatOutcome => {
       if (written.has(write.supervisorId)) return { ok: true, written: true };
       const row = byId.get(write.supervisorId);
       if (!row) return { ok: true, written: false };
-      return { ok: false, error: new OwnershipLostError(write.supervisorId, write.fence, { owner: row.owner, epoch: Number(row.epoch) }) };
+      return { ok: false, error: new OwnershipLostError(write.supervisorId, write.fence, row) };
     });
   });
 }
