@@ -126,39 +126,77 @@ export function lockDataFolder(folder: string): DataFolderLock {
       throw new DataFolderLockedError(folder, holder);
     }
 
-    // Stale. Claim it atomically by renaming it aside: of several processes that judged the same file stale, exactly
-    // one rename succeeds; the others get ENOENT and go back to competing on the 'wx' create.
-    const aside = `${path}.stale-${process.pid}-${randomBytes(6).toString('hex')}`;
-    try {
-      renameSync(path, aside);
-    } catch (error) {
-      if (errorCode(error) === 'ENOENT') continue;
-      throw error;
-    }
-    const claimed = snapshot(aside);
-    if (
-      claimed &&
-      (!sameFile(claimed.stat, seen.stat) || claimed.stat.mtimeNs !== seen.stat.mtimeNs || claimed.text !== seen.text)
-    ) {
-      // Between our read and our rename the stale file was claimed and a fresh lock created, and we renamed that
-      // one: put it back (link fails if a lock exists again, so we never overwrite one) and leave it to its holder.
-      try {
-        linkSync(aside, path);
-      } catch (error) {
-        if (errorCode(error) !== 'EEXIST') {
-          rmSync(aside, { force: true });
-          throw error;
-        }
-      }
-      rmSync(aside, { force: true });
-      const fresh = parsePid(claimed.text);
-      if (fresh !== null && fresh !== process.pid && processAlive(fresh)) throw new DataFolderLockedError(folder, fresh);
-      continue; // holder not readable yet: judge the lock again
-    }
-    rmSync(aside, { force: true });
+    // Stale. Remove it only while holding the takeover guard, and only if it is still the file we judged: a removal
+    // made outside the guard could take away a fresh lock that another starter created after removing the stale one.
+    const outcome = removeIfUnchanged(path, seen);
+    if (outcome === 'busy') sleepSync(2);
     // Loop to create ours with 'wx'; EEXIST there means another starter won, and its lock is judged like any other.
   }
-  throw new DataFolderLockedError(folder, parsePid(snapshot(path)?.text ?? '') ?? -1);
+  // Still contended: name the process holding the takeover guard if one does, else the lock file's.
+  const guardHolder = parsePid(snapshot(`${path}.takeover`)?.text ?? '');
+  const holder = guardHolder !== null && processAlive(guardHolder) ? guardHolder : parsePid(snapshot(path)?.text ?? '');
+  throw new DataFolderLockedError(folder, holder ?? -1);
+}
+
+/** Whether two reads of the lock file saw the same file with the same content. */
+function unchanged(a: { stat: BigIntStats; text: string }, b: { stat: BigIntStats; text: string }): boolean {
+  return sameFile(a.stat, b.stat) && a.stat.mtimeNs === b.stat.mtimeNs && a.text === b.text;
+}
+
+/**
+ * Remove the lock file judged stale, under the takeover guard (`<lock>.takeover`, created with 'wx'): every removal of
+ * a lock file happens while holding it, after checking the file is still the one judged stale, so no starter can
+ * remove a lock another starter has just created. 'busy': another process holds the guard, try again shortly.
+ */
+function removeIfUnchanged(path: string, seen: { stat: BigIntStats; text: string }): 'removed' | 'changed' | 'busy' {
+  const guardPath = `${path}.takeover`;
+  const guard = tryCreate(guardPath);
+  if (!guard) {
+    clearAbandonedGuard(guardPath);
+    return 'busy';
+  }
+  try {
+    const now = snapshot(path);
+    if (!now || !unchanged(now, seen)) return 'changed';
+    rmSync(path, { force: true });
+    return 'removed';
+  } finally {
+    const current = snapshot(guardPath);
+    if (current && sameFile(current.stat, guard)) rmSync(guardPath, { force: true });
+  }
+}
+
+/**
+ * A guard is held for the few microseconds of one check and removal; one whose holder is gone (killed inside that
+ * window) or that stays without a pid past the grace period is abandoned. It is renamed aside before removal, so of
+ * several processes clearing it, one does; the guard a live process holds is never removed (its pid is alive).
+ */
+function clearAbandonedGuard(guardPath: string): void {
+  const seen = snapshot(guardPath);
+  if (!seen) return;
+  const holder = parsePid(seen.text);
+  if (holder !== null && holder !== process.pid && processAlive(holder)) return;
+  if (holder === null && Date.now() - Number(seen.stat.mtimeMs) < UNREADABLE_GRACE_MS) return;
+  const aside = `${guardPath}.abandoned-${process.pid}-${randomBytes(6).toString('hex')}`;
+  try {
+    renameSync(guardPath, aside);
+  } catch (error) {
+    if (errorCode(error) === 'ENOENT') return;
+    throw error;
+  }
+  const moved = snapshot(aside);
+  if (moved && !unchanged(moved, seen)) {
+    // A fresh guard replaced the abandoned one before our rename: put it back unless a newer one exists already.
+    try {
+      linkSync(aside, guardPath);
+    } catch (error) {
+      if (errorCode(error) !== 'EEXIST') {
+        rmSync(aside, { force: true });
+        throw error;
+      }
+    }
+  }
+  rmSync(aside, { force: true });
 }
 
 function holdLock(key: string, path: string, created: BigIntStats): DataFolderLock {

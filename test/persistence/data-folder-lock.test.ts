@@ -108,6 +108,37 @@ describe('lockDataFolder', () => {
     }
   });
 
+  it('takes over a stale lock even when a contender was killed holding the takeover guard, and leaves no guard behind', async () => {
+    const folder = tempFolder();
+    lockDataFolder(folder).release();
+    const dead = await deadPid();
+    writeFileSync(join(folder, LOCK_FILE), String(dead));
+    writeFileSync(join(folder, `${LOCK_FILE}.takeover`), String(dead));
+    const lock = lockDataFolder(folder);
+    expect(readFileSync(lock.path, 'utf8')).toBe(String(process.pid));
+    expect(readdirSync(folder)).toEqual([LOCK_FILE]);
+    lock.release();
+    expect(readdirSync(folder)).toEqual([]);
+  });
+
+  it('waits for a takeover guard held by a live process instead of removing it, then gives up with the holder named', async () => {
+    const folder = tempFolder();
+    lockDataFolder(folder).release();
+    writeFileSync(join(folder, LOCK_FILE), String(await deadPid()));
+    const other = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    try {
+      writeFileSync(join(folder, `${LOCK_FILE}.takeover`), String(other.pid));
+      const error = lockedBy(() => lockDataFolder(folder));
+      expect(error.holderPid).toBe(other.pid);
+      // The live guard was left alone, and so was the stale lock it guards.
+      expect(readFileSync(join(folder, `${LOCK_FILE}.takeover`), 'utf8')).toBe(String(other.pid));
+      expect(existsSync(join(folder, LOCK_FILE))).toBe(true);
+    } finally {
+      other.kill('SIGKILL');
+      await exited(other);
+    }
+  }, 20_000);
+
   it.skipIf(distMissing)(
     'of several processes taking over the same stale lock at once, exactly one wins (needs npm run build)',
     async () => {
@@ -137,13 +168,13 @@ setTimeout(() => { lock.release(); process.exit(0); }, 500);
 `,
       );
 
-      for (let round = 0; round < 3; round++) {
+      for (let round = 0; round < 5; round++) {
         const folder = join(root, `data-${round}`);
         const go = join(root, `go-${round}`);
         lockDataFolder(folder).release();
         writeFileSync(join(folder, LOCK_FILE), String(await deadPid()));
 
-        const children = Array.from({ length: 6 }, () => {
+        const children = Array.from({ length: 8 }, () => {
           const child = spawn(process.execPath, [script, DIST_MODULE, folder, go], { stdio: ['ignore', 'pipe', 'pipe'] });
           const output = { stdout: '', stderr: '' };
           child.stdout!.on('data', (chunk: Buffer) => (output.stdout += chunk.toString()));
@@ -164,7 +195,7 @@ setTimeout(() => { lock.release(); process.exit(0); }, 500);
         const winners = results.filter((line) => line.startsWith('ok '));
         expect(winners, results.join(' | ')).toHaveLength(1);
         const winnerPid = winners[0]!.slice('ok '.length);
-        expect(results.filter((line) => line === `locked ${winnerPid}`), results.join(' | ')).toHaveLength(5);
+        expect(results.filter((line) => line === `locked ${winnerPid}`), results.join(' | ')).toHaveLength(children.length - 1);
         // The winner released its lock, and no renamed-aside stale file was left behind.
         expect(readdirSync(folder)).toEqual([]);
       }
