@@ -78,6 +78,11 @@ export interface AnswerBody {
   answer: string;
 }
 
+export const withdrawBody = body({ reason: anyText });
+export interface WithdrawBody {
+  reason?: string;
+}
+
 export const spawnTaskBody = body({ description: text }, ['description']);
 export interface SpawnTaskBody {
   description: string;
@@ -108,6 +113,7 @@ const SENDABLE_EVENTS = {
   TASK_EVENT: event('TASK_EVENT', { taskId: text, kind: { type: 'string', enum: TASK_REPORT_TYPES }, progress, result: anyText, error: anyText }, ['taskId', 'kind']),
   ASK_QUESTION: event('ASK_QUESTION', { question: text, questionId: text, choices, context: anyText }, ['question']),
   ANSWER: event('ANSWER', { questionId: text, answer: anyText }, ['questionId', 'answer']),
+  WITHDRAW_QUESTION: event('WITHDRAW_QUESTION', { questionId: text, reason: anyText }, ['questionId']),
   SET_PHASE: event('SET_PHASE', { phase: text }, ['phase']),
   HEARTBEAT: event('HEARTBEAT', { activity: anyText, progress }),
   COMPLETE: event('COMPLETE', { summary: anyText }),

@@ -14,6 +14,7 @@ import type {
   SupervisorEventOf,
   SupervisorEventType,
   TaskEventEvent,
+  WithdrawQuestionEvent,
 } from './supervisor-types.js';
 
 /** A check never looks at the machine's state: which states accept an event is the machine config's job. */
@@ -79,6 +80,13 @@ export function checkAnswer(context: SupervisorContext, event: AnswerEvent): str
   return null;
 }
 
+export function checkWithdrawQuestion(context: SupervisorContext, event: WithdrawQuestionEvent): string | null {
+  if (!context.pendingQuestions.some((question) => question.id === event.questionId)) {
+    return `question ${event.questionId} is not pending (never asked, already answered, or already withdrawn)`;
+  }
+  return null;
+}
+
 export function checkSetPhase(context: SupervisorContext, event: SetPhaseEvent): string | null {
   if (event.phase.trim() === '') return 'phase must not be empty';
   if (event.phase === context.phase) return `phase is already ${event.phase}`;
@@ -110,6 +118,7 @@ export const SUPERVISOR_CHECKS: { readonly [T in SupervisorEventType]: Superviso
   TASK_EVENT: checkTaskEvent,
   ASK_QUESTION: checkAskQuestion,
   ANSWER: checkAnswer,
+  WITHDRAW_QUESTION: checkWithdrawQuestion,
   SET_PHASE: checkSetPhase,
   HEARTBEAT: checkHeartbeat,
   COMPLETE: checkComplete,

@@ -13,6 +13,7 @@ import {
   checkSetPhase,
   checkSpawnTask,
   checkTaskEvent,
+  checkWithdrawQuestion,
 } from './supervisor-guards.js';
 import {
   SUPERVISOR_EFFECT_TYPES,
@@ -36,6 +37,7 @@ import {
   applySpawnTask,
   applyStart,
   applyTaskEvent,
+  applyWithdrawQuestion,
   initialSupervisorContext,
   settledStateAfter,
   type SupervisorUpdate,
@@ -61,6 +63,7 @@ const withEffects = setup({
     startTask: (_, _params: EffectParams<'startTask'>) => {},
     deliverQuestion: (_, _params: EffectParams<'deliverQuestion'>) => {},
     answerReceived: (_, _params: EffectParams<'answerReceived'>) => {},
+    questionWithdrawn: (_, _params: EffectParams<'questionWithdrawn'>) => {},
     taskFinished: (_, _params: EffectParams<'taskFinished'>) => {},
     appendConversation: (_, _params: EffectParams<'appendConversation'>) => {},
   },
@@ -90,6 +93,7 @@ const supervisorSetup = withEffects.extend({
     recordTaskEvent: recording('TASK_EVENT', applyTaskEvent),
     recordQuestion: recording('ASK_QUESTION', applyAskQuestion),
     recordAnswer: recording('ANSWER', applyAnswer),
+    recordWithdrawal: recording('WITHDRAW_QUESTION', applyWithdrawQuestion),
     recordPhase: recording('SET_PHASE', applySetPhase),
     recordHeartbeat: recording('HEARTBEAT', applyHeartbeat),
     recordCompletion: recording('COMPLETE', applyComplete),
@@ -106,6 +110,7 @@ const supervisorSetup = withEffects.extend({
     canApplyTaskEvent: ({ context, event }) => event.type === 'TASK_EVENT' && checkTaskEvent(context, event) === null,
     canAskQuestion: ({ context, event }) => event.type === 'ASK_QUESTION' && checkAskQuestion(context, event) === null,
     canAnswer: ({ context, event }) => event.type === 'ANSWER' && checkAnswer(context, event) === null,
+    canWithdrawQuestion: ({ context, event }) => event.type === 'WITHDRAW_QUESTION' && checkWithdrawQuestion(context, event) === null,
     canSetPhase: ({ context, event }) => event.type === 'SET_PHASE' && checkSetPhase(context, event) === null,
     canHeartbeat: ({ context, event }) => event.type === 'HEARTBEAT' && checkHeartbeat(context, event) === null,
     canComplete: ({ context, event }) => event.type === 'COMPLETE' && checkComplete(context, event) === null,
@@ -118,7 +123,7 @@ const supervisorSetup = withEffects.extend({
 
 const WAITING_STATES = ['waiting_for_user', 'waiting_for_tasks', 'working'] as const satisfies readonly WaitingState[];
 
-type SettlingGuard = 'canSpawnTask' | 'canApplyTaskEvent' | 'canAnswer';
+type SettlingGuard = 'canSpawnTask' | 'canApplyTaskEvent' | 'canAnswer' | 'canWithdrawQuestion';
 
 /**
  * Transitions whose target is computed: one guarded candidate per state the event can settle in.
@@ -126,7 +131,7 @@ type SettlingGuard = 'canSpawnTask' | 'canApplyTaskEvent' | 'canAnswer';
  */
 function settling(
   guard: SettlingGuard,
-  actions: 'recordSpawnedTask' | 'recordTaskEvent' | 'recordAnswer',
+  actions: 'recordSpawnedTask' | 'recordTaskEvent' | 'recordAnswer' | 'recordWithdrawal',
   targets: readonly WaitingState[] = WAITING_STATES,
 ) {
   return targets.map((state) => ({
@@ -204,6 +209,7 @@ export const supervisorMachine = supervisorSetup.createMachine({
         TASK_EVENT: { guard: 'canApplyTaskEvent', actions: 'recordTaskEvent' },
         ASK_QUESTION: { guard: 'canAskQuestion', target: 'waiting_for_user', actions: 'recordQuestion' },
         ANSWER: settling('canAnswer', 'recordAnswer'),
+        WITHDRAW_QUESTION: settling('canWithdrawQuestion', 'recordWithdrawal'),
         SET_PHASE: { guard: 'canSetPhase', actions: 'recordPhase' },
         HEARTBEAT: { guard: 'canHeartbeat', actions: 'recordHeartbeat' },
         FAIL: { guard: 'canFail', target: 'failed', actions: 'recordFailure' },
@@ -243,6 +249,7 @@ export const supervisorMachine = supervisorSetup.createMachine({
         // Outcomes and answers that arrive during an interruption are kept, so nothing is lost on resume.
         TASK_EVENT: { guard: 'canApplyTaskEvent', actions: 'recordTaskEvent' },
         ANSWER: { guard: 'canAnswer', actions: 'recordAnswer' },
+        WITHDRAW_QUESTION: { guard: 'canWithdrawQuestion', actions: 'recordWithdrawal' },
         HEARTBEAT: { guard: 'canHeartbeat', actions: 'recordHeartbeat' },
         FAIL: { guard: 'canFail', target: 'failed', actions: 'recordFailure' },
         RESUME: RESUME_TARGETS.map((state) => ({

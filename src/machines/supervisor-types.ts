@@ -97,6 +97,15 @@ export interface AnswerEvent {
   at: string;
 }
 
+/** Take back a pending question (it no longer needs an answer); it leaves the snapshot and its row says withdrawn. */
+export interface WithdrawQuestionEvent {
+  type: 'WITHDRAW_QUESTION';
+  questionId: string;
+  /** Why, for the conversation and the question's row. */
+  reason?: string;
+  at: string;
+}
+
 export interface SetPhaseEvent {
   type: 'SET_PHASE';
   phase: string;
@@ -150,6 +159,7 @@ export type SupervisorEvent =
   | TaskEventEvent
   | AskQuestionEvent
   | AnswerEvent
+  | WithdrawQuestionEvent
   | SetPhaseEvent
   | HeartbeatEvent
   | CompleteEvent
@@ -168,6 +178,7 @@ export const SUPERVISOR_EVENT_TYPES = [
   'TASK_EVENT',
   'ASK_QUESTION',
   'ANSWER',
+  'WITHDRAW_QUESTION',
   'SET_PHASE',
   'HEARTBEAT',
   'COMPLETE',
@@ -207,10 +218,17 @@ export interface AppendConversationEffect {
 }
 
 /** Work the runtime does after it has committed the transition that implied it. */
+/** A pending question was withdrawn: what the save point writes to supervisor_questions. */
+export interface QuestionWithdrawnEffect {
+  type: 'questionWithdrawn';
+  params: { questionId: string; question: string; choices: string[] | null; context: string | null; askedAt: string; withdrawnAt: string; reason: string | null };
+}
+
 export type SupervisorEffect =
   | StartTaskEffect
   | DeliverQuestionEffect
   | AnswerReceivedEffect
+  | QuestionWithdrawnEffect
   | TaskFinishedEffect
   | AppendConversationEffect;
 
@@ -220,6 +238,7 @@ export const SUPERVISOR_EFFECT_TYPES = [
   'startTask',
   'deliverQuestion',
   'answerReceived',
+  'questionWithdrawn',
   'taskFinished',
   'appendConversation',
 ] as const satisfies readonly SupervisorEffectType[];

@@ -22,6 +22,7 @@ import type {
   SupervisorEvent,
   SupervisorInput,
   TaskEventEvent,
+  WithdrawQuestionEvent,
   WaitingState,
 } from './supervisor-types.js';
 
@@ -200,6 +201,30 @@ export function applyAnswer(context: SupervisorContext, event: AnswerEvent): Sup
   });
 }
 
+export function applyWithdrawQuestion(context: SupervisorContext, event: WithdrawQuestionEvent): SupervisorUpdate {
+  const pending = context.pendingQuestions.find((question) => question.id === event.questionId);
+  if (!pending) return unchanged(context);
+  const reason = event.reason?.trim() ? event.reason.trim() : null;
+  const withdrawn = withConversation(
+    unchanged({ ...context, pendingQuestions: context.pendingQuestions.filter((question) => question.id !== event.questionId) }),
+    'system',
+    `Question ${pending.id} was withdrawn${reason ? `: ${reason}` : ''}; it no longer needs an answer.`,
+    event.at,
+  );
+  return withEffect(withdrawn, {
+    type: 'questionWithdrawn',
+    params: {
+      questionId: pending.id,
+      question: pending.question,
+      choices: pending.choices === null ? null : [...pending.choices],
+      context: pending.context,
+      askedAt: pending.askedAt,
+      withdrawnAt: event.at,
+      reason,
+    },
+  });
+}
+
 export function applySetPhase(context: SupervisorContext, event: SetPhaseEvent): SupervisorUpdate {
   return withConversation(
     unchanged({ ...context, phase: event.phase }),
@@ -276,6 +301,8 @@ export function settledStateAfter(context: SupervisorContext, event: SupervisorE
       return deriveWaitingState(applyTaskEvent(context, event).context);
     case 'ANSWER':
       return deriveWaitingState(applyAnswer(context, event).context);
+    case 'WITHDRAW_QUESTION':
+      return deriveWaitingState(applyWithdrawQuestion(context, event).context);
     default:
       return deriveWaitingState(context);
   }

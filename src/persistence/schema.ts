@@ -60,6 +60,8 @@ export interface SupervisorQuestionsTable {
   asked_at: Timestamp;
   answer: string | null;
   answered_at: NullableTimestamp;
+  withdrawn_at: NullableTimestamp;
+  withdrawn_reason: string | null;
 }
 
 export interface SupervisorCheckpointsTable {

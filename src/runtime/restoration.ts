@@ -304,7 +304,7 @@ function isTransient(error: unknown): boolean {
 /**
  * Open work the tables know and the snapshot does not (a restore from an older checkpoint, or a row written outside
  * the runtime): questions still pending in supervisor_questions are pending again (and re-delivered with the rest),
- * pending ones that were answered meanwhile are answered, and running tasks the snapshot lacks are waited on again.
+ * pending ones that were answered (or withdrawn) meanwhile leave it, and running tasks the snapshot lacks are waited on again.
  * A supervisor in a waiting state then settles where its open work puts it.
  */
 async function reconcileOpenWork(
@@ -319,12 +319,10 @@ async function reconcileOpenWork(
   const warnings: string[] = [];
   const pendingIds = new Set(pendingRows.map((row) => row.id));
   const snapshotPending = new Set(context.pendingQuestions.map((question) => question.id));
-  // Pending in the snapshot, but not pending in the table: answered since (or never recorded, kept as it is).
-  const answered = new Map(
-    (await getQuestions(db, supervisorId, context.pendingQuestions.filter((question) => !pendingIds.has(question.id)).map((question) => question.id)))
-      .filter((row) => row.answer !== null)
-      .map((row) => [row.id, row]),
-  );
+  // Pending in the snapshot, but not pending in the table: answered or withdrawn since (or never recorded, kept as it is).
+  const settled = await getQuestions(db, supervisorId, context.pendingQuestions.filter((question) => !pendingIds.has(question.id)).map((question) => question.id));
+  const answered = new Map(settled.filter((row) => row.answer !== null).map((row) => [row.id, row]));
+  const withdrawn = new Map(settled.filter((row) => row.answer === null && row.withdrawnAt).map((row) => [row.id, row]));
   const added: PendingQuestion[] = pendingRows
     .filter((row) => !snapshotPending.has(row.id))
     .map((row) => ({ id: row.id, question: row.question, choices: row.choices, context: row.context, askedAt: row.askedAt, deliveryCount: 1, lastDeliveredAt: row.askedAt }));
@@ -332,13 +330,14 @@ async function reconcileOpenWork(
   const running = taskRows
     .filter((row) => (row.status === 'running' || row.status === 'pending') && !snapshotTasks.has(row.id))
     .map((row) => ({ id: row.id, description: row.description, status: 'running' as const, progress: row.progress, result: null, error: null, spawnedAt: row.createdAt, finishedAt: null }));
-  if (answered.size === 0 && added.length === 0 && running.length === 0) return { snapshot, warnings };
+  if (answered.size === 0 && withdrawn.size === 0 && added.length === 0 && running.length === 0) return { snapshot, warnings };
   for (const row of answered.values()) warnings.push(`question ${row.id} was answered after the restored state: applied its answer`);
+  for (const row of withdrawn.values()) warnings.push(`question ${row.id} was withdrawn after the restored state: no longer pending`);
   for (const question of added) warnings.push(`question ${question.id} was asked after the restored state: pending again`);
   for (const task of running) warnings.push(`task ${task.id} was spawned after the restored state: waiting on it again`);
   const next: SupervisorContext = {
     ...context,
-    pendingQuestions: [...context.pendingQuestions.filter((question) => !answered.has(question.id)), ...added],
+    pendingQuestions: [...context.pendingQuestions.filter((question) => !answered.has(question.id) && !withdrawn.has(question.id)), ...added],
     answeredQuestionCount: context.answeredQuestionCount + answered.size,
     tasks: [...context.tasks, ...running],
   };

@@ -18,6 +18,7 @@ const REASONS: Partial<Record<SupervisorEvent['type'], string>> = {
   SPAWN_TASK: 'task_spawned',
   ASK_QUESTION: 'question_asked',
   ANSWER: 'question_answered',
+  WITHDRAW_QUESTION: 'question_withdrawn',
   SET_PHASE: 'phase_changed',
   COMPLETE: 'completed',
   FAIL: 'failed',
@@ -123,6 +124,21 @@ export function fullSaveInput(plan: FullSaveContext): FullSaveInput {
       case 'answerReceived': {
         const a = effect.params;
         questions.push({ id: a.questionId, question: a.question, choices: a.choices, context: a.context, askedAt: a.askedAt, answer: a.answer, answeredAt: a.answeredAt });
+        break;
+      }
+      case 'questionWithdrawn': {
+        const w = effect.params;
+        questions.push({
+          id: w.questionId,
+          question: w.question,
+          choices: w.choices,
+          context: w.context,
+          askedAt: w.askedAt,
+          answer: null,
+          answeredAt: null,
+          withdrawnAt: w.withdrawnAt,
+          withdrawnReason: w.reason,
+        });
         break;
       }
     }

@@ -141,6 +141,8 @@ export interface SupervisorRuntime {
   askQuestion(id: string, question: { question: string; choices?: string[]; context?: string; questionId?: string }): Promise<{ questionId: string }>;
   /** First answer wins: a second answer raises QuestionAlreadyAnsweredError carrying the first. */
   answerQuestion(id: string, questionId: string, answer: string): Promise<CommittedStep>;
+  /** Take back a pending question: it no longer needs an answer, and an answer that arrives later is refused. */
+  withdrawQuestion(id: string, questionId: string, reason?: string): Promise<CommittedStep>;
   spawnTask(id: string, task: { description: string; taskId?: string }): Promise<{ taskId: string }>;
   /** Route a task's progress, completion or failure to the supervisor that spawned it. */
   reportTaskEvent(taskId: string, event: { type: 'progress' | 'completed' | 'failed'; progress?: number; result?: string; error?: string }): Promise<CommittedStep>;
@@ -543,7 +545,8 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
         const earlier = await getQuestion(database.db, id, questionId);
         if (earlier) {
           const supervisor = supervisors.get(id);
-          const what = earlier.answer === null ? 'is already pending' : `was already answered: ${JSON.stringify(earlier.answer)}`;
+          const what =
+            earlier.answer !== null ? `was already answered: ${JSON.stringify(earlier.answer)}` : earlier.withdrawnAt ? `was withdrawn at ${earlier.withdrawnAt}` : 'is already pending';
           throw new EventRefusedError(id, 'ASK_QUESTION', `question ${questionId} ${what}; ask with a new id`, supervisor?.state ?? 'unknown');
         }
       }
@@ -561,6 +564,10 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       // Answered questions have left the snapshot; supervisor_questions keeps the first answer, which wins.
       const firstAnswer = async () => {
         const stored = await getQuestion(database.db, id, questionId);
+        if (stored?.withdrawnAt) {
+          const reason = stored.withdrawnReason ? ` (${stored.withdrawnReason})` : '';
+          throw new EventRefusedError(id, 'ANSWER', `question ${questionId} was withdrawn at ${stored.withdrawnAt}${reason}: it no longer takes an answer`, supervisors.get(id)?.state ?? 'unknown');
+        }
         return stored && stored.answer !== null && stored.answeredAt !== null ? { answer: stored.answer, answeredAt: stored.answeredAt } : null;
       };
       const supervisor = supervisors.get(id);
@@ -576,6 +583,19 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
           const winner = await firstAnswer();
           if (winner) throw new QuestionAlreadyAnsweredError(id, questionId, winner.answer, winner.answeredAt);
         }
+        throw error;
+      }
+    },
+
+    async withdrawQuestion(id, questionId, reason) {
+      try {
+        return await runtime.send(id, { type: 'WITHDRAW_QUESTION', questionId, ...(reason !== undefined ? { reason } : {}) });
+      } catch (error) {
+        if (!(error instanceof EventRefusedError)) throw error;
+        // Settled questions have left the snapshot: say how this one was settled.
+        const stored = await getQuestion(database.db, id, questionId);
+        const how = stored?.answer != null ? `was already answered: ${JSON.stringify(stored.answer)}` : stored?.withdrawnAt ? `was already withdrawn at ${stored.withdrawnAt}` : null;
+        if (how) throw new EventRefusedError(id, 'WITHDRAW_QUESTION', `question ${questionId} ${how}`, error.state);
         throw error;
       }
     },

@@ -244,6 +244,29 @@ for (const target of targets) {
       expect((await get(`/supervisors/${randomUUID()}/questions`)).status).toBe(404);
     });
 
+    it('POST /supervisors/:id/questions/:qid/withdraw takes a pending question back: a later answer is 409, so is a second withdrawal', async () => {
+      const supervisor = await spawnSupervisor('withdrawn');
+      const asked = await post<QuestionAskedResponse>(`/supervisors/${supervisor.id}/questions`, { question: 'Still needed?' });
+      const path = `/supervisors/${supervisor.id}/questions/${asked.body.questionId}`;
+      const withdrawn = await post<SupervisorView>(`${path}/withdraw`, { reason: 'the user decided' });
+      expect(withdrawn.status).toBe(200);
+      expect(withdrawn.body).toMatchObject({ state: 'working', pendingQuestions: [] });
+      const late = await post(`${path}/answer`, { answer: 'yes' });
+      expect(late.status).toBe(409);
+      expect(late.body.message).toMatch(/was withdrawn at .*\(the user decided\)/);
+      const again = await post(`${path}/withdraw`, {});
+      expect(again.status).toBe(409);
+      expect(again.body.reason).toMatch(/already withdrawn/);
+      expect((await post(`${path}/withdraw`, { reason: 'x', extra: 1 })).status).toBe(400);
+      const history = await get<{ questions: Array<{ id: string; withdrawnAt: string | null; withdrawnReason: string | null }> }>(`/supervisors/${supervisor.id}/questions`);
+      expect(history.body.questions).toEqual([expect.objectContaining({ id: asked.body.questionId, answer: null, withdrawnReason: 'the user decided' })]);
+      expect(typeof history.body.questions[0]?.withdrawnAt).toBe('string');
+      expect((await get<{ questions: unknown[] }>(`/supervisors/${supervisor.id}/questions?answered=false`)).body.questions).toEqual([]);
+      // The body is optional.
+      const other = await post<QuestionAskedResponse>(`/supervisors/${supervisor.id}/questions`, { question: 'And this one?' });
+      expect((await post<SupervisorView>(`/supervisors/${supervisor.id}/questions/${other.body.questionId}/withdraw`, undefined)).status).toBe(200);
+    });
+
     it('POST /tasks/:taskId/events reports progress and completion; a second completion is 409 and an unknown task 404', async () => {
       const supervisor = await spawnSupervisor('tasked');
       const spawned = await post<TaskResponse>(`/supervisors/${supervisor.id}/tasks`, { description: 'index the repository' });

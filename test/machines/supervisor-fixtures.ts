@@ -104,6 +104,12 @@ export const ev = {
   complete: (summary?: string, minute = 10): SupervisorEvent =>
     summary === undefined ? { type: 'COMPLETE', at: at(minute) } : { type: 'COMPLETE', summary, at: at(minute) },
   fail: (error = 'model quota exhausted', minute = 11): SupervisorEvent => ({ type: 'FAIL', error, at: at(minute) }),
+  withdraw: (questionId: string, reason?: string, minute = 8): SupervisorEvent => ({
+    type: 'WITHDRAW_QUESTION',
+    questionId,
+    ...(reason !== undefined ? { reason } : {}),
+    at: at(minute),
+  }),
   interrupt: (reason = 'daemon shutting down', minute = 12): SupervisorEvent => ({
     type: 'INTERRUPT',
     reason,

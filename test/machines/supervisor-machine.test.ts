@@ -463,6 +463,42 @@ describe('ASK_QUESTION', () => {
   });
 });
 
+describe('WITHDRAW_QUESTION', () => {
+  it('takes a pending question back, notes it in the conversation, tells the runtime, and settles', () => {
+    const { snapshot, effects } = apply(waitingForUser(), ev.withdraw('q1', 'no longer relevant'));
+    expect(snapshot.value).toBe('working');
+    expect(snapshot.context.pendingQuestions).toEqual([]);
+    // Withdrawn is not answered.
+    expect(snapshot.context.answeredQuestionCount).toBe(0);
+    expect(effects).toEqual([
+      { type: 'appendConversation', params: { entry: { seq: 2, role: 'system', content: 'Question q1 was withdrawn: no longer relevant; it no longer needs an answer.', at: at(8) } } },
+      {
+        type: 'questionWithdrawn',
+        params: { questionId: 'q1', question: 'Which tone?', choices: ['formal', 'casual'], context: null, askedAt: at(6), withdrawnAt: at(8), reason: 'no longer relevant' },
+      },
+    ]);
+  });
+
+  it('keeps waiting for the other questions, and for running tasks', () => {
+    expect(apply(run(waitingForUser(), ev.ask('q2')), ev.withdraw('q1')).snapshot.value).toBe('waiting_for_user');
+    expect(apply(run(waitingForTasks(), ev.ask('q1')), ev.withdraw('q1')).snapshot.value).toBe('waiting_for_tasks');
+  });
+
+  it('is refused for a question that is not pending, and an answer after it is refused too', () => {
+    expectRefused(waitingForUser(), ev.withdraw('q9'), 'question q9 is not pending (never asked, already answered, or already withdrawn)');
+    const withdrawn = run(waitingForUser(), ev.ask('q2'), ev.withdraw('q1'));
+    expectRefused(withdrawn, ev.withdraw('q1'), 'question q1 is not pending (never asked, already answered, or already withdrawn)');
+    expectRefused(withdrawn, ev.answer('q1', 'formal'), 'question q1 is not pending (never asked, or already answered)');
+    expectRefused(working(), ev.withdraw('q1'), 'event WITHDRAW_QUESTION is not accepted in state working');
+  });
+
+  it('is accepted while interrupted, which stays interrupted', () => {
+    const { snapshot } = apply(run(waitingForUser(), ev.interrupt()), ev.withdraw('q1'));
+    expect(snapshot.value).toBe('interrupted');
+    expect(snapshot.context.pendingQuestions).toEqual([]);
+  });
+});
+
 describe('ANSWER', () => {
   it('records the answer, tells the runtime, and goes back to working', () => {
     const { snapshot, effects } = apply(waitingForUser(), ev.answer('q1', 'formal', 7));

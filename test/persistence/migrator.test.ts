@@ -20,6 +20,7 @@ for (const target of await databaseTargets()) {
         '20260201000004_restoration_support',
         '20261201000001_ownership',
         '20261202000001_bounded_state',
+        '20261202000002_withdrawn_questions',
       ]);
       const second = await migrateToLatest(database());
       expect(second.applied).toEqual([]);

@@ -254,6 +254,25 @@ for (const target of await databaseTargets()) {
         });
       }
 
+      it('a question withdrawn after the checkpoint used stays withdrawn: its row, not the older snapshot, decides', async () => {
+        const first = runtimeOn(database());
+        const supervisor = await first.spawn({ name: 'withdrawn' });
+        const kept = await first.askQuestion(supervisor.id, { question: 'Keep this one?' });
+        const dropped = await first.askQuestion(supervisor.id, { question: 'Drop this one?' });
+        await first.withdrawQuestion(supervisor.id, dropped.questionId, 'not needed');
+        await crash(first);
+        const newest = (await listCheckpoints(db(), supervisor.id, { limit: 1 }))[0];
+        await corruptSnapshot(supervisor.id, sql`'"garbage"'::jsonb`).execute(db());
+        const second = runtimeOn(database());
+        const info = await second.restore(supervisor.id, 'daemon_restart');
+        // The checkpoint before the withdrawal still lists the dropped question as pending.
+        expect(info.checkpointSeq).toBe((newest?.seq ?? 0) - 1);
+        expect(info.warnings).toContain(`question ${dropped.questionId} was withdrawn after the restored state: no longer pending`);
+        expect(info.questionsRedelivered.map((question) => question.id)).toEqual([kept.questionId]);
+        expect(second.get(supervisor.id)?.snapshot.context.pendingQuestions.map((question) => question.id)).toEqual([kept.questionId]);
+        await second.shutdown({ closeDatabase: false });
+      });
+
       it('when waiting_for_tasks has no running task, an older checkpoint that passes is used', async () => {
         const first = runtimeOn(database());
         const supervisor = await first.spawn({ name: 'tasks' });

@@ -1,9 +1,11 @@
-// Routes on supervisors: spawn, list, describe, send events, ask and answer questions, spawn tasks, list checkpoints.
+// Routes on supervisors: spawn, list, describe, send events, ask, answer and withdraw questions, spawn tasks, list checkpoints.
 
 import type { FastifyInstance } from 'fastify';
 import type { SupervisorRuntime } from '../../runtime/supervisor-runtime.js';
 import {
   answerBody,
+  withdrawBody,
+  type WithdrawBody,
   askQuestionBody,
   eventBody,
   listCheckpointsQuery,
@@ -86,6 +88,21 @@ export function registerSupervisorRoutes(app: FastifyInstance, runtime: Supervis
     { schema: { params: questionParams, body: answerBody } },
     async (request) => {
       await runtime.answerQuestion(request.params.id, request.params.questionId, request.body.answer);
+      return describeSupervisor(runtime, request.params.id);
+    },
+  );
+
+  app.post<{ Params: QuestionParams; Body: WithdrawBody | undefined; Reply: SupervisorView }>(
+    '/supervisors/:id/questions/:questionId/withdraw',
+    {
+      schema: { params: questionParams, body: withdrawBody },
+      // The body is optional: no body means no reason (validation runs after this hook).
+      preValidation: async (request) => {
+        request.body ??= {};
+      },
+    },
+    async (request) => {
+      await runtime.withdrawQuestion(request.params.id, request.params.questionId, request.body?.reason);
       return describeSupervisor(runtime, request.params.id);
     },
   );

@@ -17,6 +17,8 @@ function toQuestionRecord(row: Selectable<DatabaseSchema['supervisor_questions']
     askedAt: toIso(row.asked_at) ?? '',
     answer: row.answer,
     answeredAt: toIso(row.answered_at),
+    withdrawnAt: toIso(row.withdrawn_at),
+    withdrawnReason: row.withdrawn_reason,
   };
 }
 
@@ -28,11 +30,15 @@ export async function getQuestion(db: Executor, supervisorId: string, questionId
   return row ? toQuestionRecord(row) : null;
 }
 
-/** A supervisor's questions, newest asked first; `answered` narrows to answered (true) or pending (false) ones. */
+/**
+ * A supervisor's questions, newest asked first; `answered` narrows to answered (true) or pending (false) ones (a
+ * withdrawn question is neither).
+ */
 export async function listQuestions(db: Executor, supervisorId: string, options: { answered?: boolean; limit?: number } = {}): Promise<QuestionRecord[]> {
   const rows = await withDatabaseErrors('listQuestions', supervisorId, () => {
     let query = db.selectFrom('supervisor_questions').selectAll().where('supervisor_id', '=', supervisorId);
-    if (options.answered !== undefined) query = query.where('answered_at', options.answered ? 'is not' : 'is', null);
+    if (options.answered === true) query = query.where('answered_at', 'is not', null);
+    if (options.answered === false) query = query.where('answered_at', 'is', null).where('withdrawn_at', 'is', null);
     return query.orderBy('asked_at', 'desc').orderBy('id').limit(options.limit ?? 100).execute();
   });
   return rows.map(toQuestionRecord);
@@ -47,10 +53,10 @@ export async function getQuestions(db: Executor, supervisorId: string, ids: read
   return rows.map(toQuestionRecord);
 }
 
-/** Every question still waiting for an answer, oldest first (a restoration compares them with its snapshot). */
+/** Every question still waiting for an answer (not answered, not withdrawn), oldest first; restoration compares them with its snapshot. */
 export async function listPendingQuestions(db: Executor, supervisorId: string): Promise<QuestionRecord[]> {
   const rows = await withDatabaseErrors('listPendingQuestions', supervisorId, () =>
-    db.selectFrom('supervisor_questions').selectAll().where('supervisor_id', '=', supervisorId).where('answered_at', 'is', null).orderBy('asked_at').orderBy('id').execute(),
+    db.selectFrom('supervisor_questions').selectAll().where('supervisor_id', '=', supervisorId).where('answered_at', 'is', null).where('withdrawn_at', 'is', null).orderBy('asked_at').orderBy('id').execute(),
   );
   return rows.map(toQuestionRecord);
 }
