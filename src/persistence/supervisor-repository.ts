@@ -29,14 +29,6 @@ export {
   type HeartbeatWrite,
 } from './supervisors/update-supervisor-heartbeat-state.js';
 export {
-  addSupervisorPendingQuestion,
-  addSupervisorSpawnedTask,
-  markSupervisorRestored,
-  removeSupervisorPendingQuestion,
-  updateSupervisorDetailedState,
-  updateSupervisorPhase,
-} from './supervisors/seed-field-updates.js';
-export {
   getSupervisorState,
   getSupervisorStateForRestoration,
   getSupervisorsWithPendingQuestions,

@@ -53,3 +53,22 @@ export class RuntimeStoppedError extends SupervisorRuntimeError {
 // Errors raised below the runtime that reach its callers, so the API and the CLI import them from here only.
 export { StaleWriteError } from '../persistence/supervisor-repository.js';
 export { DaemonIdInUseError, OwnershipLostError, SupervisorOwnedElsewhereError } from '../persistence/ownership/errors.js';
+
+/** A per-field edit of a supervisor a live daemon runs: that daemon is its only writer, so the change goes through it. */
+export class SupervisorRunningError extends SupervisorRuntimeError {
+  override readonly name = 'SupervisorRunningError';
+  constructor(
+    supervisorId: string,
+    readonly operation: string,
+    readonly owner: string,
+    readonly ownerUrl: string | null,
+    /** The runtime call or HTTP route that makes this change on a running supervisor. */
+    readonly instead: string,
+  ) {
+    super(
+      `${operation} refused: supervisor ${supervisorId} is running on daemon ${owner}${ownerUrl ? ` (${ownerUrl})` : ''}, which is its only writer. ` +
+        `Make the change through that daemon with ${instead}, or stop the daemon first.`,
+      supervisorId,
+    );
+  }
+}

@@ -7,6 +7,15 @@ export { createLogger, silentLogger, type Logger, type LoggerOptions } from './l
 export { createRegistryStore, type RegistryEntry, type RegistryStore } from './registry.js';
 export { RestorationFailedError, type RestoreAllSummary, type RestoreOptions } from './restoration.js';
 export { type Messaging, type MessagingOptions } from './messaging.js';
+export {
+  addSupervisorPendingQuestion,
+  addSupervisorSpawnedTask,
+  markSupervisorRestored,
+  removeSupervisorPendingQuestion,
+  updateSupervisorDetailedState,
+  updateSupervisorPhase,
+  type OfflineEditOptions,
+} from './offline-edits.js';
 export { startOutboxRelay, type OutboxRelay, type OutboxRelayOptions } from './outbox-relay.js';
 export { type InboundConsumers, type InboundConsumerStats, type InboundCounts } from './inbound-consumers.js';
 export { startTaskWorker, type TaskWorker, type TaskWorkerOptions } from './task-worker.js';

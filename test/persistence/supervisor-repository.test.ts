@@ -5,8 +5,6 @@ import { DatabaseUnavailableError, InvalidSnapshotError, InvalidSupervisorDataEr
 import { SUPERVISOR_STATES, type SupervisorState } from '../../src/domain/supervisor-state.js';
 import { openDatabase } from '../../src/persistence/database.js';
 import {
-  addSupervisorPendingQuestion,
-  addSupervisorSpawnedTask,
   getConversation,
   getNewestCheckpointBefore,
   getSupervisorState,
@@ -15,14 +13,10 @@ import {
   listCheckpoints,
   listRestorableSupervisorIds,
   listSupervisors,
-  markSupervisorRestored,
   recordTaskOutcome,
-  removeSupervisorPendingQuestion,
   saveSupervisorStateFull,
   StaleWriteError,
-  updateSupervisorDetailedState,
   updateSupervisorHeartbeatState,
-  updateSupervisorPhase,
   validateSpawnedTasks,
 } from '../../src/persistence/supervisor-repository.js';
 import { databaseTargets, useIsolatedDatabase } from '../helpers/databases.js';
@@ -113,30 +107,13 @@ for (const target of await databaseTargets()) {
       expect((await validateSpawnedTasks(db(), input.supervisorId, ['t9'])).existing[0]).toMatchObject({ status: 'completed', result: 'done', progress: 100 });
     });
 
-    it('adding the same spawned task twice changes nothing; validateSpawnedTasks reports existing and missing ids', async () => {
-      const input = fullSave();
+    it('validateSpawnedTasks reports existing and missing ids', async () => {
+      const input = fullSave({ spawnedTaskIds: ['task-a'], tasks: [{ id: 'task-a', description: 'A', status: 'running', progress: 0, result: null, error: null, finishedAt: null }] });
       await saveSupervisorStateFull(db(), input);
-      expect(await addSupervisorSpawnedTask(db(), input.supervisorId, 'task-a', 'A')).toBe(true);
-      expect(await addSupervisorSpawnedTask(db(), input.supervisorId, 'task-a', 'A')).toBe(false);
-      expect((await getSupervisorState(db(), input.supervisorId))?.spawnedTaskIds).toEqual(['task-a']);
       const validation = await validateSpawnedTasks(db(), input.supervisorId, ['task-a', 'task-gone']);
       expect(validation.existing).toHaveLength(1);
       expect(validation.existing[0]).toMatchObject({ id: 'task-a', status: 'running', description: 'A' });
       expect(validation.missing).toEqual(['task-gone']);
-      expect(await addSupervisorSpawnedTask(db(), randomUUID(), 'task-b')).toBe(false);
-    });
-
-    it('adding the same question twice changes nothing; removing an unknown question returns false', async () => {
-      const input = fullSave();
-      await saveSupervisorStateFull(db(), input);
-      expect(await addSupervisorPendingQuestion(db(), input.supervisorId, question('q1'))).toBe(true);
-      expect(await addSupervisorPendingQuestion(db(), input.supervisorId, question('q1', { question: 'changed?' }))).toBe(false);
-      expect(await addSupervisorPendingQuestion(db(), input.supervisorId, question('q2'))).toBe(true);
-      expect((await getSupervisorState(db(), input.supervisorId))?.pendingQuestions.map((q) => q.id)).toEqual(['q1', 'q2']);
-      expect(await removeSupervisorPendingQuestion(db(), input.supervisorId, 'q1')).toBe(true);
-      expect(await removeSupervisorPendingQuestion(db(), input.supervisorId, 'q1')).toBe(false);
-      expect(await removeSupervisorPendingQuestion(db(), input.supervisorId, 'nope')).toBe(false);
-      expect((await getSupervisorState(db(), input.supervisorId))?.pendingQuestions).toEqual([question('q2')]);
     });
 
     it('getSupervisorsWithPendingQuestions returns only supervisors with questions, through the partial index', async () => {
@@ -160,20 +137,6 @@ for (const target of await databaseTargets()) {
       expect((await listSupervisors(db(), { pendingQuestionsOnly: true })).supervisors.map((s) => s.id)).toEqual([asking.supervisorId]);
     });
 
-    it('markSupervisorRestored counts restorations and stamps time and source', async () => {
-      const input = fullSave();
-      await saveSupervisorStateFull(db(), input);
-      const at = new Date('2026-11-24T12:00:00.000Z');
-      expect(await markSupervisorRestored(db(), input.supervisorId, 'daemon_restart', at)).toEqual({
-        restorationCount: 1,
-        lastRestoredAt: at.toISOString(),
-        restorationSource: 'daemon_restart',
-      });
-      expect((await markSupervisorRestored(db(), input.supervisorId, 'manual')).restorationCount).toBe(2);
-      expect(await getSupervisorState(db(), input.supervisorId)).toMatchObject({ restorationCount: 2, restorationSource: 'manual' });
-      await expect(markSupervisorRestored(db(), randomUUID(), 'manual')).rejects.toBeInstanceOf(SupervisorNotFoundError);
-    });
-
     it('the heartbeat write touches only heartbeat, activity and progress, and appends no checkpoint', async () => {
       const input = fullSave();
       await saveSupervisorStateFull(db(), input);
@@ -184,15 +147,6 @@ for (const target of await databaseTargets()) {
       expect(after).toEqual({ ...before, lastHeartbeat: at.toISOString(), currentActivity: 'reading', progress: 55 });
       expect(await count('supervisor_checkpoints', input.supervisorId)).toBe(1);
       expect(await updateSupervisorHeartbeatState(db(), randomUUID())).toBe(false);
-    });
-
-    it('updateSupervisorPhase and updateSupervisorDetailedState change what they name', async () => {
-      const input = fullSave();
-      await saveSupervisorStateFull(db(), input);
-      expect(await updateSupervisorPhase(db(), input.supervisorId, 'implementation')).toBe(true);
-      expect(await updateSupervisorDetailedState(db(), input.supervisorId, { state: 'failed', errorMessage: 'boom', progress: 70 })).toBe(true);
-      expect(await getSupervisorState(db(), input.supervisorId)).toMatchObject({ phase: 'implementation', state: 'failed', errorMessage: 'boom', progress: 70 });
-      expect(await updateSupervisorPhase(db(), randomUUID(), 'x')).toBe(false);
     });
 
     it('checkpoint listing is newest first and "newest checkpoint before N" walks back', async () => {
@@ -240,7 +194,7 @@ for (const target of await databaseTargets()) {
       it('an unknown state value is refused with a typed error naming the supervisor, and nothing is written', async () => {
         const input = fullSave();
         await saveSupervisorStateFull(db(), input);
-        const error = await updateSupervisorDetailedState(db(), input.supervisorId, { state: 'sleeping' as SupervisorState }).catch((e: unknown) => e);
+        const error = await saveSupervisorStateFull(db(), { ...input, step: 2, state: 'sleeping' as SupervisorState }).catch((e: unknown) => e);
         expect(error).toBeInstanceOf(InvalidSupervisorDataError);
         expect((error as Error).message).toContain(input.supervisorId);
         await expect(saveSupervisorStateFull(db(), fullSave({ state: 'sleeping' as SupervisorState }))).rejects.toBeInstanceOf(InvalidSupervisorDataError);
@@ -261,7 +215,6 @@ for (const target of await databaseTargets()) {
         const input = fullSave();
         await saveSupervisorStateFull(db(), input);
         const bad = { ...question('q1'), askedAt: 'yesterday' };
-        await expect(addSupervisorPendingQuestion(db(), input.supervisorId, bad)).rejects.toThrow(/askedAt/);
         await expect(saveSupervisorStateFull(db(), { ...input, step: 2, pendingQuestions: [bad] })).rejects.toBeInstanceOf(InvalidSupervisorDataError);
         expect((await getSupervisorState(db(), input.supervisorId))?.pendingQuestions).toEqual([]);
       });

@@ -59,9 +59,12 @@ export interface QuestionWrite {
   askedAt: string;
   answer: string | null;
   answeredAt: string | null;
+  /** Set when the question was withdrawn instead of answered (then `answer` stays null). */
+  withdrawnAt?: string | null;
+  withdrawnReason?: string | null;
 }
 
-/** A question as supervisor_questions keeps it: pending until `answer` is set, and the first answer wins. */
+/** A question as supervisor_questions keeps it: pending until answered or withdrawn, and the first of those wins. */
 export interface QuestionRecord extends QuestionWrite {
   supervisorId: string;
 }
@@ -107,7 +110,10 @@ export interface FullSaveInput {
    * `epoch` (a new row is created with both). Left out, it is a raw write that only the step fences.
    */
   owner?: string | null;
-  /** The owner's fencing epoch (with `owner`). */
+  /**
+   * The owner's fencing epoch (with `owner`). With `owner` null it fences an edit of an unowned supervisor: refused
+   * with OwnershipLostError unless the row is still nobody's at this epoch (a claim in between bumps it).
+   */
   epoch?: number;
   /** The agent driver's name; kept when omitted. */
   driver?: string | null;

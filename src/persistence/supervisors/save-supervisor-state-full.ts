@@ -59,7 +59,11 @@ up AS (
     checkpoint_seq = s.checkpoint_seq + 1, driver = COALESCE(EXCLUDED.driver, s.driver),
     updated_at = now()
   -- The step fence (no older state over a newer one) and the ownership fence (only the owner at its epoch writes).
-  WHERE s.step < EXCLUDED.step AND (EXCLUDED.owner IS NULL OR (s.owner = EXCLUDED.owner AND s.epoch = EXCLUDED.epoch))
+  -- Without an owner, an epoch fences an edit of an unowned row (still nobody's, not claimed since); neither: step only.
+  WHERE s.step < EXCLUDED.step AND CASE
+    WHEN EXCLUDED.owner IS NOT NULL THEN s.owner = EXCLUDED.owner AND s.epoch = EXCLUDED.epoch
+    WHEN EXCLUDED.epoch IS NOT NULL THEN s.owner IS NULL AND s.epoch = EXCLUDED.epoch
+    ELSE true END
   RETURNING s.id, s.checkpoint_seq, s.step, s.state, s.machine_version, s.epoch
 ),
 checkpoint AS (
@@ -80,14 +84,17 @@ conversation AS (
     shape.questions
       ? `,
 questions AS (
-  INSERT INTO supervisor_questions AS q (supervisor_id, id, question, choices, context, asked_at, answer, answered_at)
-  SELECT up.id, k.id, k.question, k.choices, k.context, k."askedAt", k.answer, k."answeredAt"
+  INSERT INTO supervisor_questions AS q (supervisor_id, id, question, choices, context, asked_at, answer, answered_at, withdrawn_at, withdrawn_reason)
+  SELECT up.id, k.id, k.question, k.choices, k.context, k."askedAt", k.answer, k."answeredAt", k."withdrawnAt", k."withdrawnReason"
   FROM jsonb_to_recordset(${param()}::jsonb)
-    AS k(sid uuid, id text, question text, choices jsonb, context text, "askedAt" timestamptz, answer text, "answeredAt" timestamptz)
+    AS k(sid uuid, id text, question text, choices jsonb, context text, "askedAt" timestamptz, answer text, "answeredAt" timestamptz,
+         "withdrawnAt" timestamptz, "withdrawnReason" text)
     JOIN up ON up.id = k.sid
-  ON CONFLICT (supervisor_id, id) DO UPDATE SET answer = EXCLUDED.answer, answered_at = EXCLUDED.answered_at
-  -- The first answer wins; an asked question is recorded once.
-  WHERE q.answered_at IS NULL AND EXCLUDED.answered_at IS NOT NULL
+  ON CONFLICT (supervisor_id, id) DO UPDATE SET
+    answer = EXCLUDED.answer, answered_at = EXCLUDED.answered_at,
+    withdrawn_at = EXCLUDED.withdrawn_at, withdrawn_reason = EXCLUDED.withdrawn_reason
+  -- The first answer (or withdrawal) wins; an asked question is recorded once.
+  WHERE q.answered_at IS NULL AND q.withdrawn_at IS NULL AND (EXCLUDED.answered_at IS NOT NULL OR EXCLUDED.withdrawn_at IS NOT NULL)
 )`
       : ''
   }${
@@ -146,7 +153,7 @@ function rowOf(input: FullSaveInput): Record<string, unknown> {
     machine_version: input.machineVersion,
     step: input.step,
     owner: input.owner ?? null,
-    epoch: input.owner ? (input.epoch ?? 0) : null,
+    epoch: input.owner ? (input.epoch ?? 0) : (input.epoch ?? null),
     driver: input.driver ?? null,
     reason: input.reason,
   };
@@ -168,11 +175,13 @@ async function executeGroup(db: Executor, inputs: readonly FullSaveInput[]): Pro
 /** Why a fenced-out input wrote nothing (the rare path, so a second round trip): another owner, or a newer step. */
 async function refusals(db: Executor, refused: readonly FullSaveInput[]): Promise<Map<string, Error>> {
   const errors = new Map<string, Error>();
-  const byId = await currentFences(db, refused.filter((input) => input.owner).map((input) => input.supervisorId));
+  const fenced = (input: FullSaveInput) => Boolean(input.owner) || input.epoch !== undefined;
+  const byId = await currentFences(db, refused.filter(fenced).map((input) => input.supervisorId));
   for (const input of refused) {
     const row = byId.get(input.supervisorId);
-    if (input.owner && row && (row.owner !== input.owner || row.epoch !== (input.epoch ?? 0))) {
-      errors.set(input.supervisorId, new OwnershipLostError(input.supervisorId, { owner: input.owner, epoch: input.epoch ?? 0 }, row));
+    const owner = input.owner ?? null;
+    if (fenced(input) && row && (row.owner !== owner || row.epoch !== (input.epoch ?? 0))) {
+      errors.set(input.supervisorId, new OwnershipLostError(input.supervisorId, { owner: owner ?? 'nobody (an edit outside a daemon)', epoch: input.epoch ?? 0 }, row));
     } else {
       errors.set(input.supervisorId, new StaleWriteError(input.supervisorId, input.step));
     }
