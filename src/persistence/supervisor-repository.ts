@@ -21,7 +21,7 @@ export {
   type TaskWrite,
 } from './supervisors/records.js';
 export { saveSupervisorStateFull, saveSupervisorStatesFull, type FullSaveOutcome } from './supervisors/save-supervisor-state-full.js';
-export { getQuestion, getQuestions, listPendingQuestions, listQuestions } from './supervisors/questions.js';
+export { getQuestion, getQuestions, listPendingQuestions, listPendingQuestionsOf, listQuestions } from './supervisors/questions.js';
 export {
   updateSupervisorHeartbeats,
   updateSupervisorHeartbeatState,
@@ -31,12 +31,13 @@ export {
 export {
   getSupervisorState,
   getSupervisorStateForRestoration,
+  getSupervisorStatesForRestoration,
   getSupervisorsWithPendingQuestions,
   listRestorableSupervisorIds,
   listSupervisors,
 } from './supervisors/read-supervisor-state.js';
-export { getTask, listOpenSupervisorTasks, listSupervisorTasks, recordTaskOutcome, validateSpawnedTasks } from './supervisors/tasks.js';
+export { getTask, listOpenSupervisorTasks, listOpenTasksOfSupervisors, listSupervisorTasks, recordTaskOutcome, validateSpawnedTasks } from './supervisors/tasks.js';
 export { getNewestCheckpointBefore, listCheckpoints, pruneCheckpoints } from './supervisors/checkpoints.js';
-export { countConversation, getConversation } from './supervisors/conversation.js';
+export { countConversation, countConversations, getConversation } from './supervisors/conversation.js';
 export { quarantineSupervisorRow } from './supervisors/quarantine.js';
 export { enqueueOutbox } from './supervisors/enqueue-outbox.js';

@@ -16,7 +16,11 @@ import { deriveWaitingState, supervisorMachine, type SupervisorSnapshot } from '
 import type { SupervisorContext } from '../machines/supervisor-types.js';
 import {
   countConversation,
+  countConversations,
   enqueueOutbox,
+  getSupervisorStatesForRestoration,
+  listOpenTasksOfSupervisors,
+  listPendingQuestionsOf,
   getSupervisorStateForRestoration,
   listCheckpoints,
   getQuestions,
@@ -218,14 +222,31 @@ export function createRestorer(host: RuntimeHost): Restorer {
     async restoreClaimed(claims, summary, concurrency) {
       summary.total += claims.length;
       let next = 0;
+      // Step 1's reads for a whole slice of the claimed batch at once; a failed load leaves each to read for itself.
+      const loads = new Map<number, Promise<Map<string, Loaded> | null>>();
+      const loadedFor = (index: number): Promise<Map<string, Loaded> | null> => {
+        const slice = Math.floor(index / LOAD_BATCH);
+        let load = loads.get(slice);
+        if (!load) {
+          const ids = claims.slice(slice * LOAD_BATCH, (slice + 1) * LOAD_BATCH).map((entry) => entry.claim.supervisorId);
+          load = loadMany(host.database.db, ids).catch((error: unknown) => {
+            host.logger.warn({ err: errorText(error), supervisors: ids.length }, 'could not load a batch for restoration; each supervisor reads its own state');
+            return null;
+          });
+          loads.set(slice, load);
+        }
+        return load;
+      };
       const worker = async () => {
         while (next < claims.length) {
-          const entry = claims[next++];
+          const index = next++;
+          const entry = claims[index];
           if (!entry) break;
           const { claim, source } = entry;
           try {
+            const preloaded = (await loadedFor(index))?.get(claim.supervisorId);
             const info = await serialized(claim.supervisorId, () =>
-              restoreOnce(host, claim.supervisorId, source, { epoch: claim.epoch, previousOwner: claim.previousOwner }, strand),
+              restoreOnce(host, claim.supervisorId, source, { epoch: claim.epoch, previousOwner: claim.previousOwner }, strand, preloaded),
             );
             summary.results.push(info);
             summary.restored += 1;
@@ -364,12 +385,76 @@ async function interruptAndStop(host: RuntimeHost, supervisorId: string, session
   await host.stopLocal(supervisorId).catch(() => undefined);
 }
 
+/** What step 1 reads for one supervisor; restore-all reads it for a whole claimed batch in four queries. */
+interface Loaded {
+  raw: SupervisorRestorationContext | null;
+  taskRows: TaskRecord[];
+  conversationStored: number;
+  pendingRows: QuestionRecord[];
+}
+
+/** Step 1 for many supervisors at once: the same four reads, each one query for the batch. */
+async function loadMany(db: RuntimeHost['database']['db'], supervisorIds: readonly string[]): Promise<Map<string, Loaded>> {
+  const [rows, tasks, conversations, pending] = await Promise.all([
+    getSupervisorStatesForRestoration(db, supervisorIds),
+    listOpenTasksOfSupervisors(db, supervisorIds),
+    countConversations(db, supervisorIds),
+    listPendingQuestionsOf(db, supervisorIds),
+  ]);
+  return new Map(
+    supervisorIds.map((id) => [id, { raw: rows.get(id) ?? null, taskRows: tasks.get(id) ?? [], conversationStored: conversations.get(id) ?? 0, pendingRows: pending.get(id) ?? [] }]),
+  );
+}
+
+type StepName = keyof typeof STEP_NAMES;
+type Step = () => Promise<RestorationStepOutput>;
+type Steps = Record<StepName, Step>;
+const STEP_NAMES = {
+  loadState: true,
+  validateState: true,
+  findValidCheckpoint: true,
+  startFresh: true,
+  restoreConversation: true,
+  redeliverQuestions: true,
+  reconcileTasks: true,
+  buildContextMessage: true,
+  markRestored: true,
+  resumeSupervisor: true,
+} as const;
+
+/** Each running restoration's steps, by the actor system its machine runs in (one system per restoration). */
+const stepsBySystem = new WeakMap<object, Steps>();
+
+let provided: ReturnType<typeof restorationMachine.provide> | null = null;
+/**
+ * The restoration machine with its steps provided once: building a machine costs more than running it (XState resolves
+ * every state node and transition), so every restoration runs the same one, and each step looks up its restoration's
+ * closure by the actor system it was invoked in.
+ */
+function providedRestorationMachine(): ReturnType<typeof restorationMachine.provide> {
+  if (provided) return provided;
+  const actor = (name: StepName) =>
+    fromPromise<RestorationStepOutput, RestorationStepInput>(async ({ system }) => {
+      const steps = stepsBySystem.get(system);
+      if (!steps) throw new Error(`restoration step ${name} ran outside a restoration`);
+      return steps[name]();
+    });
+  const actors = Object.fromEntries(Object.keys(STEP_NAMES).map((name) => [name, actor(name as StepName)])) as Record<StepName, ReturnType<typeof actor>>;
+  provided = restorationMachine.provide({ actors });
+  return provided;
+}
+
+/** How many claimed supervisors restore-all loads with one set of reads. */
+const LOAD_BATCH = 250;
+
 async function restoreOnce(
   host: RuntimeHost,
   supervisorId: string,
   source: RestorationSource,
   claim: Claim,
   strand: (supervisorId: string, entry: Stranded) => void,
+  /** Step 1's reads, already made for a batch right after its claim; absent, step 1 reads them itself. */
+  preloaded?: Loaded,
 ): Promise<RestorationInfo> {
   const started = performance.now();
   const db = host.database.db;
@@ -384,192 +469,198 @@ async function restoreOnce(
     if (value === null) throw new Error(`restoration step ran without ${what}`);
     return value;
   };
-  const step = (run: () => Promise<RestorationStepOutput>) =>
-    fromPromise<RestorationStepOutput, RestorationStepInput>(async () => {
+  const step =
+    (run: () => Promise<RestorationStepOutput>): Step =>
+    async () => {
       try {
         return await run();
       } catch (error) {
         session.failure = error;
         throw error;
       }
-    });
+    };
 
-  const machine = restorationMachine.provide({
-    actors: {
-      loadState: step(async () => {
-        // Four reads at once, one round trip of waiting: the row, its open tasks, its conversation length, its pending
-        // questions. None grows with the supervisor's age: finished tasks and answered questions are not read.
+  const steps: Steps = {
+    loadState: step(async () => {
+      // Four reads at once, one round trip of waiting: the row, its open tasks, its conversation length, its pending
+      // questions. None grows with the supervisor's age: finished tasks and answered questions are not read.
+      const loadOne = async (): Promise<Loaded> => {
         const [raw, taskRows, conversationStored, pendingRows] = await Promise.all([
           getSupervisorStateForRestoration(db, supervisorId),
           listOpenSupervisorTasks(db, supervisorId),
           countConversation(db, supervisorId),
           listPendingQuestions(db, supervisorId),
         ]);
-        session.raw = raw;
-        session.taskRows = taskRows;
-        session.conversationStored = conversationStored;
-        session.pendingRows = pendingRows;
-        return { found: session.raw !== null };
-      }),
+        return { raw, taskRows, conversationStored, pendingRows };
+      };
+      const { raw, taskRows, conversationStored, pendingRows } = preloaded ?? (await loadOne());
+      session.raw = raw;
+      session.taskRows = taskRows;
+      session.conversationStored = conversationStored;
+      session.pendingRows = pendingRows;
+      return { found: session.raw !== null };
+    }),
 
-      validateState: step(async () => {
-        const raw = need(session.raw, 'a row');
-        const { outcome, snapshot } = validateRow(raw, session.taskRows);
-        if (snapshot) {
-          session.snapshot = snapshot;
-          session.step = raw.step;
+    validateState: step(async () => {
+      const raw = need(session.raw, 'a row');
+      const { outcome, snapshot } = validateRow(raw, session.taskRows);
+      if (snapshot) {
+        session.snapshot = snapshot;
+        session.step = raw.step;
+      } else {
+        logger.warn({ errors: outcome.result.errors }, 'stored state is invalid: walking back through checkpoints');
+      }
+      return { validation: outcome.result, warnings: outcome.result.valid ? outcome.result.warnings : [] };
+    }),
+
+    findValidCheckpoint: step(async () => {
+      const raw = need(session.raw, 'a row');
+      let before: number | undefined;
+      for (;;) {
+        const page = await listCheckpoints(db, supervisorId, { limit: 25, ...(before !== undefined ? { beforeSeq: before } : {}) });
+        // An older checkpoint may name tasks that have finished since: read their rows, so they are not taken for lost.
+        const known = new Set(session.taskRows.map((task) => task.id));
+        const unknown = [...new Set(page.flatMap((checkpoint) => snapshotTaskIds(checkpoint.snapshot)))].filter((id) => !known.has(id));
+        if (unknown.length > 0) session.taskRows.push(...(await validateSpawnedTasks(db, supervisorId, unknown)).existing);
+        for (const checkpoint of page) {
+          const candidate = candidateFromCheckpoint(supervisorId, checkpoint);
+          const outcome = validateStoredState(candidate, statusesAmong(session.taskRows, candidate.spawnedTaskIds), { fallbackAction: 'restore_from_checkpoint' });
+          if (outcome.snapshot) {
+            session.snapshot = outcome.snapshot;
+            session.step = raw.step;
+            return { checkpointSeq: checkpoint.seq, warnings: [`stored state invalid; restored from checkpoint ${checkpoint.seq} (${checkpoint.reason})`, ...outcome.result.warnings] };
+          }
+        }
+        if (page.length < 25) break;
+        before = page[page.length - 1]?.seq;
+      }
+      return { warnings: ['no valid checkpoint: starting fresh (the stored row is copied to supervisor_quarantine; checkpoints are kept)'] };
+    }),
+
+    startFresh: step(async () => {
+      const raw = session.raw;
+      if (raw) await quarantineSupervisorRow(db, supervisorId, 'no valid state or checkpoint at restoration');
+      const conversationLength = session.conversationStored;
+      const [initial] = initialTransition(supervisorMachine, { supervisorId, name: raw?.name ?? `supervisor-${supervisorId.slice(0, 8)}`, ...(raw?.phase ? { phase: raw.phase } : {}), createdAt: at() });
+      // Earlier conversation entries stay; the fresh supervisor appends after them.
+      const fresh = conversationLength > 0 ? withContext(initial, { conversationLength }) : initial;
+      session.supervisor = await host.createFresh(fresh, raw?.driver ?? 'manual', { step: (raw?.step ?? 0) + 1, epoch: claim.epoch });
+      session.snapshot = session.supervisor.snapshot;
+      return {};
+    }),
+
+    restoreConversation: step(async () => {
+      const raw = need(session.raw, 'a row');
+      const reconciled = await reconcileOpenWork(db, supervisorId, need(session.snapshot, 'a snapshot'), session.pendingRows, session.taskRows);
+      let snapshot = reconciled.snapshot;
+      const stored = session.conversationStored;
+      const warnings: string[] = [...reconciled.warnings];
+      if (stored > snapshot.context.conversationLength) {
+        // An older checkpoint knows fewer entries than were written: keep them all, continue after the last.
+        warnings.push(`${stored - snapshot.context.conversationLength} conversation entries are newer than the restored state; kept`);
+        snapshot = withContext(snapshot, { conversationLength: stored });
+      }
+      session.supervisor = host.adopt(snapshot, { step: session.step, epoch: claim.epoch }, raw.driver ?? 'manual');
+      return { warnings };
+    }),
+
+    redeliverQuestions: step(async () => {
+      // The re-delivery itself commits with the RESTORED save point (step 9): count + 1, time, outbox rows.
+      return {};
+    }),
+
+    reconcileTasks: step(async () => {
+      const supervisor = need(session.supervisor, 'a supervisor');
+      if (isTerminalState(supervisor.state)) return {};
+      const running = supervisor.snapshot.context.tasks.filter((task) => task.status === 'running');
+      if (running.length === 0) return {};
+      // Read again, unless the load was made for this batch just now: a worker may have recorded an outcome since.
+      // (An outcome recorded after either read also reaches the inbox, which the owner applies once this is done.)
+      const { existing } = preloaded ? { existing: session.taskRows.filter((row) => running.some((task) => task.id === row.id)) } : await validateSpawnedTasks(db, supervisorId, running.map((task) => task.id));
+      const warnings: string[] = [];
+      for (const task of running) {
+        const record = existing.find((candidate) => candidate.id === task.id);
+        const about = { taskId: task.id, description: task.description };
+        if (!record) {
+          await supervisor.send({ type: 'TASK_EVENT', taskId: task.id, kind: 'failed', error: 'task record missing after restart; dropped', at: at() });
+          session.tasks.push({ ...about, status: 'missing', action: 'dropped', outcome: null });
+          warnings.push(`task ${task.id} no longer exists: dropped`);
+        } else if (record.status === 'completed') {
+          await supervisor.send({ type: 'TASK_EVENT', taskId: task.id, kind: 'completed', ...(record.result ? { result: record.result } : {}), at: at() });
+          session.tasks.push({ ...about, status: 'completed', action: 'applied_completion', outcome: record.result });
+        } else if (record.status === 'failed') {
+          const error = record.error ?? 'failed while the daemon was down';
+          await supervisor.send({ type: 'TASK_EVENT', taskId: task.id, kind: 'failed', error, at: at() });
+          session.tasks.push({ ...about, status: 'failed', action: 'applied_failure', outcome: error });
         } else {
-          logger.warn({ errors: outcome.result.errors }, 'stored state is invalid: walking back through checkpoints');
+          session.tasks.push({ ...about, status: 'running', action: 'resumed', outcome: null });
         }
-        return { validation: outcome.result, warnings: outcome.result.valid ? outcome.result.warnings : [] };
-      }),
+      }
+      return { warnings };
+    }),
 
-      findValidCheckpoint: step(async () => {
-        const raw = need(session.raw, 'a row');
-        let before: number | undefined;
-        for (;;) {
-          const page = await listCheckpoints(db, supervisorId, { limit: 25, ...(before !== undefined ? { beforeSeq: before } : {}) });
-          // An older checkpoint may name tasks that have finished since: read their rows, so they are not taken for lost.
-          const known = new Set(session.taskRows.map((task) => task.id));
-          const unknown = [...new Set(page.flatMap((checkpoint) => snapshotTaskIds(checkpoint.snapshot)))].filter((id) => !known.has(id));
-          if (unknown.length > 0) session.taskRows.push(...(await validateSpawnedTasks(db, supervisorId, unknown)).existing);
-          for (const checkpoint of page) {
-            const candidate = candidateFromCheckpoint(supervisorId, checkpoint);
-            const outcome = validateStoredState(candidate, statusesAmong(session.taskRows, candidate.spawnedTaskIds), { fallbackAction: 'restore_from_checkpoint' });
-            if (outcome.snapshot) {
-              session.snapshot = outcome.snapshot;
-              session.step = raw.step;
-              return { checkpointSeq: checkpoint.seq, warnings: [`stored state invalid; restored from checkpoint ${checkpoint.seq} (${checkpoint.reason})`, ...outcome.result.warnings] };
-            }
-          }
-          if (page.length < 25) break;
-          before = page[page.length - 1]?.seq;
-        }
-        return { warnings: ['no valid checkpoint: starting fresh (the stored row is copied to supervisor_quarantine; checkpoints are kept)'] };
-      }),
+    buildContextMessage: step(async () => {
+      const supervisor = need(session.supervisor, 'a supervisor');
+      const snapshot = machineSnapshot.getSnapshot().context;
+      const raw = session.raw;
+      session.contextMessage = buildRestorationContextMessage({
+        context: supervisor.snapshot.context,
+        state: supervisor.state,
+        source,
+        recoveryAction: snapshot.recoveryAction,
+        checkpointSeq: snapshot.checkpointSeq,
+        downSince: raw ? (raw.lastHeartbeat ?? raw.updatedAt).toISOString() : null,
+        owners: { previous: claim.previousOwner, current: host.daemonId },
+        restoredAt: at(),
+        tasks: session.tasks,
+        redelivered: supervisor.snapshot.context.pendingQuestions,
+        warnings: snapshot.warnings,
+      });
+      return { contextMessage: session.contextMessage };
+    }),
 
-      startFresh: step(async () => {
-        const raw = session.raw;
-        if (raw) await quarantineSupervisorRow(db, supervisorId, 'no valid state or checkpoint at restoration');
-        const conversationLength = session.conversationStored;
-        const [initial] = initialTransition(supervisorMachine, { supervisorId, name: raw?.name ?? `supervisor-${supervisorId.slice(0, 8)}`, ...(raw?.phase ? { phase: raw.phase } : {}), createdAt: at() });
-        // Earlier conversation entries stay; the fresh supervisor appends after them.
-        const fresh = conversationLength > 0 ? withContext(initial, { conversationLength }) : initial;
-        session.supervisor = await host.createFresh(fresh, raw?.driver ?? 'manual', { step: (raw?.step ?? 0) + 1, epoch: claim.epoch });
-        session.snapshot = session.supervisor.snapshot;
-        return {};
-      }),
+    markRestored: step(async () => {
+      const supervisor = need(session.supervisor, 'a supervisor');
+      await supervisor.send({ type: 'RESTORED', at: at(), source, contextMessage: session.contextMessage, redeliver: true });
+      session.redelivered = supervisor.snapshot.context.pendingQuestions;
+      return {};
+    }),
 
-      restoreConversation: step(async () => {
-        const raw = need(session.raw, 'a row');
-        const reconciled = await reconcileOpenWork(db, supervisorId, need(session.snapshot, 'a snapshot'), session.pendingRows, session.taskRows);
-        let snapshot = reconciled.snapshot;
-        const stored = session.conversationStored;
-        const warnings: string[] = [...reconciled.warnings];
-        if (stored > snapshot.context.conversationLength) {
-          // An older checkpoint knows fewer entries than were written: keep them all, continue after the last.
-          warnings.push(`${stored - snapshot.context.conversationLength} conversation entries are newer than the restored state; kept`);
-          snapshot = withContext(snapshot, { conversationLength: stored });
-        }
-        session.supervisor = host.adopt(snapshot, { step: session.step, epoch: claim.epoch }, raw.driver ?? 'manual');
-        return { warnings };
-      }),
+    resumeSupervisor: step(async () => {
+      const supervisor = need(session.supervisor, 'a supervisor');
+      if (supervisor.state === 'interrupted') await supervisor.send({ type: 'RESUME', at: at() });
+      else if (supervisor.state === 'initializing') await supervisor.send({ type: 'START', at: at() });
+      // Timers re-armed once, from the stored heartbeat: the next beat keeps its remaining time.
+      supervisor.startHeartbeat();
+      await redispatchRunningTasks(host, supervisor, session.tasks);
+      const context = machineSnapshot.getSnapshot().context;
+      const info: RestorationInfo = {
+        supervisorId,
+        source,
+        recoveryAction: context.recoveryAction,
+        restoredState: supervisor.state as SupervisorState,
+        restoredPhase: supervisor.snapshot.context.phase,
+        checkpointSeq: context.checkpointSeq,
+        restorationCount: supervisor.snapshot.context.restorationCount,
+        questionsRedelivered: session.redelivered,
+        tasksResumed: session.tasks.filter((task) => task.action === 'resumed').map((task) => task.taskId),
+        tasksReconciled: session.tasks,
+        validation: context.validation ?? { valid: false, errors: ['no stored state'], warnings: [], recoveryAction: 'start_fresh' },
+        warnings: context.warnings,
+        contextMessage: session.contextMessage,
+        durationMs: Math.round((performance.now() - started) * 10) / 10,
+      };
+      return { result: info };
+    }),
+  };
 
-      redeliverQuestions: step(async () => {
-        // The re-delivery itself commits with the RESTORED save point (step 9): count + 1, time, outbox rows.
-        return {};
-      }),
-
-      reconcileTasks: step(async () => {
-        const supervisor = need(session.supervisor, 'a supervisor');
-        if (isTerminalState(supervisor.state)) return {};
-        const running = supervisor.snapshot.context.tasks.filter((task) => task.status === 'running');
-        if (running.length === 0) return {};
-        // Read again: a worker may have recorded an outcome since the load.
-        const { existing } = await validateSpawnedTasks(db, supervisorId, running.map((task) => task.id));
-        const warnings: string[] = [];
-        for (const task of running) {
-          const record = existing.find((candidate) => candidate.id === task.id);
-          const about = { taskId: task.id, description: task.description };
-          if (!record) {
-            await supervisor.send({ type: 'TASK_EVENT', taskId: task.id, kind: 'failed', error: 'task record missing after restart; dropped', at: at() });
-            session.tasks.push({ ...about, status: 'missing', action: 'dropped', outcome: null });
-            warnings.push(`task ${task.id} no longer exists: dropped`);
-          } else if (record.status === 'completed') {
-            await supervisor.send({ type: 'TASK_EVENT', taskId: task.id, kind: 'completed', ...(record.result ? { result: record.result } : {}), at: at() });
-            session.tasks.push({ ...about, status: 'completed', action: 'applied_completion', outcome: record.result });
-          } else if (record.status === 'failed') {
-            const error = record.error ?? 'failed while the daemon was down';
-            await supervisor.send({ type: 'TASK_EVENT', taskId: task.id, kind: 'failed', error, at: at() });
-            session.tasks.push({ ...about, status: 'failed', action: 'applied_failure', outcome: error });
-          } else {
-            session.tasks.push({ ...about, status: 'running', action: 'resumed', outcome: null });
-          }
-        }
-        return { warnings };
-      }),
-
-      buildContextMessage: step(async () => {
-        const supervisor = need(session.supervisor, 'a supervisor');
-        const snapshot = machineSnapshot.getSnapshot().context;
-        const raw = session.raw;
-        session.contextMessage = buildRestorationContextMessage({
-          context: supervisor.snapshot.context,
-          state: supervisor.state,
-          source,
-          recoveryAction: snapshot.recoveryAction,
-          checkpointSeq: snapshot.checkpointSeq,
-          downSince: raw ? (raw.lastHeartbeat ?? raw.updatedAt).toISOString() : null,
-          owners: { previous: claim.previousOwner, current: host.daemonId },
-          restoredAt: at(),
-          tasks: session.tasks,
-          redelivered: supervisor.snapshot.context.pendingQuestions,
-          warnings: snapshot.warnings,
-        });
-        return { contextMessage: session.contextMessage };
-      }),
-
-      markRestored: step(async () => {
-        const supervisor = need(session.supervisor, 'a supervisor');
-        await supervisor.send({ type: 'RESTORED', at: at(), source, contextMessage: session.contextMessage, redeliver: true });
-        session.redelivered = supervisor.snapshot.context.pendingQuestions;
-        return {};
-      }),
-
-      resumeSupervisor: step(async () => {
-        const supervisor = need(session.supervisor, 'a supervisor');
-        if (supervisor.state === 'interrupted') await supervisor.send({ type: 'RESUME', at: at() });
-        else if (supervisor.state === 'initializing') await supervisor.send({ type: 'START', at: at() });
-        // Timers re-armed once, from the stored heartbeat: the next beat keeps its remaining time.
-        supervisor.startHeartbeat();
-        await redispatchRunningTasks(host, supervisor, session.tasks);
-        const context = machineSnapshot.getSnapshot().context;
-        const info: RestorationInfo = {
-          supervisorId,
-          source,
-          recoveryAction: context.recoveryAction,
-          restoredState: supervisor.state as SupervisorState,
-          restoredPhase: supervisor.snapshot.context.phase,
-          checkpointSeq: context.checkpointSeq,
-          restorationCount: supervisor.snapshot.context.restorationCount,
-          questionsRedelivered: session.redelivered,
-          tasksResumed: session.tasks.filter((task) => task.action === 'resumed').map((task) => task.taskId),
-          tasksReconciled: session.tasks,
-          validation: context.validation ?? { valid: false, errors: ['no stored state'], warnings: [], recoveryAction: 'start_fresh' },
-          warnings: context.warnings,
-          contextMessage: session.contextMessage,
-          durationMs: Math.round((performance.now() - started) * 10) / 10,
-        };
-        return { result: info };
-      }),
-    },
-  });
-
-  const machineSnapshot = createActor(machine, {
+  const machineSnapshot = createActor(providedRestorationMachine(), {
     input: { supervisorId, source },
     id: `restoration:${supervisorId}`,
     ...(host.inspectObserver ? { inspect: host.inspectObserver } : {}),
   });
+  // Its step actors run in this actor's system: that is how they find this restoration's steps.
+  stepsBySystem.set(machineSnapshot.system, steps);
   machineSnapshot.start();
   const output = await toPromise(machineSnapshot);
   if (output.error || !output.result) {

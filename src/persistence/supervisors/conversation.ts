@@ -32,3 +32,19 @@ export async function countConversation(db: Executor, supervisorId: string): Pro
   );
   return Number(row?.n ?? 0);
 }
+
+/** countConversation for many supervisors in one query. */
+export async function countConversations(db: Executor, supervisorIds: readonly string[]): Promise<Map<string, number>> {
+  const byId = new Map<string, number>(supervisorIds.map((id) => [id, 0]));
+  if (supervisorIds.length === 0) return byId;
+  const rows = await withDatabaseErrors('countConversations', undefined, () =>
+    db
+      .selectFrom('supervisor_conversation')
+      .select(['supervisor_id', sql<string | number>`max(seq) + 1`.as('n')])
+      .where('supervisor_id', 'in', [...supervisorIds])
+      .groupBy('supervisor_id')
+      .execute(),
+  );
+  for (const row of rows) byId.set(row.supervisor_id, Number(row.n));
+  return byId;
+}

@@ -60,3 +60,22 @@ export async function listPendingQuestions(db: Executor, supervisorId: string): 
   );
   return rows.map(toQuestionRecord);
 }
+
+/** listPendingQuestions for many supervisors in one query. */
+export async function listPendingQuestionsOf(db: Executor, supervisorIds: readonly string[]): Promise<Map<string, QuestionRecord[]>> {
+  const byId = new Map<string, QuestionRecord[]>(supervisorIds.map((id) => [id, []]));
+  if (supervisorIds.length === 0) return byId;
+  const rows = await withDatabaseErrors('listPendingQuestionsOf', undefined, () =>
+    db
+      .selectFrom('supervisor_questions')
+      .selectAll()
+      .where('supervisor_id', 'in', [...supervisorIds])
+      .where('answered_at', 'is', null)
+      .where('withdrawn_at', 'is', null)
+      .orderBy('asked_at')
+      .orderBy('id')
+      .execute(),
+  );
+  for (const row of rows) byId.get(row.supervisor_id)?.push(toQuestionRecord(row));
+  return byId;
+}

@@ -63,8 +63,10 @@ export async function getSupervisorsWithPendingQuestions(db: Executor): Promise<
  * The raw stored state the restoration protocol validates; null when there is no row. Nothing is trusted here. The
  * snapshot is the one of the checkpoint the row points to (null when that checkpoint is missing).
  */
-export async function getSupervisorStateForRestoration(db: Executor, supervisorId: string): Promise<SupervisorRestorationContext | null> {
-  const row = await withDatabaseErrors('getSupervisorStateForRestoration', supervisorId, () =>
+/** The rows of the given supervisors joined with their current snapshot, as restoration reads them (one query). */
+export async function getSupervisorStatesForRestoration(db: Executor, supervisorIds: readonly string[]): Promise<Map<string, SupervisorRestorationContext>> {
+  if (supervisorIds.length === 0) return new Map();
+  const rows = await withDatabaseErrors('getSupervisorStatesForRestoration', supervisorIds.length === 1 ? supervisorIds[0] : undefined, () =>
     db
       .selectFrom('supervisor_states as s')
       .leftJoin('supervisor_checkpoints as c', (join) => join.onRef('c.supervisor_id', '=', 's.id').onRef('c.seq', '=', 's.checkpoint_seq'))
@@ -72,32 +74,40 @@ export async function getSupervisorStateForRestoration(db: Executor, supervisorI
       .select(sql<string>`s.state::text`.as('state_text'))
       .select('c.snapshot')
       .selectAll('s')
-      .where('s.id', '=', supervisorId)
-      .executeTakeFirst(),
+      .where('s.id', 'in', [...supervisorIds])
+      .execute(),
   );
-  if (!row) return null;
-  return {
-    supervisorId: row.id,
-    name: row.name,
-    state: row.state_text,
-    phase: row.phase,
-    currentActivity: row.current_activity,
-    progress: row.progress,
-    errorMessage: row.error_message,
-    spawnedTaskIds: row.spawned_task_ids,
-    pendingQuestions: row.pending_questions,
-    restorationCount: row.restoration_count,
-    lastRestoredAt: row.last_restored_at,
-    restorationSource: row.restoration_source,
-    lastHeartbeat: row.last_heartbeat,
-    conversationLength: row.conversation_length,
-    snapshot: row.snapshot ?? null,
-    machineVersion: row.machine_version,
-    checkpointSeq: Number(row.checkpoint_seq),
-    driver: row.driver,
-    step: Number(row.step),
-    updatedAt: row.updated_at,
-  };
+  return new Map(
+    rows.map((row) => [
+      row.id,
+      {
+        supervisorId: row.id,
+        name: row.name,
+        state: row.state_text,
+        phase: row.phase,
+        currentActivity: row.current_activity,
+        progress: row.progress,
+        errorMessage: row.error_message,
+        spawnedTaskIds: row.spawned_task_ids,
+        pendingQuestions: row.pending_questions,
+        restorationCount: row.restoration_count,
+        lastRestoredAt: row.last_restored_at,
+        restorationSource: row.restoration_source,
+        lastHeartbeat: row.last_heartbeat,
+        conversationLength: row.conversation_length,
+        snapshot: row.snapshot ?? null,
+        machineVersion: row.machine_version,
+        checkpointSeq: Number(row.checkpoint_seq),
+        driver: row.driver,
+        step: Number(row.step),
+        updatedAt: row.updated_at,
+      },
+    ]),
+  );
+}
+
+export async function getSupervisorStateForRestoration(db: Executor, supervisorId: string): Promise<SupervisorRestorationContext | null> {
+  return (await getSupervisorStatesForRestoration(db, [supervisorId])).get(supervisorId) ?? null;
 }
 
 /** Ids of supervisors to bring back after a restart: every one not completed or failed. */

@@ -72,3 +72,25 @@ export async function recordTaskOutcome(
   );
   return Number(result.numUpdatedRows) > 0;
 }
+
+/** listOpenSupervisorTasks for many supervisors in one query (restore-all prefetches a whole claimed batch). */
+export async function listOpenTasksOfSupervisors(db: Executor, supervisorIds: readonly string[]): Promise<Map<string, TaskRecord[]>> {
+  const byId = new Map<string, TaskRecord[]>(supervisorIds.map((id) => [id, []]));
+  if (supervisorIds.length === 0) return byId;
+  const ids = [...supervisorIds];
+  const rows = await withDatabaseErrors('listOpenTasksOfSupervisors', undefined, () =>
+    db
+      .selectFrom('supervisor_tasks as t')
+      .selectAll('t')
+      .where('t.supervisor_id', 'in', ids)
+      .where((eb) =>
+        eb.or([
+          eb('t.status', 'in', ['pending', 'running']),
+          eb.exists(eb.selectFrom('supervisor_states as s').select('s.id').whereRef('s.id', '=', 't.supervisor_id').where(sql<boolean>`t.id = ANY (s.spawned_task_ids)`)),
+        ]),
+      )
+      .execute(),
+  );
+  for (const row of rows) byId.get(row.supervisor_id)?.push(toTaskRecord(row));
+  return byId;
+}
