@@ -3,13 +3,12 @@
 
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type pg from 'pg';
 import { transition } from 'xstate';
 import { supervisorMachine } from '../src/machines/supervisor-machine.js';
 import type { Database } from '../src/persistence/database.js';
 import { saveSupervisorStatesFull, updateSupervisorHeartbeats, type HeartbeatWrite } from '../src/persistence/supervisor-repository.js';
 import { createRuntime } from '../src/runtime/supervisor-runtime.js';
-import { fullSaveFor, realisticSnapshot } from './save-points.js';
+import { fullSaveFor, realisticSnapshot, type RawQuery } from './save-points.js';
 
 export interface HeartbeatFigures {
   supervisors: number;
@@ -17,14 +16,14 @@ export interface HeartbeatFigures {
   roundMs: number;
   transitionsCpuMs: number;
   statementMs: number;
-  /** The same rows updated one statement each, over the pool's connections. */
+  /** The same rows updated one statement each, 8 at a time (over 8 connections on Postgres; PGlite has one). */
   rawUpdatesMs: number;
   /** Node CPU of one round as a share of one core when rounds come every `intervalMs`. */
   coreShareAtInterval: number;
   intervalMs: number;
 }
 
-export async function measureHeartbeats(database: Database, pool: pg.Pool, count: number, intervalMs: number): Promise<HeartbeatFigures> {
+export async function measureHeartbeats(database: Database, query: RawQuery, count: number, intervalMs: number): Promise<HeartbeatFigures> {
   const owner = 'bench-daemon';
   const snapshot = realisticSnapshot();
   const ids = Array.from({ length: count }, () => randomUUID());
@@ -65,7 +64,7 @@ export async function measureHeartbeats(database: Database, pool: pg.Pool, count
     Array.from({ length: 8 }, async () => {
       while (next < ids.length) {
         const id = ids[next++];
-        await pool.query('UPDATE supervisor_states SET last_heartbeat = $2 WHERE id = $1', [id, at]);
+        await query('UPDATE supervisor_states SET last_heartbeat = $2 WHERE id = $1', [id, at]);
       }
     }),
   );

@@ -3,7 +3,6 @@
 
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import type pg from 'pg';
 import { initialTransition, transition } from 'xstate';
 import type { SupervisorState } from '../src/domain/supervisor-state.js';
 import { SUPERVISOR_MACHINE_VERSION, supervisorMachine, type SupervisorSnapshot } from '../src/machines/supervisor-machine.js';
@@ -109,18 +108,21 @@ export async function fullSaveScenario(name: string, db: Kysely<DatabaseSchema>,
   };
 }
 
-export const RAW_TABLE_SQL = 'CREATE TABLE IF NOT EXISTS bench_raw (id text PRIMARY KEY, doc jsonb NOT NULL)';
-const RAW_UPSERT_SQL = 'INSERT INTO bench_raw (id, doc) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc';
+/** One parameterised statement straight to the database driver (pg's pool, or PGlite's query), bypassing kysely. */
+export type RawQuery = (text: string, parameters: unknown[]) => Promise<unknown>;
 
-/** The baseline: one single-row jsonb UPSERT of the same persisted snapshot per op, straight through pg. */
-export function rawUpsertScenario(name: string, pool: pg.Pool, workers: number): Scenario {
+export const RAW_TABLE_SQL = 'CREATE TABLE IF NOT EXISTS bench_raw (id text PRIMARY KEY, doc jsonb NOT NULL)';
+export const RAW_UPSERT_SQL = 'INSERT INTO bench_raw (id, doc) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc';
+
+/** The baseline: one single-row jsonb UPSERT of the same persisted snapshot per op, straight through the driver. */
+export function rawUpsertScenario(name: string, query: RawQuery, workers: number): Scenario {
   const docs = Array.from({ length: workers }, () => JSON.stringify(supervisorMachine.getPersistedSnapshot(realisticSnapshot())));
   const ids = Array.from({ length: workers }, () => randomUUID());
   return {
     name,
     workers,
     async op(worker) {
-      await pool.query(RAW_UPSERT_SQL, [ids[worker], docs[worker]]);
+      await query(RAW_UPSERT_SQL, [ids[worker], docs[worker]]);
     },
     close: async () => undefined,
   };
