@@ -66,9 +66,11 @@ export interface SpawnSupervisorBody {
   driver?: string;
 }
 
-export const askQuestionBody = body({ question: text, choices, context: anyText }, ['question']);
+export const askQuestionBody = body({ question: text, choices, context: anyText, questionId: text }, ['question']);
 export interface AskQuestionBody {
   question: string;
+  /** The caller's id for the question: a retried ask of the same question under it is recognised, not asked twice. */
+  questionId?: string;
   choices?: string[];
   context?: string;
 }
@@ -83,9 +85,11 @@ export interface WithdrawBody {
   reason?: string;
 }
 
-export const spawnTaskBody = body({ description: text }, ['description']);
+export const spawnTaskBody = body({ description: text, taskId: taskIdText }, ['description']);
 export interface SpawnTaskBody {
   description: string;
+  /** The caller's id for the task: a retried spawn with the same id and description is recognised, not run twice. */
+  taskId?: string;
 }
 
 export const TASK_REPORT_TYPES = ['progress', 'completed', 'failed'] as const;

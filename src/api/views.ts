@@ -1,11 +1,19 @@
 // The JSON the API answers with; the CLI reads the same types, so the two cannot drift apart.
 
+import { DatabaseUnavailableError } from '../domain/errors.js';
 import type { SupervisorState } from '../domain/supervisor-state.js';
+import { SUPERVISOR_MACHINE_VERSION } from '../machines/supervisor-machine.js';
+import type { DurableSupervisor } from '../runtime/durable-supervisor.js';
 import type { CheckpointRecord, RuntimeHealth, SupervisorDetailedState, SupervisorRuntime } from '../runtime/supervisor-runtime.js';
 
 /** The stored detailed state plus whether this daemon runs the supervisor right now. */
 export interface SupervisorView extends SupervisorDetailedState {
   live: boolean;
+  /**
+   * Present (false) only on a reply to a write that committed while the database could not be read back: the state is
+   * the committed one this daemon holds, and `conversationRef`, `createdAt` and `updatedAt` are its own best knowledge.
+   */
+  readBack?: false;
 }
 
 export interface InvalidSupervisorView {
@@ -48,6 +56,54 @@ export type HealthResponse = RuntimeHealth;
 
 export function supervisorView(runtime: SupervisorRuntime, state: SupervisorDetailedState): SupervisorView {
   return { ...state, live: runtime.get(state.id) !== undefined };
+}
+
+/**
+ * The reply to a write that committed: a fresh read of the stored state, or, when the database cannot be read back
+ * (it went away just after the commit), the committed state this daemon holds. A committed write is never answered
+ * with a 503 that says nothing was written.
+ */
+export async function describeAfterCommit(runtime: SupervisorRuntime, id: string): Promise<SupervisorView> {
+  try {
+    return await describeSupervisor(runtime, id);
+  } catch (error) {
+    const running = runtime.get(id);
+    if (!(error instanceof DatabaseUnavailableError) || !running) throw error;
+    return committedView(runtime, running);
+  }
+}
+
+/** A supervisor's committed state as this daemon holds it (no database read). */
+export function committedView(runtime: SupervisorRuntime, supervisor: DurableSupervisor): SupervisorView {
+  const { snapshot, step, checkpointSeq, committedAt } = supervisor.committed;
+  const context = snapshot.context;
+  return {
+    id: supervisor.id,
+    name: context.name,
+    state: snapshot.value as SupervisorState,
+    phase: context.phase,
+    currentActivity: context.currentActivity,
+    progress: context.progress,
+    errorMessage: context.errorMessage,
+    spawnedTaskIds: context.tasks.map((task) => task.id),
+    pendingQuestions: context.pendingQuestions,
+    restorationCount: context.restorationCount,
+    lastRestoredAt: context.lastRestoredAt,
+    restorationSource: context.restorationSource,
+    lastHeartbeat: context.lastHeartbeatAt,
+    owner: runtime.daemonId,
+    epoch: supervisor.epoch,
+    conversationRef: null,
+    conversationLength: context.conversationLength,
+    step,
+    checkpointSeq: checkpointSeq ?? 0,
+    machineVersion: SUPERVISOR_MACHINE_VERSION,
+    driver: supervisor.driverName,
+    createdAt: context.createdAt,
+    updatedAt: (committedAt ?? new Date()).toISOString(),
+    live: !supervisor.stopped,
+    readBack: false,
+  };
 }
 
 /** A fresh read of the stored state (so the answer reflects what committed), marked live or not. */

@@ -77,6 +77,9 @@ export class DurableSupervisor {
   #resumePending = false;
   #lost: OwnershipLostError | null = null;
   #flushTimer: NodeJS.Timeout | undefined;
+  /** The checkpoint of the newest committed full save point (null until one is known), and when a step last committed. */
+  #checkpointSeq: number | null = null;
+  #committedAt: Date | null = null;
 
   private constructor(
     private readonly deps: DurableSupervisorDeps,
@@ -119,6 +122,8 @@ export class DurableSupervisor {
         const committed: CommittedStep = { event: null, before: initial, after: initial, effects: [], kind: 'full', reason: 'created', checkpointSeq: null };
         committed.checkpointSeq = await supervisor.#saveFull(committed, step, null);
         supervisor.#step = step;
+        supervisor.#checkpointSeq = committed.checkpointSeq;
+        supervisor.#committedAt = deps.now();
         deps.onCommitted(supervisor, committed);
       });
     } catch (error) {
@@ -129,8 +134,18 @@ export class DurableSupervisor {
   }
 
   /** Bring back a supervisor whose snapshot was already validated and is stored at `step`. */
-  static restore(deps: DurableSupervisorDeps, snapshot: SupervisorSnapshot, step: number, driverName: string, epoch: number): DurableSupervisor {
-    return new DurableSupervisor(deps, snapshot, step, driverName, epoch);
+  static restore(deps: DurableSupervisorDeps, snapshot: SupervisorSnapshot, step: number, driverName: string, epoch: number, checkpointSeq?: number): DurableSupervisor {
+    const supervisor = new DurableSupervisor(deps, snapshot, step, driverName, epoch);
+    supervisor.#checkpointSeq = checkpointSeq ?? null;
+    return supervisor;
+  }
+
+  /**
+   * What this daemon holds as committed: the snapshot of the newest committed step, at which step and checkpoint, and
+   * when it committed. A reply built from it is true even when the database cannot be read back.
+   */
+  get committed(): { snapshot: SupervisorSnapshot; step: number; checkpointSeq: number | null; committedAt: Date | null } {
+    return { snapshot: this.#snapshot, step: this.#step, checkpointSeq: this.#checkpointSeq, committedAt: this.#committedAt };
   }
 
   get snapshot(): SupervisorSnapshot {
@@ -262,6 +277,8 @@ export class DurableSupervisor {
   /** Everything after the commit: the live actor follows, then the runtime runs effects and updates the registry. */
   #makeVisible(committed: CommittedStep): void {
     this.#snapshot = committed.after;
+    if (committed.checkpointSeq !== null) this.#checkpointSeq = committed.checkpointSeq;
+    this.#committedAt = this.deps.now();
     if (committed.event && this.#live.getSnapshot().status === 'active') this.#live.send(committed.event);
     // A finished actor ignores every event (RESTORED included): start a fresh live actor from the committed snapshot.
     if (this.#live.getSnapshot().status !== 'active' && committed.event?.type === 'RESTORED') this.#replaceLiveActor();

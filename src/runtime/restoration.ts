@@ -287,7 +287,7 @@ export function createRestorer(host: RuntimeHost): Restorer {
           logger.error({ errors: outcome.result.errors }, 'stored state is invalid: resume the supervisor to restore it from a checkpoint');
           return;
         }
-        host.adopt(snapshot, { step: raw.step, epoch }, raw.driver ?? 'manual').startHeartbeat();
+        host.adopt(snapshot, { step: raw.step, epoch, checkpointSeq: raw.checkpointSeq }, raw.driver ?? 'manual').startHeartbeat();
         logger.info({ step: raw.step }, 'reloaded the stored state this daemon wrote');
       }
     },
@@ -560,7 +560,7 @@ async function restoreOnce(
         warnings.push(`${stored - snapshot.context.conversationLength} conversation entries are newer than the restored state; kept`);
         snapshot = withContext(snapshot, { conversationLength: stored });
       }
-      session.supervisor = host.adopt(snapshot, { step: session.step, epoch: claim.epoch }, raw.driver ?? 'manual');
+      session.supervisor = host.adopt(snapshot, { step: session.step, epoch: claim.epoch, checkpointSeq: raw.checkpointSeq }, raw.driver ?? 'manual');
       return { warnings };
     }),
 

@@ -18,6 +18,8 @@ export interface RuntimeHooks {
 export interface Placement {
   step: number;
   epoch: number;
+  /** The checkpoint the stored row points to, when known (the next full save writes the one after it). */
+  checkpointSeq?: number;
 }
 
 export interface RuntimeHost {

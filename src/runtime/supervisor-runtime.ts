@@ -138,12 +138,17 @@ export interface SupervisorRuntime {
   list(): DurableSupervisor[];
   /** Apply one event; resolves with the committed step. EventRefusedError when a guard refuses it. */
   send(id: string, command: SupervisorCommand): Promise<CommittedStep>;
-  askQuestion(id: string, question: { question: string; choices?: string[]; context?: string; questionId?: string }): Promise<{ questionId: string }>;
+  /**
+   * Ask a question. With the caller's `questionId`, a retry of the same question (same text, choices and context) is
+   * recognised and answers `replayed: true` without asking twice; a different question under a used id is refused.
+   */
+  askQuestion(id: string, question: { question: string; choices?: string[]; context?: string; questionId?: string }): Promise<{ questionId: string; replayed?: true }>;
   /** First answer wins: a second answer raises QuestionAlreadyAnsweredError carrying the first. */
   answerQuestion(id: string, questionId: string, answer: string): Promise<CommittedStep>;
   /** Take back a pending question: it no longer needs an answer, and an answer that arrives later is refused. */
   withdrawQuestion(id: string, questionId: string, reason?: string): Promise<CommittedStep>;
-  spawnTask(id: string, task: { description: string; taskId?: string }): Promise<{ taskId: string }>;
+  /** Spawn a task. With the caller's `taskId`, a retry (same description) answers `replayed: true` without spawning twice. */
+  spawnTask(id: string, task: { description: string; taskId?: string }): Promise<{ taskId: string; replayed?: true }>;
   /** Route a task's progress, completion or failure to the supervisor that spawned it. */
   reportTaskEvent(taskId: string, event: { type: 'progress' | 'completed' | 'failed'; progress?: number; result?: string; error?: string }): Promise<CommittedStep>;
   /** Bring a supervisor back through the restoration protocol with this source, claiming it for this daemon. */
@@ -345,6 +350,10 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     if (existing && existing.supervisorId !== id) {
       throw new EventRefusedError(id, 'SPAWN_TASK', `task id ${taskId} is already used by supervisor ${existing.supervisorId}`, supervisors.get(id)?.state ?? 'unknown');
     }
+    // A finished task has left the snapshot, so the machine cannot tell its id was used: its row can.
+    if (existing && (existing.status === 'completed' || existing.status === 'failed')) {
+      throw new EventRefusedError(id, 'SPAWN_TASK', `task ${taskId} was already spawned (it is ${existing.status}); spawn with a new id`, supervisors.get(id)?.state ?? 'unknown');
+    }
     await restoring.get(id)?.done;
     const supervisor = await requireRunning(id);
     return supervisor.send(toEvent(command));
@@ -408,7 +417,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     },
     restoring: (id) => restoring.has(id),
     adopt: (snapshot, placement: Placement, driverName) =>
-      place(DurableSupervisor.restore(deps, snapshot, placement.step, drivers.has(driverName) ? driverName : defaultDriver, placement.epoch)),
+      place(DurableSupervisor.restore(deps, snapshot, placement.step, drivers.has(driverName) ? driverName : defaultDriver, placement.epoch, placement.checkpointSeq)),
     createFresh: async (initial, driverName, placement) =>
       place(await DurableSupervisor.create(deps, initial, drivers.has(driverName) ? driverName : defaultDriver, placement)),
     stopLocal,
@@ -543,6 +552,13 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       // Answered questions have left the snapshot: a reused id is caught here, from supervisor_questions.
       if (question.questionId !== undefined) {
         const earlier = await getQuestion(database.db, id, questionId);
+        const same =
+          earlier !== null &&
+          earlier.question === question.question &&
+          JSON.stringify(earlier.choices ?? null) === JSON.stringify(question.choices ?? null) &&
+          (earlier.context ?? null) === (question.context ?? null);
+        // The same question under the same id: a retry of an ask whose outcome the caller did not learn.
+        if (same) return { questionId, replayed: true };
         if (earlier) {
           const supervisor = supervisors.get(id);
           const what =
@@ -602,6 +618,9 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
 
     async spawnTask(id, task) {
       if (task.taskId !== undefined) {
+        // The same task under the same id: a retry of a spawn whose outcome the caller did not learn.
+        const existing = await getTask(database.db, task.taskId);
+        if (existing && existing.supervisorId === id && existing.description === task.description) return { taskId: task.taskId, replayed: true };
         await runtime.send(id, { type: 'SPAWN_TASK', taskId: task.taskId, description: task.description });
         return { taskId: task.taskId };
       }

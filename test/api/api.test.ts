@@ -278,9 +278,13 @@ for (const target of targets) {
       const done = await post<TaskResponse>(`/tasks/${spawned.body.taskId}/events`, { type: 'completed', result: 'indexed 12 files' });
       expect(done.status).toBe(200);
       expect(done.body.supervisor.state).toBe('working');
+      // The same report again is a retry (answered as a replay); a different outcome for a finished task is refused.
       const again = await post(`/tasks/${spawned.body.taskId}/events`, { type: 'completed', result: 'indexed 12 files' });
-      expect(again.status).toBe(409);
-      expect(again.body.reason).toMatch(/already completed/);
+      expect(again.status).toBe(200);
+      expect(again.headers.get('idempotent-replay')).toBe('true');
+      const other = await post(`/tasks/${spawned.body.taskId}/events`, { type: 'failed', error: 'late' });
+      expect(other.status).toBe(409);
+      expect(other.body.reason).toMatch(/already completed/);
       const unknown = await post(`/tasks/${randomUUID()}/events`, { type: 'completed' });
       expect(unknown.status).toBe(404);
       expect(unknown.body.error).toBe('TaskNotFoundError');

@@ -1,6 +1,8 @@
 // Routes on supervisors: spawn, list, describe, send events, ask, answer and withdraw questions, spawn tasks, list checkpoints.
 
 import type { FastifyInstance } from 'fastify';
+import { InvalidSupervisorDataError } from '../../domain/errors.js';
+import { QuestionAlreadyAnsweredError } from '../../runtime/errors.js';
 import type { SupervisorRuntime } from '../../runtime/supervisor-runtime.js';
 import {
   answerBody,
@@ -27,6 +29,7 @@ import {
 } from '../schemas.js';
 import {
   checkpointView,
+  describeAfterCommit,
   describeSupervisor,
   supervisorView,
   type CheckpointListResponse,
@@ -36,16 +39,29 @@ import {
   type TaskResponse,
 } from '../views.js';
 
+/** Set on a reply to a retried write that was recognised by the caller's id and not applied a second time. */
+export const REPLAY_HEADER = 'idempotent-replay';
+
 export function registerSupervisorRoutes(app: FastifyInstance, runtime: SupervisorRuntime): void {
   app.post<{ Body: SpawnSupervisorBody; Reply: SupervisorView }>('/supervisors', { schema: { body: spawnSupervisorBody } }, async (request, reply) => {
     const { id, name, phase, driver } = request.body;
-    const supervisor = await runtime.spawn({
-      name,
-      ...(id !== undefined ? { id } : {}),
-      ...(phase !== undefined ? { phase } : {}),
-      ...(driver !== undefined ? { driver } : {}),
-    });
-    return reply.code(201).send(await describeSupervisor(runtime, supervisor.id));
+    let supervisor;
+    try {
+      supervisor = await runtime.spawn({
+        name,
+        ...(id !== undefined ? { id } : {}),
+        ...(phase !== undefined ? { phase } : {}),
+        ...(driver !== undefined ? { driver } : {}),
+      });
+    } catch (error) {
+      // The caller's id is its idempotency key: a retried spawn (same id, same name) answers with what the first made.
+      if (id !== undefined && error instanceof InvalidSupervisorDataError && error.field === 'id') {
+        const existing = await runtime.describe(id).catch(() => null);
+        if (existing && existing.name === name.trim()) return reply.code(200).header(REPLAY_HEADER, 'true').send(supervisorView(runtime, existing));
+      }
+      throw error;
+    }
+    return reply.code(201).send(await describeAfterCommit(runtime, supervisor.id));
   });
 
   app.get<{ Querystring: ListSupervisorsQuery; Reply: SupervisorListResponse }>(
@@ -64,13 +80,14 @@ export function registerSupervisorRoutes(app: FastifyInstance, runtime: Supervis
     describeSupervisor(runtime, request.params.id),
   );
 
+
   app.post<{ Params: SupervisorIdParams; Body: EventBody; Reply: SupervisorView }>(
     '/supervisors/:id/events',
     { schema: { params: supervisorIdParams, body: eventBody } },
     async (request) => {
       // runtime.send resolves only after the save point committed, so the fresh read below shows the new state.
       await runtime.send(request.params.id, request.body);
-      return describeSupervisor(runtime, request.params.id);
+      return describeAfterCommit(runtime, request.params.id);
     },
   );
 
@@ -78,17 +95,24 @@ export function registerSupervisorRoutes(app: FastifyInstance, runtime: Supervis
     '/supervisors/:id/questions',
     { schema: { params: supervisorIdParams, body: askQuestionBody } },
     async (request, reply) => {
-      const { questionId } = await runtime.askQuestion(request.params.id, request.body);
-      return reply.code(201).send({ questionId, supervisor: await describeSupervisor(runtime, request.params.id) });
+      const { questionId, replayed } = await runtime.askQuestion(request.params.id, request.body);
+      if (replayed) reply.header(REPLAY_HEADER, 'true');
+      return reply.code(replayed ? 200 : 201).send({ questionId, supervisor: await describeAfterCommit(runtime, request.params.id) });
     },
   );
 
   app.post<{ Params: QuestionParams; Body: AnswerBody; Reply: SupervisorView }>(
     '/supervisors/:id/questions/:questionId/answer',
     { schema: { params: questionParams, body: answerBody } },
-    async (request) => {
-      await runtime.answerQuestion(request.params.id, request.params.questionId, request.body.answer);
-      return describeSupervisor(runtime, request.params.id);
+    async (request, reply) => {
+      try {
+        await runtime.answerQuestion(request.params.id, request.params.questionId, request.body.answer);
+      } catch (error) {
+        // The same answer again is a retry of an answer whose outcome the caller did not learn: it was applied once.
+        if (!(error instanceof QuestionAlreadyAnsweredError) || error.firstAnswer !== request.body.answer) throw error;
+        reply.header(REPLAY_HEADER, 'true');
+      }
+      return describeAfterCommit(runtime, request.params.id);
     },
   );
 
@@ -103,7 +127,7 @@ export function registerSupervisorRoutes(app: FastifyInstance, runtime: Supervis
     },
     async (request) => {
       await runtime.withdrawQuestion(request.params.id, request.params.questionId, request.body?.reason);
-      return describeSupervisor(runtime, request.params.id);
+      return describeAfterCommit(runtime, request.params.id);
     },
   );
 
@@ -111,8 +135,10 @@ export function registerSupervisorRoutes(app: FastifyInstance, runtime: Supervis
     '/supervisors/:id/tasks',
     { schema: { params: supervisorIdParams, body: spawnTaskBody } },
     async (request, reply) => {
-      const { taskId } = await runtime.spawnTask(request.params.id, { description: request.body.description });
-      return reply.code(201).send({ taskId, supervisor: await describeSupervisor(runtime, request.params.id) });
+      const { description, taskId: callerTaskId } = request.body;
+      const { taskId, replayed } = await runtime.spawnTask(request.params.id, { description, ...(callerTaskId !== undefined ? { taskId: callerTaskId } : {}) });
+      if (replayed) reply.header(REPLAY_HEADER, 'true');
+      return reply.code(replayed ? 200 : 201).send({ taskId, supervisor: await describeAfterCommit(runtime, request.params.id) });
     },
   );
 

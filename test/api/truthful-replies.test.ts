@@ -1,0 +1,116 @@
+// Replies that tell the truth: a write that committed is never answered "nothing was written" because the read-back
+// failed, and a retried write is recognised by the caller's ids (answered as a replay, applied once).
+
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createApiServer } from '../../src/api/server.js';
+import type { QuestionAskedResponse, SupervisorView, TaskResponse } from '../../src/api/views.js';
+import { DatabaseUnavailableError } from '../../src/domain/errors.js';
+import { createRuntime, type SupervisorRuntime } from '../../src/runtime/supervisor-runtime.js';
+import { databaseTargets, useIsolatedDatabase } from '../helpers/databases.js';
+
+for (const target of await databaseTargets()) {
+  describe(`truthful replies on ${target.name}`, () => {
+    const database = useIsolatedDatabase(target);
+    let runtime: SupervisorRuntime;
+    let app: FastifyInstance;
+
+    // Each test has its own schema (useIsolatedDatabase), so its own runtime and server.
+    beforeEach(async () => {
+      runtime = createRuntime({ database: database(), heartbeatIntervalMs: 0 });
+      app = await createApiServer(runtime);
+    });
+    afterEach(async () => {
+      await app?.close();
+      await runtime?.shutdown({ closeDatabase: false });
+    });
+
+    const post = async <T>(url: string, payload?: unknown) => {
+      const response = await app.inject({ method: 'POST', url, ...(payload !== undefined ? { payload: payload as object } : {}) });
+      return { status: response.statusCode, body: response.json() as T & { message?: string; error?: string }, replay: response.headers['idempotent-replay'] };
+    };
+
+    it('a write that committed while the read-back fails answers with the committed state, not a 503', async () => {
+      const spawned = await post<SupervisorView>('/supervisors', { name: 'read-back fails', driver: 'manual' });
+      expect(spawned.status).toBe(201);
+      const id = spawned.body.id;
+      // The database goes away right after the commit: every read of the stored state fails from here on.
+      const describe = runtime.describe;
+      runtime.describe = async () => {
+        throw new DatabaseUnavailableError('getSupervisorState', id, new Error('connection terminated'));
+      };
+      try {
+        const phase = await post<SupervisorView>(`/supervisors/${id}/events`, { type: 'SET_PHASE', phase: 'committed' });
+        expect(phase.status).toBe(200);
+        expect(phase.body).toMatchObject({ id, phase: 'committed', state: 'idle', readBack: false, live: true, owner: runtime.daemonId });
+        const asked = await post<QuestionAskedResponse>(`/supervisors/${id}/questions`, { question: 'Still here?' });
+        expect(asked.status).toBe(201);
+        expect(asked.body.supervisor).toMatchObject({ state: 'waiting_for_user', readBack: false });
+        expect(asked.body.supervisor.pendingQuestions.map((question) => question.id)).toEqual([asked.body.questionId]);
+        // A read that is not part of a write still fails as it should.
+        expect((await app.inject({ method: 'GET', url: `/supervisors/${id}` })).statusCode).toBe(503);
+      } finally {
+        runtime.describe = describe;
+      }
+      // What the replies said is what was stored.
+      const stored = await runtime.describe(id);
+      expect(stored).toMatchObject({ phase: 'committed', state: 'waiting_for_user' });
+      const view = (await post<SupervisorView>(`/supervisors/${id}/events`, { type: 'HEARTBEAT' })).body;
+      expect(view.readBack).toBeUndefined();
+      expect(view.checkpointSeq).toBe(stored.checkpointSeq);
+    });
+
+    it('a retried spawn, ask, answer, task spawn and task report with the caller\'s ids is applied once and answered as a replay', async () => {
+      const id = randomUUID();
+      const first = await post<SupervisorView>('/supervisors', { id, name: 'retried', driver: 'manual' });
+      const again = await post<SupervisorView>('/supervisors', { id, name: 'retried', driver: 'manual' });
+      expect([first.status, again.status]).toEqual([201, 200]);
+      expect(again.replay).toBe('true');
+      expect(again.body).toMatchObject({ id, name: 'retried', step: first.body.step });
+      // The same id for something else is still refused.
+      expect((await post('/supervisors', { id, name: 'someone else' })).status).toBe(400);
+
+      const question = { questionId: 'q-retried', question: 'Deploy now?', choices: ['yes', 'no'] };
+      const asked = await post<QuestionAskedResponse>(`/supervisors/${id}/questions`, question);
+      const askedAgain = await post<QuestionAskedResponse>(`/supervisors/${id}/questions`, question);
+      expect([asked.status, askedAgain.status]).toEqual([201, 200]);
+      expect(askedAgain.replay).toBe('true');
+      expect(askedAgain.body.supervisor.pendingQuestions).toHaveLength(1);
+      expect((await post(`/supervisors/${id}/questions`, { ...question, question: 'Deploy later?' })).status).toBe(409);
+
+      const answered = await post<SupervisorView>(`/supervisors/${id}/questions/q-retried/answer`, { answer: 'yes' });
+      const answeredAgain = await post<SupervisorView>(`/supervisors/${id}/questions/q-retried/answer`, { answer: 'yes' });
+      expect([answered.status, answeredAgain.status]).toEqual([200, 200]);
+      expect(answered.replay).toBeUndefined();
+      expect(answeredAgain.replay).toBe('true');
+      expect(answeredAgain.body.step).toBe(answered.body.step);
+      const otherAnswer = await post(`/supervisors/${id}/questions/q-retried/answer`, { answer: 'no' });
+      expect(otherAnswer.status).toBe(409);
+      expect(otherAnswer.body).toMatchObject({ error: 'QuestionAlreadyAnsweredError', firstAnswer: 'yes' });
+
+      const spawned = await post<TaskResponse>(`/supervisors/${id}/tasks`, { taskId: 'task-retried', description: 'build it' });
+      const spawnedAgain = await post<TaskResponse>(`/supervisors/${id}/tasks`, { taskId: 'task-retried', description: 'build it' });
+      expect([spawned.status, spawnedAgain.status]).toEqual([201, 200]);
+      expect(spawnedAgain.replay).toBe('true');
+      expect(spawnedAgain.body.supervisor.spawnedTaskIds).toEqual(['task-retried']);
+      expect((await post(`/supervisors/${id}/tasks`, { taskId: 'task-retried', description: 'something else' })).status).toBe(409);
+
+      const done = await post<TaskResponse>('/tasks/task-retried/events', { type: 'completed', result: 'built' });
+      const doneAgain = await post<TaskResponse>('/tasks/task-retried/events', { type: 'completed', result: 'built' });
+      expect([done.status, doneAgain.status]).toEqual([200, 200]);
+      expect(doneAgain.replay).toBe('true');
+      expect(doneAgain.body.supervisor.step).toBe(done.body.supervisor.step);
+      const different = await post('/tasks/task-retried/events', { type: 'completed', result: 'built twice' });
+      expect(different.status).toBe(409);
+      // A finished task's id is not spawned again.
+      const respawn = await post(`/supervisors/${id}/events`, { type: 'SPAWN_TASK', taskId: 'task-retried', description: 'again' });
+      expect(respawn.status).toBe(409);
+      expect(respawn.body.message).toMatch(/already spawned \(it is completed\)/);
+
+      const tasks = await runtime.tasks(id);
+      expect(tasks.map((task) => [task.id, task.status, task.result])).toEqual([['task-retried', 'completed', 'built']]);
+      expect((await runtime.questions(id)).map((record) => [record.id, record.answer])).toEqual([['q-retried', 'yes']]);
+    });
+  });
+}
