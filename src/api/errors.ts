@@ -137,7 +137,9 @@ export function toErrorReply(error: unknown): ErrorReply {
   // The request was fine; the stored row is not. 409 because resuming from a checkpoint resolves it, as the message says.
   if (error instanceof InvalidSnapshotError) return reply(409, error, { supervisorId: error.supervisorId, problems: error.problems });
   if (error instanceof RestorationFailedError) return reply(503, error, { supervisorId: error.supervisorId });
-  if (error instanceof SaveFailedError || error instanceof DatabaseUnavailableError || error instanceof RuntimeStoppedError) return reply(503, error);
+  // `outcome` tells a client whether to retry as new (not_written) or with the same ids (unknown: it may have committed).
+  if (error instanceof SaveFailedError || error instanceof DatabaseUnavailableError) return reply(503, error, { outcome: error.outcome });
+  if (error instanceof RuntimeStoppedError) return reply(503, error);
   // Fastify's own client errors: malformed JSON, body too large, wrong content type.
   const status = httpStatusCode(error);
   if (status !== undefined && status < 500 && error instanceof Error) {

@@ -41,6 +41,8 @@ export interface DaemonSettings extends DatabaseSettings {
   restoreConcurrency: number;
   /** Checkpoints kept per supervisor; older ones are pruned in the background. */
   checkpointRetain: number;
+  /** Postgres statement timeout (0: none); a server that does not answer within it plus 2 s fails with outcome unknown. */
+  statementTimeoutMs: number;
   /** Run a sample task worker inside the daemon (the embedded default, so tasks finish without a separate worker). */
   embeddedWorker: boolean;
   /** The sample worker's simulated task durations and failure share. */
@@ -169,6 +171,7 @@ export function daemonSettings(env: Env, flags: DaemonFlags = {}): DaemonSetting
     daemonId: nonEmpty(env.SUPERVISOR_RUNTIME_DAEMON_ID) ?? `${hostname()}-${process.pid}`,
     ...leaseSettings(env),
     checkpointRetain: parseIntegerSetting('SUPERVISOR_RUNTIME_CHECKPOINT_RETAIN', env.SUPERVISOR_RUNTIME_CHECKPOINT_RETAIN, 50, 1, 1_000_000),
+    statementTimeoutMs: parseIntegerSetting('SUPERVISOR_RUNTIME_STATEMENT_TIMEOUT_MS', env.SUPERVISOR_RUNTIME_STATEMENT_TIMEOUT_MS, 10_000, 0, 3_600_000),
     advertiseUrl: parseUrlSetting('SUPERVISOR_RUNTIME_ADVERTISE_URL', env.SUPERVISOR_RUNTIME_ADVERTISE_URL, ['http:', 'https:'])?.replace(/\/+$/, ''),
     restoreConcurrency: parseIntegerSetting('SUPERVISOR_RUNTIME_RESTORE_CONCURRENCY', env.SUPERVISOR_RUNTIME_RESTORE_CONCURRENCY, 16, 1, 256),
     embeddedWorker: flags.worker ?? parseBooleanSetting('SUPERVISOR_RUNTIME_EMBEDDED_WORKER', env.SUPERVISOR_RUNTIME_EMBEDDED_WORKER, natsUrl === undefined),

@@ -86,6 +86,7 @@ export async function startDaemon(settings: DaemonSettings, options: { logger?: 
   const database: Database = await openDatabase({
     databaseUrl: settings.databaseUrl,
     dataDir: settings.dataDir,
+    statementTimeoutMs: settings.statementTimeoutMs,
     onBackgroundError: (error) => logger.warn({ err: errorText(error) }, 'idle database connection failed; it will be replaced'),
   });
   let transport: Transport | undefined;

@@ -48,13 +48,24 @@ export class InvalidSupervisorDataError extends SupervisorRuntimeError {
   }
 }
 
-/** The database could not be reached or a statement failed for a reason other than bad data. */
+/**
+ * The database could not be reached or a statement failed for a reason other than bad data. `outcome` says what is
+ * known of a write: `not_written` (it failed before or was rolled back), or `unknown` (the database stopped answering
+ * while it ran: it may have committed).
+ */
 export class DatabaseUnavailableError extends SupervisorRuntimeError {
   override readonly name = 'DatabaseUnavailableError';
-  constructor(operation: string, supervisorId: string | undefined, cause: unknown) {
+  constructor(
+    operation: string,
+    supervisorId: string | undefined,
+    cause: unknown,
+    readonly outcome: 'not_written' | 'unknown' = 'not_written',
+  ) {
     super(
       `Database unavailable during ${operation}${supervisorId ? ` for supervisor ${supervisorId}` : ''}: ${errorText(cause)}. ` +
-        'Nothing was written; check that DATABASE_URL points at a running Postgres (or that the data folder is writable) and retry.',
+        (outcome === 'unknown'
+          ? 'If this was a write, its outcome is unknown (it may have been written): retry it with the same ids, which make the retry safe, once the database answers; check that DATABASE_URL points at a running, responsive Postgres.'
+          : 'Nothing was written; check that DATABASE_URL points at a running Postgres (or that the data folder is writable) and retry.'),
       supervisorId,
       { cause },
     );

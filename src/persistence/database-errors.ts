@@ -19,11 +19,26 @@ export function isConnectionError(error: unknown): boolean {
   );
 }
 
+/**
+ * A connection lost while a statement was in flight (reset, terminated, the server shutting the session down): the
+ * statement may have committed before the reply was lost. Refused or unreachable connections never ran anything.
+ */
+function lostMidStatement(error: unknown): boolean {
+  const c = code(error);
+  if (c === 'ECONNRESET' || c === 'EPIPE' || c === '57P01' || c === '57P02') return true;
+  if (error instanceof AggregateError) return error.errors.some(lostMidStatement);
+  return /Connection terminated unexpectedly|Client has encountered a connection error/i.test(error instanceof Error ? error.message : '');
+}
+
 /** Rethrow `error` as a typed error: unreachable database, or data the schema refused. */
 export function classifyDatabaseError(error: unknown, operation: string, supervisorId: string | undefined): Error {
   if (error instanceof SupervisorRuntimeError) return error;
-  if (isConnectionError(error)) return new DatabaseUnavailableError(operation, supervisorId, error);
   const c = code(error);
+  // The server stopped answering while the statement ran (the client gave up): it may have committed.
+  if (c === 'SR_QUERY_TIMEOUT') return new DatabaseUnavailableError(operation, supervisorId, error, 'unknown');
+  // The server cancelled it (statement_timeout, or an operator): rolled back, nothing was written.
+  if (c === '57014') return new DatabaseUnavailableError(operation, supervisorId, error);
+  if (isConnectionError(error)) return new DatabaseUnavailableError(operation, supervisorId, error, lostMidStatement(error) ? 'unknown' : 'not_written');
   const detail = error instanceof Error ? error.message : String(error);
   if (c === '23514' || c === '22P02' || c === '22023' || c === '23502' || c === '22003' || c === '22P05' || c === '22021') {
     return new InvalidSupervisorDataError(supervisorId ?? '(none)', 'a value', `was refused by the database (${detail})`);

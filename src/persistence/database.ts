@@ -23,6 +23,12 @@ export interface DatabaseConfig {
   schema?: string | undefined;
   /** pg pool size (default 10). */
   poolSize?: number | undefined;
+  /**
+   * Postgres: a statement the server runs longer than this is cancelled (rolled back); one it does not answer at all
+   * within this plus 2 s (a frozen server, a stalled network) fails with outcome unknown and its connection is dropped.
+   * Default 10,000 ms; 0 turns both off. Migrations are exempt.
+   */
+  statementTimeoutMs?: number | undefined;
   /** Called with errors raised by idle pooled connections, which would otherwise crash the process. */
   onBackgroundError?: ((error: Error) => void) | undefined;
 }
@@ -71,14 +77,60 @@ export function redactDatabaseUrl(url: string): string {
 export const PREPARED_STATEMENT_MARKER = /^\/\* sr:([a-z0-9_]+) \*\//;
 
 /** A pg client that prepares marked statements by name; everything else goes through unchanged. */
+export const DEFAULT_STATEMENT_TIMEOUT_MS = 10_000;
+/** How much longer than the server's statement timeout the client waits for any answer at all. */
+const CLIENT_GRACE_MS = 2_000;
+/** Statements that may run as long as they need (migrations, and the lock that orders them). */
+export const NO_TIMEOUT_MARKER = '/* sr:no_timeout */';
+
+/** The error a statement fails with when the server did not answer in time: whether it was applied is unknown. */
+export class QueryTimeoutError extends Error {
+  override readonly name = 'QueryTimeoutError';
+  readonly code = 'SR_QUERY_TIMEOUT';
+  constructor(readonly timeoutMs: number) {
+    super(`the database did not answer within ${timeoutMs} ms`);
+  }
+}
+
 class PreparingClient extends pg.Client {
+  readonly #answerWithinMs: number;
+
+  constructor(config?: pg.ClientConfig & { srAnswerWithinMs?: number }) {
+    super(config);
+    this.#answerWithinMs = config?.srAnswerWithinMs ?? 0;
+  }
+
   override query(...args: unknown[]): never {
     const [text, values] = args;
+    let run: () => Promise<unknown>;
     if (typeof text === 'string' && Array.isArray(values) && args.length === 2) {
-      const marker = PREPARED_STATEMENT_MARKER.exec(text);
-      if (marker) return super.query({ name: `sr_${marker[1]}`, text, values }) as never;
+      const exempt = text.startsWith(NO_TIMEOUT_MARKER);
+      const marker = exempt ? null : PREPARED_STATEMENT_MARKER.exec(text);
+      run = marker ? () => super.query({ name: `sr_${marker[1]}`, text, values }) : () => super.query(text, values);
+      if (this.#answerWithinMs > 0 && !exempt) return this.#answerWithin(run, this.#answerWithinMs) as never;
+      return run() as never;
     }
     return (super.query as (...rest: unknown[]) => unknown)(...args) as never;
+  }
+
+  /**
+   * A server that does not answer at all (frozen, or the network stalled) never trips its own statement_timeout: the
+   * client gives up after `ms`, drops the connection (the pool then discards it) and reports outcome unknown.
+   */
+  async #answerWithin(run: () => Promise<unknown>, ms: number): Promise<unknown> {
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      (this as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+    }, ms);
+    try {
+      return await run();
+    } catch (error) {
+      if (timedOut) throw new QueryTimeoutError(ms);
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }
 
@@ -91,13 +143,18 @@ export async function openDatabase(config: DatabaseConfig = {}): Promise<Databas
 
 async function openPostgres(url: string, config: DatabaseConfig): Promise<Database> {
   const schema = config.schema ?? null;
-  const pool = new pg.Pool({
+  const timeoutMs = config.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
+  const options = [...(schema ? [`-c search_path=${schema}`] : []), ...(timeoutMs > 0 ? [`-c statement_timeout=${timeoutMs}`] : [])].join(' ');
+  const poolConfig: pg.PoolConfig & { srAnswerWithinMs: number } = {
     Client: PreparingClient,
     connectionString: url,
     max: config.poolSize ?? 10,
     connectionTimeoutMillis: 5_000,
-    ...(schema ? { options: `-c search_path=${schema}` } : {}),
-  });
+    ...(options ? { options } : {}),
+    // pg.Pool hands its whole config to each client it creates.
+    srAnswerWithinMs: timeoutMs > 0 ? timeoutMs + CLIENT_GRACE_MS : 0,
+  };
+  const pool = new pg.Pool(poolConfig);
   // An idle client losing its server emits 'error' on the pool; unhandled, that kills the daemon.
   pool.on('error', (error) => config.onBackgroundError?.(error));
   // A client that loses its server while checked out emits 'error' on itself, not on the pool: without a listener
@@ -113,9 +170,9 @@ async function openPostgres(url: string, config: DatabaseConfig): Promise<Databa
     schema,
     // pg sends a query without parameters over the simple protocol, which accepts several statements.
     executeScript: async (executor, script) => {
-      await sql.raw(script).execute(executor);
+      await sql.raw(`${NO_TIMEOUT_MARKER}\n${script}`).execute(executor);
     },
-    health: (timeoutMs) => checkHealth(db, 'postgres', timeoutMs),
+    health: (healthTimeoutMs) => checkHealth(db, 'postgres', healthTimeoutMs),
     listen: async (channel, onNotify) => {
       const stop = await listenOnPostgres(url, channel, onNotify, config.onBackgroundError);
       listeners.add(stop);

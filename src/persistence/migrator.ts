@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { sql } from 'kysely';
 import { DatabaseUnavailableError, SupervisorRuntimeError, errorText } from '../domain/errors.js';
 import { isConnectionError } from './database-errors.js';
-import type { Database } from './database.js';
+import { NO_TIMEOUT_MARKER, type Database } from './database.js';
 import { migrationsFolder } from './package-root.js';
 
 export interface Migration {
@@ -67,7 +67,9 @@ export async function migrateToLatest(database: Database, provider: MigrationPro
   try {
     await database.db.transaction().execute(async (trx) => {
       // Keyed by schema so test schemas migrate side by side; hashtext is stable across sessions.
-      await sql`SELECT pg_advisory_xact_lock(hashtext('supervisor-runtime-migrations:' || current_schema()))`.execute(trx);
+      // Migrations may take as long as they need: no statement timeout here (the marker exempts the client side).
+      if (database.kind === 'postgres') await sql.raw(`${NO_TIMEOUT_MARKER} SET LOCAL statement_timeout = 0`).execute(trx);
+      await sql.raw(`${NO_TIMEOUT_MARKER} SELECT pg_advisory_xact_lock(hashtext('supervisor-runtime-migrations:' || current_schema()))`).execute(trx);
       await sql`CREATE TABLE IF NOT EXISTS ${sql.table(TABLE)} (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`.execute(trx);
       const done = new Set((await trx.selectFrom(TABLE).select('name').execute()).map((row) => row.name));
       const lastApplied = [...done].sort().at(-1);

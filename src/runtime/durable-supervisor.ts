@@ -322,11 +322,18 @@ export class DurableSupervisor {
 
   async #withRetry<T>(write: (attempt: number) => Promise<T>): Promise<T> {
     const { attempts, baseDelayMs } = this.deps.retry;
+    // Once an attempt may have committed, a later attempt's "nothing written" does not make the whole unknown known.
+    let unknown: DatabaseUnavailableError | null = null;
     for (let attempt = 1; ; attempt++) {
       try {
         return await write(attempt);
       } catch (error) {
+        if (error instanceof DatabaseUnavailableError && error.outcome === 'unknown') unknown = error;
+        if (error instanceof DatabaseUnavailableError && attempt >= attempts && unknown && error.outcome !== 'unknown') throw unknown;
         if (!(error instanceof DatabaseUnavailableError) || attempt >= attempts) throw error;
+        // The database did not answer within the statement timeout: another attempt would wait as long again. Give up
+        // now (the caller hears "outcome unknown" within one timeout); the interruption's save retries it in order.
+        if ((error.cause as { code?: unknown } | undefined)?.code === 'SR_QUERY_TIMEOUT') throw error;
         this.deps.logger.warn({ supervisorId: this.id, attempt, err: errorText(error) }, 'save point failed, retrying');
         await sleep(baseDelayMs * 2 ** (attempt - 1));
       }

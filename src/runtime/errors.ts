@@ -5,13 +5,20 @@ import { SupervisorRuntimeError, errorText } from '../domain/errors.js';
 /** The save point could not be committed; the transition did not happen. */
 export class SaveFailedError extends SupervisorRuntimeError {
   override readonly name = 'SaveFailedError';
+  /** `unknown`: the database stopped answering while the save point was written, so it may have committed. */
+  readonly outcome: 'not_written' | 'unknown';
   constructor(supervisorId: string, eventType: string, cause: unknown) {
+    const outcome = (cause as { outcome?: unknown } | null)?.outcome === 'unknown' ? 'unknown' : 'not_written';
     super(
-      `Supervisor ${supervisorId}: ${eventType} was not applied because its save point could not be committed (${errorText(cause)}). ` +
-        'The supervisor is interrupted until the database is back; retry, then resume it with POST /supervisors/:id/resume.',
+      (outcome === 'unknown'
+        ? `Supervisor ${supervisorId}: the outcome of ${eventType} is unknown: the database stopped answering while its save point was written (${errorText(cause)}), so it may have committed. ` +
+          'Retry with the same ids (they make the retry safe) once the database answers; the supervisor is interrupted until then and resumes by itself.'
+        : `Supervisor ${supervisorId}: ${eventType} was not applied because its save point could not be committed (${errorText(cause)}). ` +
+          'The supervisor is interrupted until the database is back and then resumes by itself; retry the request then.'),
       supervisorId,
       { cause },
     );
+    this.outcome = outcome;
   }
 }
 

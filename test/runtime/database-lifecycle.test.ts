@@ -99,6 +99,45 @@ for (const target of await databaseTargets()) {
       }
     });
 
+    // A stall needs a TCP connection too: the proxy holds every byte, as a frozen server would.
+    if (target.name === 'postgres') it('a stalled database: a write fails within the statement timeout saying its outcome is unknown, and once the database answers the supervisor goes on where the stored row is', async () => {
+      const proxy = await startTcpProxy(target.url ?? '');
+      const statementTimeoutMs = 500;
+      const handle = await openDatabase({ databaseUrl: proxy.url, schema: database().schema ?? undefined, poolSize: 2, statementTimeoutMs, onBackgroundError: () => undefined });
+      const runtime = createRuntime({ database: handle, heartbeatIntervalMs: 0, saveRetry: { attempts: 5, baseDelayMs: 10 } });
+      try {
+        const supervisor = await runtime.spawn({ name: 'stalled' });
+        expect(supervisor.step).toBe(2);
+        proxy.stall();
+        const started = Date.now();
+        const error = await runtime.send(supervisor.id, { type: 'SET_PHASE', phase: 'frozen' }).catch((caught: unknown) => caught);
+        const waited = Date.now() - started;
+        expect(error).toBeInstanceOf(SaveFailedError);
+        expect((error as SaveFailedError).outcome).toBe('unknown');
+        expect((error as Error).message).toMatch(/outcome of SET_PHASE is unknown/);
+        // One timeout (statement timeout + the client's 2 s grace), not five attempts of it.
+        expect(waited).toBeLessThan(statementTimeoutMs + 2_000 + 2_000);
+        expect(supervisor.state).toBe('interrupted');
+        // A read fails within the timeout too, and says so.
+        const read = await getSupervisorState(handle.db, supervisor.id).catch((caught: unknown) => caught);
+        expect(read).toBeInstanceOf(DatabaseUnavailableError);
+
+        proxy.unstall();
+        // The held statement reaches the server late: it may commit. Whatever committed, the supervisor ends running
+        // again (the interruption saved at the next step or, if that step is taken, reloaded) and row and copy agree.
+        await vi.waitFor(async () => expect(runtime.get(supervisor.id)?.state ?? (await getSupervisorState(db(), supervisor.id))?.state).toBe('idle'), { timeout: 15_000, interval: 100 });
+        await vi.waitFor(async () => expect((await getSupervisorState(db(), supervisor.id))?.state).toBe('idle'), { timeout: 15_000, interval: 100 });
+        const live = runtime.get(supervisor.id);
+        expect(live).toBeDefined();
+        await runtime.send(supervisor.id, { type: 'SET_PHASE', phase: 'after-the-stall' });
+        await expectStoredEqualsLive(db(), runtime.get(supervisor.id)!);
+      } finally {
+        proxy.unstall();
+        await runtime.shutdown();
+        await proxy.close();
+      }
+    });
+
     it('shutdown commits every save that was sent before it, then closes the database', async () => {
       const handle = await openDatabaseHandle(target, database());
       const runtime = createRuntime({ database: handle, heartbeatIntervalMs: 0 });

@@ -11,6 +11,10 @@ export interface TcpProxy {
    */
   cut(): Promise<void>;
   restore(): void;
+  /** Hold every byte in both directions (a frozen server or a stalled network): connections stay open, nothing answers. */
+  stall(): void;
+  /** Deliver what was held, in order, and forward again. */
+  unstall(): void;
   close(): Promise<void>;
 }
 
@@ -18,6 +22,8 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
   const target = new URL(targetUrl);
   const sockets = new Set<Socket>();
   let refusing = false;
+  let stalled = false;
+  const held: Array<() => void> = [];
   const track = (socket: Socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
@@ -31,7 +37,14 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
     }
     const upstream = connect({ host: target.hostname, port: Number(target.port || 5432) });
     track(upstream);
-    client.pipe(upstream).pipe(client);
+    // Bytes are forwarded by hand so a stall can hold them (the connections stay open, nothing gets through).
+    const forward = (from: Socket, to: Socket) =>
+      from.on('data', (chunk: Buffer) => {
+        if (stalled) held.push(() => to.write(chunk));
+        else to.write(chunk);
+      });
+    forward(client, upstream);
+    forward(upstream, client);
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
   });
@@ -50,6 +63,13 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
     },
     restore() {
       refusing = false;
+    },
+    stall() {
+      stalled = true;
+    },
+    unstall() {
+      stalled = false;
+      for (const write of held.splice(0)) write();
     },
     close: () =>
       new Promise<void>((resolve) => {
