@@ -120,6 +120,17 @@ export interface SupervisorInboxTable {
   detail: string | null;
 }
 
+export interface SupervisorDeadLettersTable {
+  id: Generated<string | number>;
+  subject: string;
+  msg_id: string | null;
+  payload: string;
+  reason: string;
+  delivery_count: number;
+  received_by: string;
+  received_at: Timestamp;
+}
+
 export interface SupervisorQuarantineTable {
   id: Generated<string | number>;
   supervisor_id: string;
@@ -143,5 +154,6 @@ export interface DatabaseSchema {
   supervisor_quarantine: SupervisorQuarantineTable;
   supervisor_daemons: SupervisorDaemonsTable;
   supervisor_inbox: SupervisorInboxTable;
+  supervisor_dead_letters: SupervisorDeadLettersTable;
   supervisor_runtime_migrations: SchemaMigrationsTable;
 }

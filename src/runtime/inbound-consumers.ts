@@ -7,6 +7,7 @@
 
 import { createHash } from 'node:crypto';
 import { DatabaseUnavailableError, InvalidSupervisorDataError, errorText } from '../domain/errors.js';
+import { recordDeadLetter } from '../persistence/ownership/dead-letters.js';
 import { recordInbound, type InboundRecord } from '../persistence/ownership/inbox.js';
 import { parseAnswerMessage, parseTaskEventMessage } from '../transport/messages.js';
 import { ALL_ANSWERS, ALL_TASK_EVENTS, parseSupervisorSubjectParts, parseTaskEventsSubject, withPrefix } from '../transport/subjects.js';
@@ -127,10 +128,21 @@ export async function startInboundConsumers(parts: InboundConsumerParts, options
     }
   }
 
+  /** Keep a terminated message for a person to inspect; a database that is away only costs the record, never the intake. */
+  async function deadLetter(message: InboundMessage, reason: string): Promise<void> {
+    try {
+      await recordDeadLetter(host.database.db, { subject: message.subject, msgId: message.msgId, data: message.data, reason, deliveryCount: message.deliveryCount, receivedBy: host.daemonId });
+    } catch (error) {
+      logger.warn({ subject: message.subject, msgId: message.msgId, err: errorText(error) }, 'could not record a dead letter; the message is terminated anyway');
+    }
+  }
+
   async function terminateMalformed(which: InboundKind, message: InboundMessage, problems: string[]): Promise<void> {
     counts[which].malformed += 1;
-    logger.warn({ subject: message.subject, msgId: message.msgId, problems }, 'malformed message terminated (it will not be redelivered)');
-    await settle(message, 'term', { reason: `malformed: ${problems.join('; ')}` });
+    const reason = `malformed: ${problems.join('; ')}`;
+    logger.warn({ subject: message.subject, msgId: message.msgId, problems }, 'malformed message terminated (it will not be redelivered; see GET /dead-letters)');
+    await deadLetter(message, reason);
+    await settle(message, 'term', { reason });
   }
 
   async function record(which: InboundKind, message: InboundMessage, inbound: Omit<InboundRecord, 'msgId' | 'epoch' | 'receivedBy'>): Promise<void> {
@@ -140,7 +152,8 @@ export async function startInboundConsumers(parts: InboundConsumerParts, options
       const result = await recordInbound(host.database.db, { ...inbound, msgId: messageId(message), epoch: epochHeader(message), receivedBy: host.daemonId }, parts.channel);
       if (result.outcome === 'unknown') {
         counts[which].unknown += 1;
-        logger.warn({ ...details, supervisorId: inbound.supervisorId, taskId: inbound.taskId }, 'message for an unknown supervisor or task terminated');
+        logger.warn({ ...details, supervisorId: inbound.supervisorId, taskId: inbound.taskId }, 'message for an unknown supervisor or task terminated (see GET /dead-letters)');
+        await deadLetter(message, inbound.taskId ? `unknown task ${inbound.taskId}` : `unknown supervisor ${inbound.supervisorId}`);
         await settle(message, 'term', { reason: 'unknown supervisor or task' });
         return;
       }

@@ -3,12 +3,16 @@
 // recording statement sends; a slow poll covers notifications lost with a connection.
 
 import { EventRefusedError, InvalidSupervisorDataError, SupervisorNotFoundError, errorText } from '../domain/errors.js';
+import { pruneDeadLetters } from '../persistence/ownership/dead-letters.js';
 import { listInboxForOwner, markInboxApplied, pruneInbox, type InboxOutcome, type InboxRow } from '../persistence/ownership/inbox.js';
 import { getTask } from '../persistence/supervisor-repository.js';
 import type { InboundCounts, InboundKind } from './inbound-consumers.js';
 import { QuestionAlreadyAnsweredError, TaskNotFoundError } from './errors.js';
 import type { Logger } from './logger.js';
 import type { RuntimeHost } from './runtime-host.js';
+
+/** Dead letters are kept this long for inspection, then pruned with the handled inbox rows. */
+const DEAD_LETTER_RETENTION_MS = 30 * 24 * 3_600_000;
 
 export interface InboxApplierOptions {
   /** Look for messages this often when no notification arrived (default 1 s). */
@@ -137,6 +141,7 @@ export function startInboxApplier(
     if (Date.now() - lastPrune > 60_000) {
       lastPrune = Date.now();
       await pruneInbox(db, new Date(Date.now() - retentionMs));
+      await pruneDeadLetters(db, new Date(Date.now() - DEAD_LETTER_RETENTION_MS));
     }
   }
 

@@ -2,6 +2,7 @@
 // keeper, and the messaging parts (outbox relay, inbound consumers, inbox), wires them through a private host interface,
 // and exposes commands and queries only. The one place machines meet persistence and transport.
 
+import { listDeadLetters, type DeadLetter } from '../persistence/ownership/dead-letters.js';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { sql } from 'kysely';
@@ -167,6 +168,8 @@ export interface SupervisorRuntime {
   questions(id: string, options?: { answered?: boolean; limit?: number }): Promise<QuestionRecord[]>;
   /** Every task the supervisor spawned, running and finished, with status and result (from supervisor_tasks). */
   tasks(id: string): Promise<TaskRecord[]>;
+  /** Inbound messages terminated because no retry could apply them (malformed, refused, unknown target), newest first. */
+  deadLetters(options?: { limit?: number }): Promise<{ deadLetters: DeadLetter[]; total: number }>;
   /** The newest restore-all (what the daemon claimed and restored at start), if any. */
   lastRestoreAll(): RestoreAllSummary | undefined;
   /** Every daemon the database knows, live ones first, with the supervisors each owns. */
@@ -675,6 +678,8 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       if (checkpoints.length === 0) await runtime.describe(id);
       return checkpoints;
     },
+
+    deadLetters: (deadLetterOptions) => listDeadLetters(database.db, deadLetterOptions),
 
     async questions(id, questionOptions) {
       await runtime.describe(id);

@@ -267,6 +267,15 @@ for (const target of targets) {
       expect((await post<SupervisorView>(`/supervisors/${supervisor.id}/questions/${other.body.questionId}/withdraw`, undefined)).status).toBe(200);
     });
 
+    it('GET /dead-letters lists terminated inbound messages with a total; a bad limit is 400', async () => {
+      const listed = await get<{ deadLetters: unknown[]; total: number }>('/dead-letters?limit=5');
+      expect(listed.status).toBe(200);
+      expect(listed.body).toEqual({ deadLetters: expect.any(Array), total: expect.any(Number) });
+      expect(listed.body.deadLetters.length).toBeLessThanOrEqual(5);
+      expect((await get('/dead-letters?limit=lots')).status).toBe(400);
+      expect((await get('/dead-letters', { token: null })).status).toBe(401);
+    });
+
     it('POST /tasks/:taskId/events reports progress and completion; a second completion is 409 and an unknown task 404', async () => {
       const supervisor = await spawnSupervisor('tasked');
       const spawned = await post<TaskResponse>(`/supervisors/${supervisor.id}/tasks`, { description: 'index the repository' });

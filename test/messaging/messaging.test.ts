@@ -159,10 +159,21 @@ for (const target of await messagingTargets()) {
       expect(await runtime.questions(supervisor.id)).toEqual([expect.objectContaining({ id: questionId, answer: 'yes' })]);
       await sleep(FAST_CONSUMERS.ackWaitMs + 400);
       expect(messaging.consumers!.stats().answers).toMatchObject({ applied: 1, malformed: 200, retried: 0, recorded: 1 });
+      // Each poison message is kept once, with why, for a person to look at; NUL is written out, not lost.
+      const { deadLetters, total } = await runtime.deadLetters({ limit: 1_000 });
+      expect(total).toBe(200);
+      expect(deadLetters.find((letter) => letter.msgId === 'poison-subject-7')).toMatchObject({
+        subject: `${env.prefix()}supervisors.not-a-uuid-7.answers`,
+        reason: expect.stringMatching(/^malformed: subject names supervisor "not-a-uuid-7", which is not a UUID/),
+        receivedBy: runtime.daemonId,
+      });
+      const nul = deadLetters.find((letter) => letter.msgId === 'poison-nul-3');
+      expect(nul?.reason).toMatch(/NUL character/);
+      expect(nul?.payload).toContain('nul\\u00003');
     });
 
-    it('an answer for an unknown supervisor and an event for an unknown task are terminated and counted', async () => {
-      const { messaging, transport } = await messagingRuntime();
+    it('an answer for an unknown supervisor and an event for an unknown task are terminated, counted and kept as dead letters', async () => {
+      const { runtime, messaging, transport } = await messagingRuntime();
       await publishAnswer(transport, randomUUID(), { questionId: 'q1', answer: 'yes' }, 'unknown-supervisor');
       await transport.publish(taskEventsSubject(randomUUID(), env.prefix()), bytes({ taskId: 'x', type: 'completed' }), { msgId: 'wrong-id' });
       const unknownTask = randomUUID();
@@ -171,6 +182,8 @@ for (const target of await messagingTargets()) {
         const stats = messaging.consumers!.stats();
         return stats.answers.unknown === 1 && stats.taskEvents.unknown === 1 && stats.taskEvents.malformed === 1 ? true : undefined;
       });
+      const reasons = (await runtime.deadLetters()).deadLetters.map((letter) => [letter.msgId, letter.reason.split(':')[0]]);
+      expect(reasons.sort()).toEqual([['unknown-supervisor', expect.stringMatching(/^unknown supervisor /)], ['unknown-task', `unknown task ${unknownTask}`], ['wrong-id', 'malformed']].sort());
     });
 
     it('scripted driver + task worker: two tasks finish through task events, the answer arrives over the transport, the supervisor completes', async () => {

@@ -21,6 +21,7 @@ for (const target of await databaseTargets()) {
         '20261201000001_ownership',
         '20261202000001_bounded_state',
         '20261202000002_withdrawn_questions',
+        '20261202000003_dead_letters',
       ]);
       const second = await migrateToLatest(database());
       expect(second.applied).toEqual([]);

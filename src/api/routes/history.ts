@@ -1,7 +1,8 @@
-// GET /supervisors/:id/questions and GET /supervisors/:id/tasks: every question a supervisor asked (with its first
+// GET /dead-letters, GET /supervisors/:id/questions and GET /supervisors/:id/tasks: every question a supervisor asked (with its first
 // answer) and every task it spawned (with its outcome). The snapshot keeps only open work; these keep the rest.
 
 import type { FastifyInstance } from 'fastify';
+import type { DeadLetter } from '../../persistence/ownership/dead-letters.js';
 import type { QuestionRecord, TaskRecord } from '../../persistence/supervisor-repository.js';
 import type { SupervisorRuntime } from '../../runtime/supervisor-runtime.js';
 import { supervisorIdParams, type SupervisorIdParams } from '../schemas.js';
@@ -12,7 +13,20 @@ const questionsQuery = {
   properties: { answered: { type: 'string', enum: ['true', 'false'] }, limit: { type: 'string', pattern: '^[0-9]{1,5}$' } },
 } as const;
 
+const deadLettersQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { limit: { type: 'string', pattern: '^[0-9]{1,4}$' } },
+} as const;
+
 export function registerHistoryRoutes(app: FastifyInstance, runtime: SupervisorRuntime): void {
+  // Inbound messages terminated because no retry could apply them, newest first, with why.
+  app.get<{ Querystring: { limit?: string }; Reply: { deadLetters: DeadLetter[]; total: number } }>(
+    '/dead-letters',
+    { schema: { querystring: deadLettersQuery } },
+    async (request) => runtime.deadLetters({ limit: Math.min(Number(request.query.limit ?? 100), 1_000) }),
+  );
+
   app.get<{ Params: SupervisorIdParams; Querystring: { answered?: 'true' | 'false'; limit?: string }; Reply: { questions: QuestionRecord[] } }>(
     '/supervisors/:id/questions',
     { schema: { params: supervisorIdParams, querystring: questionsQuery } },
