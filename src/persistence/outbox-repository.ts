@@ -96,6 +96,20 @@ export async function markOutboxSent(trx: Executor, ids: readonly number[]): Pro
   return Number(result.numUpdatedRows);
 }
 
+/** Stamp rows as relayed by their message ids (what a publish straight after the commit knows of them). */
+export async function markOutboxSentByMsgId(db: Executor, msgIds: readonly string[]): Promise<number> {
+  if (msgIds.length === 0) return 0;
+  const result = await withDatabaseErrors('markOutboxSentByMsgId', undefined, () =>
+    db
+      .updateTable('supervisor_outbox')
+      .set({ sent_at: sql<Date>`now()` })
+      .where('msg_id', 'in', [...msgIds])
+      .where('sent_at', 'is', null)
+      .executeTakeFirst(),
+  );
+  return Number(result.numUpdatedRows);
+}
+
 /** Delete rows relayed before `olderThan` (unsent rows are never touched). Returns how many went. */
 export async function pruneSentOutbox(db: Executor, olderThan: Date): Promise<number> {
   const result = await withDatabaseErrors('pruneSentOutbox', undefined, () =>

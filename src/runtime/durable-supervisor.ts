@@ -8,7 +8,7 @@ import { effectsOf, explainRefusal, SUPERVISOR_MACHINE_VERSION, supervisorMachin
 import type { SupervisorEffect, SupervisorEvent } from '../machines/supervisor-types.js';
 import type { Database } from '../persistence/database.js';
 import { isDeepStrictEqual } from 'node:util';
-import { getSupervisorStateForRestoration, StaleWriteError } from '../persistence/supervisor-repository.js';
+import { getSupervisorStateForRestoration, StaleWriteError, type OutboxWrite } from '../persistence/supervisor-repository.js';
 import { OwnershipLostError } from '../persistence/ownership/errors.js';
 import { SaveFailedError } from './errors.js';
 import type { Logger } from './logger.js';
@@ -58,6 +58,8 @@ export interface CommittedStep {
   reason: string;
   /** Checkpoint written by a full save. */
   checkpointSeq: number | null;
+  /** The outbox rows that committed with this step (the relay may publish them at once, in this order). */
+  outbox?: OutboxWrite[];
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -317,6 +319,7 @@ export class DurableSupervisor {
         throw error;
       }
     });
+    committed.outbox = input.outbox ?? [];
     return result.checkpointSeq;
   }
 

@@ -118,8 +118,10 @@ tasks AS (
       ? `,
 outbox AS (
   INSERT INTO supervisor_outbox (supervisor_id, subject, payload, msg_id, epoch)
-  SELECT up.id, o.subject, o.payload, o.msg_id, up.epoch
-  FROM jsonb_to_recordset(${param()}::jsonb) AS o(sid uuid, subject text, payload jsonb, msg_id text) JOIN up ON up.id = o.sid
+  SELECT up.id, o.value ->> 'subject', o.value -> 'payload', o.value ->> 'msg_id', up.epoch
+  FROM jsonb_array_elements(${param()}::jsonb) WITH ORDINALITY AS o(value, ord) JOIN up ON up.id = (o.value ->> 'sid')::uuid
+  -- Row ids follow the effects' order, so the relay (which publishes by id) sends a step's messages in that order.
+  ORDER BY o.ord
   ON CONFLICT (msg_id) DO NOTHING
 )`
       : ''
