@@ -1,6 +1,7 @@
 // The outbox relay's SQL: claim unsent rows in order, mark them sent, prune old ones, count the backlog. One round trip each.
 
-import { sql } from 'kysely';
+import { sql, type Kysely } from 'kysely';
+import type { DatabaseSchema } from './schema.js';
 import { withDatabaseErrors } from './database-errors.js';
 import { toIso } from './row-parsers.js';
 import type { Executor } from './supervisor-repository.js';
@@ -96,18 +97,38 @@ export async function markOutboxSent(trx: Executor, ids: readonly number[]): Pro
   return Number(result.numUpdatedRows);
 }
 
-/** Stamp rows as relayed by their message ids (what a publish straight after the commit knows of them). */
-export async function markOutboxSentByMsgId(db: Executor, msgIds: readonly string[]): Promise<number> {
-  if (msgIds.length === 0) return 0;
-  const result = await withDatabaseErrors('markOutboxSentByMsgId', undefined, () =>
-    db
-      .updateTable('supervisor_outbox')
-      .set({ sent_at: sql<Date>`now()` })
-      .where('msg_id', 'in', [...msgIds])
-      .where('sent_at', 'is', null)
-      .executeTakeFirst(),
+/**
+ * Publish one step's rows straight after its commit, in the order claims keep: on one pinned connection, take the
+ * supervisor's outbox lock (the key claims try) for the session and check that no earlier row of that supervisor is
+ * still unsent; only then run `publish`, mark what it reports sent, and drop the lock. Resolves 'declined' (nothing
+ * published) when another relay holds the supervisor or earlier rows wait: the claim loop then publishes in order.
+ */
+export async function publishStepRows(
+  db: Kysely<DatabaseSchema>,
+  supervisorId: string,
+  msgIds: readonly string[],
+  publish: () => Promise<string[]>,
+): Promise<'published' | 'declined'> {
+  return withDatabaseErrors('publishStepRows', supervisorId, () =>
+    db.connection().execute(async (connection) => {
+      const key = sql`hashtext('supervisor-outbox:' || current_schema()), hashtext(${supervisorId}::text)`;
+      const checked = await sql<{ locked: boolean; earlier: boolean }>`
+        SELECT pg_try_advisory_lock(${key}) AS locked,
+               EXISTS (SELECT 1 FROM supervisor_outbox WHERE supervisor_id = ${supervisorId}::uuid AND sent_at IS NULL AND NOT (msg_id = ANY (${[...msgIds]}::text[]))) AS earlier`.execute(connection);
+      const { locked, earlier } = checked.rows[0] ?? { locked: false, earlier: true };
+      if (!locked) return 'declined';
+      try {
+        if (earlier) return 'declined';
+        const sent = await publish();
+        if (sent.length > 0) {
+          await connection.updateTable('supervisor_outbox').set({ sent_at: sql<Date>`now()` }).where('msg_id', 'in', sent).where('sent_at', 'is', null).execute();
+        }
+        return 'published';
+      } finally {
+        await sql`SELECT pg_advisory_unlock(${key})`.execute(connection);
+      }
+    }),
   );
-  return Number(result.numUpdatedRows);
 }
 
 /** Delete rows relayed before `olderThan` (unsent rows are never touched). Returns how many went. */

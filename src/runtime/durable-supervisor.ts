@@ -60,6 +60,8 @@ export interface CommittedStep {
   checkpointSeq: number | null;
   /** The outbox rows that committed with this step (the relay may publish them at once, in this order). */
   outbox?: OutboxWrite[];
+  /** How long the save point took to commit, retries included (ms). */
+  saveMs?: number;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -247,6 +249,7 @@ export class DurableSupervisor {
     const effects = effectsOf(actions);
     const { kind, reason } = saveKindFor(event, before, after);
     const committed: CommittedStep = { event, before, after, effects, kind, reason, checkpointSeq: null };
+    const saveStarted = performance.now();
     try {
       if (kind === 'full') {
         committed.checkpointSeq = await this.#saveFull(committed, this.#step + 1, before.value as SupervisorState);
@@ -272,6 +275,7 @@ export class DurableSupervisor {
       if (error instanceof StaleWriteError) this.#desynchronize(error);
       throw error;
     }
+    committed.saveMs = performance.now() - saveStarted;
     this.#makeVisible(committed);
     return committed;
   }

@@ -6,7 +6,7 @@
 
 import { errorText } from '../domain/errors.js';
 import type { Database } from '../persistence/database.js';
-import { claimOutboxBatch, countUnsentOutbox, markOutboxSent, markOutboxSentByMsgId, pruneSentOutbox, type OutboxFilter } from '../persistence/outbox-repository.js';
+import { claimOutboxBatch, countUnsentOutbox, markOutboxSent, publishStepRows, pruneSentOutbox, type OutboxFilter } from '../persistence/outbox-repository.js';
 import type { OutboxWrite } from '../persistence/supervisor-repository.js';
 import { TransportClosedError } from '../transport/errors.js';
 import { encodeMessage } from '../transport/messages.js';
@@ -280,11 +280,12 @@ export function startOutboxRelay(host: OutboxRelayHost, options: OutboxRelayOpti
 
   /**
    * The fast path: a step's outbox rows are published straight after its commit, from memory, then marked sent, which
-   * saves the claiming transaction's round trips. Only while nothing is waiting (no backlog, no failure), so rows still
-   * go out in commit order; otherwise, and for anything left unsent, the loop takes over. A crash between publish and
-   * mark publishes again later, and the transport drops the repeat by its msgId.
+   * saves the claiming transaction. Only while nothing is waiting here (no backlog, no failure), and only holding the
+   * supervisor's outbox lock with no earlier row of it unsent (publishStepRows), so one supervisor's messages still go
+   * out in order whichever relay sends them; otherwise, and for anything left unsent, the loop takes over. A crash
+   * between publish and mark publishes again later, and the transport drops the repeat by its msgId.
    */
-  function publishCommitted(rows: readonly OutboxWrite[], epoch: number): void {
+  function publishCommitted(supervisorId: string, rows: readonly OutboxWrite[], epoch: number): void {
     void serialize(async () => {
       if (stopped || !transport) return;
       if (failuresInARow > 0 || stats.unsentEstimate > 0) {
@@ -293,14 +294,25 @@ export function startOutboxRelay(host: OutboxRelayHost, options: OutboxRelayOpti
       }
       const sent: string[] = [];
       try {
-        for (const row of rows) {
-          if (!row.subject.startsWith(transport.subjectPrefix)) continue;
-          const result = await transport.publish(row.subject, encodeMessage(row.payload as object), { msgId: row.msgId, headers: { [EPOCH_HEADER]: String(epoch) } });
-          if (result.duplicate) stats.duplicates += 1;
-          else stats.published += 1;
-          sent.push(row.msgId);
+        const outcome = await publishStepRows(
+          db,
+          supervisorId,
+          rows.map((row) => row.msgId),
+          async () => {
+            for (const row of rows) {
+              if (!row.subject.startsWith(transport.subjectPrefix)) continue;
+              const result = await transport.publish(row.subject, encodeMessage(row.payload as object), { msgId: row.msgId, headers: { [EPOCH_HEADER]: String(epoch) } });
+              if (result.duplicate) stats.duplicates += 1;
+              else stats.published += 1;
+              sent.push(row.msgId);
+            }
+            return sent;
+          },
+        );
+        if (outcome === 'declined') {
+          relay.wake();
+          return;
         }
-        await markOutboxSentByMsgId(db, sent);
       } catch (error) {
         // What went out is published again by the loop and dropped as a duplicate; nothing is lost.
         if (!(error instanceof TransportClosedError)) logger.debug({ err: errorText(error) }, 'publish after commit failed; the relay loop takes the rows');
@@ -314,7 +326,7 @@ export function startOutboxRelay(host: OutboxRelayHost, options: OutboxRelayOpti
   const onCommitted: RuntimeHooks['onCommitted'][number] = (supervisor, step) => {
     // Only full save points write outbox rows.
     if (step.kind !== 'full') return;
-    if (step.outbox && step.outbox.length > 0) publishCommitted(step.outbox, supervisor.epoch);
+    if (step.outbox && step.outbox.length > 0) publishCommitted(supervisor.id, step.outbox, supervisor.epoch);
     else relay.wake();
   };
   const onShutdown = async (): Promise<void> => {
