@@ -9,6 +9,7 @@ import { refuseNulCharacters } from './nul-guard.js';
 import { formatSchemaErrors, toErrorReply, type ApiErrorBody } from './errors.js';
 import { registerConversationRoutes } from './routes/conversation.js';
 import { registerHistoryRoutes } from './routes/history.js';
+import { registerMetricsRoutes } from './routes/metrics.js';
 import { registerDashboardRoutes } from './routes/dashboard.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerRestorationRoutes } from './routes/restorations.js';
@@ -107,6 +108,7 @@ export async function createApiServer(runtime: SupervisorRuntime, options: ApiSe
   registerRestorationRoutes(app, runtime);
   registerConversationRoutes(app, runtime);
   registerHistoryRoutes(app, runtime);
+  registerMetricsRoutes(app, runtime);
   registerDashboardRoutes(app);
   await app.ready();
   return app;

@@ -124,7 +124,9 @@ export class DurableSupervisor {
     try {
       await supervisor.#enqueue(async () => {
         const committed: CommittedStep = { event: null, before: initial, after: initial, effects: [], kind: 'full', reason: 'created', checkpointSeq: null };
+        const saveStarted = performance.now();
         committed.checkpointSeq = await supervisor.#saveFull(committed, step, null);
+        committed.saveMs = performance.now() - saveStarted;
         supervisor.#step = step;
         supervisor.#checkpointSeq = committed.checkpointSeq;
         supervisor.#committedAt = deps.now();

@@ -2,6 +2,7 @@
 // keeper, and the messaging parts (outbox relay, inbound consumers, inbox), wires them through a private host interface,
 // and exposes commands and queries only. The one place machines meet persistence and transport.
 
+import { createRuntimeMetrics } from './metrics.js';
 import { listDeadLetters, type DeadLetter } from '../persistence/ownership/dead-letters.js';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -175,6 +176,8 @@ export interface SupervisorRuntime {
   /** Every daemon the database knows, live ones first, with the supervisors each owns. */
   daemons(): Promise<MembershipView[]>;
   stats(): RuntimeStats;
+  /** Prometheus exposition of this runtime's metrics (what GET /metrics answers). */
+  metrics(): Promise<{ contentType: string; text: string }>;
   /** Run a checkpoint-retention round now (it also runs in the background); resolves with the checkpoints deleted. */
   pruneCheckpoints(): Promise<number>;
   health(): Promise<RuntimeHealth>;
@@ -453,6 +456,8 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     });
   }
 
+  const metrics = createRuntimeMetrics({ database, hooks, daemonId, running: () => runtime.list(), stats: () => runtime.stats() });
+
   const runtime: SupervisorRuntime = {
     daemonId,
     subjectPrefix,
@@ -702,6 +707,8 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     pruneCheckpoints: () => pruner.prune(),
 
     daemons: () => listMemberships(database.db),
+
+    metrics: () => metrics.scrape(),
 
     stats: () => ({
       leases: leases.stats(),
