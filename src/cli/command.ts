@@ -19,5 +19,5 @@ export interface CliCommand {
   options: OptionSpec;
   /** Allows positional arguments (checked by the command itself). */
   positionals?: boolean;
-  run(args: { values: Record<string, string | boolean | undefined>; positionals: string[] }, io: CliIo): Promise<number>;
+  run(args: { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] }, io: CliIo): Promise<number>;
 }

@@ -11,9 +11,26 @@ import { questionsCommand } from './commands/questions.js';
 import { resumeCommand } from './commands/resume.js';
 import { spawnCommand } from './commands/spawn.js';
 import { statusCommand } from './commands/status.js';
+import { askCommand, checkpointsCommand, conversationCommand, eventCommand, tasksCommand, withdrawCommand } from './commands/supervisor-detail.js';
 import { workerCommand } from './commands/worker.js';
 
-const commands: CliCommand[] = [demoCommand, migrateCommand, daemonCommand, statusCommand, questionsCommand, answerCommand, spawnCommand, resumeCommand, workerCommand];
+const commands: CliCommand[] = [
+  demoCommand,
+  migrateCommand,
+  daemonCommand,
+  statusCommand,
+  questionsCommand,
+  askCommand,
+  answerCommand,
+  withdrawCommand,
+  spawnCommand,
+  eventCommand,
+  tasksCommand,
+  checkpointsCommand,
+  conversationCommand,
+  resumeCommand,
+  workerCommand,
+];
 
 export function registerCommand(command: CliCommand): void {
   if (!commands.some((existing) => existing.name === command.name)) commands.push(command);
@@ -63,7 +80,7 @@ export async function runCli(argv: string[], io: CliIo = defaultIo()): Promise<n
     return 2;
   }
   try {
-    return await command.run({ values: parsed.values as Record<string, string | boolean | undefined>, positionals: parsed.positionals }, io);
+    return await command.run({ values: parsed.values as Record<string, string | boolean | string[] | undefined>, positionals: parsed.positionals }, io);
   } catch (error) {
     io.err(`${error instanceof SupervisorRuntimeError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     return 1;

@@ -75,6 +75,50 @@ for (const target of targets) {
       expect(none.stdout).not.toContain(questionId);
     });
 
+    it('a whole flow from the command line: ask with choices, answer, spawn a task with event, read tasks, checkpoints and conversation, withdraw, complete', async () => {
+      const supervisor = JSON.parse((await runBin(['spawn', 'Flow', '--json'], env)).stdout) as SupervisorView;
+      const asked = await runBin(['ask', supervisor.id, 'Which', 'rollout?', '--choice', 'canary', '--choice', 'big bang', '--context', 'prod'], env);
+      expect(asked.stderr).toBe('');
+      expect(asked.code).toBe(0);
+      const questionId = /question (\S+); it is now waiting_for_user/.exec(asked.stdout)?.[1];
+      expect(questionId).toBeDefined();
+      expect(asked.stdout).toContain(`supervisor-runtime answer ${supervisor.id} ${questionId} <one of "canary", "big bang">`);
+      const answered = await runBin(['answer', supervisor.id, questionId!, 'canary', '--json'], env);
+      expect((JSON.parse(answered.stdout) as SupervisorView).state).toBe('working');
+
+      const spawnedTask = await runBin(['event', supervisor.id, 'spawn_task', '{"taskId":"cli-task","description":"roll out to 5 %"}'], env);
+      expect(spawnedTask.code).toBe(0);
+      expect(spawnedTask.stdout).toMatch(/^SPAWN_TASK applied to Flow \(.+\): it is now waiting_for_tasks, phase planning, step \d+\.$/m);
+      const tasks = await runBin(['tasks', supervisor.id], env);
+      expect(tasks.stdout).toMatch(/^TASK\s+STATUS\s+PROGRESS\s+DESCRIPTION\s+RESULT \/ ERROR$/m);
+      expect(tasks.stdout).toMatch(/^cli-task\s+running\s+0%\s+roll out to 5 %$/m);
+      const tasksJson = JSON.parse((await runBin(['tasks', supervisor.id, '--json'], env)).stdout) as { tasks: Array<{ id: string }> };
+      expect(tasksJson.tasks.map((task) => task.id)).toEqual(['cli-task']);
+
+      const second = /question (\S+);/.exec((await runBin(['ask', supervisor.id, 'Anything', 'else?'], env)).stdout)?.[1];
+      const withdrawn = await runBin(['withdraw', supervisor.id, second!, 'not', 'needed'], env);
+      expect(withdrawn.stdout).toMatch(/^Withdrew question \S+ of Flow \(.+\); it is now waiting_for_tasks\.$/m);
+
+      const checkpoints = await runBin(['checkpoints', supervisor.id, '--limit', '3'], env);
+      expect(checkpoints.stdout).toMatch(/^SEQ\s+STEP\s+REASON\s+STATE\s+AT$/m);
+      expect(checkpoints.stdout.trimEnd().split('\n')).toHaveLength(4);
+      expect(checkpoints.stdout).toMatch(/question_withdrawn\s+waiting_for_tasks/);
+      const conversation = await runBin(['conversation', supervisor.id], env);
+      expect(conversation.stdout).toMatch(/^#\d+ \S+ user: canary$/m);
+      expect(conversation.stdout).toContain('was withdrawn: not needed');
+
+      // Bad input is refused in the CLI's own words, before anything is sent.
+      const badJson = await runBin(['event', supervisor.id, 'SET_PHASE', '{phase: x}'], env);
+      expect(badJson.code).toBe(2);
+      expect(badJson.stderr).toMatch(/The fields are not JSON/);
+      expect((await runBin(['checkpoints', supervisor.id, '--limit', 'lots'], env)).stderr).toMatch(/--limit must be a whole number from 1 to 9999/);
+      expect((await runBin(['ask', supervisor.id], env)).code).toBe(2);
+
+      await fetch(`${daemon.url}/tasks/cli-task/events`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ type: 'completed', result: 'ok' }) });
+      const completed = await runBin(['event', supervisor.id, 'COMPLETE', '{"summary":"rolled out"}'], env);
+      expect(completed.stdout).toMatch(/it is now completed/);
+    });
+
     it("prints the daemon's message and exits 1 for an unknown supervisor, a refused event and a missing token", async () => {
       const unknown = await runBin(['status', '00000000-0000-4000-8000-000000000000'], env);
       expect(unknown.code).toBe(1);
@@ -92,9 +136,10 @@ for (const target of targets) {
 describe('supervisor-runtime client commands without a daemon', () => {
   it('--help of each command prints its usage and exits 0', async () => {
     const usage = await runBin(['--help']);
-    for (const name of ['daemon', 'status', 'questions', 'answer', 'spawn']) expect(usage.stdout).toMatch(new RegExp(`^  ${name}\\s`, 'm'));
-    const helps = await Promise.all(['daemon', 'status', 'questions', 'answer', 'spawn'].map((name) => runBin([name, '--help'])));
-    for (const [index, name] of ['daemon', 'status', 'questions', 'answer', 'spawn'].entries()) {
+    const names = ['daemon', 'status', 'questions', 'ask', 'answer', 'withdraw', 'spawn', 'event', 'tasks', 'checkpoints', 'conversation'];
+    for (const name of names) expect(usage.stdout).toMatch(new RegExp(`^  ${name}\\s`, 'm'));
+    const helps = await Promise.all(names.map((name) => runBin([name, '--help'])));
+    for (const [index, name] of names.entries()) {
       expect(helps[index]?.code).toBe(0);
       expect(helps[index]?.stdout).toMatch(new RegExp(`^Usage: supervisor-runtime ${name}`));
     }

@@ -7,12 +7,13 @@ import { CLIENT_HELP, clientOptions, daemonClientFor } from './http-client.js';
 export const answerCommand: CliCommand = {
   name: 'answer',
   summary: 'answer a pending question of a supervisor',
-  help: `Usage: supervisor-runtime answer <supervisorId> <questionId> <text...> [--url URL]
+  help: `Usage: supervisor-runtime answer <supervisorId> <questionId> <text...> [--json] [--url URL]
 
 Sends the answer (the remaining words, joined by spaces). The answer is saved before the
 supervisor acts on it. A question has one answer: a second one is refused with the first.
+  --json              print the daemon's JSON answer
 ${CLIENT_HELP}`,
-  options: { ...clientOptions },
+  options: { ...clientOptions, json: { type: 'boolean' } },
   positionals: true,
   async run({ values, positionals }, io) {
     const [supervisorId, questionId, ...words] = positionals;
@@ -25,7 +26,11 @@ ${CLIENT_HELP}`,
       `/supervisors/${encodeURIComponent(supervisorId)}/questions/${encodeURIComponent(questionId)}/answer`,
       { answer },
     );
-    io.out(`Answered question ${questionId} of ${supervisor.name} (${supervisor.id}) with ${JSON.stringify(answer)}; it is now ${supervisor.state}.\n`);
+    io.out(
+      values.json
+        ? `${JSON.stringify(supervisor, null, 2)}\n`
+        : `Answered question ${questionId} of ${supervisor.name} (${supervisor.id}) with ${JSON.stringify(answer)}; it is now ${supervisor.state}.\n`,
+    );
     return 0;
   },
 };

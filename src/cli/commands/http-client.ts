@@ -91,6 +91,6 @@ export function createDaemonClient(settings: ClientSettings, timeoutMs = CLIENT_
 }
 
 /** The client for a command's `--url` flag and environment. */
-export function daemonClientFor(io: CliIo, values: Record<string, string | boolean | undefined>): DaemonClient {
-  return createDaemonClient(clientSettings(io.env, { url: values.url as string | undefined }));
+export function daemonClientFor(io: CliIo, values: Record<string, string | boolean | string[] | undefined>): DaemonClient {
+  return createDaemonClient(clientSettings(io.env, { url: typeof values.url === 'string' ? values.url : undefined }));
 }

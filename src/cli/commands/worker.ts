@@ -12,7 +12,7 @@ export interface WorkerCommandSettings extends WorkerSettings {
   subjectPrefix: string;
 }
 
-export function workerCommandSettings(values: Record<string, string | boolean | undefined>, env: CliIo['env']): WorkerCommandSettings {
+export function workerCommandSettings(values: Record<string, string | boolean | string[] | undefined>, env: CliIo['env']): WorkerCommandSettings {
   const flagUrl = values['nats-url'] as string | undefined;
   const natsUrl = parseUrlSetting(flagUrl !== undefined ? '--nats-url' : 'NATS_URL', flagUrl ?? env.NATS_URL, ['nats:', 'tls:']);
   if (natsUrl === undefined) {
