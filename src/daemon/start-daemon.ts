@@ -2,6 +2,7 @@
 // in reverse. It sits above every layer it assembles (runtime, api, the CLI's settings type) and nothing imports it
 // but the CLI. It reads no environment; the CLI turns flags and variables into DaemonSettings first.
 
+import { probeInspector } from '../runtime/inspection.js';
 import type { FastifyInstance } from 'fastify';
 import { createApiServer } from '../api/server.js';
 import type { DaemonSettings } from '../cli/config.js';
@@ -152,6 +153,14 @@ export async function startDaemon(settings: DaemonSettings, options: { logger?: 
       throw error;
     }
     logger.info({ url, listen: `${settings.host}:${boundPort(server, settings.port)}`, database: database.description, transport: transport.kind, daemonId: settings.daemonId, leaseTtlMs: settings.leaseTtlMs, inspector: inspectorDescription(settings), auth: settings.token ? 'bearer token' : 'none' }, 'daemon started');
+
+    if (settings.inspect && settings.inspectUrl) {
+      const inspectUrl = settings.inspectUrl;
+      // Not awaited: the daemon serves at once; one line says when nothing listens where actors are sent.
+      void probeInspector(inspectUrl).then((problem) => {
+        if (problem) logger.warn({ inspectUrl, problem }, 'the inspector does not answer; actors are sent once it does (start it, or drop --inspect-url)');
+      });
+    }
 
     const started = runtime;
     let closing: Promise<void> | undefined;

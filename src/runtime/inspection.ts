@@ -25,3 +25,28 @@ export function createRuntimeInspector(option: InspectOption | undefined): Runti
   }
   return { observer: option, description: 'custom observer', stop: () => undefined };
 }
+
+/**
+ * Whether a WebSocket inspector URL accepts connections, checked once with a TCP connect: null when it does, else
+ * why not. The inspector's client retries by itself, so the daemon only warns; it never waits for the inspector.
+ */
+export async function probeInspector(url: string, timeoutMs = 2_000): Promise<string | null> {
+  let target: URL;
+  try {
+    target = new URL(url);
+  } catch {
+    return `${url} is not a URL`;
+  }
+  const port = Number(target.port || (target.protocol === 'wss:' ? 443 : 80));
+  const { connect } = await import('node:net');
+  return new Promise((resolve) => {
+    const socket = connect({ host: target.hostname, port });
+    const done = (problem: string | null) => {
+      socket.destroy();
+      resolve(problem);
+    };
+    socket.setTimeout(timeoutMs, () => done(`no answer from ${target.hostname}:${port} within ${timeoutMs} ms`));
+    socket.once('connect', () => done(null));
+    socket.once('error', (error: NodeJS.ErrnoException) => done(`${target.hostname}:${port}: ${error.code ?? error.message}`));
+  });
+}
