@@ -7,7 +7,7 @@
 
 import { createHash } from 'node:crypto';
 import { DatabaseUnavailableError, InvalidSupervisorDataError, errorText } from '../domain/errors.js';
-import { recordDeadLetter } from '../persistence/ownership/dead-letters.js';
+import { recordDeadLetters, type DeadLetterWrite } from '../persistence/ownership/dead-letters.js';
 import { recordInbound, type InboundRecord } from '../persistence/ownership/inbox.js';
 import { parseAnswerMessage, parseTaskEventMessage } from '../transport/messages.js';
 import { ALL_ANSWERS, ALL_TASK_EVENTS, parseSupervisorSubjectParts, parseTaskEventsSubject, withPrefix } from '../transport/subjects.js';
@@ -99,6 +99,10 @@ function epochHeader(message: InboundMessage): number | null {
   return value !== undefined && /^\d{1,15}$/.test(value) ? Number(value) : null;
 }
 
+/** Dead letters per insert, and how many may wait to be written before the rest are only logged. */
+const DEAD_LETTER_BATCH = 500;
+const MAX_QUEUED_DEAD_LETTERS = 10_000;
+
 export async function startInboundConsumers(parts: InboundConsumerParts, options: InboundConsumerOptions = {}): Promise<InboundConsumers> {
   const { host, counts } = parts;
   const transport = host.transport;
@@ -128,20 +132,38 @@ export async function startInboundConsumers(parts: InboundConsumerParts, options
     }
   }
 
-  /** Keep a terminated message for a person to inspect; a database that is away only costs the record, never the intake. */
-  async function deadLetter(message: InboundMessage, reason: string): Promise<void> {
-    try {
-      await recordDeadLetter(host.database.db, { subject: message.subject, msgId: message.msgId, data: message.data, reason, deliveryCount: message.deliveryCount, receivedBy: host.daemonId });
-    } catch (error) {
-      logger.warn({ subject: message.subject, msgId: message.msgId, err: errorText(error) }, 'could not record a dead letter; the message is terminated anyway');
+  // Dead letters are written in the background, many per statement, so a flood of poison is terminated at the pace
+  // of the transport and the valid messages behind it are not held up by one insert each.
+  const letters: DeadLetterWrite[] = [];
+  let writingLetters: Promise<void> | null = null;
+  let lettersDropped = 0;
+  async function writeLetters(): Promise<void> {
+    while (letters.length > 0) {
+      const batch = letters.splice(0, DEAD_LETTER_BATCH);
+      try {
+        await recordDeadLetters(host.database.db, batch);
+      } catch (error) {
+        logger.warn({ deadLetters: batch.length, err: errorText(error) }, 'could not record dead letters; the messages were terminated anyway');
+      }
     }
+    writingLetters = null;
+  }
+  /** Keep a terminated message for a person to inspect; a database that is away only costs the record, never the intake. */
+  function deadLetter(message: InboundMessage, reason: string): void {
+    if (letters.length >= MAX_QUEUED_DEAD_LETTERS) {
+      lettersDropped += 1;
+      if (lettersDropped === 1 || lettersDropped % 1_000 === 0) logger.warn({ dropped: lettersDropped }, 'dead letters arrive faster than they can be recorded; some are only logged');
+      return;
+    }
+    letters.push({ subject: message.subject, msgId: message.msgId, data: message.data, reason, deliveryCount: message.deliveryCount, receivedBy: host.daemonId });
+    writingLetters ??= writeLetters();
   }
 
   async function terminateMalformed(which: InboundKind, message: InboundMessage, problems: string[]): Promise<void> {
     counts[which].malformed += 1;
     const reason = `malformed: ${problems.join('; ')}`;
     logger.warn({ subject: message.subject, msgId: message.msgId, problems }, 'malformed message terminated (it will not be redelivered; see GET /dead-letters)');
-    await deadLetter(message, reason);
+    deadLetter(message, reason);
     await settle(message, 'term', { reason });
   }
 
@@ -153,7 +175,7 @@ export async function startInboundConsumers(parts: InboundConsumerParts, options
       if (result.outcome === 'unknown') {
         counts[which].unknown += 1;
         logger.warn({ ...details, supervisorId: inbound.supervisorId, taskId: inbound.taskId }, 'message for an unknown supervisor or task terminated (see GET /dead-letters)');
-        await deadLetter(message, inbound.taskId ? `unknown task ${inbound.taskId}` : `unknown supervisor ${inbound.supervisorId}`);
+        deadLetter(message, inbound.taskId ? `unknown task ${inbound.taskId}` : `unknown supervisor ${inbound.supervisorId}`);
         await settle(message, 'term', { reason: 'unknown supervisor or task' });
         return;
       }
@@ -239,6 +261,7 @@ export async function startInboundConsumers(parts: InboundConsumerParts, options
       if (stopped) return;
       stopped = true;
       await Promise.all(subscriptions.map((subscription) => subscription.stop()));
+      await writingLetters;
     },
     stats: () => ({ answers: { ...counts.answers }, taskEvents: { ...counts.taskEvents }, lastError }),
   };

@@ -147,21 +147,23 @@ for (const target of await messagingTargets()) {
       expect(stats.taskEvents).toMatchObject({ applied: 1, malformed: 4, retried: 0 });
     });
 
-    it('poison answers (a subject that names no UUID, a NUL character the database cannot store) are terminated, never retried, and a good answer after 200 of them applies', async () => {
+    it('poison answers (a subject that names no UUID, a NUL character the database cannot store) are terminated, never retried, and a good answer after 1,000 of them applies', async () => {
       const { runtime, messaging, transport } = await messagingRuntime();
       const supervisor = await runtime.spawn({ name: 'poisoned' });
       const { questionId } = await runtime.askQuestion(supervisor.id, { question: 'Still listening?' });
-      for (let n = 0; n < 190; n++) await publishAnswer(transport, `not-a-uuid-${n}`, { questionId: 'q', answer: 'x' }, `poison-subject-${n}`);
+      for (let n = 0; n < 990; n++) await publishAnswer(transport, `not-a-uuid-${n}`, { questionId: 'q', answer: 'x' }, `poison-subject-${n}`);
       for (let n = 0; n < 10; n++) await publishAnswer(transport, supervisor.id, { questionId, answer: `nul\u0000${n}` }, `poison-nul-${n}`);
       await publishAnswer(transport, supervisor.id, { questionId, answer: 'yes' }, 'good-after-poison');
       await eventually('the good answer to apply', () => (supervisor.state === 'working' ? true : undefined), 20_000);
       expect(supervisor.snapshot.context.answeredQuestionCount).toBe(1);
       expect(await runtime.questions(supervisor.id)).toEqual([expect.objectContaining({ id: questionId, answer: 'yes' })]);
       await sleep(FAST_CONSUMERS.ackWaitMs + 400);
-      expect(messaging.consumers!.stats().answers).toMatchObject({ applied: 1, malformed: 200, retried: 0, recorded: 1 });
+      expect(messaging.consumers!.stats().answers).toMatchObject({ applied: 1, malformed: 1_000, retried: 0, recorded: 1 });
       // Each poison message is kept once, with why, for a person to look at; NUL is written out, not lost.
+      // Written in the background, many per statement: wait until all 1,000 are there.
+      await eventually('the dead letters to be written', async () => ((await runtime.deadLetters()).total === 1_000 ? true : undefined));
       const { deadLetters, total } = await runtime.deadLetters({ limit: 1_000 });
-      expect(total).toBe(200);
+      expect(total).toBe(1_000);
       expect(deadLetters.find((letter) => letter.msgId === 'poison-subject-7')).toMatchObject({
         subject: `${env.prefix()}supervisors.not-a-uuid-7.answers`,
         reason: expect.stringMatching(/^malformed: subject names supervisor "not-a-uuid-7", which is not a UUID/),
@@ -182,6 +184,7 @@ for (const target of await messagingTargets()) {
         const stats = messaging.consumers!.stats();
         return stats.answers.unknown === 1 && stats.taskEvents.unknown === 1 && stats.taskEvents.malformed === 1 ? true : undefined;
       });
+      await eventually('the dead letters to be written', async () => ((await runtime.deadLetters()).total === 3 ? true : undefined));
       const reasons = (await runtime.deadLetters()).deadLetters.map((letter) => [letter.msgId, letter.reason.split(':')[0]]);
       expect(reasons.sort()).toEqual([['unknown-supervisor', expect.stringMatching(/^unknown supervisor /)], ['unknown-task', `unknown task ${unknownTask}`], ['wrong-id', 'malformed']].sort());
     });

@@ -35,17 +35,37 @@ export function storablePayload(data: Uint8Array): string {
   return text.length > MAX_PAYLOAD_CHARS ? `${text.slice(0, MAX_PAYLOAD_CHARS)}… (${text.length - MAX_PAYLOAD_CHARS} more characters cut)` : text;
 }
 
-/** Record one; a message already recorded (same subject and id, redelivered) is not recorded twice. True when new. */
-export async function recordDeadLetter(db: Executor, letter: DeadLetterWrite): Promise<boolean> {
-  const result = await withDatabaseErrors('recordDeadLetter', undefined, () =>
+const storableText = (text: string) => text.replaceAll('\u0000', '\\u0000');
+
+/**
+ * Record dead letters in one statement; a message already recorded (same subject and id, redelivered) is not
+ * recorded twice. Resolves with how many were new.
+ */
+export async function recordDeadLetters(db: Executor, letters: readonly DeadLetterWrite[]): Promise<number> {
+  if (letters.length === 0) return 0;
+  const rows = letters.map((letter) => ({
+    subject: storableText(letter.subject),
+    msg_id: letter.msgId === null ? null : storableText(letter.msgId),
+    payload: storablePayload(letter.data),
+    reason: storableText(letter.reason).slice(0, 2_000),
+    delivery_count: letter.deliveryCount,
+    received_by: letter.receivedBy,
+  }));
+  const result = await withDatabaseErrors('recordDeadLetters', undefined, () =>
     sql<{ id: string }>`
       INSERT INTO supervisor_dead_letters (subject, msg_id, payload, reason, delivery_count, received_by)
-      VALUES (${letter.subject.replaceAll('\u0000', '\\u0000')}, ${letter.msgId?.replaceAll('\u0000', '\\u0000') ?? null}, ${storablePayload(letter.data)},
-              ${letter.reason.replaceAll('\u0000', '\\u0000').slice(0, 2_000)}, ${letter.deliveryCount}, ${letter.receivedBy})
+      SELECT DISTINCT ON (r.subject, coalesce(r.msg_id, r.payload)) r.subject, r.msg_id, r.payload, r.reason, r.delivery_count, r.received_by
+      FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
+        AS r(subject text, msg_id text, payload text, reason text, delivery_count integer, received_by text)
       ON CONFLICT (subject, msg_id) WHERE msg_id IS NOT NULL DO NOTHING
       RETURNING id`.execute(db),
   );
-  return result.rows.length > 0;
+  return result.rows.length;
+}
+
+/** Record one (see recordDeadLetters). True when it was new. */
+export async function recordDeadLetter(db: Executor, letter: DeadLetterWrite): Promise<boolean> {
+  return (await recordDeadLetters(db, [letter])) > 0;
 }
 
 /** Newest first. */
