@@ -1,11 +1,12 @@
 // The client commands as a user runs them: the built binary against a real daemon process, on every database.
 
 import { randomUUID } from 'node:crypto';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SupervisorView } from '../../src/api/views.js';
 import { databaseTargets } from '../helpers/databases.js';
 import { freePort, useDaemon } from '../helpers/daemon.js';
-import { runBin } from '../helpers/processes.js';
+import { spawn } from 'node:child_process';
+import { BIN, runBin } from '../helpers/processes.js';
 
 const TOKEN = `cli-${randomUUID()}`;
 const targets = await databaseTargets();
@@ -117,6 +118,32 @@ for (const target of targets) {
       await fetch(`${daemon.url}/tasks/cli-task/events`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ type: 'completed', result: 'ok' }) });
       const completed = await runBin(['event', supervisor.id, 'COMPLETE', '{"summary":"rolled out"}'], env);
       expect(completed.stdout).toMatch(/it is now completed/);
+    });
+
+    it('status --watch prints again when the supervisor changes, and exits 0 on SIGINT', async () => {
+      const supervisor = JSON.parse((await runBin(['spawn', 'Watched', '--json'], env)).stdout) as SupervisorView;
+      const child = spawn(process.execPath, [BIN, 'status', supervisor.id, '--watch', '--every', '0.2'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      try {
+        await vi.waitFor(() => expect(stdout).toMatch(/^Phase\s+planning$/m), { timeout: 20_000, interval: 50 });
+        await fetch(`${daemon.url}/supervisors/${supervisor.id}/events`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+          body: JSON.stringify({ type: 'SET_PHASE', phase: 'watching' }),
+        });
+        await vi.waitFor(() => expect(stdout).toMatch(/^Phase\s+watching$/m), { timeout: 20_000, interval: 50 });
+        // A print per change, each under its time (a heartbeat in between may add one more), never one per poll.
+        const prints = stdout.match(/^--- \d{4}-\d\d-\d\dT/gm)?.length ?? 0;
+        expect(prints).toBeGreaterThanOrEqual(2);
+        expect(prints).toBeLessThanOrEqual(3);
+      } finally {
+        child.kill('SIGINT');
+      }
+      expect(await exited, stderr).toBe(0);
     });
 
     it("prints the daemon's message and exits 1 for an unknown supervisor, a refused event and a missing token", async () => {

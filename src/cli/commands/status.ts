@@ -1,5 +1,6 @@
 // `supervisor-runtime status [id]`: a table of every supervisor, or one supervisor in detail with its pending questions.
 
+import { untilSignal } from './worker.js';
 import type { SupervisorListResponse, SupervisorView } from '../../api/views.js';
 import type { CliCommand } from '../command.js';
 import { fields, table, truncate } from '../format.js';
@@ -64,13 +65,15 @@ export function formatSupervisorDetail(supervisor: SupervisorView): string {
 export const statusCommand: CliCommand = {
   name: 'status',
   summary: 'list supervisors (state, phase, progress, questions), or show one in detail',
-  help: `Usage: supervisor-runtime status [id] [--json] [--url URL]
+  help: `Usage: supervisor-runtime status [id] [--json] [--watch [--every SECONDS]] [--url URL]
 
 Without an id: one line per supervisor (id, name, state, phase, progress, pending questions, activity).
 With an id: that supervisor in detail, with its pending questions.
   --json              print the daemon's JSON answer instead of a table
+  --watch             keep looking (every 2 s, or --every SECONDS) and print again, with the time, whenever
+                      it changes; stop with Ctrl-C. A daemon that stops answering is reported, and watched for.
 ${CLIENT_HELP}`,
-  options: { ...clientOptions, json: { type: 'boolean' } },
+  options: { ...clientOptions, json: { type: 'boolean' }, watch: { type: 'boolean' }, every: { type: 'string' } },
   positionals: true,
   async run({ values, positionals }, io) {
     if (positionals.length > 1) {
@@ -79,13 +82,41 @@ ${CLIENT_HELP}`,
     }
     const client = daemonClientFor(io, values);
     const [id] = positionals;
-    if (id !== undefined) {
-      const supervisor = await client.get<SupervisorView>(`/supervisors/${encodeURIComponent(id)}`);
-      io.out(values.json ? `${JSON.stringify(supervisor, null, 2)}\n` : formatSupervisorDetail(supervisor));
+    const render = async (): Promise<string> => {
+      if (id !== undefined) {
+        const supervisor = await client.get<SupervisorView>(`/supervisors/${encodeURIComponent(id)}`);
+        return values.json ? `${JSON.stringify(supervisor, null, 2)}\n` : formatSupervisorDetail(supervisor);
+      }
+      const list = await client.get<SupervisorListResponse>('/supervisors');
+      return values.json ? `${JSON.stringify(list, null, 2)}\n` : formatSupervisorTable(list);
+    };
+    if (!values.watch) {
+      io.out(await render());
       return 0;
     }
-    const list = await client.get<SupervisorListResponse>('/supervisors');
-    io.out(values.json ? `${JSON.stringify(list, null, 2)}\n` : formatSupervisorTable(list));
+    const every = typeof values.every === 'string' ? values.every : '2';
+    if (!/^\d+(\.\d+)?$/.test(every) || Number(every) < 0.2 || Number(every) > 3_600) {
+      io.err(`--every must be a number of seconds from 0.2 to 3600 (got "${every}").\n\n${statusCommand.help}\n`);
+      return 2;
+    }
+    const stop = untilSignal();
+    let stopped = false;
+    void stop.then(() => (stopped = true));
+    let last = '';
+    while (!stopped) {
+      let text: string;
+      try {
+        text = await render();
+      } catch (error) {
+        // The daemon restarting is what one watches for: say so once, and keep looking.
+        text = `${error instanceof Error ? error.message : String(error)}\n`;
+      }
+      if (text !== last) {
+        io.out(`--- ${new Date().toISOString()}\n${text}`);
+        last = text;
+      }
+      await Promise.race([stop, new Promise((resolve) => setTimeout(resolve, Number(every) * 1000))]);
+    }
     return 0;
   },
 };
