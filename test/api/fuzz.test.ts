@@ -32,6 +32,7 @@ const ROUTES: Array<[Method, string]> = [
   ['GET', '/daemons'],
   ['GET', '/healthz'],
   ['GET', '/dead-letters'],
+  ['GET', '/metrics'],
 ];
 
 /** Strings a client could send, hostile ones included: NUL, lone surrogates, huge, numeric-looking, path-like. */
