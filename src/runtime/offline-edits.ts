@@ -6,9 +6,8 @@
 import { transition } from 'xstate';
 import { InvalidSupervisorDataError, EventRefusedError, SupervisorNotFoundError } from '../domain/errors.js';
 import type { PendingQuestion } from '../domain/pending-question.js';
-import type { RestorationSource } from '../domain/restoration.js';
-import { isTerminalState, type SupervisorState } from '../domain/supervisor-state.js';
-import { validateStoredState } from '../machines/restoration-guards.js';
+import type { RestorationSource, SupervisorRestorationContext } from '../domain/restoration.js';
+import type { SupervisorState } from '../domain/supervisor-state.js';
 import { effectsOf, explainRefusal, SUPERVISOR_MACHINE_VERSION, supervisorMachine, type SupervisorSnapshot } from '../machines/supervisor-machine.js';
 import type { SupervisorEvent } from '../machines/supervisor-types.js';
 import { getOwner } from '../persistence/ownership/claims.js';
@@ -18,14 +17,15 @@ import {
   getQuestion,
   getSupervisorStateForRestoration,
   getTask,
+  listOpenSupervisorTasks,
   saveSupervisorStateFull,
   StaleWriteError,
-  validateSpawnedTasks,
   type DetailedStateUpdate,
   type Executor,
   type RestorationMark,
 } from '../persistence/supervisor-repository.js';
 import { SupervisorRunningError } from './errors.js';
+import { snapshotTaskIds, validateRow } from './restoration.js';
 import { fullSaveInput, saveKindFor } from './save-plan.js';
 
 export interface OfflineEditOptions {
@@ -86,40 +86,17 @@ async function applyEdit(
   }
 }
 
-/** The stored snapshot as restoration would accept it, with the columns heartbeat saves write laid over it. */
-async function validSnapshot(db: Executor, supervisorId: string, row: NonNullable<Awaited<ReturnType<typeof getSupervisorStateForRestoration>>>): Promise<SupervisorSnapshot> {
-  const context = (row.snapshot as { context?: { tasks?: Array<{ id?: unknown }> } } | null)?.context;
-  const ids = [...row.spawnedTaskIds, ...(context?.tasks ?? []).flatMap((task) => (typeof task.id === 'string' ? [task.id] : []))];
-  const { existing } = await validateSpawnedTasks(db, supervisorId, [...new Set(ids)]);
-  const outcome = validateStoredState(
-    {
-      supervisorId,
-      state: row.state,
-      progress: row.progress,
-      errorMessage: row.errorMessage,
-      spawnedTaskIds: row.spawnedTaskIds,
-      pendingQuestions: row.pendingQuestions,
-      snapshot: row.snapshot,
-      machineVersion: row.machineVersion,
-    },
-    new Map(existing.map((task) => [task.id, task.status])),
-  );
-  if (!outcome.snapshot) {
+/** The stored snapshot as restoration would accept it (its validation, and the heartbeat columns laid over it). */
+async function validSnapshot(db: Executor, supervisorId: string, row: SupervisorRestorationContext): Promise<SupervisorSnapshot> {
+  const { outcome, snapshot } = validateRow(row, await listOpenSupervisorTasks(db, supervisorId, snapshotTaskIds(row.snapshot)));
+  if (!snapshot) {
     throw new InvalidSupervisorDataError(
       supervisorId,
       'stored state',
       `does not pass validation (${outcome.result.errors.join('; ')}); start a daemon so restoration falls back to the newest valid checkpoint, then make the change`,
     );
   }
-  return supervisorMachine.resolveState({
-    value: String(outcome.snapshot.value),
-    context: {
-      ...outcome.snapshot.context,
-      currentActivity: row.currentActivity,
-      progress: row.progress,
-      lastHeartbeatAt: row.lastHeartbeat ? row.lastHeartbeat.toISOString() : outcome.snapshot.context.lastHeartbeatAt,
-    },
-  });
+  return snapshot;
 }
 
 const stamp = (options: OfflineEditOptions) => (options.now?.() ?? new Date()).toISOString();

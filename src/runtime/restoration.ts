@@ -15,7 +15,6 @@ import { restorationMachine, type RestorationStepInput, type RestorationStepOutp
 import { deriveWaitingState, supervisorMachine, type SupervisorSnapshot } from '../machines/supervisor-machine.js';
 import type { SupervisorContext } from '../machines/supervisor-types.js';
 import {
-  countConversation,
   countConversations,
   enqueueOutbox,
   getSupervisorStatesForRestoration,
@@ -25,7 +24,6 @@ import {
   listCheckpoints,
   getQuestions,
   listOpenSupervisorTasks,
-  listPendingQuestions,
   quarantineSupervisorRow,
   validateSpawnedTasks,
   type CheckpointRecord,
@@ -65,7 +63,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function snapshotTaskIds(snapshot: unknown): string[] {
+export function snapshotTaskIds(snapshot: unknown): string[] {
   const tasks = isRecord(snapshot) && isRecord(snapshot.context) && Array.isArray(snapshot.context.tasks) ? snapshot.context.tasks : [];
   return tasks.flatMap((task) => (isRecord(task) && typeof task.id === 'string' ? [task.id] : []));
 }
@@ -112,7 +110,7 @@ function statusesAmong(rows: readonly TaskRecord[], ids: readonly string[]): Tas
  * Validate the stored row; when it passes, its snapshot with the three columns heartbeat saves write laid over it
  * (the row is newer than its snapshot for those).
  */
-function validateRow(raw: SupervisorRestorationContext, taskRows: readonly TaskRecord[]): { outcome: ReturnType<typeof validateStoredState>; snapshot: SupervisorSnapshot | null } {
+export function validateRow(raw: SupervisorRestorationContext, taskRows: readonly TaskRecord[]): { outcome: ReturnType<typeof validateStoredState>; snapshot: SupervisorSnapshot | null } {
   const outcome = validateStoredState(candidateFromRow(raw), statusesAmong(taskRows, [...raw.spawnedTaskIds, ...snapshotTaskIds(raw.snapshot)]));
   if (!outcome.snapshot) return { outcome, snapshot: null };
   const snapshot = withContext(outcome.snapshot, {
@@ -484,16 +482,7 @@ async function restoreOnce(
     loadState: step(async () => {
       // Four reads at once, one round trip of waiting: the row, its open tasks, its conversation length, its pending
       // questions. None grows with the supervisor's age: finished tasks and answered questions are not read.
-      const loadOne = async (): Promise<Loaded> => {
-        const [raw, taskRows, conversationStored, pendingRows] = await Promise.all([
-          getSupervisorStateForRestoration(db, supervisorId),
-          listOpenSupervisorTasks(db, supervisorId),
-          countConversation(db, supervisorId),
-          listPendingQuestions(db, supervisorId),
-        ]);
-        return { raw, taskRows, conversationStored, pendingRows };
-      };
-      const { raw, taskRows, conversationStored, pendingRows } = preloaded ?? (await loadOne());
+      const { raw, taskRows, conversationStored, pendingRows } = preloaded ?? need((await loadMany(db, [supervisorId])).get(supervisorId) ?? null, 'a load');
       session.raw = raw;
       session.taskRows = taskRows;
       session.conversationStored = conversationStored;

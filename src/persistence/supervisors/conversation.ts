@@ -23,21 +23,14 @@ export async function getConversation(db: Executor, supervisorId: string, option
 
 /** Number of conversation entries stored (the next free seq), whatever a snapshot says. */
 export async function countConversation(db: Executor, supervisorId: string): Promise<number> {
-  const row = await withDatabaseErrors('countConversation', supervisorId, () =>
-    db
-      .selectFrom('supervisor_conversation')
-      .select(sql<string | number>`coalesce(max(seq) + 1, 0)`.as('n'))
-      .where('supervisor_id', '=', supervisorId)
-      .executeTakeFirst(),
-  );
-  return Number(row?.n ?? 0);
+  return (await countConversations(db, [supervisorId])).get(supervisorId) ?? 0;
 }
 
 /** countConversation for many supervisors in one query. */
 export async function countConversations(db: Executor, supervisorIds: readonly string[]): Promise<Map<string, number>> {
   const byId = new Map<string, number>(supervisorIds.map((id) => [id, 0]));
   if (supervisorIds.length === 0) return byId;
-  const rows = await withDatabaseErrors('countConversations', undefined, () =>
+  const rows = await withDatabaseErrors('countConversations', supervisorIds.length === 1 ? supervisorIds[0] : undefined, () =>
     db
       .selectFrom('supervisor_conversation')
       .select(['supervisor_id', sql<string | number>`max(seq) + 1`.as('n')])

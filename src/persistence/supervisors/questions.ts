@@ -55,17 +55,14 @@ export async function getQuestions(db: Executor, supervisorId: string, ids: read
 
 /** Every question still waiting for an answer (not answered, not withdrawn), oldest first; restoration compares them with its snapshot. */
 export async function listPendingQuestions(db: Executor, supervisorId: string): Promise<QuestionRecord[]> {
-  const rows = await withDatabaseErrors('listPendingQuestions', supervisorId, () =>
-    db.selectFrom('supervisor_questions').selectAll().where('supervisor_id', '=', supervisorId).where('answered_at', 'is', null).where('withdrawn_at', 'is', null).orderBy('asked_at').orderBy('id').execute(),
-  );
-  return rows.map(toQuestionRecord);
+  return (await listPendingQuestionsOf(db, [supervisorId])).get(supervisorId) ?? [];
 }
 
 /** listPendingQuestions for many supervisors in one query. */
 export async function listPendingQuestionsOf(db: Executor, supervisorIds: readonly string[]): Promise<Map<string, QuestionRecord[]>> {
   const byId = new Map<string, QuestionRecord[]>(supervisorIds.map((id) => [id, []]));
   if (supervisorIds.length === 0) return byId;
-  const rows = await withDatabaseErrors('listPendingQuestionsOf', undefined, () =>
+  const rows = await withDatabaseErrors('listPendingQuestionsOf', supervisorIds.length === 1 ? supervisorIds[0] : undefined, () =>
     db
       .selectFrom('supervisor_questions')
       .selectAll()

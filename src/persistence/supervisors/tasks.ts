@@ -78,7 +78,7 @@ export async function listOpenTasksOfSupervisors(db: Executor, supervisorIds: re
   const byId = new Map<string, TaskRecord[]>(supervisorIds.map((id) => [id, []]));
   if (supervisorIds.length === 0) return byId;
   const ids = [...supervisorIds];
-  const rows = await withDatabaseErrors('listOpenTasksOfSupervisors', undefined, () =>
+  const rows = await withDatabaseErrors('listOpenTasksOfSupervisors', supervisorIds.length === 1 ? supervisorIds[0] : undefined, () =>
     db
       .selectFrom('supervisor_tasks as t')
       .selectAll('t')
