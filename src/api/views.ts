@@ -4,6 +4,7 @@ import { DatabaseUnavailableError } from '../domain/errors.js';
 import type { SupervisorState } from '../domain/supervisor-state.js';
 import { SUPERVISOR_MACHINE_VERSION } from '../machines/supervisor-machine.js';
 import type { DurableSupervisor } from '../runtime/durable-supervisor.js';
+import { stateColumns } from '../runtime/save-plan.js';
 import type { CheckpointRecord, RuntimeHealth, SupervisorDetailedState, SupervisorRuntime } from '../runtime/supervisor-runtime.js';
 
 /** The stored detailed state plus whether this daemon runs the supervisor right now. */
@@ -76,30 +77,17 @@ export async function describeAfterCommit(runtime: SupervisorRuntime, id: string
 /** A supervisor's committed state as this daemon holds it (no database read). */
 export function committedView(runtime: SupervisorRuntime, supervisor: DurableSupervisor): SupervisorView {
   const { snapshot, step, checkpointSeq, committedAt } = supervisor.committed;
-  const context = snapshot.context;
   return {
     id: supervisor.id,
-    name: context.name,
-    state: snapshot.value as SupervisorState,
-    phase: context.phase,
-    currentActivity: context.currentActivity,
-    progress: context.progress,
-    errorMessage: context.errorMessage,
-    spawnedTaskIds: context.tasks.map((task) => task.id),
-    pendingQuestions: context.pendingQuestions,
-    restorationCount: context.restorationCount,
-    lastRestoredAt: context.lastRestoredAt,
-    restorationSource: context.restorationSource,
-    lastHeartbeat: context.lastHeartbeatAt,
+    ...stateColumns(snapshot),
     owner: runtime.daemonId,
     epoch: supervisor.epoch,
     conversationRef: null,
-    conversationLength: context.conversationLength,
     step,
     checkpointSeq: checkpointSeq ?? 0,
     machineVersion: SUPERVISOR_MACHINE_VERSION,
     driver: supervisor.driverName,
-    createdAt: context.createdAt,
+    createdAt: snapshot.context.createdAt,
     updatedAt: (committedAt ?? new Date()).toISOString(),
     live: !supervisor.stopped,
     readBack: false,

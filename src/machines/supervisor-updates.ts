@@ -187,18 +187,12 @@ export function applyAnswer(context: SupervisorContext, event: AnswerEvent): Sup
     event.answer,
     event.at,
   );
-  return withEffect(answered, {
-    type: 'answerReceived',
-    params: {
-      questionId: pending.id,
-      question: pending.question,
-      choices: pending.choices === null ? null : [...pending.choices],
-      context: pending.context,
-      askedAt: pending.askedAt,
-      answer: event.answer,
-      answeredAt: event.at,
-    },
-  });
+  return withEffect(answered, { type: 'answerReceived', params: { ...settledQuestion(pending), answer: event.answer, answeredAt: event.at } });
+}
+
+/** A pending question as the effect that settles it carries it to its supervisor_questions row. */
+function settledQuestion(pending: PendingQuestion): { questionId: string; question: string; choices: string[] | null; context: string | null; askedAt: string } {
+  return { questionId: pending.id, question: pending.question, choices: pending.choices === null ? null : [...pending.choices], context: pending.context, askedAt: pending.askedAt };
 }
 
 export function applyWithdrawQuestion(context: SupervisorContext, event: WithdrawQuestionEvent): SupervisorUpdate {
@@ -211,18 +205,7 @@ export function applyWithdrawQuestion(context: SupervisorContext, event: Withdra
     `Question ${pending.id} was withdrawn${reason ? `: ${reason}` : ''}; it no longer needs an answer.`,
     event.at,
   );
-  return withEffect(withdrawn, {
-    type: 'questionWithdrawn',
-    params: {
-      questionId: pending.id,
-      question: pending.question,
-      choices: pending.choices === null ? null : [...pending.choices],
-      context: pending.context,
-      askedAt: pending.askedAt,
-      withdrawnAt: event.at,
-      reason,
-    },
-  });
+  return withEffect(withdrawn, { type: 'questionWithdrawn', params: { ...settledQuestion(pending), withdrawnAt: event.at, reason } });
 }
 
 export function applySetPhase(context: SupervisorContext, event: SetPhaseEvent): SupervisorUpdate {

@@ -69,6 +69,26 @@ export interface FullSaveContext {
   at: string;
 }
 
+/** The row columns a snapshot stands for: what a full save writes, and what a reply built from memory shows. */
+export function stateColumns(snapshot: SupervisorSnapshot) {
+  const { context } = snapshot;
+  return {
+    name: context.name,
+    state: snapshot.value as SupervisorState,
+    phase: context.phase,
+    currentActivity: context.currentActivity,
+    progress: context.progress,
+    errorMessage: context.errorMessage,
+    spawnedTaskIds: context.tasks.map((task) => task.id),
+    pendingQuestions: context.pendingQuestions,
+    restorationCount: context.restorationCount,
+    lastRestoredAt: context.lastRestoredAt,
+    restorationSource: context.restorationSource,
+    lastHeartbeat: context.lastHeartbeatAt,
+    conversationLength: context.conversationLength,
+  };
+}
+
 export function fullSaveInput(plan: FullSaveContext): FullSaveInput {
   const { context } = plan.snapshot;
   const id = context.supervisorId;
@@ -122,23 +142,13 @@ export function fullSaveInput(plan: FullSaveContext): FullSaveInput {
         break;
       }
       case 'answerReceived': {
-        const a = effect.params;
-        questions.push({ id: a.questionId, question: a.question, choices: a.choices, context: a.context, askedAt: a.askedAt, answer: a.answer, answeredAt: a.answeredAt });
+        const { questionId, answer, answeredAt, ...asked } = effect.params;
+        questions.push({ id: questionId, ...asked, answer, answeredAt });
         break;
       }
       case 'questionWithdrawn': {
-        const w = effect.params;
-        questions.push({
-          id: w.questionId,
-          question: w.question,
-          choices: w.choices,
-          context: w.context,
-          askedAt: w.askedAt,
-          answer: null,
-          answeredAt: null,
-          withdrawnAt: w.withdrawnAt,
-          withdrawnReason: w.reason,
-        });
+        const { questionId, withdrawnAt, reason, ...asked } = effect.params;
+        questions.push({ id: questionId, ...asked, answer: null, answeredAt: null, withdrawnAt, withdrawnReason: reason });
         break;
       }
     }
@@ -156,19 +166,7 @@ export function fullSaveInput(plan: FullSaveContext): FullSaveInput {
   }
   return {
     supervisorId: id,
-    name: context.name,
-    state,
-    phase: context.phase,
-    currentActivity: context.currentActivity,
-    progress: context.progress,
-    errorMessage: context.errorMessage,
-    spawnedTaskIds: context.tasks.map((task) => task.id),
-    pendingQuestions: context.pendingQuestions,
-    restorationCount: context.restorationCount,
-    lastRestoredAt: context.lastRestoredAt,
-    restorationSource: context.restorationSource,
-    lastHeartbeat: context.lastHeartbeatAt,
-    conversationLength: context.conversationLength,
+    ...stateColumns(plan.snapshot),
     snapshot: plan.persisted,
     machineVersion: plan.machineVersion,
     step: plan.step,
