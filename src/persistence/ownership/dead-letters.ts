@@ -63,11 +63,6 @@ export async function recordDeadLetters(db: Executor, letters: readonly DeadLett
   return result.rows.length;
 }
 
-/** Record one (see recordDeadLetters). True when it was new. */
-export async function recordDeadLetter(db: Executor, letter: DeadLetterWrite): Promise<boolean> {
-  return (await recordDeadLetters(db, [letter])) > 0;
-}
-
 /** Newest first. */
 export async function listDeadLetters(db: Executor, options: { limit?: number } = {}): Promise<{ deadLetters: DeadLetter[]; total: number }> {
   return withDatabaseErrors('listDeadLetters', undefined, async () => {
