@@ -47,6 +47,8 @@ export interface DaemonSettings extends DatabaseSettings {
   embeddedWorker: boolean;
   /** The sample worker's simulated task durations and failure share. */
   worker: WorkerSettings;
+  /** Warn when tasks wait this long on tasks.spawn with no worker taking them (0: never warn). */
+  noWorkerWarningMs: number;
 }
 
 export interface WorkerSettings {
@@ -176,6 +178,7 @@ export function daemonSettings(env: Env, flags: DaemonFlags = {}): DaemonSetting
     restoreConcurrency: parseIntegerSetting('SUPERVISOR_RUNTIME_RESTORE_CONCURRENCY', env.SUPERVISOR_RUNTIME_RESTORE_CONCURRENCY, 16, 1, 256),
     embeddedWorker: flags.worker ?? parseBooleanSetting('SUPERVISOR_RUNTIME_EMBEDDED_WORKER', env.SUPERVISOR_RUNTIME_EMBEDDED_WORKER, natsUrl === undefined),
     worker: workerSettings(env),
+    noWorkerWarningMs: parseIntegerSetting('SUPERVISOR_RUNTIME_NO_WORKER_WARNING_MS', env.SUPERVISOR_RUNTIME_NO_WORKER_WARNING_MS, 30_000, 0, 86_400_000),
   };
 }
 

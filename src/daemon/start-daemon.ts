@@ -125,7 +125,11 @@ export async function startDaemon(settings: DaemonSettings, options: { logger?: 
 
     // Restoration before the API opens: every supervisor that runs nowhere is claimed and back before anyone can talk
     // to it; then messaging, then the claim rounds that take over from daemons that die later.
-    const messaging = { embeddedWorker: settings.embeddedWorker, worker: settings.worker };
+    const messaging = {
+      embeddedWorker: settings.embeddedWorker,
+      worker: settings.worker,
+      taskWorkerWatch: settings.noWorkerWarningMs > 0 ? { graceMs: settings.noWorkerWarningMs, intervalMs: Math.min(5_000, settings.noWorkerWarningMs) } : (false as const),
+    };
     await runtime.start({ restoreConcurrency: settings.restoreConcurrency, messaging: transportUp ? messaging : false });
     const messagingRetry = transportUp ? null : startMessagingWhenReachable(runtime, transport, messaging, logger);
 

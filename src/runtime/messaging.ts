@@ -8,6 +8,7 @@ import { startInboxApplier, type InboxApplier, type InboxApplierOptions, type In
 import { startOutboxRelay, type OutboxRelay, type OutboxRelayOptions } from './outbox-relay.js';
 import type { RuntimeHost } from './runtime-host.js';
 import { startTaskWorker, type TaskWorker, type TaskWorkerOptions } from './task-worker.js';
+import { startTaskWorkerWatch, type TaskWorkerWatch, type TaskWorkerWatchOptions } from './task-worker-watch.js';
 
 export interface MessagingOptions {
   /** Run the sample task worker in this process (the embedded default, where no other worker exists). */
@@ -17,6 +18,8 @@ export interface MessagingOptions {
   relay?: OutboxRelayOptions;
   consumers?: InboundConsumerOptions;
   inbox?: InboxApplierOptions;
+  /** Warn when tasks wait on tasks.spawn and no worker takes them (default on, checked every 5 s; `false` turns it off). */
+  taskWorkerWatch?: TaskWorkerWatchOptions | false;
 }
 
 export interface Messaging {
@@ -24,6 +27,8 @@ export interface Messaging {
   relay: OutboxRelay | null;
   consumers: InboundConsumers | null;
   worker: TaskWorker | null;
+  /** Whether anyone takes the tasks this daemon's supervisors hand out (null without a transport or when turned off). */
+  taskWorkerWatch: TaskWorkerWatch | null;
   /** Stop worker, consumers, inbox and relay (the relay after a bounded final drain). runtime.shutdown() does this too. */
   stop(): Promise<void>;
 }
@@ -32,7 +37,7 @@ export async function startMessaging(host: RuntimeHost, commands: InboxCommands,
   const transport = host.transport;
   if (!transport) {
     host.logger.warn({}, 'no transport configured: questions, task spawns and state changes stay in the outbox, and no answers or task events arrive');
-    return { relay: null, consumers: null, worker: null, inbox: null, stop: async () => undefined };
+    return { relay: null, consumers: null, worker: null, taskWorkerWatch: null, inbox: null, stop: async () => undefined };
   }
   await transport.start();
   const relay = startOutboxRelay(host, options.relay);
@@ -57,20 +62,27 @@ export async function startMessaging(host: RuntimeHost, commands: InboxCommands,
       });
     }
   } catch (error) {
+    await worker?.stop();
     await consumers?.stop();
     await unlisten?.().catch(() => undefined);
     await inbox.stop();
     await relay.stop();
     throw error;
   }
+  const taskWorkerWatch =
+    options.taskWorkerWatch === false
+      ? null
+      : startTaskWorkerWatch({ transport, registry: host.registry, logger: host.logger, now: () => host.now() }, options.taskWorkerWatch);
   let stopping: Promise<void> | null = null;
   const messaging = {
     relay,
     consumers,
     worker,
+    taskWorkerWatch,
     inbox,
     stop() {
       stopping ??= (async () => {
+        await taskWorkerWatch?.stop();
         await worker?.stop();
         await consumers?.stop();
         await unlisten?.().catch((error: unknown) => host.logger.warn({ err: errorText(error) }, 'could not stop listening for inbox notifications'));

@@ -117,6 +117,23 @@ export function createRuntimeMetrics(sources: MetricsSources): RuntimeMetrics {
     },
   });
 
+  new Gauge({
+    name: `${PREFIX}task_workers_missing`,
+    help: '1 while tasks wait on tasks.spawn and no worker takes them (past the grace period); 0 otherwise.',
+    registers: [registry],
+    collect() {
+      this.set(stat((s) => (s.taskWorkers?.noWorker ? 1 : 0)));
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}tasks_waiting_for_worker`,
+    help: 'Tasks on tasks.spawn that no worker has taken yet, at the last reading.',
+    registers: [registry],
+    collect() {
+      this.set(stat((s) => s.taskWorkers?.waitingTasks ?? 0));
+    },
+  });
+
   async function readDatabase(): Promise<void> {
     try {
       const row = (

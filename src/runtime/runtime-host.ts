@@ -7,6 +7,7 @@ import type { Database } from '../persistence/database.js';
 import type { Transport } from '../transport/transport.js';
 import type { CommittedStep, DurableSupervisor } from './durable-supervisor.js';
 import type { Logger } from './logger.js';
+import type { RegistryStore } from './registry.js';
 
 /** Callbacks the runtime's parts attach to. */
 export interface RuntimeHooks {
@@ -29,6 +30,8 @@ export interface RuntimeHost {
   readonly subjectPrefix: string;
   readonly daemonId: string;
   readonly hooks: RuntimeHooks;
+  /** The live registry: supervisors running here and the daemon's warnings. */
+  readonly registry: RegistryStore;
   readonly inspectObserver: Observer<InspectionEvent> | undefined;
   now(): Date;
   /** Resolves once this daemon holds its membership lease (every write names it). */

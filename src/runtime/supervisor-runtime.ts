@@ -44,6 +44,7 @@ import { createRuntimeInspector, type InspectOption } from './inspection.js';
 import { createLeaseKeeper, DEFAULT_LEASE_SETTINGS, type LeaseSettings, type LeaseStats } from './lease-keeper.js';
 import { silentLogger, type Logger } from './logger.js';
 import { startMessaging, type Messaging, type MessagingOptions } from './messaging.js';
+import type { TaskWorkerWatchStats } from './task-worker-watch.js';
 import type { OutboxRelayStats } from './outbox-relay.js';
 import { createRegistryStore, type RegistryEntry, type RegistryStore } from './registry.js';
 import { createSaveBatcher, type SaveBatcherStats } from './save-batcher.js';
@@ -110,6 +111,8 @@ export interface RuntimeStats {
   relay: OutboxRelayStats | null;
   inbound: InboundConsumerStats | null;
   worker: TaskWorkerStats | null;
+  /** Whether anyone takes the tasks on tasks.spawn (null without a transport). */
+  taskWorkers: TaskWorkerWatchStats | null;
   /** Group commit: statements sent and the save points and heartbeats they carried. */
   saves: SaveBatcherStats;
   /** Checkpoint retention rounds and the checkpoints they deleted. */
@@ -411,6 +414,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     subjectPrefix,
     daemonId,
     hooks,
+    registry,
     inspectObserver: inspector.observer,
     now,
     ready: async () => {
@@ -716,6 +720,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       relay: messaging?.relay?.stats() ?? null,
       inbound: messaging?.consumers?.stats() ?? null,
       worker: messaging?.worker?.stats() ?? null,
+      taskWorkers: messaging?.taskWorkerWatch?.stats() ?? null,
       saves: saves.stats(),
       checkpoints: pruner.stats(),
     }),

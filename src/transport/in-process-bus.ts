@@ -16,6 +16,7 @@ import {
 import {
   DEFAULT_ACK_WAIT_MS,
   DEFAULT_MAX_DELIVER,
+  type ConsumerInfo,
   type InboundMessage,
   type MessageHandler,
   type PublishOptions,
@@ -276,6 +277,19 @@ export function createInProcessBus(options: InProcessBusOptions = {}): Transport
       };
       active.add(subscription);
       return subscription;
+    },
+
+    async consumerInfo(durable: string, filterSubject: string): Promise<ConsumerInfo> {
+      assertOpen(`read consumer ${durable}`);
+      const stream = streams[assertFilterSubject(filterSubject, subjectPrefix)];
+      trim(stream);
+      const consumer = stream.consumers.get(durable);
+      const from = Math.max(consumer?.nextSeq ?? stream.firstSeq, stream.firstSeq);
+      let pending = 0;
+      for (let seq = from; seq <= stream.lastSeq; seq++) {
+        if (subjectMatches(filterSubject, stream.messages[seq - stream.firstSeq]!.subject)) pending++;
+      }
+      return { exists: consumer !== undefined, pending, ackPending: consumer?.pending.size ?? 0, waiting: consumer?.wakers.size ?? 0 };
     },
 
     async health(): Promise<TransportHealth> {

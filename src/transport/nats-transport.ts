@@ -5,6 +5,7 @@
 
 import {
   jetstream,
+  JetStreamApiCodes,
   JetStreamApiError,
   jetstreamManager,
   AckPolicy,
@@ -33,6 +34,7 @@ import {
 import {
   DEFAULT_ACK_WAIT_MS,
   DEFAULT_MAX_DELIVER,
+  type ConsumerInfo,
   type InboundMessage,
   type MessageHandler,
   type PublishOptions,
@@ -352,6 +354,30 @@ export function createNatsTransport(options: NatsTransportOptions): Transport {
       };
       subscriptions.add(subscription);
       return subscription;
+    },
+
+    async consumerInfo(durable: string, filterSubject: string): Promise<ConsumerInfo> {
+      const operation = `read consumer ${durable}`;
+      const { jsm } = connected(operation);
+      const stream = names[assertFilterSubject(filterSubject, subjectPrefix)];
+      try {
+        const info = await jsm.consumers.info(stream, durable);
+        return { exists: true, pending: info.num_pending, ackPending: info.num_ack_pending, waiting: info.num_waiting };
+      } catch (error) {
+        if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.ConsumerNotFound)) {
+          if (closing) throw new TransportClosedError(operation);
+          throw unavailable(operation, error);
+        }
+      }
+      try {
+        // No consumer yet: everything the stream holds under the filter waits for the first subscriber.
+        const info = await jsm.streams.info(stream, { subjects_filter: filterSubject });
+        const pending = Object.values(info.state.subjects ?? {}).reduce((sum, count) => sum + count, 0);
+        return { exists: false, pending, ackPending: 0, waiting: 0 };
+      } catch (error) {
+        if (closing) throw new TransportClosedError(operation);
+        throw unavailable(operation, error);
+      }
     },
 
     async health(): Promise<TransportHealth> {

@@ -70,6 +70,17 @@ export interface TransportHealth {
   detail: string;
 }
 
+export interface ConsumerInfo {
+  /** False while no subscriber has ever created the durable consumer (then `pending` counts every matching message). */
+  exists: boolean;
+  /** Matching messages not yet delivered to the consumer. */
+  pending: number;
+  /** Delivered and not yet acknowledged (being worked on). */
+  ackPending: number;
+  /** Subscribers asking for more right now: pull requests waiting on NATS, subscribed handlers in process. */
+  waiting: number;
+}
+
 export type TransportKind = 'nats' | 'in-process';
 
 export interface Transport {
@@ -85,6 +96,8 @@ export interface Transport {
   publish(subject: string, data: Uint8Array, options: PublishOptions): Promise<PublishResult>;
   subscribe(options: SubscribeOptions, handler: MessageHandler): Promise<Subscription>;
   health(): Promise<TransportHealth>;
+  /** Where a durable consumer stands: how much waits for it and whether anyone is taking it (e.g. task workers). */
+  consumerInfo(durable: string, filterSubject: string): Promise<ConsumerInfo>;
   /** Drain and close. Further calls fail with TransportClosedError. */
   close(): Promise<void>;
 }

@@ -1,6 +1,6 @@
 // The behaviour every Transport must have, as one suite run against each implementation (in-process bus, NATS JetStream).
 
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { InvalidSubjectError, MalformedMessageError, TransportClosedError } from '../../src/transport/errors.js';
 import { encodeMessage } from '../../src/transport/messages.js';
 import {
@@ -107,6 +107,38 @@ export function transportContract(name: string, target: ContractTarget): void {
       expect(message!.msgId).toBe('answer-1');
       expect(message!.deliveryCount).toBe(1);
       expect(message!.json()).toEqual({ v: 1, questionId: 'q1', answer: 'yes' });
+    });
+
+    it('consumerInfo says how much waits for a durable and whether anyone takes it: before, while held, after the acks', async () => {
+      const transport = await started();
+      const p = transport.subjectPrefix;
+      const filter = withPrefix(ALL_ANSWERS, p);
+      // Another subject in the same stream is not counted for this filter.
+      await publish(transport, questionsSubject('s1', p), 'not an answer');
+      for (const body of ['a', 'b']) await publish(transport, answersSubject('s1', p), body);
+      expect(await transport.consumerInfo('watched', filter)).toEqual({ exists: false, pending: 2, ackPending: 0, waiting: 0 });
+
+      let release: () => void = () => {};
+      const held = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      const collector = new Collector(async (message) => {
+        await held;
+        await message.ack();
+      });
+      await subscribe(transport, { durable: 'watched' }, collector);
+      await collector.waitFor(1);
+      await vi.waitFor(async () => expect((await transport.consumerInfo('watched', filter)).ackPending).toBeGreaterThanOrEqual(1), { timeout: 5_000 });
+      release();
+      await collector.waitFor(2);
+      await vi.waitFor(
+        async () => {
+          const info = await transport.consumerInfo('watched', filter);
+          expect(info).toMatchObject({ exists: true, pending: 0, ackPending: 0 });
+          expect(info.waiting).toBeGreaterThan(0);
+        },
+        { timeout: 5_000 },
+      );
     });
 
     it('a second publish with the same msgId is reported as duplicate and delivered once', async () => {
