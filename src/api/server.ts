@@ -12,6 +12,7 @@ import { registerHistoryRoutes } from './routes/history.js';
 import { registerMetricsRoutes } from './routes/metrics.js';
 import { registerDashboardRoutes } from './routes/dashboard.js';
 import { registerHealthRoutes } from './routes/health.js';
+import { registerLiveRoutes } from './routes/live.js';
 import { registerRestorationRoutes } from './routes/restorations.js';
 import { registerSupervisorRoutes } from './routes/supervisors.js';
 import { registerTaskRoutes } from './routes/tasks.js';
@@ -93,7 +94,7 @@ export async function createApiServer(runtime: SupervisorRuntime, options: ApiSe
   app.setNotFoundHandler((request, reply) => {
     const body: ApiErrorBody = {
       error: 'Not Found',
-      message: `No route ${request.method} ${request.url.split('?')[0]}. The API serves /supervisors, /supervisors/:id/… (including …/questions, …/tasks, …/conversation, …/checkpoints), /tasks/:taskId/events, /restorations, /dashboard and /healthz.`,
+      message: `No route ${request.method} ${request.url.split('?')[0]}. The API serves /supervisors, /supervisors/:id/… (including …/questions, …/tasks, …/conversation, …/checkpoints), /tasks/:taskId/events, /restorations, /live, /metrics, /dashboard and /healthz.`,
     };
     return reply.code(404).send(body);
   });
@@ -109,6 +110,7 @@ export async function createApiServer(runtime: SupervisorRuntime, options: ApiSe
   registerConversationRoutes(app, runtime);
   registerHistoryRoutes(app, runtime);
   registerMetricsRoutes(app, runtime);
+  registerLiveRoutes(app, runtime);
   registerDashboardRoutes(app);
   await app.ready();
   return app;
