@@ -67,6 +67,8 @@ export interface FullSaveContext {
   epoch: number;
   /** The time of the event that caused this save. */
   at: string;
+  /** A task that reported progress: its row gets the new figure (GET …/tasks reads rows, not the snapshot). */
+  progressOf?: string;
 }
 
 /** The row columns a snapshot stands for: what a full save writes, and what a reply built from memory shows. */
@@ -152,6 +154,10 @@ export function fullSaveInput(plan: FullSaveContext): FullSaveInput {
         break;
       }
     }
+  }
+  if (plan.progressOf !== undefined) {
+    const task = context.tasks.find((candidate) => candidate.id === plan.progressOf);
+    if (task) tasks.push(taskWrite(task));
   }
   if (plan.previousState !== state) {
     const message: StateChangeMessage = {

@@ -45,9 +45,19 @@ interface WatchHost {
   now(): Date;
 }
 
-/** Nobody is taking work: something waits, no subscriber asks for more, and nothing is being worked on. */
-function starved(info: ConsumerInfo): boolean {
-  return info.pending > 0 && info.waiting === 0 && info.ackPending === 0;
+/**
+ * Nobody is taking work: supervisors here have running tasks, spawn messages wait, no subscriber asks for more, and
+ * nothing is being worked on. (Tasks whose outcome came over HTTP leave their spawn message behind; without running
+ * tasks that is no reason to warn.)
+ */
+function starved(info: ConsumerInfo, runningTasks: number): boolean {
+  return runningTasks > 0 && info.pending > 0 && info.waiting === 0 && info.ackPending === 0;
+}
+
+function runningTasksHere(registry: RegistryStore): number {
+  let running = 0;
+  for (const entry of Object.values(registry.getSnapshot().context.supervisors)) running += entry.runningTaskCount;
+  return running;
 }
 
 export function startTaskWorkerWatch(host: WatchHost, options: TaskWorkerWatchOptions = {}): TaskWorkerWatch {
@@ -76,7 +86,8 @@ export function startTaskWorkerWatch(host: WatchHost, options: TaskWorkerWatchOp
     state.waitingTasks = info.pending;
     state.tasksInProgress = info.ackPending;
     const now = host.now();
-    if (!starved(info)) {
+    const runningTasks = runningTasksHere(host.registry);
+    if (!starved(info, runningTasks)) {
       state.starvedSince = null;
       if (state.noWorker) {
         state.noWorker = false;
@@ -89,10 +100,10 @@ export function startTaskWorkerWatch(host: WatchHost, options: TaskWorkerWatchOp
     const waitedMs = now.getTime() - Date.parse(state.starvedSince);
     if (waitedMs < graceMs) return;
     const message =
-      `${info.pending} task(s) wait on ${subject} and no worker takes them` +
+      `${runningTasks} task(s) are running with no worker: ${info.pending} spawn message(s) wait on ${subject} and no worker takes them` +
       (info.exists ? '' : ' (no worker has ever subscribed)') +
       `: start one with \`supervisor-runtime worker\` (same NATS_URL and prefix), or report the tasks' outcomes with POST /tasks/:taskId/events.`;
-    host.registry.trigger.warn({ key: NO_TASK_WORKER_WARNING, message, since: state.starvedSince, detail: { waitingTasks: info.pending, subject, durable } });
+    host.registry.trigger.warn({ key: NO_TASK_WORKER_WARNING, message, since: state.starvedSince, detail: { runningTasks, waitingTasks: info.pending, subject, durable } });
     if (!state.noWorker) {
       state.noWorker = true;
       host.logger.warn({ durable, subject, waitingTasks: info.pending, waitingSinceMs: waitedMs }, message);

@@ -30,9 +30,9 @@ for (const target of await messagingTargets()) {
       // Not before the grace period: a worker that is only slow to pull is not missing.
       expect(Date.now() - spawnedAt).toBeGreaterThanOrEqual(WATCH.graceMs);
       const warning = warnings()[NO_TASK_WORKER_WARNING]!;
-      expect(warning.message).toMatch(/1 task\(s\) wait on .*tasks\.spawn and no worker takes them/);
+      expect(warning.message).toMatch(/1 task\(s\) are running with no worker: 1 spawn message\(s\) wait on .*tasks\.spawn and no worker takes them/);
       expect(warning.message).toMatch(/supervisor-runtime worker/);
-      expect(warning.detail).toMatchObject({ waitingTasks: 1, durable: 'task-workers' });
+      expect(warning.detail).toMatchObject({ runningTasks: 1, waitingTasks: 1, durable: 'task-workers' });
       expect(runtime.stats().taskWorkers).toMatchObject({ noWorker: true, waitingTasks: 1 });
       const metrics = (await runtime.metrics()).text;
       expect(metrics).toMatch(/^supervisor_runtime_task_workers_missing\{[^}]*\} 1$/m);

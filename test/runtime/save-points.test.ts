@@ -62,6 +62,21 @@ for (const target of await databaseTargets()) {
       expect(conversation.map((entry) => entry.seq)).toEqual([...Array(supervisor.snapshot.context.conversationLength).keys()]);
     });
 
+    it('a running task\'s progress reaches its row in the same save point, so the task list shows it before the task finishes', async () => {
+      const runtime = startRuntime();
+      const supervisor = await runtime.spawn({ name: 'progress' });
+      await runtime.spawnTask(supervisor.id, { description: 'long job', taskId: 'long-job' });
+      await runtime.spawnTask(supervisor.id, { description: 'other job', taskId: 'other-job' });
+      await runtime.reportTaskEvent('long-job', { type: 'progress', progress: 40 });
+      expect((await runtime.tasks(supervisor.id)).map((task) => [task.id, task.status, task.progress])).toEqual([
+        ['long-job', 'running', 40],
+        ['other-job', 'running', 0],
+      ]);
+      await runtime.reportTaskEvent('long-job', { type: 'progress', progress: 75 });
+      expect((await runtime.tasks(supervisor.id)).find((task) => task.id === 'long-job')?.progress).toBe(75);
+      await expectStoredEqualsLive(db(), supervisor);
+    });
+
     it('a HEARTBEAT event updates last_heartbeat, activity and progress but appends no checkpoint and keeps the step', async () => {
       const runtime = startRuntime();
       const supervisor = await runtime.spawn({ name: 'heartbeat' });
