@@ -290,7 +290,10 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     if (restored && driver.onRestored) calls.push(() => driver.onRestored?.(handle, { source: restored.source, contextMessage: restored.contextMessage }));
     for (const effect of step.effects) {
       if (effect.type === 'answerReceived' && driver.onQuestionAnswered) calls.push(() => driver.onQuestionAnswered?.(handle, effect.params));
-      if (effect.type === 'taskFinished' && driver.onTaskFinished) calls.push(() => driver.onTaskFinished?.(handle, effect.params));
+      if (effect.type === 'taskFinished' && driver.onTaskFinished) {
+        const { taskId, status, task } = effect.params;
+        calls.push(() => driver.onTaskFinished?.(handle, { taskId, status, description: task.description, result: task.result, error: task.error }));
+      }
     }
     if (calls.length === 0) return;
     const run = () => {
@@ -315,6 +318,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       id: supervisor.id,
       state: () => supervisor.state,
       context: () => supervisor.snapshot.context,
+      conversation: (conversationOptions) => getConversation(database.db, supervisor.id, conversationOptions),
       send: async (command) => {
         await runtime.send(supervisor.id, command);
       },
