@@ -52,6 +52,7 @@ import { createCheckpointPruner, DEFAULT_CHECKPOINT_RETENTION, type CheckpointRe
 import { createRestorer, emptyRestoreAllSummary, type RestoreAllSummary, type RestoreOptions } from './restoration.js';
 import type { Placement, RuntimeHooks, RuntimeHost } from './runtime-host.js';
 import { createScriptedDriver } from './scripted-driver.js';
+import { OPENAI_DRIVER_NAME } from './llm/openai-driver.js';
 import type { TaskWorkerStats } from './task-worker.js';
 
 export interface RuntimeOptions {
@@ -526,7 +527,17 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       if (!UUID.test(id)) throw new InvalidSupervisorDataError(id, 'id', 'must be a UUID');
       if (typeof input.name !== 'string' || input.name.trim() === '') throw new InvalidSupervisorDataError(id, 'name', 'must be a non-empty string');
       if (input.driver !== undefined && !drivers.has(input.driver)) {
-        throw new InvalidSupervisorDataError(id, 'driver', `must be one of ${[...drivers.keys()].join(', ')} (got "${input.driver}")`);
+        const known = [...drivers.keys()].join(', ');
+        // The LLM driver exists only where its settings are given: say which ones, not just "unknown".
+        if (input.driver === OPENAI_DRIVER_NAME) {
+          throw new InvalidSupervisorDataError(
+            id,
+            'driver',
+            `"${OPENAI_DRIVER_NAME}" is not configured in this daemon (drivers here: ${known}): set SUPERVISOR_RUNTIME_LLM_BASE_URL and SUPERVISOR_RUNTIME_LLM_MODEL ` +
+              '(or --llm-base-url and --llm-model; the key, if the server needs one, in SUPERVISOR_RUNTIME_LLM_API_KEY) and restart the daemon; in a library, pass createOpenAiDriver({ baseUrl, model }) in the runtime\'s drivers',
+          );
+        }
+        throw new InvalidSupervisorDataError(id, 'driver', `must be one of ${known} (got "${input.driver}")`);
       }
       await host.ready();
       // Only a caller-chosen id can be taken; a fresh UUID skips the read (the step fence would refuse an overwrite anyway).
