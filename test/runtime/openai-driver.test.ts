@@ -1,15 +1,21 @@
 // The LLM driver against a stub OpenAI-compatible server (node:http on a free port, no network): what it sends, how
 // the model's tool calls become committed events, what a restored supervisor hands the model, and how model errors end.
 
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { daemonSettings } from '../../src/cli/config.js';
+import { startDaemon } from '../../src/daemon/start-daemon.js';
 import { InvalidSupervisorDataError } from '../../src/domain/errors.js';
 import { getConversation, getSupervisorState, listSupervisors } from '../../src/persistence/supervisor-repository.js';
 import type { AgentDriver } from '../../src/runtime/agent-driver.js';
 import { createChatCompletionsClient, type ChatMessage } from '../../src/runtime/llm/chat-completions-client.js';
 import { LlmHttpError, LlmMalformedResponseError, LlmRoundLimitError, LlmTimeoutError, LlmUnreachableError } from '../../src/runtime/llm/llm-errors.js';
 import { createOpenAiDriver, type OpenAiDriverOptions } from '../../src/runtime/llm/openai-driver.js';
+import { silentLogger } from '../../src/runtime/logger.js';
 import { databaseTargets, useIsolatedDatabase } from '../helpers/databases.js';
 import { checkpointReasons, recordingLogger, useRuntimes } from './runtime-fixtures.js';
 
@@ -332,4 +338,31 @@ describe('chat-completions client', () => {
     expect(stub.requests[0]?.path).toBe('/v1/chat/completions');
     expect(stub.requests[0]?.headers.authorization).toBeUndefined();
   });
+});
+
+// ---------------------------------------------------------------- the daemon
+
+describe('daemon with LLM settings', () => {
+  it('offers driver openai, pointed at the configured server and model', async () => {
+    const stub = await startStub();
+    stub.script({ json: calls(['set_phase', { phase: 'execution' }]) });
+    const dataDir = mkdtempSync(join(tmpdir(), 'sr-llm-'));
+    const settings = daemonSettings(
+      { SUPERVISOR_RUNTIME_LLM_API_KEY: 'sk-daemon', SUPERVISOR_RUNTIME_EMBEDDED_WORKER: 'false', SUPERVISOR_RUNTIME_DAEMON_ID: `llm-${process.pid}` },
+      { dataDir, port: '0', logLevel: 'silent', llmBaseUrl: stub.baseUrl, llmModel: 'served-model' },
+    );
+    const daemon = await startDaemon(settings, { logger: silentLogger });
+    try {
+      const response = await fetch(`${daemon.url}/supervisors`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'via http', driver: 'openai' }) });
+      expect(response.status).toBe(201);
+      const { id } = (await response.json()) as { id: string };
+      await vi.waitFor(async () => expect((await daemon.runtime.describe(id)).phase).toBe('execution'), deadline);
+      expect(stub.requests[0]?.body.model).toBe('served-model');
+      expect(stub.requests[0]?.headers.authorization).toBe('Bearer sk-daemon');
+    } finally {
+      await daemon.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+    // An embedded database in a fresh folder takes seconds to create and migrate.
+  }, 60_000);
 });
