@@ -277,8 +277,20 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     };
   }
 
+  // A driver this daemon lacks (a restored supervisor's) drives nothing here: another driver would act in its place.
   function driverFor(name: string | null | undefined): AgentDriver {
-    return drivers.get(name ?? defaultDriver) ?? drivers.get(defaultDriver) ?? manualDriver;
+    return drivers.get(name ?? defaultDriver) ?? manualDriver;
+  }
+
+  /** A restored supervisor keeps its driver's name, so its row still names it and a daemon that has it drives it again. */
+  function restoredDriver(supervisorId: string, name: string): string {
+    if (!drivers.has(name)) {
+      logger.warn(
+        { supervisorId, driver: name, drivers: [...drivers.keys()] },
+        `agent driver ${name} is not configured in this daemon: the supervisor runs without a driver here (events sent to it still apply) and keeps driver ${name}, so a daemon that has it drives it again when it restores it`,
+      );
+    }
+    return name;
   }
 
   // Drivers hear only committed facts, after the step that caused them settled, so they may send events themselves.
@@ -432,9 +444,9 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     },
     restoring: (id) => restoring.has(id),
     adopt: (snapshot, placement: Placement, driverName) =>
-      place(DurableSupervisor.restore(deps, snapshot, placement.step, drivers.has(driverName) ? driverName : defaultDriver, placement.epoch, placement.checkpointSeq)),
+      place(DurableSupervisor.restore(deps, snapshot, placement.step, restoredDriver(snapshot.context.supervisorId, driverName), placement.epoch, placement.checkpointSeq)),
     createFresh: async (initial, driverName, placement) =>
-      place(await DurableSupervisor.create(deps, initial, drivers.has(driverName) ? driverName : defaultDriver, placement)),
+      place(await DurableSupervisor.create(deps, initial, restoredDriver(initial.context.supervisorId, driverName), placement)),
     stopLocal,
     holdDriver: (id) => {
       if (!heldDrivers.has(id)) heldDrivers.set(id, []);

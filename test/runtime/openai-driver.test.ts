@@ -229,6 +229,34 @@ for (const target of await databaseTargets()) {
       await vi.waitFor(async () => expect(await getSupervisorState(db(), supervisor.id)).toMatchObject({ currentActivity: 'waiting for chapter one', progress: 40 }), deadline);
     });
 
+    it('a daemon without the LLM driver restores an openai supervisor undriven and keeps its driver; one with it drives it again, answer included', async () => {
+      const stub = await startStub();
+      stub.script({ json: calls(['ask_question', { question: 'Publish today?', choices: ['yes', 'no'] }]) });
+      const first = startRuntime({ drivers: [driverOn(stub)] });
+      const supervisor = await first.spawn({ name: 'newsletter', driver: 'openai' });
+      await vi.waitFor(() => expect(supervisor.snapshot.context.pendingQuestions).toHaveLength(1), deadline);
+      await vi.waitFor(() => expect(stub.requests).toHaveLength(2), deadline);
+      const questionId = supervisor.snapshot.context.pendingQuestions[0]?.id ?? '';
+      await first.shutdown({ closeDatabase: false });
+
+      const logger = recordingLogger();
+      const without = startRuntime({ logger });
+      expect(await without.restoreAll()).toMatchObject({ restored: 1, failed: [] });
+      expect(logger.entries.some((entry) => entry.level === 'warn' && /agent driver openai is not configured in this daemon/.test(entry.message ?? ''))).toBe(true);
+      await without.answerQuestion(supervisor.id, questionId, 'yes');
+      expect(await getSupervisorState(db(), supervisor.id)).toMatchObject({ state: 'working', driver: 'openai' });
+      await without.shutdown({ closeDatabase: false });
+      // Nothing asked the model while no daemon had the driver.
+      expect(stub.requests).toHaveLength(2);
+
+      stub.script({ json: calls(['complete', { summary: 'published' }]) });
+      const again = startRuntime({ drivers: [driverOn(stub)] });
+      await again.restoreAll();
+      await vi.waitFor(async () => expect((await getSupervisorState(db(), supervisor.id))?.state).toBe('completed'), deadline);
+      expect(contents(stub.requests[2])).toContain('[human] yes');
+      expect(contents(stub.requests[2])).toContain('Publish today?');
+    });
+
     it('HTTP 500 and 503 are retried with backoff, and the reply that follows is applied', async () => {
       const stub = await startStub();
       stub.script({ status: 500, json: { error: 'overloaded' } }, { status: 503, raw: 'try later' }, { json: calls(['set_phase', { phase: 'execution' }]) });
