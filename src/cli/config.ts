@@ -49,6 +49,45 @@ export interface DaemonSettings extends DatabaseSettings {
   worker: WorkerSettings;
   /** Warn when tasks wait this long on tasks.spawn with no worker taking them (0: never warn). */
   noWorkerWarningMs: number;
+  /** The OpenAI-compatible model server behind driver `openai`; undefined: that driver is not offered. */
+  llm: LlmSettings | undefined;
+}
+
+export interface LlmSettings {
+  baseUrl: string;
+  model: string;
+  apiKey: string | undefined;
+  requestTimeoutMs: number;
+  maxRetries: number;
+  maxRounds: number;
+}
+
+/**
+ * The LLM driver's server. Base URL and model go together; the key is read from the environment only, because a
+ * flag would put it in `ps` output and shell history.
+ */
+export function llmSettings(env: Env, flags: { baseUrl?: string | undefined; model?: string | undefined } = {}): LlmSettings | undefined {
+  const baseUrlSetting = flags.baseUrl !== undefined ? '--llm-base-url' : 'SUPERVISOR_RUNTIME_LLM_BASE_URL';
+  const modelSetting = flags.model !== undefined ? '--llm-model' : 'SUPERVISOR_RUNTIME_LLM_MODEL';
+  const baseUrl = parseUrlSetting(baseUrlSetting, flags.baseUrl ?? env.SUPERVISOR_RUNTIME_LLM_BASE_URL, ['http:', 'https:'])?.replace(/\/+$/, '');
+  const model = nonEmpty(flags.model ?? env.SUPERVISOR_RUNTIME_LLM_MODEL);
+  const apiKey = nonEmpty(env.SUPERVISOR_RUNTIME_LLM_API_KEY);
+  const requestTimeoutMs = parseIntegerSetting('SUPERVISOR_RUNTIME_LLM_TIMEOUT_MS', env.SUPERVISOR_RUNTIME_LLM_TIMEOUT_MS, 60_000, 100, 3_600_000);
+  const maxRetries = parseIntegerSetting('SUPERVISOR_RUNTIME_LLM_MAX_RETRIES', env.SUPERVISOR_RUNTIME_LLM_MAX_RETRIES, 3, 0, 10);
+  const maxRounds = parseIntegerSetting('SUPERVISOR_RUNTIME_LLM_MAX_ROUNDS', env.SUPERVISOR_RUNTIME_LLM_MAX_ROUNDS, 8, 1, 100);
+  if (baseUrl === undefined) {
+    // A model or key with nowhere to send it is a half-done configuration, not "no LLM".
+    const orphan = model !== undefined ? modelSetting : apiKey !== undefined ? 'SUPERVISOR_RUNTIME_LLM_API_KEY' : undefined;
+    if (orphan) {
+      throw new ConfigError('SUPERVISOR_RUNTIME_LLM_BASE_URL', `must be set when ${orphan} is: the server's OpenAI-compatible base, e.g. http://127.0.0.1:11434/v1 for Ollama`);
+    }
+    return undefined;
+  }
+  if (model === undefined) {
+    // Named the way the base URL was given, so the fix sits next to it.
+    throw new ConfigError(flags.baseUrl !== undefined ? '--llm-model' : 'SUPERVISOR_RUNTIME_LLM_MODEL', `must be set with ${baseUrlSetting}: the name of a model the server serves (for Ollama, one that \`ollama list\` shows)`);
+  }
+  return { baseUrl, model, apiKey, requestTimeoutMs, maxRetries, maxRounds };
 }
 
 export interface WorkerSettings {
@@ -146,6 +185,8 @@ export interface DaemonFlags {
   inspectUrl?: string | undefined;
   logLevel?: string | undefined;
   worker?: boolean | undefined;
+  llmBaseUrl?: string | undefined;
+  llmModel?: string | undefined;
 }
 
 export function daemonSettings(env: Env, flags: DaemonFlags = {}): DaemonSettings {
@@ -179,6 +220,7 @@ export function daemonSettings(env: Env, flags: DaemonFlags = {}): DaemonSetting
     embeddedWorker: flags.worker ?? parseBooleanSetting('SUPERVISOR_RUNTIME_EMBEDDED_WORKER', env.SUPERVISOR_RUNTIME_EMBEDDED_WORKER, natsUrl === undefined),
     worker: workerSettings(env),
     noWorkerWarningMs: parseIntegerSetting('SUPERVISOR_RUNTIME_NO_WORKER_WARNING_MS', env.SUPERVISOR_RUNTIME_NO_WORKER_WARNING_MS, 30_000, 0, 86_400_000),
+    llm: llmSettings(env, { baseUrl: flags.llmBaseUrl, model: flags.llmModel }),
   };
 }
 

@@ -12,6 +12,7 @@ import { migrateOrThrow } from '../persistence/migrator.js';
 import { createTransport, TransportUnavailableError, type Transport } from '../transport/index.js';
 import { createLogger, type Logger } from '../runtime/logger.js';
 import type { MessagingOptions } from '../runtime/messaging.js';
+import { createOpenAiDriver } from '../runtime/llm/openai-driver.js';
 import { createRuntime, type SupervisorRuntime } from '../runtime/supervisor-runtime.js';
 
 export interface Daemon {
@@ -121,6 +122,7 @@ export async function startDaemon(settings: DaemonSettings, options: { logger?: 
       checkpointRetention: { keep: settings.checkpointRetain },
       inspect: settings.inspect ? (settings.inspectUrl ? { url: settings.inspectUrl } : 'sky') : false,
       defaultDriver: 'manual',
+      drivers: settings.llm ? [createOpenAiDriver({ ...settings.llm, logger: logger.child({ component: 'llm' }) })] : [],
     });
 
     // Restoration before the API opens: every supervisor that runs nowhere is claimed and back before anyone can talk
@@ -156,7 +158,7 @@ export async function startDaemon(settings: DaemonSettings, options: { logger?: 
       await server.close();
       throw error;
     }
-    logger.info({ url, listen: `${settings.host}:${boundPort(server, settings.port)}`, database: database.description, transport: transport.kind, daemonId: settings.daemonId, leaseTtlMs: settings.leaseTtlMs, inspector: inspectorDescription(settings), auth: settings.token ? 'bearer token' : 'none' }, 'daemon started');
+    logger.info({ url, listen: `${settings.host}:${boundPort(server, settings.port)}`, database: database.description, transport: transport.kind, daemonId: settings.daemonId, leaseTtlMs: settings.leaseTtlMs, inspector: inspectorDescription(settings), auth: settings.token ? 'bearer token' : 'none', llm: settings.llm ? `${settings.llm.model} at ${settings.llm.baseUrl}` : 'off' }, 'daemon started');
 
     if (settings.inspect && settings.inspectUrl) {
       const inspectUrl = settings.inspectUrl;

@@ -1,5 +1,6 @@
 // The agent driver: what an orchestrator plugs in to drive a supervisor (the LLM side). It reacts to committed facts.
 
+import type { ConversationEntry } from '../domain/conversation.js';
 import type { RestorationSource } from '../domain/restoration.js';
 import type { SupervisorState } from '../domain/supervisor-state.js';
 import type {
@@ -19,11 +20,22 @@ export type SupervisorCommand =
   | WithOptional<SpawnTaskEvent, 'at' | 'taskId'>
   | (DistributiveOmit<Exclude<SupervisorEvent, AskQuestionEvent | SpawnTaskEvent | RestoredEvent>, 'at'> & { at?: string });
 
+/** A task as it finished: its outcome is what the driver reacts to (it has left the supervisor's context). */
+export interface FinishedTask {
+  taskId: string;
+  status: 'completed' | 'failed';
+  description: string;
+  result: string | null;
+  error: string | null;
+}
+
 /** What a driver sees of its supervisor and how it acts on it. */
 export interface SupervisorHandle {
   readonly id: string;
   state(): SupervisorState;
   context(): Readonly<SupervisorContext>;
+  /** The stored conversation in seq order (the snapshot keeps only its length): what an LLM driver hands its model. */
+  conversation(options?: { fromSeq?: number; limit?: number }): Promise<ConversationEntry[]>;
   /** Applies the command through the save point; resolves after the commit. Rejects with EventRefusedError when refused. */
   send(command: SupervisorCommand): Promise<void>;
 }
@@ -35,7 +47,7 @@ export interface AgentDriver {
   /** After an ANSWER committed. */
   onQuestionAnswered?(supervisor: SupervisorHandle, answer: { questionId: string; question: string; answer: string }): void | Promise<void>;
   /** After a task's completion or failure committed. */
-  onTaskFinished?(supervisor: SupervisorHandle, task: { taskId: string; status: 'completed' | 'failed' }): void | Promise<void>;
+  onTaskFinished?(supervisor: SupervisorHandle, task: FinishedTask): void | Promise<void>;
   /** After a restoration committed; `contextMessage` is what the LLM is told about the restart. */
   onRestored?(supervisor: SupervisorHandle, restoration: { source: RestorationSource; contextMessage: string }): void | Promise<void>;
 }

@@ -30,3 +30,16 @@ export {
   type SupervisorRuntime,
 } from './supervisor-runtime.js';
 export { DEFAULT_LEASE_SETTINGS, type LeaseSettings, type LeaseStats } from './lease-keeper.js';
+export {
+  createChatCompletionsClient,
+  type AssistantReply,
+  type ChatCompletionsClient,
+  type ChatCompletionsClientOptions,
+  type ChatMessage,
+  type ChatTool,
+  type ChatToolCall,
+  type JsonSchema,
+} from './llm/chat-completions-client.js';
+export * from './llm/llm-errors.js';
+export { createOpenAiDriver, OPENAI_DRIVER_NAME, type OpenAiDriverOptions } from './llm/openai-driver.js';
+export { SUPERVISOR_TOOLS } from './llm/supervisor-tools.js';

@@ -52,6 +52,7 @@ import { createCheckpointPruner, DEFAULT_CHECKPOINT_RETENTION, type CheckpointRe
 import { createRestorer, emptyRestoreAllSummary, type RestoreAllSummary, type RestoreOptions } from './restoration.js';
 import type { Placement, RuntimeHooks, RuntimeHost } from './runtime-host.js';
 import { createScriptedDriver } from './scripted-driver.js';
+import { OPENAI_DRIVER_NAME } from './llm/openai-driver.js';
 import type { TaskWorkerStats } from './task-worker.js';
 
 export interface RuntimeOptions {
@@ -276,8 +277,20 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     };
   }
 
+  // A driver this daemon lacks (a restored supervisor's) drives nothing here: another driver would act in its place.
   function driverFor(name: string | null | undefined): AgentDriver {
-    return drivers.get(name ?? defaultDriver) ?? drivers.get(defaultDriver) ?? manualDriver;
+    return drivers.get(name ?? defaultDriver) ?? manualDriver;
+  }
+
+  /** A restored supervisor keeps its driver's name, so its row still names it and a daemon that has it drives it again. */
+  function restoredDriver(supervisorId: string, name: string): string {
+    if (!drivers.has(name)) {
+      logger.warn(
+        { supervisorId, driver: name, drivers: [...drivers.keys()] },
+        `agent driver ${name} is not configured in this daemon: the supervisor runs without a driver here (events sent to it still apply) and keeps driver ${name}, so a daemon that has it drives it again when it restores it`,
+      );
+    }
+    return name;
   }
 
   // Drivers hear only committed facts, after the step that caused them settled, so they may send events themselves.
@@ -290,7 +303,10 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     if (restored && driver.onRestored) calls.push(() => driver.onRestored?.(handle, { source: restored.source, contextMessage: restored.contextMessage }));
     for (const effect of step.effects) {
       if (effect.type === 'answerReceived' && driver.onQuestionAnswered) calls.push(() => driver.onQuestionAnswered?.(handle, effect.params));
-      if (effect.type === 'taskFinished' && driver.onTaskFinished) calls.push(() => driver.onTaskFinished?.(handle, effect.params));
+      if (effect.type === 'taskFinished' && driver.onTaskFinished) {
+        const { taskId, status, task } = effect.params;
+        calls.push(() => driver.onTaskFinished?.(handle, { taskId, status, description: task.description, result: task.result, error: task.error }));
+      }
     }
     if (calls.length === 0) return;
     const run = () => {
@@ -315,6 +331,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       id: supervisor.id,
       state: () => supervisor.state,
       context: () => supervisor.snapshot.context,
+      conversation: (conversationOptions) => getConversation(database.db, supervisor.id, conversationOptions),
       send: async (command) => {
         await runtime.send(supervisor.id, command);
       },
@@ -427,9 +444,9 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     },
     restoring: (id) => restoring.has(id),
     adopt: (snapshot, placement: Placement, driverName) =>
-      place(DurableSupervisor.restore(deps, snapshot, placement.step, drivers.has(driverName) ? driverName : defaultDriver, placement.epoch, placement.checkpointSeq)),
+      place(DurableSupervisor.restore(deps, snapshot, placement.step, restoredDriver(snapshot.context.supervisorId, driverName), placement.epoch, placement.checkpointSeq)),
     createFresh: async (initial, driverName, placement) =>
-      place(await DurableSupervisor.create(deps, initial, drivers.has(driverName) ? driverName : defaultDriver, placement)),
+      place(await DurableSupervisor.create(deps, initial, restoredDriver(initial.context.supervisorId, driverName), placement)),
     stopLocal,
     holdDriver: (id) => {
       if (!heldDrivers.has(id)) heldDrivers.set(id, []);
@@ -522,7 +539,17 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       if (!UUID.test(id)) throw new InvalidSupervisorDataError(id, 'id', 'must be a UUID');
       if (typeof input.name !== 'string' || input.name.trim() === '') throw new InvalidSupervisorDataError(id, 'name', 'must be a non-empty string');
       if (input.driver !== undefined && !drivers.has(input.driver)) {
-        throw new InvalidSupervisorDataError(id, 'driver', `must be one of ${[...drivers.keys()].join(', ')} (got "${input.driver}")`);
+        const known = [...drivers.keys()].join(', ');
+        // The LLM driver exists only where its settings are given: say which ones, not just "unknown".
+        if (input.driver === OPENAI_DRIVER_NAME) {
+          throw new InvalidSupervisorDataError(
+            id,
+            'driver',
+            `"${OPENAI_DRIVER_NAME}" is not configured in this daemon (drivers here: ${known}): set SUPERVISOR_RUNTIME_LLM_BASE_URL and SUPERVISOR_RUNTIME_LLM_MODEL ` +
+              '(or --llm-base-url and --llm-model; the key, if the server needs one, in SUPERVISOR_RUNTIME_LLM_API_KEY) and restart the daemon; in a library, pass createOpenAiDriver({ baseUrl, model }) in the runtime\'s drivers',
+          );
+        }
+        throw new InvalidSupervisorDataError(id, 'driver', `must be one of ${known} (got "${input.driver}")`);
       }
       await host.ready();
       // Only a caller-chosen id can be taken; a fresh UUID skips the read (the step fence would refuse an overwrite anyway).

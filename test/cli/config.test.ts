@@ -24,3 +24,33 @@ describe('daemon settings', () => {
     expect(daemonSettings({})).toMatchObject({ inspect: false, inspectUrl: undefined });
   });
 });
+
+describe('LLM settings', () => {
+  it('are off unless a base URL is given; base URL and model come from env or flags, with defaults for the bounds', () => {
+    expect(daemonSettings({}).llm).toBeUndefined();
+    expect(daemonSettings({ SUPERVISOR_RUNTIME_LLM_BASE_URL: 'http://127.0.0.1:11434/v1/', SUPERVISOR_RUNTIME_LLM_MODEL: 'llama3.1' }).llm).toEqual({
+      baseUrl: 'http://127.0.0.1:11434/v1',
+      model: 'llama3.1',
+      apiKey: undefined,
+      requestTimeoutMs: 60_000,
+      maxRetries: 3,
+      maxRounds: 8,
+    });
+    const fromFlags = daemonSettings(
+      { SUPERVISOR_RUNTIME_LLM_API_KEY: 'sk-x', SUPERVISOR_RUNTIME_LLM_TIMEOUT_MS: '120000' },
+      { llmBaseUrl: 'https://llm.example/v1', llmModel: 'big' },
+    ).llm;
+    expect(fromFlags).toMatchObject({ baseUrl: 'https://llm.example/v1', model: 'big', apiKey: 'sk-x', requestTimeoutMs: 120_000 });
+  });
+
+  it('a half-given or bad setting is refused, naming the setting and what to set', () => {
+    expect(() => daemonSettings({ SUPERVISOR_RUNTIME_LLM_BASE_URL: 'http://127.0.0.1:11434/v1' })).toThrow(/Invalid setting SUPERVISOR_RUNTIME_LLM_MODEL: must be set with SUPERVISOR_RUNTIME_LLM_BASE_URL/);
+    expect(() => daemonSettings({}, { llmBaseUrl: 'http://127.0.0.1:11434/v1' })).toThrow(/Invalid setting --llm-model: must be set with --llm-base-url/);
+    expect(() => daemonSettings({ SUPERVISOR_RUNTIME_LLM_MODEL: 'llama3.1' })).toThrow(/Invalid setting SUPERVISOR_RUNTIME_LLM_BASE_URL: must be set when SUPERVISOR_RUNTIME_LLM_MODEL is/);
+    expect(() => daemonSettings({ SUPERVISOR_RUNTIME_LLM_API_KEY: 'sk-x' })).toThrow(/SUPERVISOR_RUNTIME_LLM_BASE_URL: must be set when SUPERVISOR_RUNTIME_LLM_API_KEY is/);
+    expect(() => daemonSettings({ SUPERVISOR_RUNTIME_LLM_BASE_URL: 'localhost:11434', SUPERVISOR_RUNTIME_LLM_MODEL: 'm' })).toThrow(ConfigError);
+    expect(() => daemonSettings({ SUPERVISOR_RUNTIME_LLM_BASE_URL: 'http://h/v1', SUPERVISOR_RUNTIME_LLM_MODEL: 'm', SUPERVISOR_RUNTIME_LLM_MAX_ROUNDS: '0' })).toThrow(
+      /SUPERVISOR_RUNTIME_LLM_MAX_ROUNDS: expected an integer from 1 to 100/,
+    );
+  });
+});

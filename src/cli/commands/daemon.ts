@@ -69,6 +69,10 @@ that takes more than ${SHUTDOWN_TIMEOUT_MS / 1000} s). Logs are JSON lines on st
   --inspect            send every actor to the Stately inspector ($SUPERVISOR_RUNTIME_INSPECT)
   --inspect-url URL    WebSocket inspector to use instead of Stately Sky ($SUPERVISOR_RUNTIME_INSPECT_URL)
   --log-level LEVEL    fatal, error, warn, info, debug, trace or silent (default: $LOG_LEVEL or info)
+  --llm-base-url URL   OpenAI-compatible API base for driver openai, e.g. http://127.0.0.1:11434/v1
+                       ($SUPERVISOR_RUNTIME_LLM_BASE_URL; unset = no openai driver)
+  --llm-model NAME     the model it serves ($SUPERVISOR_RUNTIME_LLM_MODEL); the key, if it needs one,
+                       only from $SUPERVISOR_RUNTIME_LLM_API_KEY
 Set SUPERVISOR_RUNTIME_TOKEN to require \`Authorization: Bearer <token>\` on every request but GET /healthz.`,
   options: {
     host: { type: 'string' },
@@ -79,6 +83,8 @@ Set SUPERVISOR_RUNTIME_TOKEN to require \`Authorization: Bearer <token>\` on eve
     inspect: { type: 'boolean' },
     'inspect-url': { type: 'string' },
     'log-level': { type: 'string' },
+    'llm-base-url': { type: 'string' },
+    'llm-model': { type: 'string' },
   },
   async run({ values }, io) {
     const text = (name: string) => values[name] as string | undefined;
@@ -91,6 +97,8 @@ Set SUPERVISOR_RUNTIME_TOKEN to require \`Authorization: Bearer <token>\` on eve
       inspect: values.inspect === true ? true : undefined,
       inspectUrl: text('inspect-url'),
       logLevel: text('log-level'),
+      llmBaseUrl: text('llm-base-url'),
+      llmModel: text('llm-model'),
     });
     const logger = createLogger({ level: settings.logLevel, pretty: settings.logPretty });
     // Loaded here so the client commands do not pay for the server's imports.

@@ -12,7 +12,8 @@ export const spawnCommand: CliCommand = {
 Creates a supervisor (saved before it starts) and sends it START. The name is the
 remaining words, joined by spaces.
   --phase P           first phase (default: planning)
-  --driver D          agent driver: manual (the default: you send every event) or scripted
+  --driver D          agent driver: manual (the default: you send every event), scripted, or
+                      openai (an LLM; the daemon needs --llm-base-url and --llm-model)
   --id UUID           use this id instead of a new one
   --json              print the daemon's JSON answer
 ${CLIENT_HELP}`,
