@@ -76,7 +76,8 @@ for (const target of targets) {
       expect(none.stdout).not.toContain(questionId);
     });
 
-    it('a whole flow from the command line: ask with choices, answer, spawn a task with event, read tasks, checkpoints and conversation, withdraw, complete', async () => {
+    it('a whole flow from the command line: ask with choices, answer, spawn a task with event, read tasks, checkpoints and conversation, withdraw, complete', { timeout: 120_000 }, async () => {
+      // About twenty CLI processes, one after another: 15 s on an idle machine, twice that on a loaded one.
       const supervisor = JSON.parse((await runBin(['spawn', 'Flow', '--json'], env)).stdout) as SupervisorView;
       const asked = await runBin(['ask', supervisor.id, 'Which', 'rollout?', '--choice', 'canary', '--choice', 'big bang', '--context', 'prod'], env);
       expect(asked.stderr).toBe('');
