@@ -540,7 +540,9 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
         throw error;
       }
       const supervisor = place(created);
-      if (input.start !== false) await supervisor.send({ type: 'START', at: now().toISOString() });
+      // The creation committed: from here a database outage leaves the supervisor interrupted and starting by itself
+      // once the database is back, never a spawn reported as not written.
+      if (input.start !== false) await supervisor.start();
       supervisor.startHeartbeat();
       logger.info({ supervisorId: id, name: input.name, driver: supervisor.driverName }, 'supervisor spawned');
       return supervisor;
