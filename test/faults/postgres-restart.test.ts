@@ -255,5 +255,84 @@ if (gate.run) {
         expect(Number(stored.rows[0]?.n)).toBe(finished.length);
       });
     }
+
+    for (const mode of ['fast', 'immediate'] as const satisfies readonly StopMode[]) {
+      it(`Postgres stopped (${mode}) for 6 s under supervisors heartbeating every 1.5 s: each is interrupted, and runs again as before within 5 s of the database's return`, async () => {
+        await open({ heartbeatIntervalMs: 1_500 });
+        const idle = await runtime!.spawn({ name: 'idle' });
+        await runtime!.send(idle.id, { type: 'SET_PHASE', phase: 'review' });
+        const asking = await runtime!.spawn({ name: 'asking' });
+        const { questionId } = await runtime!.askQuestion(asking.id, { question: 'Merge?' });
+        const waiting = await runtime!.spawn({ name: 'waiting on a task' });
+        const { taskId } = await runtime!.spawnTask(waiting.id, { description: 'long build' });
+        const supervisors = [idle, asking, waiting];
+        const before = supervisors.map((supervisor) => ({
+          id: supervisor.id,
+          state: supervisor.state,
+          phase: supervisor.snapshot.context.phase,
+          questions: supervisor.snapshot.context.pendingQuestions.map((question) => question.id),
+          tasks: supervisor.snapshot.context.tasks.map((task) => task.id),
+        }));
+        expect(before.map((entry) => entry.state)).toEqual(['idle', 'waiting_for_user', 'waiting_for_tasks']);
+        const now = () =>
+          supervisors.map((supervisor) => {
+            const running = runtime!.get(supervisor.id) ?? supervisor;
+            const { context } = running.snapshot;
+            return { id: running.id, state: running.state, phase: context.phase, questions: context.pendingQuestions.map((question) => question.id), tasks: context.tasks.map((task) => task.id) };
+          });
+
+        const stoppedAt = Date.now();
+        await server.stop({ mode });
+        // The heartbeats meet the outage: every supervisor is interrupted by it, in memory and in the registry.
+        await vi.waitFor(() => expect(now().map((entry) => entry.state)).toEqual(['interrupted', 'interrupted', 'interrupted']), { timeout: 30_000, interval: 50 });
+        for (const supervisor of supervisors) {
+          expect(runtime!.registry.getSnapshot().context.supervisors[supervisor.id]).toMatchObject({ state: 'interrupted', degraded: true });
+        }
+        await sleep(Math.max(0, 6_000 - (Date.now() - stoppedAt)));
+        await server.start();
+        const back = Date.now();
+
+        // By themselves: nobody sends anything. Generous deadline to wait, strict bound on what was measured.
+        await vi.waitFor(
+          () => {
+            expect(now()).toEqual(before);
+            for (const supervisor of supervisors) expect(runtime!.get(supervisor.id)?.degraded).toBe(false);
+          },
+          { timeout: 30_000, interval: 25 },
+        );
+        const resumedWithinMs = Date.now() - back;
+        process.stderr.write(`[${mode} 6 s outage] running again ${resumedWithinMs} ms after Postgres was back\n`);
+        expect(resumedWithinMs).toBeLessThan(5_000);
+
+        for (const supervisor of supervisors) {
+          const running = runtime!.get(supervisor.id)!;
+          // The checkpoints say what happened: interrupted by the database (the error recorded), then resumed.
+          const reasons = await checkpointReasons(verifier.db, supervisor.id);
+          expect(reasons.slice(-2), reasons.join(', ')).toEqual(['interrupted', 'resumed']);
+          const interruption = (await verifier.db.selectFrom('supervisor_checkpoints').select('snapshot').where('supervisor_id', '=', supervisor.id).where('reason', '=', 'interrupted').executeTakeFirstOrThrow()).snapshot as {
+            context: { errorMessage: string | null };
+          };
+          expect(interruption.context.errorMessage).toMatch(/^database unavailable: /);
+          // The row says what the running copy says (heartbeats keep landing, so not the whole snapshot).
+          const { context } = running.snapshot;
+          expect(await getSupervisorState(verifier.db, supervisor.id)).toMatchObject({
+            state: running.state,
+            phase: context.phase,
+            errorMessage: null,
+            pendingQuestions: context.pendingQuestions,
+            spawnedTaskIds: context.tasks.map((task) => task.id),
+            step: running.step,
+          });
+        }
+        // They go on: the pending question takes its answer, the task its completion, the heartbeat is saved again.
+        await runtime!.answerQuestion(asking.id, questionId, 'yes');
+        await runtime!.reportTaskEvent(taskId, { type: 'completed', result: 'built' });
+        expect(runtime!.get(asking.id)?.state).toBe('working');
+        expect(runtime!.get(waiting.id)?.state).toBe('working');
+        const heartbeatAfter = new Date();
+        await vi.waitFor(async () => expect(Date.parse((await getSupervisorState(verifier.db, idle.id))?.lastHeartbeat ?? '') || 0).toBeGreaterThan(heartbeatAfter.getTime()), { timeout: 15_000 });
+        expect(runtime!.stats().leases).toMatchObject({ joined: true });
+      });
+    }
   });
 }
