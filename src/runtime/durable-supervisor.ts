@@ -7,6 +7,7 @@ import { isTerminalState, type SupervisorState } from '../domain/supervisor-stat
 import { effectsOf, explainRefusal, SUPERVISOR_MACHINE_VERSION, supervisorMachine, type SupervisorSnapshot } from '../machines/supervisor-machine.js';
 import type { SupervisorEffect, SupervisorEvent } from '../machines/supervisor-types.js';
 import type { Database } from '../persistence/database.js';
+import { isNoAnswer } from '../persistence/database-errors.js';
 import { isDeepStrictEqual } from 'node:util';
 import { getSupervisorStateForRestoration, StaleWriteError, type OutboxWrite } from '../persistence/supervisor-repository.js';
 import { OwnershipLostError } from '../persistence/ownership/errors.js';
@@ -359,9 +360,9 @@ export class DurableSupervisor {
         if (error instanceof DatabaseUnavailableError && error.outcome === 'unknown') unknown = error;
         if (error instanceof DatabaseUnavailableError && attempt >= attempts && unknown && error.outcome !== 'unknown') throw unknown;
         if (!(error instanceof DatabaseUnavailableError) || attempt >= attempts) throw error;
-        // The database did not answer within the statement timeout: another attempt would wait as long again. Give up
-        // now (the caller hears "outcome unknown" within one timeout); the interruption's save retries it in order.
-        if ((error.cause as { code?: unknown } | undefined)?.code === 'SR_QUERY_TIMEOUT') throw error;
+        // The database did not answer (a statement or a new connection) within the timeout: another attempt would wait
+        // as long again. Give up now (the caller hears within one timeout); the interruption's save retries it in order.
+        if (isNoAnswer(error.cause)) throw error;
         this.deps.logger.warn({ supervisorId: this.id, attempt, err: errorText(error) }, 'save point failed, retrying');
         await sleep(baseDelayMs * 2 ** (attempt - 1));
       }
