@@ -165,5 +165,27 @@ if (gate.run) {
       expect((await timedPost('phase', `/supervisors/${lateId}/events`, { type: 'SET_PHASE', phase: 'thawed' })).status).toBe(200);
     });
 
+    it('a spawn whose creation reached a frozen Postgres answers 503 outcome unknown; it committed when the server woke, and the retry with the same id answers with the supervisor running and started, created once', async () => {
+      await open();
+      const id = randomUUID();
+      beforeSavePoint = () => server.freeze();
+      const first = await timedPost('spawn', '/supervisors', { id, name: 'created in the dark', driver: 'manual' });
+      expect(server.frozen).toBe(true);
+      server.thaw();
+      expect({ status: first.status, outcome: first.body.outcome }).toEqual({ status: 503, outcome: 'unknown' });
+      expect(first.ms).toBeLessThan(STATEMENT_TIMEOUT_MS + CLIENT_GRACE_MS + MARGIN_MS);
+      // The server ran the statement it held once it woke: the creation is stored, owned by this daemon.
+      await vi.waitFor(async () => expect(await getSupervisorState(verifier.db, id)).toMatchObject({ state: 'initializing', owner: runtime!.daemonId }), { timeout: 15_000 });
+
+      const retried = await timedPost('spawn', '/supervisors', { id, name: 'created in the dark', driver: 'manual' });
+      expect([200, 201], JSON.stringify(retried.body)).toContain(retried.status);
+      expect(retried.body).toMatchObject({ id, state: 'idle', live: true });
+      const running = runtime!.get(id);
+      expect(running?.state).toBe('idle');
+      expect(await checkpointReasons(verifier.db, id)).toEqual(['created', 'started']);
+      await expectStoredEqualsLive(verifier.db, running!);
+      // And it takes work like any other.
+      expect((await timedPost('ask', `/supervisors/${id}/questions`, { questionId: 'q-1', question: 'Awake?' })).status).toBe(201);
+    });
   });
 }
