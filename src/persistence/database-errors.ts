@@ -30,6 +30,15 @@ function lostMidStatement(error: unknown): boolean {
   return /Connection terminated unexpectedly|Client has encountered a connection error/i.test(error instanceof Error ? error.message : '');
 }
 
+/**
+ * The server did not answer in time: a statement past its bound (SR_QUERY_TIMEOUT), or a new connection whose
+ * handshake it never answered. Another attempt would wait as long again.
+ */
+export function isNoAnswer(error: unknown): boolean {
+  if (code(error) === 'SR_QUERY_TIMEOUT') return true;
+  return /Connection terminated due to connection timeout|timeout exceeded when trying to connect/i.test(error instanceof Error ? error.message : '');
+}
+
 /** Rethrow `error` as a typed error: unreachable database, or data the schema refused. */
 export function classifyDatabaseError(error: unknown, operation: string, supervisorId: string | undefined): Error {
   if (error instanceof SupervisorRuntimeError) return error;

@@ -26,7 +26,7 @@ export interface DatabaseConfig {
   /**
    * Postgres: a statement the server runs longer than this is cancelled (rolled back); one it does not answer at all
    * within this plus 2 s (a frozen server, a stalled network) fails with outcome unknown and its connection is dropped.
-   * Default 10,000 ms; 0 turns both off. Migrations are exempt.
+   * A new connection gets as long (at most 5 s). Default 10,000 ms; 0 turns both off. Migrations are exempt.
    */
   statementTimeoutMs?: number | undefined;
   /** Called with errors raised by idle pooled connections, which would otherwise crash the process. */
@@ -80,6 +80,8 @@ export const PREPARED_STATEMENT_MARKER = /^\/\* sr:([a-z0-9_]+) \*\//;
 export const DEFAULT_STATEMENT_TIMEOUT_MS = 10_000;
 /** How much longer than the server's statement timeout the client waits for any answer at all. */
 const CLIENT_GRACE_MS = 2_000;
+/** The longest a new connection may take (shorter when the statement timeout plus grace is shorter). */
+const CONNECT_TIMEOUT_MS = 5_000;
 /** Statements that may run as long as they need (migrations, and the lock that orders them). */
 export const NO_TIMEOUT_MARKER = '/* sr:no_timeout */';
 
@@ -149,7 +151,8 @@ async function openPostgres(url: string, config: DatabaseConfig): Promise<Databa
     Client: PreparingClient,
     connectionString: url,
     max: config.poolSize ?? 10,
-    connectionTimeoutMillis: 5_000,
+    // A server that accepts TCP but never answers the handshake (frozen) must not outlast the statement bound either.
+    connectionTimeoutMillis: timeoutMs > 0 ? Math.min(CONNECT_TIMEOUT_MS, timeoutMs + CLIENT_GRACE_MS) : CONNECT_TIMEOUT_MS,
     ...(options ? { options } : {}),
     // pg.Pool hands its whole config to each client it creates.
     srAnswerWithinMs: timeoutMs > 0 ? timeoutMs + CLIENT_GRACE_MS : 0,

@@ -7,6 +7,7 @@ import { isTerminalState, type SupervisorState } from '../domain/supervisor-stat
 import { effectsOf, explainRefusal, SUPERVISOR_MACHINE_VERSION, supervisorMachine, type SupervisorSnapshot } from '../machines/supervisor-machine.js';
 import type { SupervisorEffect, SupervisorEvent } from '../machines/supervisor-types.js';
 import type { Database } from '../persistence/database.js';
+import { isNoAnswer } from '../persistence/database-errors.js';
 import { isDeepStrictEqual } from 'node:util';
 import { getSupervisorStateForRestoration, StaleWriteError, type OutboxWrite } from '../persistence/supervisor-repository.js';
 import { OwnershipLostError } from '../persistence/ownership/errors.js';
@@ -79,6 +80,8 @@ export class DurableSupervisor {
   #desynchronized: StaleWriteError | null = null;
   /** An outage's INTERRUPT was saved; the RESUME that undoes it still has to commit. */
   #resumePending = false;
+  /** START was not committed because the database was away: it is sent by itself once the outage's RESUME commits. */
+  #startPending = false;
   #lost: OwnershipLostError | null = null;
   #flushTimer: NodeJS.Timeout | undefined;
   /** The checkpoint of the newest committed full save point (null until one is known), and when a step last committed. */
@@ -187,6 +190,23 @@ export class DurableSupervisor {
   /** Apply one event through its save point. Resolves after the commit; rejects with EventRefusedError or SaveFailedError. */
   send(event: SupervisorEvent): Promise<CommittedStep> {
     return this.#enqueue(() => this.#apply(event));
+  }
+
+  /**
+   * START, for a supervisor whose creation committed. If the database goes away first, the supervisor stays created
+   * (interrupted, visible) and starts by itself once the database is back, so the creation is never reported unwritten.
+   * Resolves with the committed START, or null when it waits for the database.
+   */
+  async start(): Promise<CommittedStep | null> {
+    try {
+      return await this.send({ type: 'START', at: this.deps.now().toISOString() });
+    } catch (error) {
+      if (!(error instanceof SaveFailedError)) throw error;
+      this.#startPending = true;
+      this.deps.logger.warn({ supervisorId: this.id, err: errorText(error) }, 'supervisor created; it starts once the database is back');
+      this.#scheduleFlush();
+      return null;
+    }
   }
 
   /** Wait until every queued step has settled. */
@@ -341,9 +361,9 @@ export class DurableSupervisor {
         if (error instanceof DatabaseUnavailableError && error.outcome === 'unknown') unknown = error;
         if (error instanceof DatabaseUnavailableError && attempt >= attempts && unknown && error.outcome !== 'unknown') throw unknown;
         if (!(error instanceof DatabaseUnavailableError) || attempt >= attempts) throw error;
-        // The database did not answer within the statement timeout: another attempt would wait as long again. Give up
-        // now (the caller hears "outcome unknown" within one timeout); the interruption's save retries it in order.
-        if ((error.cause as { code?: unknown } | undefined)?.code === 'SR_QUERY_TIMEOUT') throw error;
+        // The database did not answer (a statement or a new connection) within the timeout: another attempt would wait
+        // as long again. Give up now (the caller hears within one timeout); the interruption's save retries it in order.
+        if (isNoAnswer(error.cause)) throw error;
         this.deps.logger.warn({ supervisorId: this.id, attempt, err: errorText(error) }, 'save point failed, retrying');
         await sleep(baseDelayMs * 2 ** (attempt - 1));
       }
@@ -395,7 +415,7 @@ export class DurableSupervisor {
   #scheduleFlush(): void {
     clearTimeout(this.#flushTimer);
     this.#flushTimer = setTimeout(() => {
-      if (this.#stopped || (!this.#unsaved && !this.#resumePending)) return;
+      if (this.#stopped || (!this.#unsaved && !this.#resumePending && !this.#startPending)) return;
       this.#enqueue(() => this.#flushUnsaved('retry')).catch(() => this.#scheduleFlush());
     }, 1_000);
     this.#flushTimer.unref();
@@ -421,21 +441,35 @@ export class DurableSupervisor {
       this.deps.logger.info({ supervisorId: this.id, step: this.#step }, 'database back: interrupted state saved');
       this.deps.onCommitted(this, pending.step);
     }
-    if (!this.#resumePending) return;
-    // The database, not a person, interrupted it: once that is recorded, it resumes by itself (a RESUME save point of
-    // its own, so the checkpoints show both). `interrupted` stays for what needs a person.
-    this.#resumePending = false;
-    const resume: SupervisorEvent = { type: 'RESUME', at: this.deps.now().toISOString() };
-    if (explainRefusal(this.#snapshot, resume)) return;
+    if (this.#resumePending) {
+      // The database, not a person, interrupted it: once that is recorded, it resumes by itself (a RESUME save point of
+      // its own, so the checkpoints show both). `interrupted` stays for what needs a person.
+      this.#resumePending = false;
+      const resume: SupervisorEvent = { type: 'RESUME', at: this.deps.now().toISOString() };
+      if (!explainRefusal(this.#snapshot, resume)) {
+        await this.#retryLater('resume', () => this.#apply(resume));
+        this.deps.logger.info({ supervisorId: this.id, state: this.state }, 'database back: supervisor resumed by itself');
+      }
+    }
+    // Created while the database went away: back in `initializing`, it takes the START it was spawned with.
+    if (this.#startPending && this.state === 'initializing') {
+      this.#startPending = false;
+      await this.#retryLater('start', () => this.#apply({ type: 'START', at: this.deps.now().toISOString() }));
+      this.deps.logger.info({ supervisorId: this.id, state: this.state }, 'database back: supervisor started');
+    }
+  }
+
+  /** Run a step the supervisor owes itself; if the database is still away, it is owed again at the next flush. */
+  async #retryLater(what: 'resume' | 'start', step: () => Promise<CommittedStep>): Promise<void> {
     try {
-      await this.#apply(resume);
+      await step();
     } catch (error) {
       if (error instanceof SaveFailedError || error instanceof DatabaseUnavailableError) {
-        this.#resumePending = true;
+        if (what === 'resume') this.#resumePending = true;
+        else this.#startPending = true;
         this.#scheduleFlush();
       }
       throw error;
     }
-    this.deps.logger.info({ supervisorId: this.id, state: this.state }, 'database back: supervisor resumed by itself');
   }
 }

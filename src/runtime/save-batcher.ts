@@ -2,7 +2,9 @@
 // statement each (one round trip, one transaction), and every caller is answered only after that commit, with its
 // own outcome. A save arriving while the database is idle goes at once, so one supervisor waits no longer than alone.
 
+import { DatabaseUnavailableError } from '../domain/errors.js';
 import type { Database } from '../persistence/database.js';
+import { isNoAnswer } from '../persistence/database-errors.js';
 import {
   saveSupervisorStatesFull,
   updateSupervisorHeartbeats,
@@ -51,7 +53,8 @@ export function createSaveBatcher(database: Database, options: SaveBatcherOption
   const stats: SaveBatcherStats = { saveStatements: 0, savePoints: 0, heartbeatStatements: 0, heartbeats: 0, largestBatch: 0 };
 
   /** `statements` and `items` name the counters this queue adds to. */
-  function queue<I, O>(
+  function queue<I extends { supervisorId: string }, O>(
+    operation: string,
     run: (inputs: I[]) => Promise<Array<{ ok: true; value: O } | { ok: false; error: Error }>>,
     counters: { statements: 'saveStatements' | 'heartbeatStatements'; items: 'savePoints' | 'heartbeats' },
     deferFirst: boolean,
@@ -59,6 +62,14 @@ export function createSaveBatcher(database: Database, options: SaveBatcherOption
     const waiting: Array<Waiting<I, O>> = [];
     let inFlight = 0;
     let scheduled = false;
+    /**
+     * A group the database did not answer at all (frozen, stalled): what waited behind it fails now, never sent, instead
+     * of waiting a timeout of its own after it, so every caller hears within one timeout.
+     */
+    const failWaitingIfNoAnswer = (error: unknown) => {
+      if (!(error instanceof DatabaseUnavailableError) || !isNoAnswer(error.cause)) return;
+      for (const entry of waiting.splice(0)) entry.reject(new DatabaseUnavailableError(operation, entry.input.supervisorId, error.cause));
+    };
     const flush = () => {
       scheduled = false;
       while (waiting.length > 0 && inFlight < maxInFlight) {
@@ -72,9 +83,15 @@ export function createSaveBatcher(database: Database, options: SaveBatcherOption
             (outcomes) => group.forEach((entry, index) => {
               const outcome = outcomes[index];
               if (outcome?.ok) entry.resolve(outcome.value);
-              else entry.reject(outcome?.error ?? new Error('group commit: no outcome for a save point'));
+              else {
+                entry.reject(outcome?.error ?? new Error('group commit: no outcome for a save point'));
+                failWaitingIfNoAnswer(outcome?.error);
+              }
             }),
-            (error: unknown) => group.forEach((entry) => entry.reject(error)),
+            (error: unknown) => {
+              group.forEach((entry) => entry.reject(error));
+              failWaitingIfNoAnswer(error);
+            },
           )
           .finally(() => {
             inFlight -= 1;
@@ -98,11 +115,13 @@ export function createSaveBatcher(database: Database, options: SaveBatcherOption
   }
 
   const save = queue<FullSaveInput, FullSaveResult>(
+    'saveSupervisorStateFull',
     async (inputs) => (await saveSupervisorStatesFull(database.db, inputs)).map((outcome) => (outcome.ok ? { ok: true, value: outcome.result } : outcome)),
     { statements: 'saveStatements', items: 'savePoints' },
     false,
   );
   const heartbeat = queue<HeartbeatWrite, boolean>(
+    'updateSupervisorHeartbeat',
     async (writes) => (await updateSupervisorHeartbeats(database.db, writes)).map((outcome) => (outcome.ok ? { ok: true, value: outcome.written } : outcome)),
     { statements: 'heartbeatStatements', items: 'heartbeats' },
     true,

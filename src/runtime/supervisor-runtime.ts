@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import { sql } from 'kysely';
 import { initialTransition } from 'xstate';
 import type { ConversationEntry } from '../domain/conversation.js';
-import { EventRefusedError, errorText, InvalidSupervisorDataError, SupervisorNotFoundError, type InvalidSnapshotError } from '../domain/errors.js';
+import { DatabaseUnavailableError, EventRefusedError, errorText, InvalidSupervisorDataError, SupervisorNotFoundError, type InvalidSnapshotError } from '../domain/errors.js';
 import type { RestorationInfo, RestorationSource } from '../domain/restoration.js';
 import { isTerminalState, type SupervisorState } from '../domain/supervisor-state.js';
 import { supervisorMachine } from '../machines/supervisor-machine.js';
@@ -37,7 +37,7 @@ import {
 import type { Transport, TransportHealth } from '../transport/transport.js';
 import { manualDriver, type AgentDriver, type SupervisorCommand, type SupervisorHandle } from './agent-driver.js';
 import { DurableSupervisor, type CommittedStep, type DurableSupervisorDeps, type SaveRetryPolicy } from './durable-supervisor.js';
-import { QuestionAlreadyAnsweredError, RuntimeStoppedError, SupervisorNotRunningError, TaskNotFoundError } from './errors.js';
+import { QuestionAlreadyAnsweredError, RuntimeStoppedError, SaveFailedError, SupervisorNotRunningError, TaskNotFoundError } from './errors.js';
 import type { InboundConsumerStats } from './inbound-consumers.js';
 import type { InboxApplier } from './inbox-applier.js';
 import { createRuntimeInspector, type InspectOption } from './inspection.js';
@@ -217,6 +217,8 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
   // Supervisors being restored: not running for callers yet (get() is undefined, `live` false), and events sent to
   // them from outside wait until the restoration is stored instead of slipping in between its steps.
   const restoring = new Map<string, { done: Promise<void>; resolve: () => void }>();
+  // Caller-chosen ids whose creation's outcome is unknown (the database stopped answering mid-statement).
+  const unsettledCreations = new Set<string>();
   let stopping = false;
   let lastSummary: RestoreAllSummary | undefined;
   let messaging: (Messaging & { inbox: InboxApplier | null }) | null = null;
@@ -352,6 +354,27 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       supervisors.delete(id);
       registry.trigger.remove({ id });
     }
+  }
+
+  /**
+   * A creation whose outcome was unknown, retried with its id. Committed after all: run the stored row here (it is this
+   * daemon's, epoch 1) and start it, rather than answer "already taken" for a supervisor that runs nowhere. Not stored:
+   * null, and the retry creates it.
+   */
+  async function takeUpUnsettledCreation(id: string, start: boolean): Promise<DurableSupervisor | null> {
+    if (!(await getSupervisorState(database.db, id))) {
+      unsettledCreations.delete(id);
+      return null;
+    }
+    if (!host.running(id)) await restorer.resync(id, 1);
+    const supervisor = host.running(id);
+    // Not loaded (the database went away again, or another daemon has it): answered as taken; a later retry tries again.
+    if (!supervisor) return null;
+    unsettledCreations.delete(id);
+    if (start && supervisor.state === 'initializing') await supervisor.start();
+    supervisor.startHeartbeat();
+    logger.info({ supervisorId: id }, 'a creation whose outcome was unknown had committed: running it here');
+    return supervisor;
   }
 
   /** Not running here: say why, in the words a caller can act on (finished, owned by another daemon, or not restored). */
@@ -552,6 +575,10 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
         throw new InvalidSupervisorDataError(id, 'driver', `must be one of ${known} (got "${input.driver}")`);
       }
       await host.ready();
+      if (input.id !== undefined && unsettledCreations.has(id)) {
+        const earlier = await takeUpUnsettledCreation(id, input.start !== false);
+        if (earlier) return earlier;
+      }
       // Only a caller-chosen id can be taken; a fresh UUID skips the read (the step fence would refuse an overwrite anyway).
       if (supervisors.has(id) || (input.id !== undefined && (await getSupervisorState(database.db, id)))) {
         throw new InvalidSupervisorDataError(id, 'id', 'is already taken by another supervisor');
@@ -568,10 +595,14 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       } catch (error) {
         // Two spawns racing for one caller-chosen id: the loser's insert finds the winner's row.
         if (error instanceof StaleWriteError || error instanceof OwnershipLostError) throw new InvalidSupervisorDataError(id, 'id', 'is already taken by another supervisor');
+        // The caller hears "outcome unknown" and retries with its id: that retry takes up the row if it committed.
+        if (input.id !== undefined && (error instanceof DatabaseUnavailableError || error instanceof SaveFailedError) && error.outcome === 'unknown') unsettledCreations.add(id);
         throw error;
       }
       const supervisor = place(created);
-      if (input.start !== false) await supervisor.send({ type: 'START', at: now().toISOString() });
+      // The creation committed: from here a database outage leaves the supervisor interrupted and starting by itself
+      // once the database is back, never a spawn reported as not written.
+      if (input.start !== false) await supervisor.start();
       supervisor.startHeartbeat();
       logger.info({ supervisorId: id, name: input.name, driver: supervisor.driverName }, 'supervisor spawned');
       return supervisor;
