@@ -30,6 +30,12 @@ export interface InboundConsumerOptions {
   retryDelayMs?: number;
   /** Longest such delay (default 10 s). */
   maxRetryDelayMs?: number;
+  /**
+   * Deliveries of a message whose recording fails with an error that is neither "database away" nor "content refused"
+   * (default 20): then it is kept as a dead letter and terminated, so an unforeseen permanent error cannot hold it
+   * forever. A database outage never counts against it: those messages wait as long as the outage lasts.
+   */
+  maxUnexpectedFailures?: number;
   answersDurable?: string;
   taskEventsDurable?: string;
 }
@@ -47,6 +53,8 @@ export interface InboundCounts {
   unknown: number;
   /** Could not be recorded now (database down): nak'd, comes back later. */
   retried: number;
+  /** Failed with an unexpected error on every one of `maxUnexpectedFailures` deliveries: dead-lettered and terminated. */
+  gaveUp: number;
   /** Recorded in the inbox for the owner (this daemon or another) and acked. */
   recorded: number;
 }
@@ -65,7 +73,7 @@ export interface InboundConsumers {
 
 export type InboundKind = 'answers' | 'taskEvents';
 
-export const emptyInboundCounts = (): InboundCounts => ({ applied: 0, duplicates: 0, refused: 0, malformed: 0, unknown: 0, retried: 0, recorded: 0 });
+export const emptyInboundCounts = (): InboundCounts => ({ applied: 0, duplicates: 0, refused: 0, malformed: 0, unknown: 0, retried: 0, gaveUp: 0, recorded: 0 });
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Postgres text and jsonb cannot hold U+0000; such a message could never be stored, so it is poison, not "later". */
@@ -113,6 +121,7 @@ export async function startInboundConsumers(parts: InboundConsumerParts, options
   const logger: Logger = host.logger.child({ component: 'inbound-consumers' });
   const retryDelayMs = options.retryDelayMs ?? 1_000;
   const maxRetryDelayMs = options.maxRetryDelayMs ?? 10_000;
+  const maxUnexpectedFailures = options.maxUnexpectedFailures ?? 20;
   const subscribeDefaults = { ackWaitMs: options.ackWaitMs ?? 30_000, maxDeliver: options.maxDeliver ?? -1 };
   let lastError: string | null = null;
   let stopped = false;
@@ -194,10 +203,19 @@ export async function startInboundConsumers(parts: InboundConsumerParts, options
         // The database refused the content itself: it never will take it, however often it comes back.
         return terminateMalformed(which, message, [`the database refused it: ${lastError}`]);
       }
+      const unexpected = !(error instanceof DatabaseUnavailableError);
+      if (unexpected && message.deliveryCount >= maxUnexpectedFailures) {
+        counts[which].gaveUp += 1;
+        const reason = `gave up after ${message.deliveryCount} deliveries: ${lastError}`;
+        logger.error({ ...details, err: lastError }, 'message failed on every delivery with an unexpected error; terminated and kept as a dead letter (see GET /dead-letters)');
+        deadLetter(message, reason);
+        await settle(message, 'term', { reason });
+        return;
+      }
       const delayMs = retryDelay(message);
       counts[which].retried += 1;
-      if (error instanceof DatabaseUnavailableError) logger.info({ ...details, reason: lastError, retryInMs: delayMs }, 'message not recorded now; it comes back later');
-      else logger.error({ ...details, err: lastError, retryInMs: delayMs }, 'unexpected error recording a message; it will be retried');
+      if (!unexpected) logger.info({ ...details, reason: lastError, retryInMs: delayMs }, 'message not recorded now; it comes back later');
+      else logger.error({ ...details, err: lastError, retryInMs: delayMs, deliveriesLeft: maxUnexpectedFailures - message.deliveryCount }, 'unexpected error recording a message; it will be retried');
       await settle(message, 'nak', { delayMs });
     }
   }

@@ -2,6 +2,7 @@
 // malformed messages are terminated, and a crash between commit and publish loses and duplicates nothing.
 
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/persistence/database.js';
 import { silentLogger } from '../../src/runtime/logger.js';
@@ -112,7 +113,7 @@ for (const target of await messagingTargets()) {
       // Past the ack wait: an unacked message would have come back by now and been counted again.
       await sleep(FAST_CONSUMERS.ackWaitMs + 400);
       // Three messages recorded for the owner (this daemon), one applied, two changed nothing.
-      expect(messaging.consumers!.stats().answers).toEqual({ applied: 1, duplicates: 2, refused: 0, malformed: 0, unknown: 0, retried: 0, recorded: 3 });
+      expect(messaging.consumers!.stats().answers).toEqual({ applied: 1, duplicates: 2, refused: 0, malformed: 0, unknown: 0, retried: 0, gaveUp: 0, recorded: 3 });
     });
 
     it('malformed answers and task events are terminated and counted, never redelivered, and good messages after them still apply', async () => {
@@ -172,6 +173,32 @@ for (const target of await messagingTargets()) {
       const nul = deadLetters.find((letter) => letter.msgId === 'poison-nul-3');
       expect(nul?.reason).toMatch(/NUL character/);
       expect(nul?.payload).toContain('nul\\u00003');
+    });
+
+    it('a message that fails with an unexpected database error on every delivery is retried a bounded number of times, then dead-lettered; the next answer applies', async () => {
+      const transport = await env.transport();
+      const runtime = await env.runtime({ transport });
+      const messaging = await runtime.startMessaging({ embeddedWorker: false, relay: FAST_RELAY, consumers: { ...FAST_CONSUMERS, maxUnexpectedFailures: 3 }, inbox: FAST_INBOX });
+      env.defer(() => messaging.stop());
+      // A real server-side error that is neither "database away" nor "content refused": a trigger that raises.
+      await sql`CREATE FUNCTION refuse_explosive() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'explosive answer'; END $$`.execute(env.database().db);
+      await sql`CREATE TRIGGER refuse_explosive BEFORE INSERT ON supervisor_inbox FOR EACH ROW WHEN (NEW.payload->>'answer' = 'explode') EXECUTE FUNCTION refuse_explosive()`.execute(env.database().db);
+      const supervisor = await runtime.spawn({ name: 'unlucky' });
+      const { questionId } = await runtime.askQuestion(supervisor.id, { question: 'Which way?' });
+      await publishAnswer(transport, supervisor.id, { questionId, answer: 'explode' }, 'explosive-1');
+
+      await eventually('the explosive answer to be given up', () => (messaging.consumers!.stats().answers.gaveUp === 1 ? true : undefined), 20_000);
+      expect(messaging.consumers!.stats().answers).toMatchObject({ gaveUp: 1, retried: 2, recorded: 0 });
+      await eventually('its dead letter', async () => ((await runtime.deadLetters()).total === 1 ? true : undefined));
+      const [letter] = (await runtime.deadLetters()).deadLetters;
+      expect(letter).toMatchObject({ msgId: 'explosive-1', deliveryCount: 3, reason: expect.stringMatching(/^gave up after 3 deliveries: .*explosive answer/) });
+      expect(supervisor.state).toBe('waiting_for_user');
+
+      await publishAnswer(transport, supervisor.id, { questionId, answer: 'left' }, 'good-after-explosive');
+      await eventually('the good answer to apply', () => (supervisor.state === 'working' ? true : undefined), 20_000);
+      // Terminated: never delivered again.
+      await sleep(FAST_CONSUMERS.ackWaitMs + 400);
+      expect(messaging.consumers!.stats().answers).toMatchObject({ gaveUp: 1, retried: 2, recorded: 1, applied: 1 });
     });
 
     it('an answer for an unknown supervisor and an event for an unknown task are terminated, counted and kept as dead letters', async () => {
