@@ -20,6 +20,8 @@ export interface DatabaseTarget {
 
 export async function postgresReachable(url = TEST_DATABASE_URL): Promise<boolean> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2_000 });
+  // A server going away mid-probe emits 'error' on the client; the probe's answer is "no", not a crash.
+  client.on('error', () => undefined);
   try {
     await client.connect();
     await client.query('SELECT 1');

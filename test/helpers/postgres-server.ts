@@ -6,7 +6,7 @@ import { chownSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
+import { postgresReachable } from './databases.js';
 import { freePort } from './nats-server.js';
 
 export const PRIVATE_POSTGRES_ENABLE_LINE =
@@ -117,7 +117,7 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
     const deadline = Date.now() + READY_DEADLINE_MS;
     for (;;) {
       if (child !== spawned) throw new Error(`postgres exited during start (port ${port}):\n${output}`);
-      if (await acceptsQueries(url)) return;
+      if (await postgresReachable(url)) return;
       if (Date.now() > deadline) throw new Error(`postgres did not accept queries on port ${port} within ${READY_DEADLINE_MS} ms:\n${output}`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
@@ -210,19 +210,6 @@ function postgresUser(): { uid: number; gid: number } {
   return { uid: Number(uid), gid: Number(gid) };
 }
 
-async function acceptsQueries(url: string): Promise<boolean> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2_000 });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    await client.query('SELECT 1');
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
 
 /** Direct children of `pid`, from /proc (the backends, checkpointer, walwriter… of a postmaster). */
 function childrenOf(pid: number): number[] {
