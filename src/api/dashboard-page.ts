@@ -78,6 +78,7 @@ export const DASHBOARD_HTML = String.raw`<!doctype html>
  <div><a href="#/">&larr; all supervisors</a></div>
  <h2 id="detail-title"></h2>
  <div id="detail-cards" class="cards"></div>
+ <div id="detail-actions" class="answer"></div>
  <div id="detail-error" class="muted"></div>
  <h3>Pending questions</h3>
  <table id="detail-questions"><thead><tr><th>question</th><th>answer</th><th>asked</th><th>deliveries</th></tr></thead><tbody></tbody></table>
@@ -108,7 +109,7 @@ export const DASHBOARD_HTML = String.raw`<!doctype html>
 
   var state = {
     supervisors: new Map(), invalid: [], registry: new Map(), warnings: new Map(),
-    restorations: null, detail: null, detailId: null, drafts: new Map(), answering: new Map(), needToken: false, streamAbort: null,
+    restorations: null, resuming: false, resumeProblem: null, detail: null, detailId: null, drafts: new Map(), answering: new Map(), needToken: false, streamAbort: null,
   };
 
   function ApiError(status, body, path) { this.status = status; this.body = body; this.message = (body && body.message) || (path + ': HTTP ' + status); }
@@ -208,6 +209,23 @@ export const DASHBOARD_HTML = String.raw`<!doctype html>
     var box = button.closest('.answer');
     submitAnswer(box.dataset.supervisor, box.dataset.question, button.dataset.answer);
   });
+  document.addEventListener('click', function (event) {
+    if (!event.target.closest || !event.target.closest('#resume')) return;
+    resume(state.detailId);
+  });
+  async function resume(id) {
+    state.resuming = true;
+    state.resumeProblem = null;
+    render();
+    try {
+      await api('/supervisors/' + encodeURIComponent(id) + '/resume', { method: 'POST', body: {} });
+      await refreshDetail();
+    } catch (error) {
+      state.resumeProblem = error.message;
+    }
+    state.resuming = false;
+    render();
+  }
   document.addEventListener('submit', function (event) {
     if (!event.target.classList.contains('answer-form')) return;
     event.preventDefault();
@@ -266,6 +284,11 @@ export const DASHBOARD_HTML = String.raw`<!doctype html>
     ];
     if (s.errorMessage) cards.push(['error', esc(s.errorMessage)]);
     $('detail-cards').innerHTML = cards.map(function (c) { return '<div class="card"><div class="k">' + c[0] + '</div>' + c[1] + '</div>'; }).join('');
+    // Interrupted supervisors wait for a person: resume runs the restoration protocol (as "supervisor-runtime resume" does).
+    $('detail-actions').innerHTML = s.state === 'interrupted'
+      ? '<button type="button" id="resume"' + (state.resuming ? ' disabled' : '') + '>Resume</button><span class="muted">runs the restoration protocol and goes on where it stopped</span>' +
+        (state.resumeProblem ? '<span class="problem">' + esc(state.resumeProblem) + '</span>' : '')
+      : '';
     $('detail-questions').querySelector('tbody').innerHTML = s.pendingQuestions.length ? s.pendingQuestions.map(function (q) {
       return '<tr data-question="' + esc(q.id) + '"><td>' + esc(q.question) + (q.context ? '<div class="muted">' + esc(q.context) + '</div>' : '') + '</td><td>' + answerControls(s.id, q) +
         '</td><td>' + esc(when(q.askedAt)) + '</td><td>' + q.deliveryCount + '</td></tr>';

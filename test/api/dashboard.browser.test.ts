@@ -178,6 +178,21 @@ interface View {
     await page.close();
   });
 
+  it('an interrupted supervisor is resumed from its page and goes back to what it was doing', { timeout: 90_000 }, async () => {
+    const supervisor = await call<View>('POST', '/supervisors', { name: 'paused-by-operator' });
+    await call('POST', `/supervisors/${supervisor.id}/questions`, { question: 'Keep going?', choices: ['yes', 'no'] });
+    await call('POST', `/supervisors/${supervisor.id}/events`, { type: 'INTERRUPT', reason: 'operator paused it' });
+    const page = await signedIn(`/dashboard#/supervisors/${supervisor.id}`);
+    await page.locator('#detail-title .state', { hasText: 'interrupted' }).waitFor(SHOWN);
+    await page.click('#resume');
+    await page.locator('#detail-title .state', { hasText: 'waiting_for_user' }).waitFor(SHOWN);
+    expect(await page.locator('#resume').count()).toBe(0);
+    await page.locator('#detail-restorations', { hasText: 'Restored 1 time(s)' }).waitFor(SHOWN);
+    const stored = await call<View & { restorationSource: string | null }>('GET', `/supervisors/${supervisor.id}`);
+    expect(stored).toMatchObject({ state: 'waiting_for_user', restorationSource: 'manual' });
+    await page.close();
+  });
+
   it('the list page as an operator sees it (the README\'s screenshot)', { timeout: 90_000 }, async () => {
     const supervisor = await call<View>('POST', '/supervisors', { name: 'nightly-report' });
     await call('POST', `/supervisors/${supervisor.id}/questions`, { question: 'Include the weekend numbers?', choices: ['yes', 'no', 'only Sunday'] });
