@@ -42,8 +42,9 @@ interface Waiting<I, O> {
 
 /**
  * One queue per kind. A flush takes up to maxBatch waiting entries; while maxInFlight statements are in flight, new
- * entries wait and go together in the next one. One supervisor is never twice in one group (its steps run one at a
- * time), so a group's rows are distinct.
+ * entries wait and go together in the next one. A group's rows name distinct supervisors: one supervisor's steps run
+ * one at a time, but two spawns racing for one caller-chosen id are two writers, so the second waits for a later
+ * group (where the step fence answers it), never failing the statement.
  */
 export function createSaveBatcher(database: Database, options: SaveBatcherOptions = {}): SaveBatcher {
   const maxBatch = Math.max(1, options.maxBatch ?? 250);
@@ -51,18 +52,36 @@ export function createSaveBatcher(database: Database, options: SaveBatcherOption
   const stats: SaveBatcherStats = { saveStatements: 0, savePoints: 0, heartbeatStatements: 0, heartbeats: 0, largestBatch: 0 };
 
   /** `statements` and `items` name the counters this queue adds to. */
-  function queue<I, O>(
+  function queue<I extends { supervisorId: string }, O>(
     run: (inputs: I[]) => Promise<Array<{ ok: true; value: O } | { ok: false; error: Error }>>,
     counters: { statements: 'saveStatements' | 'heartbeatStatements'; items: 'savePoints' | 'heartbeats' },
     deferFirst: boolean,
   ) {
-    const waiting: Array<Waiting<I, O>> = [];
+    let waiting: Array<Waiting<I, O>> = [];
     let inFlight = 0;
     let scheduled = false;
+    /** Up to maxBatch waiting entries in arrival order, one per supervisor; the rest keep waiting, in order. */
+    const takeGroup = (): Array<Waiting<I, O>> => {
+      const group: Array<Waiting<I, O>> = [];
+      const skipped: Array<Waiting<I, O>> = [];
+      const ids = new Set<string>();
+      let index = 0;
+      for (; index < waiting.length && group.length < maxBatch; index++) {
+        const entry = waiting[index] as Waiting<I, O>;
+        if (ids.has(entry.input.supervisorId)) {
+          skipped.push(entry);
+        } else {
+          ids.add(entry.input.supervisorId);
+          group.push(entry);
+        }
+      }
+      waiting = skipped.length === 0 ? waiting.slice(index) : skipped.concat(waiting.slice(index));
+      return group;
+    };
     const flush = () => {
       scheduled = false;
       while (waiting.length > 0 && inFlight < maxInFlight) {
-        const group = waiting.splice(0, maxBatch);
+        const group = takeGroup();
         inFlight += 1;
         stats[counters.statements] += 1;
         stats[counters.items] += group.length;

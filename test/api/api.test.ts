@@ -357,6 +357,29 @@ for (const target of targets) {
       expect((await get<{ tasks: unknown[] }>(`/supervisors/${supervisor.id}/tasks`)).body).toEqual({ tasks: [] });
     });
 
+    it('48 spawns at once under one id make one supervisor: the same name is a replay, another name is 400 taken, never 409 or 500', async () => {
+      for (const names of ['same', 'different'] as const) {
+        const id = randomUUID();
+        const answers = await Promise.all(Array.from({ length: 48 }, (_, i) => post<SupervisorView>('/supervisors', { id, name: names === 'same' ? 'racer' : `racer ${i}` })));
+        const created = answers.filter((answer) => answer.status === 201);
+        expect(created, names).toHaveLength(1);
+        const others = answers.filter((answer) => answer.status !== 201);
+        if (names === 'same') {
+          for (const replay of others) {
+            expect(replay.status).toBe(200);
+            expect(replay.headers.get('idempotent-replay')).toBe('true');
+            expect(replay.body).toMatchObject({ id, name: 'racer' });
+          }
+        } else {
+          for (const refused of others) {
+            expect(refused.status, JSON.stringify(refused.body)).toBe(400);
+            expect((refused.body as unknown as ErrorBody).message).toMatch(/id is already taken by another supervisor/);
+          }
+        }
+        expect((await get<SupervisorView>(`/supervisors/${id}`)).body).toMatchObject({ id, name: created[0]?.body.name, state: 'idle' });
+      }
+    });
+
     it('an unknown route is 404 and a body over 64 KiB is 413, both as { error, message }', async () => {
       const missing = await get('/nowhere');
       expect(missing.status).toBe(404);
