@@ -82,7 +82,27 @@ function boundPort(server: FastifyInstance, fallback: number): number {
   return address && typeof address === 'object' ? address.port : fallback;
 }
 
+/** Milliseconds each start step took, for the start log line: where a slow start went. */
+export interface StartTimings {
+  /** From the process start to startDaemon: Node itself, the module imports, the command line. */
+  process: number;
+  database: number;
+  migrations: number;
+  transport: number;
+  /** createRuntime and runtime.start(): restore-all, the lease keeper, messaging. */
+  runtime: number;
+  /** The HTTP server: built, listening and advertised. */
+  api: number;
+}
+
 export async function startDaemon(settings: DaemonSettings, options: { logger?: Logger } = {}): Promise<Daemon> {
+  const timings: StartTimings = { process: Math.round(process.uptime() * 1000), database: 0, migrations: 0, transport: 0, runtime: 0, api: 0 };
+  let stepStarted = performance.now();
+  const stepDone = (step: Exclude<keyof StartTimings, 'process'>) => {
+    const now = performance.now();
+    timings[step] = Math.round(now - stepStarted);
+    stepStarted = now;
+  };
   const logger = options.logger ?? createLogger({ level: settings.logLevel, pretty: settings.logPretty });
   const database: Database = await openDatabase({
     databaseUrl: settings.databaseUrl,
@@ -92,8 +112,10 @@ export async function startDaemon(settings: DaemonSettings, options: { logger?: 
   });
   let transport: Transport | undefined;
   let runtime: SupervisorRuntime | undefined;
+  stepDone('database');
   try {
     await migrateOrThrow(database);
+    stepDone('migrations');
     transport = createTransport({
       ...(settings.natsUrl ? { natsUrl: settings.natsUrl } : {}),
       subjectPrefix: settings.subjectPrefix,
@@ -110,6 +132,7 @@ export async function startDaemon(settings: DaemonSettings, options: { logger?: 
         return false;
       },
     );
+    stepDone('transport');
     runtime = createRuntime({
       database,
       transport,
@@ -128,6 +151,7 @@ export async function startDaemon(settings: DaemonSettings, options: { logger?: 
     const messaging = { embeddedWorker: settings.embeddedWorker, worker: settings.worker };
     await runtime.start({ restoreConcurrency: settings.restoreConcurrency, messaging: transportUp ? messaging : false });
     const messagingRetry = transportUp ? null : startMessagingWhenReachable(runtime, transport, messaging, logger);
+    stepDone('runtime');
 
     const loopback = isLoopbackHost(settings.host);
     const server = await createApiServer(runtime, { token: settings.token, loopbackOnly: loopback, logger: logger.child({ component: 'api' }) });
@@ -152,7 +176,8 @@ export async function startDaemon(settings: DaemonSettings, options: { logger?: 
       await server.close();
       throw error;
     }
-    logger.info({ url, listen: `${settings.host}:${boundPort(server, settings.port)}`, database: database.description, transport: transport.kind, daemonId: settings.daemonId, leaseTtlMs: settings.leaseTtlMs, inspector: inspectorDescription(settings), auth: settings.token ? 'bearer token' : 'none' }, 'daemon started');
+    stepDone('api');
+    logger.info({ url, startMs: timings, listen: `${settings.host}:${boundPort(server, settings.port)}`, database: database.description, transport: transport.kind, daemonId: settings.daemonId, leaseTtlMs: settings.leaseTtlMs, inspector: inspectorDescription(settings), auth: settings.token ? 'bearer token' : 'none' }, 'daemon started');
 
     if (settings.inspect && settings.inspectUrl) {
       const inspectUrl = settings.inspectUrl;
