@@ -4,15 +4,15 @@
 
 import { probeInspector } from '../runtime/inspection.js';
 import type { FastifyInstance } from 'fastify';
-import { createApiServer } from '../api/server.js';
 import type { DaemonSettings } from '../cli/config.js';
 import { SupervisorRuntimeError, errorText } from '../domain/errors.js';
 import { openDatabase, type Database } from '../persistence/database.js';
-import { migrateOrThrow } from '../persistence/migrator.js';
-import { createTransport, TransportUnavailableError, type Transport } from '../transport/index.js';
+import { createInProcessBus } from '../transport/in-process-bus.js';
+import { TransportUnavailableError } from '../transport/errors.js';
+import type { Transport } from '../transport/transport.js';
 import { createLogger, type Logger } from '../runtime/logger.js';
 import type { MessagingOptions } from '../runtime/messaging.js';
-import { createRuntime, type SupervisorRuntime } from '../runtime/supervisor-runtime.js';
+import type { SupervisorRuntime } from '../runtime/supervisor-runtime.js';
 
 export interface Daemon {
   readonly runtime: SupervisorRuntime;
@@ -86,6 +86,7 @@ function boundPort(server: FastifyInstance, fallback: number): number {
 export interface StartTimings {
   /** From the process start to startDaemon: Node itself, the module imports, the command line. */
   process: number;
+  /** Opening the database; the runtime's and the HTTP server's modules load meanwhile. */
   database: number;
   migrations: number;
   transport: number;
@@ -104,24 +105,35 @@ export async function startDaemon(settings: DaemonSettings, options: { logger?: 
     stepStarted = now;
   };
   const logger = options.logger ?? createLogger({ level: settings.logLevel, pretty: settings.logPretty });
-  const database: Database = await openDatabase({
+  const opening = openDatabase({
     databaseUrl: settings.databaseUrl,
     dataDir: settings.dataDir,
     statementTimeoutMs: settings.statementTimeoutMs,
     onBackgroundError: (error) => logger.warn({ err: errorText(error) }, 'idle database connection failed; it will be replaced'),
   });
+  // Its failure is thrown below, once the modules are loaded; this only keeps it from counting as unhandled meanwhile.
+  opening.catch(() => undefined);
+  // The rest loads while the database opens: PGlite reads its files and compiles its WebAssembly off the main thread.
+  let modules;
+  try {
+    modules = await Promise.all([import('../persistence/migrator.js'), import('../runtime/supervisor-runtime.js'), import('../api/server.js')]);
+  } catch (error) {
+    await opening.then((database) => database.close()).catch(() => undefined);
+    throw error;
+  }
+  const [{ migrateOrThrow }, { createRuntime }, { createApiServer }] = modules;
+  const database: Database = await opening;
   let transport: Transport | undefined;
   let runtime: SupervisorRuntime | undefined;
   stepDone('database');
   try {
     await migrateOrThrow(database);
     stepDone('migrations');
-    transport = createTransport({
-      ...(settings.natsUrl ? { natsUrl: settings.natsUrl } : {}),
-      subjectPrefix: settings.subjectPrefix,
-      name: settings.daemonId,
-      logger: logger.child({ component: 'transport' }),
-    });
+    const transportLogger = logger.child({ component: 'transport' });
+    // The NATS client is loaded only when NATS_URL asks for it: the embedded default never pays for its imports.
+    transport = settings.natsUrl?.trim()
+      ? (await import('../transport/nats-transport.js')).createNatsTransport({ servers: settings.natsUrl.trim(), subjectPrefix: settings.subjectPrefix, name: settings.daemonId, logger: transportLogger })
+      : createInProcessBus({ subjectPrefix: settings.subjectPrefix, logger: transportLogger });
     // NATS down at start is an outage like any other: restore and serve now (the outbox keeps every message), and
     // start messaging when it answers.
     const transportUp = await transport.start().then(
