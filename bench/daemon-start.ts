@@ -1,10 +1,11 @@
 // `npm run bench:start`: how long `supervisor-runtime daemon` on embedded PGlite takes from spawn to GET /healthz
 // answering 200, with an empty data folder and with an existing one (a few supervisors to restore), and where the time
 // goes (the `startMs` of the daemon's "daemon started" log line). Env: BENCH_START_RUNS (default 5 each),
-// BENCH_START_SUPERVISORS (in the existing folder, default 10).
+// BENCH_START_SUPERVISORS (in the existing folder, default 10), BENCH_START_COMPARE (the bin/supervisor-runtime.js of
+// another build, e.g. of the main branch: its runs are taken in turn with this build's, under the same load).
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,11 +16,15 @@ const RUNS = Number(process.env.BENCH_START_RUNS ?? 5);
 const SUPERVISORS = Number(process.env.BENCH_START_SUPERVISORS ?? 10);
 // Compiled to dist/bench/: the package's bin is two folders up.
 const BIN = fileURLToPath(new URL('../../bin/supervisor-runtime.js', import.meta.url));
+const COMPARE = process.env.BENCH_START_COMPARE;
 
 interface StartRun {
   /** Spawn → the first 200 from GET /healthz. */
   healthyMs: number;
-  steps: StartTimings;
+  /** CPU the daemon process had used by then (user + system, all its threads): steadier than wall time on a busy machine. */
+  cpuMs: number | null;
+  /** Absent from a build that does not log them. */
+  steps: StartTimings | null;
 }
 
 function freePort(): Promise<number> {
@@ -33,14 +38,24 @@ function freePort(): Promise<number> {
   });
 }
 
+/** User + system CPU of a process so far, from /proc (Linux; null elsewhere), at the kernel's 10 ms tick. */
+function cpuMsOf(pid: number | undefined): number | null {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return null;
+  }
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Start a daemon on `folder`, wait for /healthz, optionally spawn supervisors, then SIGTERM it and wait for the exit. */
-async function startOnce(folder: string, spawnSupervisors = 0): Promise<StartRun> {
+async function startOnce(bin: string, folder: string, spawnSupervisors = 0): Promise<StartRun> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const started = performance.now();
-  const child = spawn(process.execPath, [BIN, 'daemon', '--host', '127.0.0.1', '--port', String(port)], {
+  const child = spawn(process.execPath, [bin, 'daemon', '--host', '127.0.0.1', '--port', String(port)], {
     env: { ...process.env, DATABASE_URL: '', NATS_URL: '', SUPERVISOR_RUNTIME_DATA: folder, SUPERVISOR_RUNTIME_TOKEN: '', LOG_PRETTY: 'false', LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -49,6 +64,7 @@ async function startOnce(folder: string, spawnSupervisors = 0): Promise<StartRun
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let healthyMs: number | null = null;
+  let cpuMs: number | null = null;
   try {
     while (healthyMs === null) {
       if (child.exitCode !== null) throw new Error(`the daemon exited with ${child.exitCode} before it answered:\n${output}`);
@@ -57,7 +73,10 @@ async function startOnce(folder: string, spawnSupervisors = 0): Promise<StartRun
         (response) => response.status === 200,
         () => false,
       );
-      if (answered) healthyMs = performance.now() - started;
+      if (answered) {
+        healthyMs = performance.now() - started;
+        cpuMs = cpuMsOf(child.pid);
+      }
       else await sleep(5);
     }
     for (let i = 0; i < spawnSupervisors; i++) {
@@ -70,7 +89,7 @@ async function startOnce(folder: string, spawnSupervisors = 0): Promise<StartRun
   }
   const line = output.split('\n').find((text) => text.includes('"daemon started"'));
   if (!line) throw new Error(`no "daemon started" log line:\n${output}`);
-  return { healthyMs, steps: (JSON.parse(line) as { startMs: StartTimings }).startMs };
+  return { healthyMs, cpuMs, steps: (JSON.parse(line) as { startMs?: StartTimings }).startMs ?? null };
 }
 
 const median = (values: number[]) => {
@@ -81,11 +100,13 @@ const median = (values: number[]) => {
 
 function report(label: string, runs: StartRun[]): void {
   const healthy = runs.map((run) => run.healthyMs);
+  const cpu = runs.flatMap((run) => (run.cpuMs === null ? [] : [run.cpuMs]));
   const steps = Object.keys(runs[0]?.steps ?? {}) as Array<keyof StartTimings>;
-  const breakdown = steps.map((step) => `${step} ${median(runs.map((run) => run.steps[step])).toFixed(0)}`).join(', ');
+  const breakdown = steps.map((step) => `${step} ${median(runs.map((run) => run.steps?.[step] ?? 0)).toFixed(0)}`).join(', ');
   console.log(
-    `${label}: spawn → /healthz 200 median ${median(healthy).toFixed(0)} ms (min ${Math.min(...healthy).toFixed(0)}, max ${Math.max(...healthy).toFixed(0)}, ${runs.length} runs); ` +
-      `medians of the steps, ms: ${breakdown}`,
+    `${label}: spawn → /healthz 200 median ${median(healthy).toFixed(0)} ms (min ${Math.min(...healthy).toFixed(0)}, max ${Math.max(...healthy).toFixed(0)}, ${runs.length} runs)` +
+      (cpu.length > 0 ? `, CPU by then median ${median(cpu).toFixed(0)} ms` : '') +
+      (breakdown ? `; medians of the steps, ms: ${breakdown}` : ''),
   );
 }
 
@@ -100,17 +121,25 @@ async function main(): Promise<void> {
     return created;
   };
   try {
-    // Taken in turn, so a change in the machine's load falls on both alike.
-    const existing = folder();
-    await startOnce(existing, SUPERVISORS);
-    const empty: StartRun[] = [];
-    const reused: StartRun[] = [];
+    // Taken in turn, so a change in the machine's load falls on every build and folder alike.
+    const builds = [{ label: 'this build', bin: BIN }, ...(COMPARE ? [{ label: COMPARE, bin: COMPARE }] : [])].map((build) => ({
+      ...build,
+      existing: folder(),
+      empty: [] as StartRun[],
+      reused: [] as StartRun[],
+    }));
+    for (const build of builds) await startOnce(build.bin, build.existing, SUPERVISORS);
     for (let i = 0; i < RUNS; i++) {
-      empty.push(await startOnce(folder()));
-      reused.push(await startOnce(existing));
+      for (const build of builds) {
+        build.empty.push(await startOnce(build.bin, folder()));
+        build.reused.push(await startOnce(build.bin, build.existing));
+      }
     }
-    report('empty data folder', empty);
-    report(`existing data folder (${SUPERVISORS} supervisors)`, reused);
+    for (const build of builds) {
+      const of = builds.length > 1 ? `${build.label}, ` : '';
+      report(`${of}empty data folder`, build.empty);
+      report(`${of}existing data folder (${SUPERVISORS} supervisors)`, build.reused);
+    }
   } finally {
     for (const created of folders) rmSync(created, { recursive: true, force: true });
   }
