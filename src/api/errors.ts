@@ -22,7 +22,7 @@ import {
   SupervisorNotRunningError,
   TaskNotFoundError,
 } from '../runtime/errors.js';
-import { SENDABLE_EVENT_TYPES } from './schemas.js';
+import { patternRule, SENDABLE_EVENT_TYPES } from './schemas.js';
 
 /** Every error response has this shape; `error` is the error class name (or the HTTP reason for protocol errors). */
 export interface ApiErrorBody {
@@ -96,9 +96,11 @@ export function describeSchemaError(error: FastifySchemaValidationError, dataVar
       return `${at} must be ${JSON.stringify(params.allowedValue)}`;
     case 'minLength':
       return params.limit === 1 ? `${at} must not be empty` : `${at} ${error.message ?? 'is too short'}`;
-    case 'pattern':
-      // Our patterns are only on numeric query strings; the raw regex would not help anyone.
-      return `${at} must be a whole number from 1 to 9999`;
+    case 'pattern': {
+      // Every schema pattern registers its rule in words; an unregistered one is named as it is, never guessed at.
+      const rule = patternRule(String(params.pattern));
+      return rule !== undefined ? `${at} must be ${rule}` : `${at} must match the pattern ${String(params.pattern)}`;
+    }
     default:
       return `${at} ${error.message ?? 'is invalid'}`;
   }

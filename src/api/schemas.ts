@@ -4,8 +4,29 @@
 import type { SupervisorCommand } from '../runtime/agent-driver.js';
 
 const text = { type: 'string', minLength: 1 } as const;
+
+// Ajv reports a failed `pattern` with the regex alone; each pattern is registered with the rule a client is told instead.
+const PATTERN_RULES = new Map<string, string>();
+
+/** A string matching `pattern`, whose refusal says `must be <rule>`. */
+function patterned(pattern: string, rule: string) {
+  PATTERN_RULES.set(pattern, rule);
+  return { type: 'string', pattern } as const;
+}
+
+/** The rule registered for a schema pattern, in words; undefined for a pattern nobody registered. */
+export function patternRule(pattern: string): string | undefined {
+  return PATTERN_RULES.get(pattern);
+}
+
+/** A query value that is a whole number of at most `digits` digits, from 0 or from 1 (querystrings stay strings). */
+export function wholeNumberText(digits: number, from: 0 | 1) {
+  const pattern = from === 1 ? `^[1-9][0-9]{0,${digits - 1}}$` : `^[0-9]{1,${digits}}$`;
+  return patterned(pattern, `a whole number from ${from} to ${'9'.repeat(digits)}`);
+}
+
 /** Task ids become NATS subject tokens (tasks.<taskId>.events): letters, digits, `_` and `-` only. */
-const taskIdText = { type: 'string', pattern: '^[A-Za-z0-9_-]{1,128}$' } as const;
+const taskIdText = patterned('^[A-Za-z0-9_-]{1,128}$', 'letters, digits, _ and - only, 1 to 128 characters (a task id is a NATS subject token)');
 const anyText = { type: 'string' } as const;
 const progress = { type: 'integer', minimum: 0, maximum: 100 } as const;
 const choices = { type: 'array', items: text, minItems: 1 } as const;
@@ -45,7 +66,7 @@ export const MAX_CHECKPOINTS = 1000;
 export const listCheckpointsQuery = {
   type: 'object',
   properties: {
-    limit: { type: 'string', pattern: '^[1-9][0-9]{0,3}$' },
+    limit: wholeNumberText(4, 1),
     snapshots: { type: 'string', enum: ['true', 'false'] },
   },
 } as const;

@@ -4,16 +4,16 @@
 
 import { probeInspector } from '../runtime/inspection.js';
 import type { FastifyInstance } from 'fastify';
-import { createApiServer } from '../api/server.js';
 import type { DaemonSettings } from '../cli/config.js';
 import { SupervisorRuntimeError, errorText } from '../domain/errors.js';
 import { openDatabase, type Database } from '../persistence/database.js';
-import { migrateOrThrow } from '../persistence/migrator.js';
-import { createTransport, TransportUnavailableError, type Transport } from '../transport/index.js';
+import { createInProcessBus } from '../transport/in-process-bus.js';
+import { TransportUnavailableError } from '../transport/errors.js';
+import type { Transport } from '../transport/transport.js';
 import { createLogger, type Logger } from '../runtime/logger.js';
 import type { MessagingOptions } from '../runtime/messaging.js';
 import { createOpenAiDriver } from '../runtime/llm/openai-driver.js';
-import { createRuntime, type SupervisorRuntime } from '../runtime/supervisor-runtime.js';
+import type { SupervisorRuntime } from '../runtime/supervisor-runtime.js';
 
 export interface Daemon {
   readonly runtime: SupervisorRuntime;
@@ -83,24 +83,58 @@ function boundPort(server: FastifyInstance, fallback: number): number {
   return address && typeof address === 'object' ? address.port : fallback;
 }
 
+/** Milliseconds each start step took, for the start log line: where a slow start went. */
+export interface StartTimings {
+  /** From the process start to startDaemon: Node itself, the module imports, the command line. */
+  process: number;
+  /** Opening the database; the runtime's and the HTTP server's modules load meanwhile. */
+  database: number;
+  migrations: number;
+  transport: number;
+  /** createRuntime and runtime.start(): restore-all, the lease keeper, messaging. */
+  runtime: number;
+  /** The HTTP server: built, listening and advertised. */
+  api: number;
+}
+
 export async function startDaemon(settings: DaemonSettings, options: { logger?: Logger } = {}): Promise<Daemon> {
+  const timings: StartTimings = { process: Math.round(process.uptime() * 1000), database: 0, migrations: 0, transport: 0, runtime: 0, api: 0 };
+  let stepStarted = performance.now();
+  const stepDone = (step: Exclude<keyof StartTimings, 'process'>) => {
+    const now = performance.now();
+    timings[step] = Math.round(now - stepStarted);
+    stepStarted = now;
+  };
   const logger = options.logger ?? createLogger({ level: settings.logLevel, pretty: settings.logPretty });
-  const database: Database = await openDatabase({
+  const opening = openDatabase({
     databaseUrl: settings.databaseUrl,
     dataDir: settings.dataDir,
     statementTimeoutMs: settings.statementTimeoutMs,
     onBackgroundError: (error) => logger.warn({ err: errorText(error) }, 'idle database connection failed; it will be replaced'),
   });
+  // Its failure is thrown below, once the modules are loaded; this only keeps it from counting as unhandled meanwhile.
+  opening.catch(() => undefined);
+  // The rest loads while the database opens: PGlite reads its files and compiles its WebAssembly off the main thread.
+  let modules;
+  try {
+    modules = await Promise.all([import('../persistence/migrator.js'), import('../runtime/supervisor-runtime.js'), import('../api/server.js')]);
+  } catch (error) {
+    await opening.then((database) => database.close()).catch(() => undefined);
+    throw error;
+  }
+  const [{ migrateOrThrow }, { createRuntime }, { createApiServer }] = modules;
+  const database: Database = await opening;
   let transport: Transport | undefined;
   let runtime: SupervisorRuntime | undefined;
+  stepDone('database');
   try {
     await migrateOrThrow(database);
-    transport = createTransport({
-      ...(settings.natsUrl ? { natsUrl: settings.natsUrl } : {}),
-      subjectPrefix: settings.subjectPrefix,
-      name: settings.daemonId,
-      logger: logger.child({ component: 'transport' }),
-    });
+    stepDone('migrations');
+    const transportLogger = logger.child({ component: 'transport' });
+    // The NATS client is loaded only when NATS_URL asks for it: the embedded default never pays for its imports.
+    transport = settings.natsUrl?.trim()
+      ? (await import('../transport/nats-transport.js')).createNatsTransport({ servers: settings.natsUrl.trim(), subjectPrefix: settings.subjectPrefix, name: settings.daemonId, logger: transportLogger })
+      : createInProcessBus({ subjectPrefix: settings.subjectPrefix, logger: transportLogger });
     // NATS down at start is an outage like any other: restore and serve now (the outbox keeps every message), and
     // start messaging when it answers.
     const transportUp = await transport.start().then(
@@ -111,6 +145,7 @@ export async function startDaemon(settings: DaemonSettings, options: { logger?: 
         return false;
       },
     );
+    stepDone('transport');
     runtime = createRuntime({
       database,
       transport,
@@ -134,6 +169,7 @@ export async function startDaemon(settings: DaemonSettings, options: { logger?: 
     };
     await runtime.start({ restoreConcurrency: settings.restoreConcurrency, messaging: transportUp ? messaging : false });
     const messagingRetry = transportUp ? null : startMessagingWhenReachable(runtime, transport, messaging, logger);
+    stepDone('runtime');
 
     const loopback = isLoopbackHost(settings.host);
     const server = await createApiServer(runtime, { token: settings.token, loopbackOnly: loopback, logger: logger.child({ component: 'api' }) });
@@ -158,7 +194,8 @@ export async function startDaemon(settings: DaemonSettings, options: { logger?: 
       await server.close();
       throw error;
     }
-    logger.info({ url, listen: `${settings.host}:${boundPort(server, settings.port)}`, database: database.description, transport: transport.kind, daemonId: settings.daemonId, leaseTtlMs: settings.leaseTtlMs, inspector: inspectorDescription(settings), auth: settings.token ? 'bearer token' : 'none', llm: settings.llm ? `${settings.llm.model} at ${settings.llm.baseUrl}` : 'off' }, 'daemon started');
+    stepDone('api');
+    logger.info({ url, startMs: timings, listen: `${settings.host}:${boundPort(server, settings.port)}`, database: database.description, transport: transport.kind, daemonId: settings.daemonId, leaseTtlMs: settings.leaseTtlMs, inspector: inspectorDescription(settings), auth: settings.token ? 'bearer token' : 'none', llm: settings.llm ? `${settings.llm.model} at ${settings.llm.baseUrl}` : 'off' }, 'daemon started');
 
     if (settings.inspect && settings.inspectUrl) {
       const inspectUrl = settings.inspectUrl;

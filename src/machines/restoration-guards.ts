@@ -66,11 +66,14 @@ export const RESTORATION_GUARDS: Readonly<Record<string, Guard>> = {
   snapshotStateMatchesRow: ({ candidate, value }) =>
     value === null || value === candidate.state ? {} : { errors: [`snapshot state ${value} differs from the stored state ${candidate.state}`] },
 
+  // The row's column and the snapshot's context are checked apart, and each error names the one that is out of range.
   progressInRange: ({ candidate, context }) => {
-    const values = [candidate.progress, context?.progress];
-    return values.every((p) => p === undefined || (Number.isInteger(p) && (p as number) >= 0 && (p as number) <= 100))
-      ? {}
-      : { errors: [`progress ${JSON.stringify(candidate.progress)} is outside 0–100`] };
+    const errors: string[] = [];
+    for (const [where, progress] of [['progress', candidate.progress], ['snapshot context.progress', context?.progress]] as const) {
+      if (progress === undefined || (Number.isInteger(progress) && (progress as number) >= 0 && (progress as number) <= 100)) continue;
+      errors.push(Number.isInteger(progress) ? `${where} ${String(progress)} is outside 0–100` : `${where} ${JSON.stringify(progress) ?? String(progress)} is not a whole number from 0 to 100`);
+    }
+    return { errors };
   },
 
   waitingForUserHasQuestion: ({ candidate, context }) =>

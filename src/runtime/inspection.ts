@@ -1,7 +1,8 @@
 // Sends every supervisor actor (and the restoration actor) to the Stately inspector when inspection is on.
 
-import { createSkyInspector, createWebSocketInspector } from '@statelyai/inspect';
 import type { InspectionEvent, Observer } from 'xstate';
+
+type InspectLibrary = typeof import('@statelyai/inspect');
 
 /** false: off; { url }: a WebSocket inspector at that ws:// URL; 'sky': the Stately Sky inspector (needs internet). */
 export type InspectOption = false | 'sky' | { url: string } | Observer<InspectionEvent>;
@@ -13,15 +14,51 @@ export interface RuntimeInspector {
   stop(): void;
 }
 
-export function createRuntimeInspector(option: InspectOption | undefined): RuntimeInspector {
+/**
+ * An inspector from @statelyai/inspect, loaded on first use (it and its WebSocket client cost a start that does not
+ * inspect): events that arrive while it loads are kept, in order, and handed over once it is there.
+ */
+function loadedInspector(create: (library: InspectLibrary) => { inspect: Observer<InspectionEvent>; stop(): void }, description: string, onLoadError: (error: unknown) => void): RuntimeInspector {
+  let inspector: { inspect: Observer<InspectionEvent>; stop(): void } | undefined;
+  let stopped = false;
+  let waiting: InspectionEvent[] | null = [];
+  import('@statelyai/inspect').then(
+    (library) => {
+      const events = waiting ?? [];
+      waiting = null;
+      if (stopped) return;
+      inspector = create(library);
+      for (const event of events) inspector.inspect.next?.(event);
+    },
+    (error: unknown) => {
+      waiting = null;
+      onLoadError(error);
+    },
+  );
+  return {
+    observer: {
+      next: (event) => {
+        if (inspector) inspector.inspect.next?.(event);
+        else waiting?.push(event);
+      },
+    },
+    description,
+    stop: () => {
+      stopped = true;
+      waiting = null;
+      inspector?.stop();
+    },
+  };
+}
+
+/** `onLoadError`: @statelyai/inspect could not be loaded (nothing is inspected then; the runtime runs on). */
+export function createRuntimeInspector(option: InspectOption | undefined, onLoadError: (error: unknown) => void = () => undefined): RuntimeInspector {
   if (!option) return { observer: undefined, description: 'off', stop: () => undefined };
   if (option === 'sky') {
-    const inspector = createSkyInspector({ autoStart: true });
-    return { observer: inspector.inspect, description: 'Stately Sky (link printed by @statelyai/inspect)', stop: () => inspector.stop() };
+    return loadedInspector((library) => library.createSkyInspector({ autoStart: true }), 'Stately Sky (link printed by @statelyai/inspect)', onLoadError);
   }
   if ('url' in option) {
-    const inspector = createWebSocketInspector({ url: option.url, autoStart: true });
-    return { observer: inspector.inspect, description: `WebSocket inspector at ${option.url}`, stop: () => inspector.stop() };
+    return loadedInspector((library) => library.createWebSocketInspector({ url: option.url, autoStart: true }), `WebSocket inspector at ${option.url}`, onLoadError);
   }
   return { observer: option, description: 'custom observer', stop: () => undefined };
 }

@@ -44,8 +44,9 @@ interface Waiting<I, O> {
 
 /**
  * One queue per kind. A flush takes up to maxBatch waiting entries; while maxInFlight statements are in flight, new
- * entries wait and go together in the next one. One supervisor is never twice in one group (its steps run one at a
- * time), so a group's rows are distinct.
+ * entries wait and go together in the next one. A group's rows name distinct supervisors: one supervisor's steps run
+ * one at a time, but two spawns racing for one caller-chosen id are two writers, so the second waits for a later
+ * group (where the step fence answers it), never failing the statement.
  */
 export function createSaveBatcher(database: Database, options: SaveBatcherOptions = {}): SaveBatcher {
   const maxBatch = Math.max(1, options.maxBatch ?? 250);
@@ -59,7 +60,7 @@ export function createSaveBatcher(database: Database, options: SaveBatcherOption
     counters: { statements: 'saveStatements' | 'heartbeatStatements'; items: 'savePoints' | 'heartbeats' },
     deferFirst: boolean,
   ) {
-    const waiting: Array<Waiting<I, O>> = [];
+    let waiting: Array<Waiting<I, O>> = [];
     let inFlight = 0;
     let scheduled = false;
     /**
@@ -70,10 +71,28 @@ export function createSaveBatcher(database: Database, options: SaveBatcherOption
       if (!(error instanceof DatabaseUnavailableError) || !isNoAnswer(error.cause)) return;
       for (const entry of waiting.splice(0)) entry.reject(new DatabaseUnavailableError(operation, entry.input.supervisorId, error.cause));
     };
+    /** Up to maxBatch waiting entries in arrival order, one per supervisor; the rest keep waiting, in order. */
+    const takeGroup = (): Array<Waiting<I, O>> => {
+      const group: Array<Waiting<I, O>> = [];
+      const skipped: Array<Waiting<I, O>> = [];
+      const ids = new Set<string>();
+      let index = 0;
+      for (; index < waiting.length && group.length < maxBatch; index++) {
+        const entry = waiting[index] as Waiting<I, O>;
+        if (ids.has(entry.input.supervisorId)) {
+          skipped.push(entry);
+        } else {
+          ids.add(entry.input.supervisorId);
+          group.push(entry);
+        }
+      }
+      waiting = skipped.length === 0 ? waiting.slice(index) : skipped.concat(waiting.slice(index));
+      return group;
+    };
     const flush = () => {
       scheduled = false;
       while (waiting.length > 0 && inFlight < maxInFlight) {
-        const group = waiting.splice(0, maxBatch);
+        const group = takeGroup();
         inFlight += 1;
         stats[counters.statements] += 1;
         stats[counters.items] += group.length;

@@ -203,7 +203,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
   const daemonId = options.daemonId ?? defaultDaemonId();
   const subjectPrefix = options.subjectPrefix ?? '';
   const registry = createRegistryStore();
-  const inspector = createRuntimeInspector(options.inspect);
+  const inspector = createRuntimeInspector(options.inspect, (error) => logger.error({ err: errorText(error) }, 'the inspector could not be loaded: nothing is inspected; reinstall @statelyai/inspect or drop --inspect'));
   const supervisors = new Map<string, DurableSupervisor>();
   const drivers = new Map<string, AgentDriver>([
     [manualDriver.name, manualDriver],

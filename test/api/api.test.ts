@@ -338,6 +338,48 @@ for (const target of targets) {
       expect((await get(`/supervisors/${supervisor.id}/checkpoints?limit=0`)).status).toBe(400);
     });
 
+    it('a value that breaks its pattern is 400 naming the field and its own rule (task id, fromSeq, limits)', async () => {
+      const supervisor = await spawnSupervisor('patterns');
+      const cases: Array<[Promise<Answer<ErrorBody>>, string]> = [
+        [post(`/supervisors/${supervisor.id}/tasks`, { description: 'x', taskId: 'has a space' }), 'body.taskId must be letters, digits, _ and - only, 1 to 128 characters'],
+        [post(`/supervisors/${supervisor.id}/events`, { type: 'SPAWN_TASK', description: 'x', taskId: 't'.repeat(129) }), 'body.taskId must be letters, digits, _ and - only, 1 to 128 characters'],
+        [get(`/supervisors/${supervisor.id}/conversation?fromSeq=-5`), 'querystring.fromSeq must be a whole number from 0 to 999999999'],
+        [get(`/supervisors/${supervisor.id}/conversation?limit=1e3`), 'querystring.limit must be a whole number from 0 to 99999'],
+        [get(`/supervisors/${supervisor.id}/questions?limit=-1`), 'querystring.limit must be a whole number from 0 to 99999'],
+        [get(`/supervisors/${supervisor.id}/checkpoints?limit=0`), 'querystring.limit must be a whole number from 1 to 9999'],
+        [get('/dead-letters?limit=lots'), 'querystring.limit must be a whole number from 0 to 9999'],
+      ];
+      for (const [answer, problem] of cases) {
+        const refused = await answer;
+        expect(refused.status, problem).toBe(400);
+        expect(refused.body.problems).toEqual([expect.stringContaining(problem)]);
+      }
+      expect((await get<{ tasks: unknown[] }>(`/supervisors/${supervisor.id}/tasks`)).body).toEqual({ tasks: [] });
+    });
+
+    it('48 spawns at once under one id make one supervisor: the same name is a replay, another name is 400 taken, never 409 or 500', async () => {
+      for (const names of ['same', 'different'] as const) {
+        const id = randomUUID();
+        const answers = await Promise.all(Array.from({ length: 48 }, (_, i) => post<SupervisorView>('/supervisors', { id, name: names === 'same' ? 'racer' : `racer ${i}` })));
+        const created = answers.filter((answer) => answer.status === 201);
+        expect(created, names).toHaveLength(1);
+        const others = answers.filter((answer) => answer.status !== 201);
+        if (names === 'same') {
+          for (const replay of others) {
+            expect(replay.status).toBe(200);
+            expect(replay.headers.get('idempotent-replay')).toBe('true');
+            expect(replay.body).toMatchObject({ id, name: 'racer' });
+          }
+        } else {
+          for (const refused of others) {
+            expect(refused.status, JSON.stringify(refused.body)).toBe(400);
+            expect((refused.body as unknown as ErrorBody).message).toMatch(/id is already taken by another supervisor/);
+          }
+        }
+        expect((await get<SupervisorView>(`/supervisors/${id}`)).body).toMatchObject({ id, name: created[0]?.body.name, state: 'idle' });
+      }
+    });
+
     it('an unknown route is 404 and a body over 64 KiB is 413, both as { error, message }', async () => {
       const missing = await get('/nowhere');
       expect(missing.status).toBe(404);

@@ -122,6 +122,12 @@ for (const target of await databaseTargets()) {
             if (response.statusCode >= 400) {
               expect(response.json(), response.body).toMatchObject({ error: expect.any(String), message: expect.any(String) });
               expect(await steps(), `${method} ${path} was refused but wrote`).toEqual(before);
+              // A schema refusal names the field and a rule in words: never a raw regex (a pattern without a registered rule).
+              const problems = (response.json() as { problems?: unknown }).problems;
+              for (const problem of Array.isArray(problems) ? problems : []) {
+                expect(problem, response.body).toMatch(/^(body|querystring|params)\b/);
+                expect(problem, response.body).not.toMatch(/must match the pattern/);
+              }
             }
           }),
           { numRuns: RUNS, seed: SEED },

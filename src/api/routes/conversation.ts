@@ -3,7 +3,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ConversationEntry } from '../../domain/conversation.js';
 import type { SupervisorRuntime } from '../../runtime/supervisor-runtime.js';
-import { supervisorIdParams, type SupervisorIdParams } from '../schemas.js';
+import { supervisorIdParams, wholeNumberText, type SupervisorIdParams } from '../schemas.js';
 
 interface ConversationQuery {
   fromSeq?: number;
@@ -13,7 +13,7 @@ interface ConversationQuery {
 const conversationQuery = {
   type: 'object',
   additionalProperties: false,
-  properties: { fromSeq: { type: 'string', pattern: '^[0-9]{1,9}$' }, limit: { type: 'string', pattern: '^[0-9]{1,5}$' } },
+  properties: { fromSeq: wholeNumberText(9, 0), limit: wholeNumberText(5, 0) },
 } as const;
 
 export function registerConversationRoutes(app: FastifyInstance, runtime: SupervisorRuntime): void {

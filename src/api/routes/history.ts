@@ -5,18 +5,18 @@ import type { FastifyInstance } from 'fastify';
 import type { DeadLetter } from '../../persistence/ownership/dead-letters.js';
 import type { QuestionRecord, TaskRecord } from '../../persistence/supervisor-repository.js';
 import type { SupervisorRuntime } from '../../runtime/supervisor-runtime.js';
-import { supervisorIdParams, type SupervisorIdParams } from '../schemas.js';
+import { supervisorIdParams, wholeNumberText, type SupervisorIdParams } from '../schemas.js';
 
 const questionsQuery = {
   type: 'object',
   additionalProperties: false,
-  properties: { answered: { type: 'string', enum: ['true', 'false'] }, limit: { type: 'string', pattern: '^[0-9]{1,5}$' } },
+  properties: { answered: { type: 'string', enum: ['true', 'false'] }, limit: wholeNumberText(5, 0) },
 } as const;
 
 const deadLettersQuery = {
   type: 'object',
   additionalProperties: false,
-  properties: { limit: { type: 'string', pattern: '^[0-9]{1,4}$' } },
+  properties: { limit: wholeNumberText(4, 0) },
 } as const;
 
 export function registerHistoryRoutes(app: FastifyInstance, runtime: SupervisorRuntime): void {

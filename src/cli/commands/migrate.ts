@@ -1,7 +1,5 @@
 // `supervisor-runtime migrate [--status]`: apply pending migrations, or list what is applied.
 
-import { openDatabase } from '../../persistence/database.js';
-import { migrateToLatest, migrationStatus } from '../../persistence/migrator.js';
 import type { CliCommand } from '../command.js';
 import { databaseSettings } from '../config.js';
 
@@ -22,6 +20,8 @@ advisory lock (a second process migrating at once waits, then applies nothing).
   },
   async run({ values }, io) {
     const settings = databaseSettings(io.env, { databaseUrl: values['database-url'] as string | undefined, dataDir: values['data-dir'] as string | undefined });
+    // Loaded here so the other commands do not pay for the database drivers.
+    const [{ openDatabase }, { migrateToLatest, migrationStatus }] = await Promise.all([import('../../persistence/database.js'), import('../../persistence/migrator.js')]);
     const database = await openDatabase(settings);
     try {
       if (values.status) {

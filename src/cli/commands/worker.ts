@@ -1,8 +1,7 @@
 // `supervisor-runtime worker`: runs the sample task worker against NATS until SIGTERM or SIGINT.
 
 import { createLogger } from '../../runtime/logger.js';
-import { startTaskWorker, type TaskReport } from '../../runtime/task-worker.js';
-import { createNatsTransport } from '../../transport/nats-transport.js';
+import type { TaskReport } from '../../runtime/task-worker.js';
 import type { CliCommand, CliIo } from '../command.js';
 import { ConfigError, parseLogLevelSetting, parseUrlSetting, workerSettings, type WorkerSettings } from '../config.js';
 
@@ -50,6 +49,8 @@ export async function runWorker(settings: WorkerCommandSettings, io: CliIo, unti
   const level = parseLogLevelSetting('LOG_LEVEL', io.env.LOG_LEVEL, 'warn');
   // Warnings and errors go to stderr as JSON; stdout carries the one line per task.
   const logger = createLogger({ level, pretty: false, destination: process.stderr });
+  // Loaded here, not at the top: every command (the daemon's start included) imports this file.
+  const [{ createNatsTransport }, { startTaskWorker }] = await Promise.all([import('../../transport/nats-transport.js'), import('../../runtime/task-worker.js')]);
   const transport = createNatsTransport({ servers: settings.natsUrl, subjectPrefix: settings.subjectPrefix, name: 'supervisor-runtime-worker', logger });
   await transport.start();
   try {
