@@ -244,7 +244,7 @@ async function measureTarget(target: Target): Promise<void> {
   if (runs('restore')) {
     const restore = await section(target, ({ database, query }) => measureRestoreAll(database, query, RESTORE_SUPERVISORS));
     console.log(
-      `restore-all, ${restore.supervisors} supervisors (2 running tasks, 2 pending questions each): a new daemon's start() ${restore.runtimeMs.toFixed(0)} ms ` +
+      `restore-all, ${restore.supervisors} supervisors (2 running tasks, 2 pending questions each): a new daemon's start() ${restore.runtimeMs.toFixed(0)} ms (Node CPU ${restore.runtimeCpuMs.toFixed(0)} ms) ` +
         `vs ${restore.floorMs.toFixed(0)} ms to read the rows and start an actor from each: ${(restore.floorMs / restore.runtimeMs).toFixed(2)}× the floor; ` +
         `with one raw UPSERT per supervisor added (the write a restoration records) ${restore.floorWithWriteMs.toFixed(0)} ms: ${(restore.floorWithWriteMs / restore.runtimeMs).toFixed(2)}×`,
     );

@@ -216,7 +216,7 @@ export function daemonSettings(env: Env, flags: DaemonFlags = {}): DaemonSetting
     checkpointRetain: parseIntegerSetting('SUPERVISOR_RUNTIME_CHECKPOINT_RETAIN', env.SUPERVISOR_RUNTIME_CHECKPOINT_RETAIN, 50, 1, 1_000_000),
     statementTimeoutMs: parseIntegerSetting('SUPERVISOR_RUNTIME_STATEMENT_TIMEOUT_MS', env.SUPERVISOR_RUNTIME_STATEMENT_TIMEOUT_MS, 10_000, 0, 3_600_000),
     advertiseUrl: parseUrlSetting('SUPERVISOR_RUNTIME_ADVERTISE_URL', env.SUPERVISOR_RUNTIME_ADVERTISE_URL, ['http:', 'https:'])?.replace(/\/+$/, ''),
-    restoreConcurrency: parseIntegerSetting('SUPERVISOR_RUNTIME_RESTORE_CONCURRENCY', env.SUPERVISOR_RUNTIME_RESTORE_CONCURRENCY, 16, 1, 256),
+    restoreConcurrency: parseIntegerSetting('SUPERVISOR_RUNTIME_RESTORE_CONCURRENCY', env.SUPERVISOR_RUNTIME_RESTORE_CONCURRENCY, 128, 1, 256),
     embeddedWorker: flags.worker ?? parseBooleanSetting('SUPERVISOR_RUNTIME_EMBEDDED_WORKER', env.SUPERVISOR_RUNTIME_EMBEDDED_WORKER, natsUrl === undefined),
     worker: workerSettings(env),
     noWorkerWarningMs: parseIntegerSetting('SUPERVISOR_RUNTIME_NO_WORKER_WARNING_MS', env.SUPERVISOR_RUNTIME_NO_WORKER_WARNING_MS, 30_000, 0, 86_400_000),

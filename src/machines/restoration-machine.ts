@@ -1,7 +1,7 @@
 // The restoration protocol as an XState machine, so the inspector shows every restore step by step. Each step is an
 // invoked actor the runtime provides (machines know no database); the context only gathers what the steps report.
 
-import { assign, fromPromise, setup } from 'xstate';
+import { assign, fromPromise, setup, type AnyEventObject } from 'xstate';
 import type { RestorationInfo, RestorationSource, StateRecoveryAction, StateValidationResult } from '../domain/restoration.js';
 
 export interface RestorationInput {
@@ -27,50 +27,55 @@ export type RestorationStepOutput = Partial<Omit<RestorationMachineContext, 'sup
 
 export type RestorationStepInput = { context: RestorationMachineContext };
 
-const unprovided = (step: string) =>
-  fromPromise<RestorationStepOutput, RestorationStepInput>(async () => {
-    throw new Error(`restoration step ${step} is not provided: the runtime supplies it with restorationMachine.provide({ actors })`);
-  });
+/** The protocol's steps: each is an actor the machine invokes (the runtime provides them). */
+export const RESTORATION_STEP_NAMES = [
+  'loadState',
+  'validateState',
+  'findValidCheckpoint',
+  'startFresh',
+  'restoreConversation',
+  'redeliverQuestions',
+  'reconcileTasks',
+  'buildContextMessage',
+  'markRestored',
+  'resumeSupervisor',
+] as const;
+export type RestorationStepName = (typeof RESTORATION_STEP_NAMES)[number];
 
-export const restorationMachine = setup({
-  types: {
-    context: {} as RestorationMachineContext,
-    input: {} as RestorationInput,
-    output: {} as { result: RestorationInfo | null; error: string | null },
+/** How a step ended, as the machine sees it: done with an output, or failed with an error. */
+export interface RestorationStepEvent {
+  output?: RestorationStepOutput;
+  error?: unknown;
+}
+
+/**
+ * The machine's context updates and guards as plain functions: its assign actions and guards are these, and
+ * runRestorationSteps (restoration-runner.ts) applies the same ones when no inspector watches.
+ */
+export const restorationUpdates = {
+  merge: (context: RestorationMachineContext, event: RestorationStepEvent): Partial<RestorationMachineContext> => {
+    const output = event.output ?? {};
+    return { ...output, warnings: [...context.warnings, ...(output.warnings ?? [])] };
   },
-  actors: {
-    loadState: unprovided('loadState'),
-    validateState: unprovided('validateState'),
-    findValidCheckpoint: unprovided('findValidCheckpoint'),
-    startFresh: unprovided('startFresh'),
-    restoreConversation: unprovided('restoreConversation'),
-    redeliverQuestions: unprovided('redeliverQuestions'),
-    reconcileTasks: unprovided('reconcileTasks'),
-    buildContextMessage: unprovided('buildContextMessage'),
-    markRestored: unprovided('markRestored'),
-    resumeSupervisor: unprovided('resumeSupervisor'),
-  },
-  actions: {
-    merge: assign(({ context, event }) => {
-      const output = ((event as { output?: RestorationStepOutput }).output ?? {}) as RestorationStepOutput;
-      return { ...output, warnings: [...context.warnings, ...(output.warnings ?? [])] };
-    }),
-    fail: assign(({ event }) => {
-      const error = (event as { error?: unknown }).error;
-      return { error: error instanceof Error ? error.message : String(error) };
-    }),
-    noteNotFound: assign({ recoveryAction: 'start_fresh' as const, warnings: ({ context }) => [...context.warnings, 'no stored state: starting fresh'] }),
-    useCheckpoint: assign({ recoveryAction: 'restore_from_checkpoint' as const }),
-    useFreshStart: assign({ recoveryAction: 'start_fresh' as const }),
-  },
-  guards: {
-    notFound: ({ event }) => (event as { output?: RestorationStepOutput }).output?.found === false,
-    isValid: ({ event }) => (event as { output?: RestorationStepOutput }).output?.validation?.valid === true,
-    checkpointFound: ({ event }) => typeof (event as { output?: RestorationStepOutput }).output?.checkpointSeq === 'number',
-  },
-}).createMachine({
-  id: 'restoration',
-  context: ({ input }) => ({
+  fail: (_context: RestorationMachineContext, event: RestorationStepEvent): Partial<RestorationMachineContext> => ({
+    error: event.error instanceof Error ? event.error.message : String(event.error),
+  }),
+  noteNotFound: (context: RestorationMachineContext): Partial<RestorationMachineContext> => ({
+    recoveryAction: 'start_fresh',
+    warnings: [...context.warnings, 'no stored state: starting fresh'],
+  }),
+  useCheckpoint: (): Partial<RestorationMachineContext> => ({ recoveryAction: 'restore_from_checkpoint' }),
+  useFreshStart: (): Partial<RestorationMachineContext> => ({ recoveryAction: 'start_fresh' }),
+} as const;
+
+export const restorationGuards = {
+  notFound: (event: RestorationStepEvent) => event.output?.found === false,
+  isValid: (event: RestorationStepEvent) => event.output?.validation?.valid === true,
+  checkpointFound: (event: RestorationStepEvent) => typeof event.output?.checkpointSeq === 'number',
+} as const;
+
+export function initialRestorationContext(input: RestorationInput): RestorationMachineContext {
+  return {
     supervisorId: input.supervisorId,
     source: input.source,
     found: false,
@@ -81,7 +86,45 @@ export const restorationMachine = setup({
     contextMessage: null,
     result: null,
     error: null,
-  }),
+  };
+}
+
+export function restorationOutput(context: RestorationMachineContext): RestorationOutput {
+  return { result: context.result, error: context.error };
+}
+
+export type RestorationOutput = { result: RestorationInfo | null; error: string | null };
+
+const unprovided = (step: string) =>
+  fromPromise<RestorationStepOutput, RestorationStepInput>(async () => {
+    throw new Error(`restoration step ${step} is not provided: the runtime supplies it with restorationMachine.provide({ actors })`);
+  });
+
+const update = (name: keyof typeof restorationUpdates) =>
+  assign<RestorationMachineContext, AnyEventObject, undefined, AnyEventObject, never>(({ context, event }) => restorationUpdates[name](context, event as RestorationStepEvent));
+
+export const restorationMachine = setup({
+  types: {
+    context: {} as RestorationMachineContext,
+    input: {} as RestorationInput,
+    output: {} as RestorationOutput,
+  },
+  actors: Object.fromEntries(RESTORATION_STEP_NAMES.map((name) => [name, unprovided(name)])) as Record<RestorationStepName, ReturnType<typeof unprovided>>,
+  actions: {
+    merge: update('merge'),
+    fail: update('fail'),
+    noteNotFound: update('noteNotFound'),
+    useCheckpoint: update('useCheckpoint'),
+    useFreshStart: update('useFreshStart'),
+  },
+  guards: {
+    notFound: ({ event }) => restorationGuards.notFound(event as RestorationStepEvent),
+    isValid: ({ event }) => restorationGuards.isValid(event as RestorationStepEvent),
+    checkpointFound: ({ event }) => restorationGuards.checkpointFound(event as RestorationStepEvent),
+  },
+}).createMachine({
+  id: 'restoration',
+  context: ({ input }) => initialRestorationContext(input),
   initial: 'loading',
   states: {
     // 1. load the row
@@ -161,7 +204,7 @@ export const restorationMachine = setup({
     restored: { type: 'final' },
     failed: { type: 'final' },
   },
-  output: ({ context }) => ({ result: context.result, error: context.error }),
+  output: ({ context }) => restorationOutput(context),
 });
 
 export const RESTORATION_STEPS = [

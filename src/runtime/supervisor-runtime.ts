@@ -55,6 +55,9 @@ import { createScriptedDriver } from './scripted-driver.js';
 import { OPENAI_DRIVER_NAME } from './llm/openai-driver.js';
 import type { TaskWorkerStats } from './task-worker.js';
 
+/** Restores in parallel at startup and in claim rounds; SUPERVISOR_RUNTIME_RESTORE_CONCURRENCY in the daemon. */
+const DEFAULT_RESTORE_CONCURRENCY = 128;
+
 export interface RuntimeOptions {
   database: Database;
   /** Carries questions, task spawns and state changes out, answers and task events in. Optional for library use. */
@@ -93,7 +96,7 @@ export interface SpawnInput {
 export interface RuntimeStartOptions {
   /** Claim and restore every supervisor that runs nowhere (default true). */
   restore?: boolean;
-  /** Restores in parallel (default 16). */
+  /** Restores in parallel (default 128: their RESTORED save points share group commits, so more at once means fewer, larger statements). */
   restoreConcurrency?: number;
   /** Relay, consumers and inbox (default: started when the runtime has a transport, without an embedded worker). */
   messaging?: MessagingOptions | false;
@@ -224,7 +227,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
   let messaging: (Messaging & { inbox: InboxApplier | null }) | null = null;
   let unlistenLeases: (() => Promise<void>) | null = null;
   /** Restores in parallel, for the claim rounds (start() may set it). */
-  let restoreConcurrency = 16;
+  let restoreConcurrency = DEFAULT_RESTORE_CONCURRENCY;
 
   const saves = createSaveBatcher(database);
   const pruner = createCheckpointPruner(database, daemonId, { ...DEFAULT_CHECKPOINT_RETENTION, ...options.checkpointRetention }, logger);
