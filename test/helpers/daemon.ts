@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { seedDataFolder } from './pglite-template.js';
 import { afterAll, beforeAll } from 'vitest';
 import { TEST_DATABASE_URL, type DatabaseTarget } from './databases.js';
 import { freePort } from './nats-server.js';
@@ -102,6 +103,7 @@ let created = 0;
 export async function createDaemonDatabase(target: DatabaseTarget, prefix = 'sr_api'): Promise<DaemonDatabase> {
   if (target.name === 'pglite') {
     const folder = mkdtempSync(join(tmpdir(), `${prefix.replace(/_/g, '-')}-`));
+    await seedDataFolder(folder);
     return {
       env: { SUPERVISOR_RUNTIME_DATA: folder, DATABASE_URL: '' },
       description: folder,

@@ -3,6 +3,7 @@
 import { PGlite } from '@electric-sql/pglite';
 import { sql } from 'kysely';
 import pg from 'pg';
+import { pgliteFromTemplate } from './pglite-template.js';
 import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 import { openDatabase, type Database } from '../../src/persistence/database.js';
 import { migrateOrThrow } from '../../src/persistence/migrator.js';
@@ -55,7 +56,7 @@ export function uniqueSchemaName(prefix = 't'): string {
 
 /**
  * Gives each test its own migrated schema on the target and drops it afterwards.
- * PGlite: one in-memory instance per file (it takes seconds to start), a schema per test.
+ * PGlite: one in-memory instance per file (started from the template cluster, see pglite-template.ts), a schema per test.
  */
 export function useIsolatedDatabase(target: DatabaseTarget, options: { migrate?: boolean } = {}): () => Database {
   let shared: PGlite | undefined;
@@ -63,8 +64,7 @@ export function useIsolatedDatabase(target: DatabaseTarget, options: { migrate?:
   let schema = '';
   if (target.name === 'pglite') {
     beforeAll(async () => {
-      shared = new PGlite();
-      await shared.waitReady;
+      shared = await pgliteFromTemplate();
     });
     afterAll(async () => {
       await shared?.close();
