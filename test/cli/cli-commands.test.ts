@@ -153,7 +153,17 @@ for (const target of targets) {
       expect(unknown.stderr).toMatch(/Supervisor 00000000-0000-4000-8000-000000000000 does not exist/);
       const badDriver = await runBin(['spawn', 'x', '--driver', 'gpt-9'], env);
       expect(badDriver.code).toBe(1);
-      expect(badDriver.stderr).toMatch(/driver must be one of manual, scripted/);
+      expect(badDriver.stderr).toMatch(/driver"? must be one of manual, scripted/);
+      // Refusals in the CLI's words: an argument, a JSON field, a flag, never the HTTP request's `params.id`.
+      const badId = await runBin(['status', 'not-a-uuid'], env);
+      expect(badId.code).toBe(1);
+      expect(badId.stderr).toMatch(/the supervisor id must be a UUID like 11111111-1111-4111-8111-111111111111/);
+      expect(badId.stderr).not.toMatch(/params\./);
+      const supervisor = JSON.parse((await runBin(['spawn', 'Words', '--json'], env)).stdout) as SupervisorView;
+      const badTask = await runBin(['event', supervisor.id, 'SPAWN_TASK', '{"taskId":"a b","description":"x"}'], env);
+      expect(badTask.code).toBe(1);
+      expect(badTask.stderr).toMatch(/the field "taskId" must be letters, digits, _ and - only/);
+      expect(badTask.stderr).not.toMatch(/body\./);
       const noToken = await runBin(['status'], { ...env, SUPERVISOR_RUNTIME_TOKEN: '' });
       expect(noToken.code).toBe(1);
       expect(noToken.stderr).toMatch(/Missing or wrong bearer token/);

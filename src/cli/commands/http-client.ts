@@ -21,14 +21,32 @@ export class DaemonTimeoutError extends SupervisorRuntimeError {
   }
 }
 
-/** The daemon refused the request; the message is the daemon's own, which says what to do. */
+/**
+ * The daemon names what it refused by where it sits in the HTTP request (`params.id`, `body.taskId`, `querystring.limit`);
+ * a person at the command line typed an argument, a JSON field or a flag. Say it in those words.
+ */
+const CLI_WORDS: Array<[RegExp, string]> = [
+  [/\bparams\.id must be a UUID\b/g, 'the supervisor id must be a UUID like 11111111-1111-4111-8111-111111111111 (`supervisor-runtime status` lists them)'],
+  [/\bparams\.id\b/g, 'the supervisor id'],
+  [/\bparams\.questionId\b/g, 'the question id'],
+  [/\bparams\.taskId\b/g, 'the task id'],
+  [/\bquerystring\.(\w+)/g, '--$1'],
+  [/\bbody\.(\w+)/g, 'the field "$1"'],
+  [/^body (must|is)\b/g, 'the JSON $1'],
+];
+
+export function inCliWords(message: string): string {
+  return CLI_WORDS.reduce((text, [pattern, words]) => text.replace(pattern, words), message);
+}
+
+/** The daemon refused the request; the message is the daemon's own (in the CLI's words), which says what to do. */
 export class DaemonRequestError extends SupervisorRuntimeError {
   override readonly name = 'DaemonRequestError';
   constructor(
     readonly status: number,
     readonly body: ApiErrorBody,
   ) {
-    super(body.message);
+    super(status === 400 ? inCliWords(body.message) : body.message);
   }
 }
 
