@@ -64,6 +64,7 @@ const withEffects = setup({
     deliverQuestion: (_, _params: EffectParams<'deliverQuestion'>) => {},
     answerReceived: (_, _params: EffectParams<'answerReceived'>) => {},
     questionWithdrawn: (_, _params: EffectParams<'questionWithdrawn'>) => {},
+    taskProgressed: (_, _params: EffectParams<'taskProgressed'>) => {},
     taskFinished: (_, _params: EffectParams<'taskFinished'>) => {},
     appendConversation: (_, _params: EffectParams<'appendConversation'>) => {},
   },

@@ -212,6 +212,12 @@ export interface TaskFinishedEffect {
   params: { taskId: string; status: 'completed' | 'failed'; task: SpawnedTask };
 }
 
+export interface TaskProgressedEffect {
+  type: 'taskProgressed';
+  /** The running task with its new progress: what the save point writes to its supervisor_tasks row. */
+  params: { taskId: string; task: SpawnedTask };
+}
+
 export interface AppendConversationEffect {
   type: 'appendConversation';
   params: { entry: ConversationEntry };
@@ -228,6 +234,7 @@ export type SupervisorEffect =
   | StartTaskEffect
   | DeliverQuestionEffect
   | AnswerReceivedEffect
+  | TaskProgressedEffect
   | QuestionWithdrawnEffect
   | TaskFinishedEffect
   | AppendConversationEffect;
@@ -239,6 +246,11 @@ export const SUPERVISOR_EFFECT_TYPES = [
   'deliverQuestion',
   'answerReceived',
   'questionWithdrawn',
+  'taskProgressed',
   'taskFinished',
   'appendConversation',
 ] as const satisfies readonly SupervisorEffectType[];
+
+// Every effect type is listed above (the machine keeps only listed ones): a new effect left out fails to compile here.
+const everyEffectListed: [Exclude<SupervisorEffectType, (typeof SUPERVISOR_EFFECT_TYPES)[number]>] extends [never] ? true : never = true;
+void everyEffectListed;

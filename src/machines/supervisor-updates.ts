@@ -127,8 +127,10 @@ export function applyTaskEvent(context: SupervisorContext, event: TaskEventEvent
   // Guards refuse unknown tasks; staying unchanged keeps this function total anyway.
   if (!current) return unchanged(context);
   if (event.kind === 'progress') {
-    const tasks = context.tasks.map((task) => (task.id === event.taskId ? { ...task, progress: event.progress ?? task.progress } : task));
-    return unchanged({ ...context, tasks });
+    const progressed: SpawnedTask = { ...current, progress: event.progress ?? current.progress };
+    const tasks = context.tasks.map((task) => (task.id === event.taskId ? progressed : task));
+    // The task list is read from supervisor_tasks (GET …/tasks), so the new figure goes to the task's row too.
+    return withEffect(unchanged({ ...context, tasks }), { type: 'taskProgressed', params: { taskId: event.taskId, task: progressed } });
   }
   const status = event.kind;
   const finishedTask: SpawnedTask = {

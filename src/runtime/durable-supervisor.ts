@@ -331,7 +331,6 @@ export class DurableSupervisor {
       owner: this.deps.owner,
       epoch: this.epoch,
       at: committed.event?.at ?? committed.after.context.createdAt,
-      ...(committed.event?.type === 'TASK_EVENT' && committed.event.kind === 'progress' ? { progressOf: committed.event.taskId } : {}),
     });
     const result = await this.#withRetry(async (attempt) => {
       try {

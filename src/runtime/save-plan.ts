@@ -67,8 +67,6 @@ export interface FullSaveContext {
   epoch: number;
   /** The time of the event that caused this save. */
   at: string;
-  /** A task that reported progress: its row gets the new figure (GET …/tasks reads rows, not the snapshot). */
-  progressOf?: string;
 }
 
 /** The row columns a snapshot stands for: what a full save writes, and what a reply built from memory shows. */
@@ -122,6 +120,9 @@ export function fullSaveInput(plan: FullSaveContext): FullSaveInput {
         outbox.push(taskSpawnOutbox(id, { id: effect.params.taskId, description: effect.params.description, spawnedAt }, plan.subjectPrefix, msgId()));
         break;
       }
+      case 'taskProgressed':
+        tasks.push(taskWrite(effect.params.task));
+        break;
       case 'taskFinished':
         // The finished task has left the context: its effect carries it to its row.
         tasks.push(taskWrite(effect.params.task));
@@ -154,10 +155,6 @@ export function fullSaveInput(plan: FullSaveContext): FullSaveInput {
         break;
       }
     }
-  }
-  if (plan.progressOf !== undefined) {
-    const task = context.tasks.find((candidate) => candidate.id === plan.progressOf);
-    if (task) tasks.push(taskWrite(task));
   }
   if (plan.previousState !== state) {
     const message: StateChangeMessage = {

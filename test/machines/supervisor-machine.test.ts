@@ -260,7 +260,8 @@ describe('TASK_EVENT', () => {
     expect(snapshot.context.tasks[0]?.progress).toBe(40);
     expect(snapshot.context.progress).toBe(before.context.progress);
     expect(snapshot.context.conversationLength).toBe(before.context.conversationLength);
-    expect(effects).toEqual([]);
+    // Its row gets the new figure in the same save point; nothing else is implied.
+    expect(effects).toEqual([{ type: 'taskProgressed', params: { taskId: 't1', task: snapshot.context.tasks[0] } }]);
   });
 
   it('finishes the task and settles in working when the last task completes', () => {
