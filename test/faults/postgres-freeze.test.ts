@@ -4,14 +4,14 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { KyselyPlugin } from 'kysely';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createApiServer } from '../../src/api/server.js';
 import { openDatabase, type Database } from '../../src/persistence/database.js';
 import { migrateOrThrow } from '../../src/persistence/migrator.js';
 import { getSupervisorState } from '../../src/persistence/supervisor-repository.js';
 import { createRuntime, type SupervisorRuntime } from '../../src/runtime/supervisor-runtime.js';
 import { uniqueSchemaName } from '../helpers/databases.js';
-import { PRIVATE_POSTGRES_ENABLE_LINE, postgresBinDir, startPrivatePostgres, type PrivatePostgres } from '../helpers/postgres-server.js';
+import { PRIVATE_POSTGRES_ENABLE_LINE, postgresBinDir, usePrivatePostgres } from '../helpers/postgres-server.js';
 import { serverGate } from '../helpers/servers.js';
 import { checkpointReasons, expectStoredEqualsLive } from '../runtime/runtime-fixtures.js';
 
@@ -32,25 +32,21 @@ interface Timed {
 
 if (gate.run) {
   describe('a frozen Postgres on a private server', () => {
-    let server: PrivatePostgres;
     let verifier: Database;
     let runtime: SupervisorRuntime | undefined;
     let app: FastifyInstance | undefined;
 
-    beforeAll(async () => {
-      server = await startPrivatePostgres();
-    });
-    afterAll(async () => {
-      await server?.dispose();
-    });
-    afterEach(async (context) => {
-      if (context.task.result?.state === 'fail') process.stderr.write(`private postgres log (port ${server.port}):\n${server.log()}\n`);
-      if (server.frozen) server.thaw();
+    afterEach(async () => {
       await app?.close();
       await runtime?.shutdown();
       await verifier?.close();
       app = undefined;
       runtime = undefined;
+    });
+    // Registered after the file's own clean-up, so it runs first (after-hooks run last-registered first): the server
+    // is thawed or started again before the runtime shuts down on it.
+    const server = usePrivatePostgres((postgres) => {
+      if (postgres.frozen) postgres.thaw();
     });
 
     let beforeSavePoint: (() => void) | null = null;
@@ -58,9 +54,9 @@ if (gate.run) {
     async function open(): Promise<void> {
       const schema = uniqueSchemaName('frozen');
       const ignore = () => undefined;
-      const database = await openDatabase({ databaseUrl: server.url, schema, statementTimeoutMs: STATEMENT_TIMEOUT_MS, onBackgroundError: ignore });
+      const database = await openDatabase({ databaseUrl: server().url, schema, statementTimeoutMs: STATEMENT_TIMEOUT_MS, onBackgroundError: ignore });
       await migrateOrThrow(database);
-      verifier = await openDatabase({ databaseUrl: server.url, schema, poolSize: 2, onBackgroundError: ignore });
+      verifier = await openDatabase({ databaseUrl: server().url, schema, poolSize: 2, onBackgroundError: ignore });
       // A test may freeze the server the moment a save point statement is about to be sent.
       const plugin: KyselyPlugin = {
         transformQuery({ node }) {
@@ -108,10 +104,10 @@ if (gate.run) {
         { what: 'spawn', url: '/supervisors', payload: { id: lateId, name: 'spawned-while-frozen', driver: 'manual' }, stored: async () => (await row(lateId)) !== null },
       ];
 
-      server.freeze();
+      server().freeze();
       // All at once, as clients would: more than the pool holds idle, so some need a new connection to the frozen server.
       const replies = await Promise.all(writes.map(({ what, url, payload }) => timedPost(what, url, payload)));
-      server.thaw();
+      server().thaw();
 
       process.stderr.write(`[frozen] ${replies.map((reply) => `${reply.what}: ${reply.status} ${String(reply.body.outcome)} in ${reply.ms} ms`).join('; ')}\n`);
       for (const reply of replies) {
@@ -168,10 +164,10 @@ if (gate.run) {
     it('a spawn whose creation reached a frozen Postgres answers 503 outcome unknown; it committed when the server woke, and the retry with the same id answers with the supervisor running and started, created once', async () => {
       await open();
       const id = randomUUID();
-      beforeSavePoint = () => server.freeze();
+      beforeSavePoint = () => server().freeze();
       const first = await timedPost('spawn', '/supervisors', { id, name: 'created in the dark', driver: 'manual' });
-      expect(server.frozen).toBe(true);
-      server.thaw();
+      expect(server().frozen).toBe(true);
+      server().thaw();
       expect({ status: first.status, outcome: first.body.outcome }).toEqual({ status: 503, outcome: 'unknown' });
       expect(first.ms).toBeLessThan(STATEMENT_TIMEOUT_MS + CLIENT_GRACE_MS + MARGIN_MS);
       // The server ran the statement it held once it woke: the creation is stored, owned by this daemon.

@@ -4,14 +4,14 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { sql, type KyselyPlugin, type QueryId } from 'kysely';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createApiServer } from '../../src/api/server.js';
 import { openDatabase, type Database } from '../../src/persistence/database.js';
 import { migrateOrThrow } from '../../src/persistence/migrator.js';
 import { getSupervisorState } from '../../src/persistence/supervisor-repository.js';
 import { createRuntime, type SupervisorRuntime } from '../../src/runtime/supervisor-runtime.js';
 import { uniqueSchemaName } from '../helpers/databases.js';
-import { PRIVATE_POSTGRES_ENABLE_LINE, postgresBinDir, startPrivatePostgres, type PrivatePostgres, type StopMode } from '../helpers/postgres-server.js';
+import { PRIVATE_POSTGRES_ENABLE_LINE, postgresBinDir, usePrivatePostgres, type StopMode } from '../helpers/postgres-server.js';
 import { serverGate } from '../helpers/servers.js';
 import { checkpointReasons, expectStoredEqualsLive } from '../runtime/runtime-fixtures.js';
 
@@ -68,27 +68,23 @@ async function whenReadable<T>(read: () => Promise<T>, timeoutMs = 60_000): Prom
 
 if (gate.run) {
   describe('Postgres restarts and outages on a private server', () => {
-    let server: PrivatePostgres;
     // What the test itself reads with: a pool of its own on the same schema, not the runtime's.
     let verifier: Database;
     let database: Database;
     let runtime: SupervisorRuntime | undefined;
     let app: FastifyInstance | undefined;
 
-    beforeAll(async () => {
-      server = await startPrivatePostgres();
-    });
-    afterAll(async () => {
-      await server?.dispose();
-    });
-    afterEach(async (context) => {
-      if (context.task.result?.state === 'fail') process.stderr.write(`private postgres log (port ${server.port}):\n${server.log()}\n`);
-      if (!server.running) await server.start();
+    afterEach(async () => {
       await app?.close();
       await runtime?.shutdown();
       await verifier?.close();
       app = undefined;
       runtime = undefined;
+    });
+    // Registered after the file's own clean-up, so it runs first (after-hooks run last-registered first): the server
+    // is thawed or started again before the runtime shuts down on it.
+    const server = usePrivatePostgres(async (postgres) => {
+      if (!postgres.running) await postgres.start();
     });
 
     /** Set by a test: runs (awaited) right after a save point statement returned from the server, i.e. committed. */
@@ -97,9 +93,9 @@ if (gate.run) {
     async function open(options: { heartbeatIntervalMs: number; saveRetry?: { attempts: number; baseDelayMs: number } }): Promise<void> {
       const schema = uniqueSchemaName('fault');
       const ignore = () => undefined;
-      database = await openDatabase({ databaseUrl: server.url, schema, poolSize: 6, onBackgroundError: ignore });
+      database = await openDatabase({ databaseUrl: server().url, schema, poolSize: 6, onBackgroundError: ignore });
       await migrateOrThrow(database);
-      verifier = await openDatabase({ databaseUrl: server.url, schema, poolSize: 2, onBackgroundError: ignore });
+      verifier = await openDatabase({ databaseUrl: server().url, schema, poolSize: 2, onBackgroundError: ignore });
       // The save point is one autocommitted statement: when its result is back, it has committed.
       const savePoints = new Set<QueryId>();
       const plugin: KyselyPlugin = {
@@ -138,7 +134,7 @@ if (gate.run) {
         // Postgres goes away the moment this write's save point committed: before the read-back, before the reply.
         let stopped = false;
         afterSavePoint = async () => {
-          await server.stop({ mode: 'fast' });
+          await server().stop({ mode: 'fast' });
           stopped = true;
         };
         const first = await post(write.url, write.payload);
@@ -146,7 +142,7 @@ if (gate.run) {
         // The reply is built from what this daemon committed, and says the read-back did not happen.
         const view = (first.body as { supervisor?: Record<string, unknown> }).supervisor ?? (first.body as Record<string, unknown>);
         answers.push({ write: write.name, status: first.status, readBack: view.readBack, state: first.status < 300 ? view.state : first.body });
-        await server.start();
+        await server().start();
         expect(await whenReadable(() => write.stored(verifier.db)), `${write.name} is stored`).toBe(true);
         // The client retries anyway (it may not have trusted a partial reply): applied once, answered as a replay.
         const retried = await whenReadable(async () => {
@@ -220,10 +216,10 @@ if (gate.run) {
         const clients = Promise.all([client(), client(), client(), client()]);
 
         await vi.waitFor(() => expect(finished.length).toBeGreaterThanOrEqual(4), { timeout: 30_000, interval: 20 });
-        await server.stop({ mode });
+        await server().stop({ mode });
         // Down long enough that every client meets the outage, not only the writes in flight at the stop.
         await sleep(1_500);
-        await server.start();
+        await server().start();
         restarted = true;
         await clients;
 
@@ -282,14 +278,14 @@ if (gate.run) {
           });
 
         const stoppedAt = Date.now();
-        await server.stop({ mode });
+        await server().stop({ mode });
         // The heartbeats meet the outage: every supervisor is interrupted by it, in memory and in the registry.
         await vi.waitFor(() => expect(now().map((entry) => entry.state)).toEqual(['interrupted', 'interrupted', 'interrupted']), { timeout: 30_000, interval: 50 });
         for (const supervisor of supervisors) {
           expect(runtime!.registry.getSnapshot().context.supervisors[supervisor.id]).toMatchObject({ state: 'interrupted', degraded: true });
         }
         await sleep(Math.max(0, 6_000 - (Date.now() - stoppedAt)));
-        await server.start();
+        await server().start();
         const back = Date.now();
 
         // By themselves: nobody sends anything. Generous deadline to wait, strict bound on what was measured.

@@ -6,6 +6,7 @@ import { chownSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { postgresReachable } from './databases.js';
 import { freePort } from './nats-server.js';
 
@@ -63,6 +64,29 @@ process.once('exit', () => {
 });
 
 /** initdb a data folder in a temp folder and start a server on a free 127.0.0.1 port (unix socket in the temp folder). */
+/**
+ * Call inside describe: one private server for the whole file (started before its tests, always disposed after),
+ * and its log printed after any test that failed. `afterEachTest` puts the server back (thaw, start) for the next.
+ */
+export function usePrivatePostgres(afterEachTest: (server: PrivatePostgres) => Promise<void> | void): () => PrivatePostgres {
+  let server: PrivatePostgres | undefined;
+  beforeAll(async () => {
+    server = await startPrivatePostgres();
+  });
+  afterAll(async () => {
+    await server?.dispose();
+  });
+  afterEach(async (context) => {
+    if (!server) return;
+    if (context.task.result?.state === 'fail') process.stderr.write(`private postgres log (port ${server.port}):\n${server.log()}\n`);
+    await afterEachTest(server);
+  });
+  return () => {
+    if (!server) throw new Error('usePrivatePostgres: the server is only there inside a test');
+    return server;
+  };
+}
+
 export async function startPrivatePostgres(): Promise<PrivatePostgres> {
   const bin = postgresBinDir();
   if (bin === null) throw new Error(`no PostgreSQL server binaries: ${PRIVATE_POSTGRES_ENABLE_LINE}`);
