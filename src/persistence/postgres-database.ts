@@ -64,10 +64,29 @@ class PreparingClient extends pg.Client {
   }
 }
 
-export async function openPostgres(url: string, config: DatabaseConfig): Promise<Database> {
+/**
+ * The URL without its `options` query parameter, and that parameter. pg lets a URL's `options` replace the pool's
+ * own, which would silently drop the schema and the statement timeout; the two are joined instead, the user's first.
+ */
+export function splitUrlOptions(url: string): { url: string; options: string[] } {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return { url, options: [] };
+  }
+  const options = parsed.searchParams.getAll('options').filter((value) => value.trim() !== '');
+  if (!parsed.searchParams.has('options')) return { url, options: [] };
+  parsed.searchParams.delete('options');
+  return { url: parsed.toString(), options };
+}
+
+export async function openPostgres(givenUrl: string, config: DatabaseConfig): Promise<Database> {
   const schema = config.schema ?? null;
   const timeoutMs = config.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
-  const options = [...(schema ? [`-c search_path=${schema}`] : []), ...(timeoutMs > 0 ? [`-c statement_timeout=${timeoutMs}`] : [])].join(' ');
+  const { url, options: urlOptions } = splitUrlOptions(givenUrl);
+  // Later settings win: the schema and statement timeout of this runtime's configuration over the URL's.
+  const options = [...urlOptions, ...(schema ? [`-c search_path=${schema}`] : []), ...(timeoutMs > 0 ? [`-c statement_timeout=${timeoutMs}`] : [])].join(' ');
   const poolConfig: pg.PoolConfig & { srAnswerWithinMs: number } = {
     Client: PreparingClient,
     connectionString: url,
@@ -90,7 +109,7 @@ export async function openPostgres(url: string, config: DatabaseConfig): Promise
   return {
     kind: 'postgres',
     db,
-    description: redactDatabaseUrl(url) + (schema ? ` (schema ${schema})` : ''),
+    description: redactDatabaseUrl(givenUrl) + (schema ? ` (schema ${schema})` : ''),
     schema,
     // pg sends a query without parameters over the simple protocol, which accepts several statements.
     executeScript: async (executor, script) => {
@@ -98,7 +117,7 @@ export async function openPostgres(url: string, config: DatabaseConfig): Promise
     },
     health: (healthTimeoutMs) => checkHealth(db, 'postgres', healthTimeoutMs),
     listen: async (channel, onNotify) => {
-      const stop = await listenOnPostgres(url, channel, onNotify, config.onBackgroundError);
+      const stop = await listenOnPostgres(givenUrl, channel, onNotify, config.onBackgroundError);
       listeners.add(stop);
       return async () => {
         listeners.delete(stop);

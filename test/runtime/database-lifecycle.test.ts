@@ -1,6 +1,7 @@
 // The database going away: under a running supervisor (its step fails, it is interrupted, nothing older is written
 // over what was committed), and on purpose at shutdown (queued saves commit first, then the database closes).
 
+import { sql } from 'kysely';
 import { describe, expect, it, vi } from 'vitest';
 import { DatabaseUnavailableError } from '../../src/domain/errors.js';
 import { supervisorMachine } from '../../src/machines/supervisor-machine.js';
@@ -135,6 +136,24 @@ for (const target of await databaseTargets()) {
         proxy.unstall();
         await runtime.shutdown();
         await proxy.close();
+      }
+    });
+
+    if (target.name === 'postgres') it("a DATABASE_URL with its own options (?options=-c …) keeps them, and keeps the runtime's schema and statement timeout", async () => {
+      const url = new URL(target.url ?? '');
+      url.searchParams.set('options', '-c lock_timeout=1234 -c application_name=from-the-url');
+      const handle = await openDatabase({ databaseUrl: url.toString(), schema: database().schema ?? undefined, statementTimeoutMs: 4_321, onBackgroundError: () => undefined });
+      try {
+        const setting = async (name: string) => (await sql<{ value: string }>`SELECT current_setting(${name}) AS value`.execute(handle.db)).rows[0]?.value;
+        expect(await setting('lock_timeout')).toBe('1234ms');
+        expect(await setting('application_name')).toBe('from-the-url');
+        expect(await setting('statement_timeout')).toBe('4321ms');
+        expect(await setting('search_path')).toBe(database().schema);
+        // The schema is really in use: the runtime's tables are found without naming it.
+        expect((await sql<{ n: string }>`SELECT count(*) AS n FROM supervisor_states`.execute(handle.db)).rows[0]?.n).toBe('0');
+        expect(handle.description).toContain(`(schema ${database().schema})`);
+      } finally {
+        await handle.close();
       }
     });
 
