@@ -1,4 +1,5 @@
-// The client commands as a user runs them: the built binary against a real daemon process, on every database.
+// The client commands against a real daemon process, on every database: the built binary in the first test and for
+// --watch and --help, and the rest through runCli in this process (what the binary calls, minus its start-up).
 
 import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
@@ -6,7 +7,7 @@ import type { SupervisorView } from '../../src/api/views.js';
 import { databaseTargets } from '../helpers/databases.js';
 import { freePort, useDaemon } from '../helpers/daemon.js';
 import { spawn } from 'node:child_process';
-import { BIN, runBin } from '../helpers/processes.js';
+import { BIN, runBin, runCliHere } from '../helpers/processes.js';
 
 const TOKEN = `cli-${randomUUID()}`;
 const targets = await databaseTargets();
@@ -43,11 +44,11 @@ for (const target of targets) {
     });
 
     it('status <id> shows one supervisor in detail, with its pending questions; questions lists them across supervisors', async () => {
-      const json = await runBin(['spawn', 'Planner', '--json'], env);
+      const json = await runCliHere(['spawn', 'Planner', '--json'], env);
       const supervisor = JSON.parse(json.stdout) as SupervisorView;
       const questionId = await ask(supervisor.id, 'Which rollout?', ['canary', 'big bang']);
 
-      const detail = await runBin(['status', supervisor.id], env);
+      const detail = await runCliHere(['status', supervisor.id], env);
       expect(detail.code).toBe(0);
       expect(detail.stdout).toMatch(new RegExp(`^Supervisor\\s+${supervisor.id}$`, 'm'));
       expect(detail.stdout).toMatch(/^State\s+waiting_for_user \(running in the daemon\)$/m);
@@ -56,73 +57,73 @@ for (const target of targets) {
       expect(detail.stdout).toContain(`${questionId}  Which rollout?`);
       expect(detail.stdout).toContain('choices: canary | big bang');
 
-      const questions = await runBin(['questions'], env);
+      const questions = await runCliHere(['questions'], env);
       expect(questions.code).toBe(0);
       expect(questions.stdout).toMatch(/^SUPERVISOR\s+NAME\s+QUESTION ID\s+QUESTION\s+CHOICES$/m);
       expect(questions.stdout).toMatch(new RegExp(`${supervisor.id}\\s+Planner\\s+${questionId}\\s+Which rollout\\?\\s+canary \\| big bang`));
     });
 
     it('answer answers a pending question (the words joined); a second answer fails with the first, exit 1', async () => {
-      const supervisor = JSON.parse((await runBin(['spawn', 'Answerer', '--json'], env)).stdout) as SupervisorView;
+      const supervisor = JSON.parse((await runCliHere(['spawn', 'Answerer', '--json'], env)).stdout) as SupervisorView;
       const questionId = await ask(supervisor.id, 'Rollout?', ['big bang', 'canary']);
-      const answered = await runBin(['answer', supervisor.id, questionId, 'big', 'bang'], env);
+      const answered = await runCliHere(['answer', supervisor.id, questionId, 'big', 'bang'], env);
       expect(answered.stderr).toBe('');
       expect(answered.code).toBe(0);
       expect(answered.stdout).toContain(`Answered question ${questionId} of Answerer (${supervisor.id}) with "big bang"; it is now working.`);
-      const second = await runBin(['answer', supervisor.id, questionId, 'canary'], env);
+      const second = await runCliHere(['answer', supervisor.id, questionId, 'canary'], env);
       expect(second.code).toBe(1);
       expect(second.stderr).toMatch(/was already answered with "big bang" at .*; the first answer wins\./);
-      const none = await runBin(['questions'], env);
+      const none = await runCliHere(['questions'], env);
       expect(none.stdout).not.toContain(questionId);
     });
 
-    it('a whole flow from the command line: ask with choices, answer, spawn a task with event, read tasks, checkpoints and conversation, withdraw, complete', { timeout: 120_000 }, async () => {
-      // About twenty CLI processes, one after another: 15 s on an idle machine, twice that on a loaded one.
-      const supervisor = JSON.parse((await runBin(['spawn', 'Flow', '--json'], env)).stdout) as SupervisorView;
-      const asked = await runBin(['ask', supervisor.id, 'Which', 'rollout?', '--choice', 'canary', '--choice', 'big bang', '--context', 'prod'], env);
+    it('a whole flow from the command line: ask with choices, answer, spawn a task with event, read tasks, checkpoints and conversation, withdraw, complete', async () => {
+      // About twenty commands, one after another, each through runCli as the binary runs it (the first test runs the binary).
+      const supervisor = JSON.parse((await runCliHere(['spawn', 'Flow', '--json'], env)).stdout) as SupervisorView;
+      const asked = await runCliHere(['ask', supervisor.id, 'Which', 'rollout?', '--choice', 'canary', '--choice', 'big bang', '--context', 'prod'], env);
       expect(asked.stderr).toBe('');
       expect(asked.code).toBe(0);
       const questionId = /question (\S+); it is now waiting_for_user/.exec(asked.stdout)?.[1];
       expect(questionId).toBeDefined();
       expect(asked.stdout).toContain(`supervisor-runtime answer ${supervisor.id} ${questionId} <one of "canary", "big bang">`);
-      const answered = await runBin(['answer', supervisor.id, questionId!, 'canary', '--json'], env);
+      const answered = await runCliHere(['answer', supervisor.id, questionId!, 'canary', '--json'], env);
       expect((JSON.parse(answered.stdout) as SupervisorView).state).toBe('working');
 
-      const spawnedTask = await runBin(['event', supervisor.id, 'spawn_task', '{"taskId":"cli-task","description":"roll out to 5 %"}'], env);
+      const spawnedTask = await runCliHere(['event', supervisor.id, 'spawn_task', '{"taskId":"cli-task","description":"roll out to 5 %"}'], env);
       expect(spawnedTask.code).toBe(0);
       expect(spawnedTask.stdout).toMatch(/^SPAWN_TASK applied to Flow \(.+\): it is now waiting_for_tasks, phase planning, step \d+\.$/m);
-      const tasks = await runBin(['tasks', supervisor.id], env);
+      const tasks = await runCliHere(['tasks', supervisor.id], env);
       expect(tasks.stdout).toMatch(/^TASK\s+STATUS\s+PROGRESS\s+DESCRIPTION\s+RESULT \/ ERROR$/m);
       expect(tasks.stdout).toMatch(/^cli-task\s+running\s+0%\s+roll out to 5 %$/m);
-      const tasksJson = JSON.parse((await runBin(['tasks', supervisor.id, '--json'], env)).stdout) as { tasks: Array<{ id: string }> };
+      const tasksJson = JSON.parse((await runCliHere(['tasks', supervisor.id, '--json'], env)).stdout) as { tasks: Array<{ id: string }> };
       expect(tasksJson.tasks.map((task) => task.id)).toEqual(['cli-task']);
 
-      const second = /question (\S+);/.exec((await runBin(['ask', supervisor.id, 'Anything', 'else?'], env)).stdout)?.[1];
-      const withdrawn = await runBin(['withdraw', supervisor.id, second!, 'not', 'needed'], env);
+      const second = /question (\S+);/.exec((await runCliHere(['ask', supervisor.id, 'Anything', 'else?'], env)).stdout)?.[1];
+      const withdrawn = await runCliHere(['withdraw', supervisor.id, second!, 'not', 'needed'], env);
       expect(withdrawn.stdout).toMatch(/^Withdrew question \S+ of Flow \(.+\); it is now waiting_for_tasks\.$/m);
 
-      const checkpoints = await runBin(['checkpoints', supervisor.id, '--limit', '3'], env);
+      const checkpoints = await runCliHere(['checkpoints', supervisor.id, '--limit', '3'], env);
       expect(checkpoints.stdout).toMatch(/^SEQ\s+STEP\s+REASON\s+STATE\s+AT$/m);
       expect(checkpoints.stdout.trimEnd().split('\n')).toHaveLength(4);
       expect(checkpoints.stdout).toMatch(/question_withdrawn\s+waiting_for_tasks/);
-      const conversation = await runBin(['conversation', supervisor.id], env);
+      const conversation = await runCliHere(['conversation', supervisor.id], env);
       expect(conversation.stdout).toMatch(/^#\d+ \S+ user: canary$/m);
       expect(conversation.stdout).toContain('was withdrawn: not needed');
 
       // Bad input is refused in the CLI's own words, before anything is sent.
-      const badJson = await runBin(['event', supervisor.id, 'SET_PHASE', '{phase: x}'], env);
+      const badJson = await runCliHere(['event', supervisor.id, 'SET_PHASE', '{phase: x}'], env);
       expect(badJson.code).toBe(2);
       expect(badJson.stderr).toMatch(/The fields are not JSON/);
-      expect((await runBin(['checkpoints', supervisor.id, '--limit', 'lots'], env)).stderr).toMatch(/--limit must be a whole number from 1 to 9999/);
-      expect((await runBin(['ask', supervisor.id], env)).code).toBe(2);
+      expect((await runCliHere(['checkpoints', supervisor.id, '--limit', 'lots'], env)).stderr).toMatch(/--limit must be a whole number from 1 to 9999/);
+      expect((await runCliHere(['ask', supervisor.id], env)).code).toBe(2);
 
       await fetch(`${daemon.url}/tasks/cli-task/events`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ type: 'completed', result: 'ok' }) });
-      const completed = await runBin(['event', supervisor.id, 'COMPLETE', '{"summary":"rolled out"}'], env);
+      const completed = await runCliHere(['event', supervisor.id, 'COMPLETE', '{"summary":"rolled out"}'], env);
       expect(completed.stdout).toMatch(/it is now completed/);
     });
 
     it('status --watch prints again when the supervisor changes, and exits 0 on SIGINT', async () => {
-      const supervisor = JSON.parse((await runBin(['spawn', 'Watched', '--json'], env)).stdout) as SupervisorView;
+      const supervisor = JSON.parse((await runCliHere(['spawn', 'Watched', '--json'], env)).stdout) as SupervisorView;
       const child = spawn(process.execPath, [BIN, 'status', supervisor.id, '--watch', '--every', '0.2'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
@@ -148,23 +149,23 @@ for (const target of targets) {
     });
 
     it("prints the daemon's message and exits 1 for an unknown supervisor, a refused event and a missing token", async () => {
-      const unknown = await runBin(['status', '00000000-0000-4000-8000-000000000000'], env);
+      const unknown = await runCliHere(['status', '00000000-0000-4000-8000-000000000000'], env);
       expect(unknown.code).toBe(1);
       expect(unknown.stderr).toMatch(/Supervisor 00000000-0000-4000-8000-000000000000 does not exist/);
-      const badDriver = await runBin(['spawn', 'x', '--driver', 'gpt-9'], env);
+      const badDriver = await runCliHere(['spawn', 'x', '--driver', 'gpt-9'], env);
       expect(badDriver.code).toBe(1);
       expect(badDriver.stderr).toMatch(/driver"? must be one of manual, scripted/);
       // Refusals in the CLI's words: an argument, a JSON field, a flag, never the HTTP request's `params.id`.
-      const badId = await runBin(['status', 'not-a-uuid'], env);
+      const badId = await runCliHere(['status', 'not-a-uuid'], env);
       expect(badId.code).toBe(1);
       expect(badId.stderr).toMatch(/the supervisor id must be a UUID like 11111111-1111-4111-8111-111111111111/);
       expect(badId.stderr).not.toMatch(/params\./);
-      const supervisor = JSON.parse((await runBin(['spawn', 'Words', '--json'], env)).stdout) as SupervisorView;
-      const badTask = await runBin(['event', supervisor.id, 'SPAWN_TASK', '{"taskId":"a b","description":"x"}'], env);
+      const supervisor = JSON.parse((await runCliHere(['spawn', 'Words', '--json'], env)).stdout) as SupervisorView;
+      const badTask = await runCliHere(['event', supervisor.id, 'SPAWN_TASK', '{"taskId":"a b","description":"x"}'], env);
       expect(badTask.code).toBe(1);
       expect(badTask.stderr).toMatch(/the field "taskId" must be letters, digits, _ and - only/);
       expect(badTask.stderr).not.toMatch(/body\./);
-      const noToken = await runBin(['status'], { ...env, SUPERVISOR_RUNTIME_TOKEN: '' });
+      const noToken = await runCliHere(['status'], { ...env, SUPERVISOR_RUNTIME_TOKEN: '' });
       expect(noToken.code).toBe(1);
       expect(noToken.stderr).toMatch(/Missing or wrong bearer token/);
     });
@@ -176,7 +177,7 @@ describe('supervisor-runtime client commands without a daemon', () => {
     const usage = await runBin(['--help']);
     const names = ['daemon', 'status', 'questions', 'ask', 'answer', 'withdraw', 'spawn', 'event', 'tasks', 'checkpoints', 'conversation'];
     for (const name of names) expect(usage.stdout).toMatch(new RegExp(`^  ${name}\\s`, 'm'));
-    const helps = await Promise.all(names.map((name) => runBin([name, '--help'])));
+    const helps = await Promise.all(names.map((name) => runCliHere([name, '--help'])));
     for (const [index, name] of names.entries()) {
       expect(helps[index]?.code).toBe(0);
       expect(helps[index]?.stdout).toMatch(new RegExp(`^Usage: supervisor-runtime ${name}`));
@@ -186,20 +187,20 @@ describe('supervisor-runtime client commands without a daemon', () => {
 
   it('says that no daemon answers, and how to start one, exit 1', async () => {
     const url = `http://127.0.0.1:${await freePort()}`;
-    const results = await Promise.all([['status'], ['questions'], ['spawn', 'x'], ['answer', randomUUID(), 'q', 'yes']].map((args) => runBin([...args, '--url', url])));
+    const results = await Promise.all([['status'], ['questions'], ['spawn', 'x'], ['answer', randomUUID(), 'q', 'yes']].map((args) => runCliHere([...args, '--url', url])));
     for (const result of results) {
       expect(result.code).toBe(1);
       expect(result.stderr).toBe(`No supervisor-runtime daemon answers at ${url}: start one with \`npx supervisor-runtime daemon\` (or npm start).\n`);
     }
-    const fromEnv = await runBin(['status'], { SUPERVISOR_RUNTIME_URL: url });
+    const fromEnv = await runCliHere(['status'], { SUPERVISOR_RUNTIME_URL: url });
     expect(fromEnv.stderr).toContain(`No supervisor-runtime daemon answers at ${url}`);
   });
 
   it('refuses missing arguments with the usage (exit 2) and a URL that is not http (exit 1), naming the problem', async () => {
-    const answer = await runBin(['answer', 'only-one']);
+    const answer = await runCliHere(['answer', 'only-one']);
     expect(answer.code).toBe(2);
     expect(answer.stderr).toMatch(/answer needs a supervisor id, a question id and the answer text/);
-    const status = await runBin(['status', '--url', 'ftp://x']);
+    const status = await runCliHere(['status', '--url', 'ftp://x']);
     expect(status.code).toBe(1);
     expect(status.stderr).toMatch(/Invalid setting --url: expected http:\/\/… or https:\/\/…/);
   });

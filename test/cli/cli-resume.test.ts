@@ -1,11 +1,12 @@
-// `supervisor-runtime resume` as a user runs it: the built binary against a real daemon process, on every database.
+// `supervisor-runtime resume` against a real daemon process, on every database: the built binary where a test says
+// so, the rest through runCli in this process (what the binary calls, minus its start-up).
 
 import { describe, expect, it } from 'vitest';
 import type { SupervisorView } from '../../src/api/views.js';
 import type { RestorationInfo } from '../../src/domain/restoration.js';
 import { databaseTargets } from '../helpers/databases.js';
 import { daemonRequest, useDaemon } from '../helpers/daemon.js';
-import { runBin } from '../helpers/processes.js';
+import { runBin, runCliHere } from '../helpers/processes.js';
 
 const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000';
 // The outer environment must not point the client elsewhere or send a token this daemon does not expect.
@@ -31,7 +32,7 @@ for (const target of targets) {
       expect(printed.stdout).toMatch(/^  context message:$/m);
       expect(printed.stdout).toContain(`    - ${questionId}: Merge the branch?`);
 
-      const json = await runBin(['resume', supervisor.id, '--json', '--url', daemon.url], ENV);
+      const json = await runCliHere(['resume', supervisor.id, '--json', '--url', daemon.url], ENV);
       expect(json.stderr).toBe('');
       expect(json.code).toBe(0);
       const info = JSON.parse(json.stdout) as RestorationInfo;
@@ -40,7 +41,7 @@ for (const target of targets) {
     });
 
     it('an unknown supervisor prints the 404 message, exit 1', async () => {
-      const unknown = await runBin(['resume', UNKNOWN_ID, '--url', daemon.url], ENV);
+      const unknown = await runCliHere(['resume', UNKNOWN_ID, '--url', daemon.url], ENV);
       expect(unknown.code).toBe(1);
       expect(unknown.stdout).toBe('');
       expect(unknown.stderr).toMatch(new RegExp(`Supervisor ${UNKNOWN_ID} does not exist`));
@@ -48,7 +49,7 @@ for (const target of targets) {
 
     it('--start-fresh-if-missing starts a fresh supervisor under an unknown id and prints what it did, exit 0', async () => {
       const id = '00000000-0000-4000-8000-0000000c1100';
-      const fresh = await runBin(['resume', id, '--start-fresh-if-missing', '--json', '--url', daemon.url], ENV);
+      const fresh = await runCliHere(['resume', id, '--start-fresh-if-missing', '--json', '--url', daemon.url], ENV);
       expect(fresh.code).toBe(0);
       expect(JSON.parse(fresh.stdout)).toMatchObject({ supervisorId: id, source: 'manual', recoveryAction: 'start_fresh', restoredState: 'idle' });
     });
@@ -58,9 +59,9 @@ for (const target of targets) {
 describe('supervisor-runtime resume without a daemon', () => {
   it('without an id (or with two) it prints the usage, exit 2; --help prints it, exit 0', async () => {
     const [missing, extra, help] = await Promise.all([
-      runBin(['resume'], ENV),
-      runBin(['resume', UNKNOWN_ID, UNKNOWN_ID], ENV),
-      runBin(['resume', '--help'], ENV),
+      runCliHere(['resume'], ENV),
+      runCliHere(['resume', UNKNOWN_ID, UNKNOWN_ID], ENV),
+      runCliHere(['resume', '--help'], ENV),
     ]);
     for (const refused of [missing, extra]) {
       expect(refused.code).toBe(2);

@@ -40,3 +40,20 @@ export function waitForExit(child: ChildProcess, timeoutMs = 15_000): Promise<nu
     });
   });
 }
+
+/**
+ * Runs a client command in this process, through the same `runCli` the binary calls, with its output captured. For
+ * the commands that only talk HTTP to a daemon, a process of their own proves nothing more than the tests that run
+ * the binary do (about half a second each on a loaded machine).
+ */
+export async function runCliHere(args: string[], env: Record<string, string | undefined> = {}): Promise<RunResult> {
+  const { runCli } = await import('../../src/cli/main.js');
+  let stdout = '';
+  let stderr = '';
+  const code = await runCli(args, {
+    out: (text) => void (stdout += text),
+    err: (text) => void (stderr += text),
+    env: { ...process.env, ...env, LOG_PRETTY: 'false' },
+  });
+  return { code, stdout, stderr };
+}
