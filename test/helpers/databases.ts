@@ -48,6 +48,13 @@ export function databaseTargets(): Promise<DatabaseTarget[]> {
   return cachedTargets;
 }
 
+function withServerOptions(url: string, serverOptions: string | undefined): string {
+  if (!serverOptions) return url;
+  const parsed = new URL(url);
+  parsed.searchParams.set('options', [parsed.searchParams.get('options'), serverOptions].filter(Boolean).join(' '));
+  return parsed.toString();
+}
+
 let counter = 0;
 export function uniqueSchemaName(prefix = 't'): string {
   counter += 1;
@@ -58,7 +65,14 @@ export function uniqueSchemaName(prefix = 't'): string {
  * Gives each test its own migrated schema on the target and drops it afterwards.
  * PGlite: one in-memory instance per file (started from the template cluster, see pglite-template.ts), a schema per test.
  */
-export function useIsolatedDatabase(target: DatabaseTarget, options: { migrate?: boolean } = {}): () => Database {
+export function useIsolatedDatabase(
+  target: DatabaseTarget,
+  options: {
+    migrate?: boolean;
+    /** Postgres server settings for this test's connections, as in a URL's `options` (`-c name=value …`). */
+    serverOptions?: string;
+  } = {},
+): () => Database {
   let shared: PGlite | undefined;
   let current: Database | undefined;
   let schema = '';
@@ -72,7 +86,7 @@ export function useIsolatedDatabase(target: DatabaseTarget, options: { migrate?:
   }
   beforeEach(async () => {
     schema = uniqueSchemaName();
-    current = await openDatabase(target.name === 'pglite' ? { pglite: shared, schema } : { databaseUrl: target.url, schema, poolSize: 4 });
+    current = await openDatabase(target.name === 'pglite' ? { pglite: shared, schema } : { databaseUrl: withServerOptions(target.url ?? TEST_DATABASE_URL, options.serverOptions), schema, poolSize: 4 });
     if (options.migrate !== false) await migrateOrThrow(current);
   });
   afterEach(async () => {
