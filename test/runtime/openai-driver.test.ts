@@ -18,6 +18,7 @@ import { createOpenAiDriver, type OpenAiDriverOptions } from '../../src/runtime/
 import { silentLogger } from '../../src/runtime/logger.js';
 import { databaseTargets, useIsolatedDatabase } from '../helpers/databases.js';
 import { checkpointReasons, recordingLogger, useRuntimes } from './runtime-fixtures.js';
+import { seedDataFolder } from '../helpers/pglite-template.js';
 
 // ---------------------------------------------------------------- the stub server
 
@@ -375,6 +376,8 @@ describe('daemon with LLM settings', () => {
     const stub = await startStub();
     stub.script({ json: calls(['set_phase', { phase: 'execution' }]) });
     const dataDir = mkdtempSync(join(tmpdir(), 'sr-llm-'));
+    // Not what is tested here: the cluster initdb would make on an empty folder, from the template (seconds less).
+    await seedDataFolder(dataDir);
     const settings = daemonSettings(
       { SUPERVISOR_RUNTIME_LLM_API_KEY: 'sk-daemon', SUPERVISOR_RUNTIME_EMBEDDED_WORKER: 'false', SUPERVISOR_RUNTIME_DAEMON_ID: `llm-${process.pid}` },
       { dataDir, port: '0', logLevel: 'silent', llmBaseUrl: stub.baseUrl, llmModel: 'served-model' },
@@ -391,6 +394,5 @@ describe('daemon with LLM settings', () => {
       await daemon.close();
       rmSync(dataDir, { recursive: true, force: true });
     }
-    // An embedded database in a fresh folder takes seconds to create and migrate.
   }, 60_000);
 });
