@@ -6,6 +6,8 @@ export {
   effectsOf,
   explainRefusal,
   supervisorMachine,
+  SupervisorInputMissingError,
+  transitionSupervisor,
   type SupervisorSnapshot,
 } from './supervisor-machine.js';
 export { supervisorMermaidDiagram } from './supervisor-diagram.js';

@@ -1,10 +1,10 @@
 // One supervisor made durable: compute the transition purely, commit it as a save point, only then make it visible
 // (live actor, registry, effects). Steps of one supervisor run one at a time, in order.
 
-import { createActor, transition, type Actor, type InspectionEvent, type Observer } from 'xstate';
+import { createActor, type Actor, type InspectionEvent, type Observer } from 'xstate';
 import { DatabaseUnavailableError, EventRefusedError, errorText } from '../domain/errors.js';
 import { isTerminalState, type SupervisorState } from '../domain/supervisor-state.js';
-import { effectsOf, explainRefusal, SUPERVISOR_MACHINE_VERSION, supervisorMachine, type SupervisorSnapshot } from '../machines/supervisor-machine.js';
+import { effectsOf, explainRefusal, SUPERVISOR_MACHINE_VERSION, supervisorMachine, transitionSupervisor, type SupervisorSnapshot } from '../machines/supervisor-machine.js';
 import type { SupervisorEffect, SupervisorEvent } from '../machines/supervisor-types.js';
 import type { Database } from '../persistence/database.js';
 import { isNoAnswer } from '../persistence/database-errors.js';
@@ -267,7 +267,7 @@ export class DurableSupervisor {
     const before = this.#snapshot;
     const refusal = explainRefusal(before, event);
     if (refusal) throw new EventRefusedError(this.id, event.type, refusal, this.state);
-    const [after, actions] = transition(supervisorMachine, before, event);
+    const [after, actions] = transitionSupervisor(before, event);
     const effects = effectsOf(actions);
     const { kind, reason } = saveKindFor(event, before, after);
     const committed: CommittedStep = { event, before, after, effects, kind, reason, checkpointSeq: null };
@@ -377,7 +377,7 @@ export class DurableSupervisor {
     if (this.#unsaved || this.state === 'interrupted' || isTerminalState(this.state)) return;
     const event: SupervisorEvent = { type: 'INTERRUPT', reason: `database unavailable: ${errorText(error.cause ?? error)}`, at: this.deps.now().toISOString() };
     if (explainRefusal(this.#snapshot, event)) return;
-    const [after, actions] = transition(supervisorMachine, this.#snapshot, event);
+    const [after, actions] = transitionSupervisor(this.#snapshot, event);
     const committed: CommittedStep = { event, before: this.#snapshot, after, effects: effectsOf(actions), kind: 'full', reason: 'interrupted', checkpointSeq: null };
     this.#unsaved = { step: committed, stepNumber: this.#step + 1 };
     this.deps.logger.error({ supervisorId: this.id, err: errorText(error) }, 'database unavailable: supervisor interrupted until its save point commits');

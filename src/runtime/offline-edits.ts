@@ -3,12 +3,11 @@
 // stored step and owner like every other write. They edit supervisors no daemon is running; a running one refuses
 // them (its daemon is the only writer), and the error names the runtime call or HTTP route that makes the change.
 
-import { transition } from 'xstate';
 import { InvalidSupervisorDataError, EventRefusedError, SupervisorNotFoundError } from '../domain/errors.js';
 import type { PendingQuestion } from '../domain/pending-question.js';
 import type { RestorationSource, SupervisorRestorationContext } from '../domain/restoration.js';
 import type { SupervisorState } from '../domain/supervisor-state.js';
-import { effectsOf, explainRefusal, SUPERVISOR_MACHINE_VERSION, supervisorMachine, type SupervisorSnapshot } from '../machines/supervisor-machine.js';
+import { effectsOf, explainRefusal, SUPERVISOR_MACHINE_VERSION, supervisorMachine, transitionSupervisor, type SupervisorSnapshot } from '../machines/supervisor-machine.js';
 import type { SupervisorEvent } from '../machines/supervisor-types.js';
 import { getOwner } from '../persistence/ownership/claims.js';
 import { OwnershipLostError } from '../persistence/ownership/errors.js';
@@ -60,7 +59,7 @@ async function applyEdit(
     const { event } = edit;
     const refusal = explainRefusal(snapshot, event);
     if (refusal !== null) throw new EventRefusedError(supervisorId, event.type, refusal, String(snapshot.value));
-    const [after, actions] = transition(supervisorMachine, snapshot, event);
+    const [after, actions] = transitionSupervisor(snapshot, event);
     const input = fullSaveInput({
       snapshot: after,
       persisted: supervisorMachine.getPersistedSnapshot(after),

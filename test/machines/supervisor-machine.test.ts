@@ -9,11 +9,48 @@ import {
   effectsOf,
   explainRefusal,
   supervisorMachine,
+  SupervisorInputMissingError,
+  transitionSupervisor,
   type SupervisorEvent,
   type SupervisorSnapshot,
 } from '../../src/machines/index.js';
 import { SNAPSHOT_MIGRATIONS, migrateSnapshot, openWorkOnly } from '../../src/machines/snapshot-migrations.js';
 import { INPUT, apply, at, ev, expectRefused, initial, run, snapshotsByState } from './supervisor-fixtures.js';
+
+describe('transitionSupervisor (one inert scope for the process)', () => {
+  const events: SupervisorEvent[] = [
+    ev.start(), ev.activity('reading', 40), ev.spawn('t1'), ev.spawn('t9'), ev.taskProgress('t1', 50), ev.taskCompleted('t1'), ev.taskFailed('t1'),
+    ev.ask('q1', 'Which tone?', ['formal', 'casual']), ev.ask('q9'), ev.answer('q1', 'formal'), ev.withdraw('q1', 'moot'), ev.phase('drafting'),
+    ev.heartbeat(), ev.complete('done'), ev.fail(), ev.interrupt(), ev.resume(), ev.restored(true),
+  ];
+
+  it('returns exactly what XState\'s transition() returns, for every event in every state (refused ones too), call after call', () => {
+    let compared = 0;
+    for (const [state, snapshot] of Object.entries(snapshotsByState())) {
+      for (const event of events) {
+        const [expected, expectedActions] = transition(supervisorMachine, snapshot, event);
+        const [actual, actions] = transitionSupervisor(snapshot, event);
+        const label = `${event.type} in ${state}`;
+        expect(actual.value, label).toBe(expected.value);
+        expect(actual.status, label).toBe(expected.status);
+        expect(actual.context, label).toEqual(expected.context);
+        expect(supervisorMachine.getPersistedSnapshot(actual), label).toEqual(supervisorMachine.getPersistedSnapshot(expected));
+        expect(actions.map(({ type, params }) => ({ type, params })), label).toEqual(expectedActions.map(({ type, params }) => ({ type, params })));
+        expect(effectsOf(actions), label).toEqual(effectsOf(expectedActions));
+        compared += 1;
+      }
+    }
+    expect(compared).toBe(8 * events.length);
+  });
+
+  it('consecutive calls keep each call\'s actions apart: none leaks into the next', () => {
+    const idle = run(initial(), ev.start());
+    const [, first] = transitionSupervisor(idle, ev.spawn('t1'));
+    const [, second] = transitionSupervisor(idle, ev.ask('q1'));
+    expect(effectsOf(first).map((effect) => effect.type)).not.toEqual(effectsOf(second).map((effect) => effect.type));
+    expect(effectsOf(first)).toEqual(effectsOf(transition(supervisorMachine, idle, ev.spawn('t1'))[1]));
+  });
+});
 
 const started = () => run(initial(), ev.start());
 const working = () => run(started(), ev.activity('outlining'));
@@ -72,6 +109,7 @@ describe('the machine', () => {
   it('will not start a new supervisor without input, and says what to pass', () => {
     const [snapshot] = initialTransition(supervisorMachine);
     expect(snapshot.status).toBe('error');
+    expect(snapshot.error).toBeInstanceOf(SupervisorInputMissingError);
     expect(String(snapshot.error)).toContain('needs input { supervisorId, name, createdAt }');
   });
 
