@@ -112,5 +112,53 @@ for (const target of await databaseTargets()) {
       expect(tasks.map((task) => [task.id, task.status, task.result])).toEqual([['task-retried', 'completed', 'built']]);
       expect((await runtime.questions(id)).map((record) => [record.id, record.answer])).toEqual([['q-retried', 'yes']]);
     });
+
+    it('without ids of its own, a client retries a spawn, an ask and a task spawn with the same Idempotency-Key: applied once, answered as a replay', async () => {
+      const keyed = async <T>(url: string, key: string, payload: unknown) => {
+        const response = await app.inject({ method: 'POST', url, headers: { 'idempotency-key': key }, payload: payload as object });
+        return { status: response.statusCode, body: response.json() as T & { message?: string }, replay: response.headers['idempotent-replay'] };
+      };
+      const key = randomUUID();
+      const first = await keyed<SupervisorView>('/supervisors', key, { name: 'keyed', driver: 'manual' });
+      const again = await keyed<SupervisorView>('/supervisors', key, { name: 'keyed', driver: 'manual' });
+      expect([first.status, again.status]).toEqual([201, 200]);
+      expect(again.replay).toBe('true');
+      expect(again.body).toMatchObject({ id: first.body.id, step: first.body.step });
+      // Another key is another supervisor; the same key for another name is refused, creating nothing.
+      const other = await keyed<SupervisorView>('/supervisors', `${key}-2`, { name: 'keyed', driver: 'manual' });
+      expect(other.status).toBe(201);
+      expect(other.body.id).not.toBe(first.body.id);
+      expect((await keyed('/supervisors', key, { name: 'someone else' })).status).toBe(400);
+      const id = first.body.id;
+
+      const asked = await keyed<QuestionAskedResponse>(`/supervisors/${id}/questions`, 'ask-1', { question: 'Ship it?' });
+      const askedAgain = await keyed<QuestionAskedResponse>(`/supervisors/${id}/questions`, 'ask-1', { question: 'Ship it?' });
+      expect([asked.status, askedAgain.status]).toEqual([201, 200]);
+      expect(askedAgain.replay).toBe('true');
+      expect(askedAgain.body.questionId).toBe(asked.body.questionId);
+      expect(askedAgain.body.supervisor.pendingQuestions).toHaveLength(1);
+
+      const spawned = await keyed<TaskResponse>(`/supervisors/${id}/tasks`, 'task-1', { description: 'build it' });
+      const spawnedAgain = await keyed<TaskResponse>(`/supervisors/${id}/tasks`, 'task-1', { description: 'build it' });
+      expect([spawned.status, spawnedAgain.status]).toEqual([201, 200]);
+      expect(spawnedAgain.replay).toBe('true');
+      expect(spawnedAgain.body.supervisor.spawnedTaskIds).toEqual([spawned.body.taskId]);
+      // The same key on another supervisor is that supervisor's own task.
+      const elsewhere = await keyed<TaskResponse>(`/supervisors/${other.body.id}/tasks`, 'task-1', { description: 'build it' });
+      expect(elsewhere.status).toBe(201);
+      expect(elsewhere.body.taskId).not.toBe(spawned.body.taskId);
+
+      // A bad key is 400 naming the header, and nothing is created.
+      const before = (await runtime.listSupervisors()).supervisors.length;
+      // Two headers reach the route joined as "a, b".
+      for (const bad of ['', 'x'.repeat(256), 'has space', 'a, b']) {
+        const refused = await keyed('/supervisors', bad, { name: 'bad key' });
+        expect(refused.status, JSON.stringify(bad)).toBe(400);
+        expect(refused.body.message).toMatch(/Idempotency-Key header must be one value of 1 to 255 visible ASCII characters/);
+      }
+      expect((await runtime.listSupervisors()).supervisors).toHaveLength(before);
+      expect((await runtime.questions(id)).map((record) => record.id)).toEqual([asked.body.questionId]);
+      expect((await runtime.tasks(id)).map((task) => task.id)).toEqual([spawned.body.taskId]);
+    });
   });
 }

@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { InvalidSupervisorDataError } from '../../domain/errors.js';
 import { QuestionAlreadyAnsweredError } from '../../runtime/errors.js';
 import type { SupervisorRuntime } from '../../runtime/supervisor-runtime.js';
+import { idFromIdempotencyKey } from '../idempotency-key.js';
 import {
   answerBody,
   withdrawBody,
@@ -44,7 +45,8 @@ export const REPLAY_HEADER = 'idempotent-replay';
 
 export function registerSupervisorRoutes(app: FastifyInstance, runtime: SupervisorRuntime): void {
   app.post<{ Body: SpawnSupervisorBody; Reply: SupervisorView }>('/supervisors', { schema: { body: spawnSupervisorBody } }, async (request, reply) => {
-    const { id, name, phase, driver } = request.body;
+    const { phase, driver, name } = request.body;
+    const id = request.body.id ?? idFromIdempotencyKey(request, 'supervisors');
     let supervisor;
     try {
       supervisor = await runtime.spawn({
@@ -95,7 +97,8 @@ export function registerSupervisorRoutes(app: FastifyInstance, runtime: Supervis
     '/supervisors/:id/questions',
     { schema: { params: supervisorIdParams, body: askQuestionBody } },
     async (request, reply) => {
-      const { questionId, replayed } = await runtime.askQuestion(request.params.id, request.body);
+      const keyed = request.body.questionId === undefined ? idFromIdempotencyKey(request, `supervisors/${request.params.id}/questions`) : undefined;
+      const { questionId, replayed } = await runtime.askQuestion(request.params.id, keyed === undefined ? request.body : { ...request.body, questionId: keyed });
       if (replayed) reply.header(REPLAY_HEADER, 'true');
       return reply.code(replayed ? 200 : 201).send({ questionId, supervisor: await describeAfterCommit(runtime, request.params.id) });
     },
@@ -135,7 +138,8 @@ export function registerSupervisorRoutes(app: FastifyInstance, runtime: Supervis
     '/supervisors/:id/tasks',
     { schema: { params: supervisorIdParams, body: spawnTaskBody } },
     async (request, reply) => {
-      const { description, taskId: callerTaskId } = request.body;
+      const { description } = request.body;
+      const callerTaskId = request.body.taskId ?? idFromIdempotencyKey(request, `supervisors/${request.params.id}/tasks`);
       const { taskId, replayed } = await runtime.spawnTask(request.params.id, { description, ...(callerTaskId !== undefined ? { taskId: callerTaskId } : {}) });
       if (replayed) reply.header(REPLAY_HEADER, 'true');
       return reply.code(replayed ? 200 : 201).send({ taskId, supervisor: await describeAfterCommit(runtime, request.params.id) });
