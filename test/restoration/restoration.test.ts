@@ -158,19 +158,22 @@ for (const target of await databaseTargets()) {
       await crash(first);
       await recordTaskOutcome(db(), taskId, { status: 'completed', result: 'ok' });
       const seen: Array<{ callback: string; storedRestorationCount: number | undefined }> = [];
+      // Each entry is placed when its callback is called, and its stored count filled in after the read: the order is
+      // the order of the calls, not of two reads racing each other.
+      const record = async (callback: string, id: string) => {
+        const entry: { callback: string; storedRestorationCount: number | undefined } = { callback, storedRestorationCount: undefined };
+        seen.push(entry);
+        entry.storedRestorationCount = (await getSupervisorState(db(), id))?.restorationCount;
+      };
       const recording: AgentDriver = {
         name: 'manual',
-        onTaskFinished: async (handle) => {
-          seen.push({ callback: 'onTaskFinished', storedRestorationCount: (await getSupervisorState(db(), handle.id))?.restorationCount });
-        },
-        onRestored: async (handle) => {
-          seen.push({ callback: 'onRestored', storedRestorationCount: (await getSupervisorState(db(), handle.id))?.restorationCount });
-        },
+        onTaskFinished: (handle) => record('onTaskFinished', handle.id),
+        onRestored: (handle) => record('onRestored', handle.id),
       };
       const second = runtimeOn(database(), { drivers: [recording] });
       await second.restore(supervisor.id, 'daemon_restart');
       const deadline = Date.now() + 5_000;
-      while (Date.now() < deadline && seen.length < 2) await new Promise((r) => setTimeout(r, 20));
+      while (Date.now() < deadline && (seen.length < 2 || seen.some((entry) => entry.storedRestorationCount === undefined))) await new Promise((r) => setTimeout(r, 20));
       expect(seen).toEqual([
         { callback: 'onTaskFinished', storedRestorationCount: 1 },
         { callback: 'onRestored', storedRestorationCount: 1 },
