@@ -68,15 +68,15 @@ class PreparingClient extends pg.Client {
  * The URL without its `options` query parameter, and that parameter. pg lets a URL's `options` replace the pool's
  * own, which would silently drop the schema and the statement timeout; the two are joined instead, the user's first.
  */
-export function splitUrlOptions(url: string): { url: string; options: string[] } {
+function splitUrlOptions(url: string): { url: string; options: string[] } {
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
     return { url, options: [] };
   }
-  const options = parsed.searchParams.getAll('options').filter((value) => value.trim() !== '');
   if (!parsed.searchParams.has('options')) return { url, options: [] };
+  const options = parsed.searchParams.getAll('options').filter((value) => value.trim() !== '');
   parsed.searchParams.delete('options');
   return { url: parsed.toString(), options };
 }

@@ -121,10 +121,8 @@ export function fullSaveInput(plan: FullSaveContext): FullSaveInput {
         break;
       }
       case 'taskProgressed':
-        tasks.push(taskWrite(effect.params.task));
-        break;
       case 'taskFinished':
-        // The finished task has left the context: its effect carries it to its row.
+        // The effect carries the task to its row (a finished one has left the context; GET …/tasks reads rows).
         tasks.push(taskWrite(effect.params.task));
         break;
       case 'deliverQuestion': {

@@ -97,8 +97,8 @@ export function registerSupervisorRoutes(app: FastifyInstance, runtime: Supervis
     '/supervisors/:id/questions',
     { schema: { params: supervisorIdParams, body: askQuestionBody } },
     async (request, reply) => {
-      const keyed = request.body.questionId === undefined ? idFromIdempotencyKey(request, `supervisors/${request.params.id}/questions`) : undefined;
-      const { questionId, replayed } = await runtime.askQuestion(request.params.id, keyed === undefined ? request.body : { ...request.body, questionId: keyed });
+      const callerQuestionId = request.body.questionId ?? idFromIdempotencyKey(request, `supervisors/${request.params.id}/questions`);
+      const { questionId, replayed } = await runtime.askQuestion(request.params.id, { ...request.body, ...(callerQuestionId !== undefined ? { questionId: callerQuestionId } : {}) });
       if (replayed) reply.header(REPLAY_HEADER, 'true');
       return reply.code(replayed ? 200 : 201).send({ questionId, supervisor: await describeAfterCommit(runtime, request.params.id) });
     },
