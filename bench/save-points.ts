@@ -11,6 +11,7 @@ import type { Database } from '../src/persistence/database.js';
 import type { DatabaseSchema } from '../src/persistence/schema.js';
 import { saveSupervisorStateFull, type FullSaveInput } from '../src/persistence/supervisor-repository.js';
 import type { DurableSupervisor } from '../src/runtime/durable-supervisor.js';
+import { createSaveBatcher } from '../src/runtime/save-batcher.js';
 import { fullSaveInput } from '../src/runtime/save-plan.js';
 import { createRuntime } from '../src/runtime/supervisor-runtime.js';
 import type { Scenario } from './measure.js';
@@ -103,6 +104,27 @@ export async function fullSaveScenario(name: string, db: Kysely<DatabaseSchema>,
       if (!chain) throw new Error(`no chain ${worker}`);
       chain.step += 1;
       await saveSupervisorStateFull(db, fullSaveFor(chain.snapshot, chain.step));
+    },
+    close: async () => undefined,
+  };
+}
+
+/**
+ * Group commit at the repository level, like the full save rows: each chain is one supervisor handing its next save
+ * point to the runtime's save batcher, which commits the save points waiting together in one statement.
+ */
+export async function groupSaveScenario(name: string, database: Database, supervisors: number): Promise<Scenario> {
+  const batcher = createSaveBatcher(database);
+  const chains = Array.from({ length: supervisors }, () => ({ snapshot: realisticSnapshot(), step: 1 }));
+  await Promise.all(chains.map((chain) => batcher.save(fullSaveFor(chain.snapshot, chain.step))));
+  return {
+    name,
+    workers: supervisors,
+    async op(worker) {
+      const chain = chains[worker];
+      if (!chain) throw new Error(`no chain ${worker}`);
+      chain.step += 1;
+      await batcher.save(fullSaveFor(chain.snapshot, chain.step));
     },
     close: async () => undefined,
   };
