@@ -22,11 +22,17 @@ for (const target of await databaseTargets()) {
         '20261202000001_bounded_state',
         '20261202000002_withdrawn_questions',
         '20261202000003_dead_letters',
+        '20261202000004_checkpoint_lz4',
       ]);
       const second = await migrateToLatest(database());
       expect(second.applied).toEqual([]);
       expect(second.alreadyApplied).toEqual(first.applied);
       expect((await migrationStatus(database())).every((migration) => migration.appliedAt instanceof Date)).toBe(true);
+      // Checkpoint snapshots: lz4 where the server has it (Postgres here); PGlite is built without it and keeps pglz.
+      const compression = await sql<{ method: string }>`
+        SELECT attcompression AS method FROM pg_attribute
+        WHERE attrelid = 'supervisor_checkpoints'::regclass AND attname = 'snapshot'`.execute(database().db);
+      expect(compression.rows[0]?.method).toBe(target.name === 'postgres' ? 'l' : '');
     });
 
     it('a failing migration applies nothing, not even the files before it, and says which file failed', async () => {

@@ -69,6 +69,24 @@ for (const target of await databaseTargets()) {
       expect(checkpoints[0]?.snapshot).toEqual(second.snapshot);
     });
 
+    it("the row's pending questions come from the snapshot when they are its own list, and from the input when they differ", async () => {
+      const pending = [question('q1'), question('q2')];
+      const shared = fullSave({ state: 'waiting_for_user', pendingQuestions: pending, snapshot: { status: 'active', context: { pendingQuestions: pending } } });
+      await saveSupervisorStateFull(db(), shared);
+      expect((await getSupervisorState(db(), shared.supervisorId))?.pendingQuestions).toEqual(pending);
+
+      // An input whose list is not the snapshot's (an edit that names its own) stores the list it names.
+      const own = fullSave({ state: 'waiting_for_user', pendingQuestions: [question('q3')], snapshot: { status: 'active', context: { pendingQuestions: pending } } });
+      await saveSupervisorStateFull(db(), own);
+      expect((await getSupervisorState(db(), own.supervisorId))?.pendingQuestions).toEqual([question('q3')]);
+
+      // The snapshot's list emptied: the row's list empties with it (and the partial index stops listing it).
+      const answered = { ...shared, step: shared.step + 1, state: 'working' as SupervisorState, pendingQuestions: [] as typeof pending };
+      await saveSupervisorStateFull(db(), { ...answered, snapshot: { status: 'active', context: { pendingQuestions: answered.pendingQuestions } } });
+      expect((await getSupervisorState(db(), shared.supervisorId))?.pendingQuestions).toEqual([]);
+      expect((await getSupervisorsWithPendingQuestions(db())).map((row) => row.supervisorId)).toEqual([own.supervisorId]);
+    });
+
     it('a full save writes its conversation entries, task rows and outbox messages in the same statement', async () => {
       const input = fullSave({
         spawnedTaskIds: ['t1'],

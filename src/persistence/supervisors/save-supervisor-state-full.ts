@@ -45,8 +45,8 @@ up AS (
     restoration_count, last_restored_at, restoration_source, last_heartbeat, conversation_length,
     machine_version, step, checkpoint_seq, owner, epoch, driver, updated_at
   )
-  SELECT id, name, state, phase, current_activity, progress, error_message, spawned_task_ids, pending_questions,
-    restoration_count, last_restored_at, restoration_source, last_heartbeat, conversation_length,
+  SELECT id, name, state, phase, current_activity, progress, error_message, spawned_task_ids,
+    coalesce(pending_questions, snapshot #> '{context,pendingQuestions}', '[]'::jsonb), restoration_count, last_restored_at, restoration_source, last_heartbeat, conversation_length,
     machine_version, step, 1, owner, coalesce(epoch, 0), driver, now()
   FROM input ORDER BY id
   ON CONFLICT (id) DO UPDATE SET
@@ -135,6 +135,18 @@ SELECT supervisor_id AS id, seq FROM checkpoint`;
   return template;
 }
 
+/**
+ * The row's pending questions are the snapshot's own (the runtime's save plan hands over that very array): sent
+ * once, inside the snapshot, and copied from it by the statement. A caller whose row list differs sends it.
+ */
+function pendingQuestionsOfRow(input: FullSaveInput): unknown {
+  const { snapshot } = input;
+  if (typeof snapshot !== 'object' || snapshot === null || !('context' in snapshot)) return input.pendingQuestions;
+  const { context } = snapshot;
+  const inSnapshot = typeof context === 'object' && context !== null && 'pendingQuestions' in context ? context.pendingQuestions : undefined;
+  return inSnapshot === input.pendingQuestions ? null : input.pendingQuestions;
+}
+
 function rowOf(input: FullSaveInput): Record<string, unknown> {
   return {
     id: input.supervisorId,
@@ -145,7 +157,7 @@ function rowOf(input: FullSaveInput): Record<string, unknown> {
     progress: input.progress,
     error_message: input.errorMessage,
     spawned_task_ids: input.spawnedTaskIds,
-    pending_questions: input.pendingQuestions,
+    pending_questions: pendingQuestionsOfRow(input),
     restoration_count: input.restorationCount,
     last_restored_at: input.lastRestoredAt,
     restoration_source: input.restorationSource,
