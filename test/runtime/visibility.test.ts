@@ -35,6 +35,28 @@ for (const target of await databaseTargets()) {
       return result.rows.map((row) => row.xid);
     }
 
+    it('with no inspector the live actor is made on first read, from the newest commit, and follows every commit after', async () => {
+      const runtime = startRuntime();
+      const supervisor = await runtime.spawn({ name: 'read later' });
+      const { questionId } = await runtime.askQuestion(supervisor.id, { question: 'Ship on Friday?' });
+      const actor = supervisor.actor;
+      expect(actor.getSnapshot().value).toBe('waiting_for_user');
+      expect(actor.getSnapshot().context).toEqual(supervisor.snapshot.context);
+
+      await runtime.answerQuestion(supervisor.id, questionId, 'yes');
+      await supervisor.send({ type: 'SET_PHASE', phase: 'build', at: new Date().toISOString() });
+      expect(supervisor.actor).toBe(actor);
+      expect(actor.getSnapshot().value).toBe(supervisor.state);
+      expect(actor.getSnapshot().context).toEqual(supervisor.snapshot.context);
+      expect(actor.getSnapshot().context).toMatchObject({ phase: 'build', pendingQuestions: [] });
+
+      // Stopped before anyone read it: the actor made then is stopped as well, at the last committed state.
+      const other = await runtime.spawn({ name: 'never read' });
+      await other.stop();
+      expect(other.actor.getSnapshot().status).toBe('stopped');
+      expect(other.actor.getSnapshot().value).toBe(other.state);
+    });
+
     it('a question is stored with its outbox message when send resolves, and shown by the actor and registry only after its commit', async () => {
       let supervisor: DurableSupervisor | undefined;
       const atCommit: Visibility[] = [];
