@@ -1,7 +1,7 @@
 // `npm run bench`: every figure of the runtime as a ratio to the raw database (and transport) doing the least the same
 // job needs, measured in the same run, on real Postgres (+ NATS JetStream) and on embedded PGlite (+ the in-process bus).
 // Env: BENCH_TARGETS (postgres,pglite), BENCH_SECONDS (per save-point scenario, default 5), BENCH_DATABASE_URL or
-// DATABASE_URL, BENCH_NATS_URL or NATS_URL, BENCH_SECTIONS (saves,heartbeats,restore,delivery,memory,flatness,wal),
+// DATABASE_URL, BENCH_NATS_URL or NATS_URL, BENCH_SECTIONS (saves,heartbeats,restore,delivery,memory,flatness,wal,statements),
 // BENCH_INVESTIGATE=1, and the sizes below.
 
 import { cpus, loadavg } from 'node:os';
@@ -24,13 +24,14 @@ import { preparedStatementDialect } from './prepared-statement-dialect.js';
 import { measureQuestionDelivery } from './question-delivery.js';
 import { measureRestoreAll } from './restore-all.js';
 import { fullSaveScenario, groupSaveScenario, persistedSnapshotBytes, RAW_TABLE_SQL, rawUpsertScenario, runtimeScenario, type RawQuery } from './save-points.js';
+import { measureStatementCost } from './statement-cost.js';
 import { measureWal } from './wal.js';
 
 const DATABASE_URL = process.env.BENCH_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const NATS_URL = process.env.BENCH_NATS_URL ?? process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 const TARGETS = (process.env.BENCH_TARGETS ?? 'postgres,pglite').split(',').map((name) => name.trim());
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
-const SECTION_NAMES = ['saves', 'heartbeats', 'restore', 'delivery', 'memory', 'flatness', 'wal'] as const;
+const SECTION_NAMES = ['saves', 'heartbeats', 'restore', 'delivery', 'memory', 'flatness', 'wal', 'statements'] as const;
 const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? SECTION_NAMES.join(',')).split(',').map((name) => name.trim()));
 const runs = (name: (typeof SECTION_NAMES)[number]) => SECTIONS.has(name);
 const INVESTIGATE = process.env.BENCH_INVESTIGATE === '1';
@@ -297,6 +298,28 @@ async function measureTarget(target: Target): Promise<void> {
         `WAL per save point (${wal.saves} of one supervisor): full save ${wal.fullSaveBytes.toFixed(0)} B vs raw UPSERT ${wal.rawUpsertBytes.toFixed(0)} B ` +
           `(${(wal.fullSaveBytes / wal.rawUpsertBytes).toFixed(2)}×); HOT row updates ${(wal.hotShare * 100).toFixed(0)} %`,
     );
+  }
+
+  if (target.name === 'postgres' && runs('statements')) {
+    const costs = await section(target, async ({ database }) => {
+      const opened: Database[] = [];
+      try {
+        return await measureStatementCost(async () => {
+          const single = await openDatabase({ databaseUrl: DATABASE_URL, ...(database.schema ? { schema: database.schema } : {}), poolSize: 1 });
+          opened.push(single);
+          return single.db;
+        });
+      } finally {
+        for (const single of opened) await single.close();
+      }
+    });
+    const base = costs[0];
+    console.log('one supervisor, one save at a time, each on its own connection (server CPU read from /proc of its backend):');
+    for (const cost of costs) {
+      const server = cost.serverCpuUs === null ? 'server CPU not readable here' : `server CPU ${cost.serverCpuUs.toFixed(0)} µs`;
+      const ratio = base && cost !== base ? ` (${(base.wallUs / cost.wallUs).toFixed(2)}× raw)` : '';
+      console.log(`  ${cost.name}: ${cost.wallUs.toFixed(0)} µs per save${ratio}, ${server}, client CPU ${cost.clientCpuUs.toFixed(0)} µs`);
+    }
   }
 }
 
