@@ -76,7 +76,9 @@ export interface LeaseKeeper {
   readonly membership: Membership | null;
   /**
    * At start-up: claim, in batches, every supervisor not running anywhere (this id's previous run's included, and
-   * finished ones whose row contradicts itself), handing each batch to `restore` before claiming the next.
+   * finished ones whose row contradicts itself), handing each batch to `restore` while the next one is claimed.
+   * Every claimed batch reaches `restore`; when one fails, the batch claimed meanwhile is restored and nothing more
+   * is claimed (the next round takes the rest).
    */
   claimAtStartup(restore: LeaseKeeperHost['restoreClaimed']): Promise<void>;
   /** Renew and claim every interval from now on. */
@@ -194,16 +196,33 @@ export function createLeaseKeeper(host: LeaseKeeperHost, initialSettings: LeaseS
     announce: (claims: Array<{ claim: ClaimedSupervisor; source: RestorationSource }>) => void,
     batchSize = settings.claimBatchSize,
   ): Promise<void> {
-    for (;;) {
+    const claimNext = async () => {
       const current = membership;
-      if (!current || stopped) return;
+      if (!current || stopped) return null;
       const claims = (await claim(db, { daemonId: host.daemonId, limit: batchSize })).map((claimed) => ({ claim: claimed, source: sourceFor(claimed, current) }));
       stats.claimed += claims.length;
-      if (claims.length > 0) {
-        announce(claims);
+      return claims;
+    };
+    // The next batch is claimed while this one restores (the claim's round trip and its row updates overlap the
+    // restores). Whatever a claim returned is restored, even when claiming stops meanwhile or a restore fails:
+    // a claimed supervisor is never left owned here and running nowhere.
+    let next = claimNext();
+    for (;;) {
+      const claims = await next;
+      if (!claims || claims.length === 0) return;
+      announce(claims);
+      const full = claims.length >= batchSize;
+      next = full ? claimNext() : Promise.resolve(null);
+      // Held until awaited below; a failed claim must not surface as an unhandled rejection meanwhile.
+      next.catch(() => undefined);
+      try {
         await restore(claims);
+      } catch (error) {
+        const claimed = await next.catch(() => null);
+        if (claimed && claimed.length > 0) await restore(claimed);
+        throw error;
       }
-      if (claims.length < batchSize) return;
+      if (!full) return;
     }
   }
 

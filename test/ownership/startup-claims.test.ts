@@ -1,0 +1,82 @@
+// Start-up claims in batches, in one process on every database: the next batch is claimed while one restores, and
+// every batch a claim returned reaches the restorer, even when a restore fails, so nothing is left owned here and
+// running nowhere.
+
+import { describe, expect, it } from 'vitest';
+import type { ClaimedSupervisor } from '../../src/persistence/ownership/claims.js';
+import { saveSupervisorStateFull } from '../../src/persistence/supervisor-repository.js';
+import { createLeaseKeeper, DEFAULT_LEASE_SETTINGS, type LeaseKeeper } from '../../src/runtime/lease-keeper.js';
+import { silentLogger } from '../../src/runtime/logger.js';
+import { databaseTargets, useIsolatedDatabase } from '../helpers/databases.js';
+import { fullSave } from '../helpers/fixtures.js';
+
+for (const target of await databaseTargets()) {
+  describe(`start-up claims on ${target.name}`, () => {
+    const database = useIsolatedDatabase(target);
+    const db = () => database().db;
+
+    /** `count` unowned supervisors (as a released daemon leaves them), and a joined keeper claiming 2 at a time. */
+    async function setUp(count: number): Promise<{ ids: string[]; keeper: LeaseKeeper }> {
+      const ids: string[] = [];
+      for (let i = 0; i < count; i++) {
+        const input = fullSave();
+        await saveSupervisorStateFull(db(), input);
+        ids.push(input.supervisorId);
+      }
+      const keeper = createLeaseKeeper(
+        {
+          database: database(),
+          logger: silentLogger,
+          daemonId: 'claimer',
+          held: () => [],
+          dropLost: async () => undefined,
+          restoreClaimed: async () => undefined,
+          retryStranded: async () => undefined,
+        },
+        { ...DEFAULT_LEASE_SETTINGS, startupClaimBatchSize: 2, url: null },
+      );
+      await keeper.join();
+      return { ids, keeper };
+    }
+
+    const ownedBy = async (owner: string) =>
+      (await db().selectFrom('supervisor_states').select('id').where('owner', '=', owner).execute()).map((row) => row.id).sort();
+
+    it('claims the next batch while the current one restores, and hands every claimed supervisor over exactly once', async () => {
+      const { ids, keeper } = await setUp(5);
+      const handed: string[][] = [];
+      const ownedWhileFirstRestored: string[][] = [];
+      await keeper.claimAtStartup(async (claims: Array<{ claim: ClaimedSupervisor }>) => {
+        handed.push(claims.map((entry) => entry.claim.supervisorId));
+        if (handed.length === 1) {
+          // The first batch is still restoring: the second claim commits meanwhile.
+          for (let attempt = 0; attempt < 500 && (await ownedBy('claimer')).length < 4; attempt++) await new Promise((resolve) => setTimeout(resolve, 10));
+          ownedWhileFirstRestored.push(await ownedBy('claimer'));
+        }
+      });
+      expect(handed.map((batch) => batch.length)).toEqual([2, 2, 1]);
+      expect(handed.flat().sort()).toEqual([...ids].sort());
+      expect(ownedWhileFirstRestored[0]).toHaveLength(4);
+      expect(await ownedBy('claimer')).toEqual([...ids].sort());
+      await keeper.release();
+    });
+
+    it('a restore that fails still gets the batch claimed meanwhile restored, and claims nothing more', async () => {
+      const { ids, keeper } = await setUp(5);
+      const handed: string[][] = [];
+      const failure = new Error('restore failed');
+      await expect(
+        keeper.claimAtStartup(async (claims: Array<{ claim: ClaimedSupervisor }>) => {
+          handed.push(claims.map((entry) => entry.claim.supervisorId));
+          if (handed.length === 1) throw failure;
+        }),
+      ).rejects.toBe(failure);
+      // Both claimed batches reached the restorer; the fifth supervisor was never claimed, so another round takes it.
+      expect(handed.map((batch) => batch.length)).toEqual([2, 2]);
+      const owned = await ownedBy('claimer');
+      expect(owned).toEqual(handed.flat().sort());
+      expect(ids.filter((id) => !owned.includes(id))).toHaveLength(1);
+      await keeper.release();
+    });
+  });
+}
