@@ -45,8 +45,10 @@ up AS (
     restoration_count, last_restored_at, restoration_source, last_heartbeat, conversation_length,
     machine_version, step, checkpoint_seq, owner, epoch, driver, updated_at
   )
+  -- A row sent without its pending questions takes the snapshot's list (see pendingQuestionsOfRow).
   SELECT id, name, state, phase, current_activity, progress, error_message, spawned_task_ids,
-    coalesce(pending_questions, snapshot #> '{context,pendingQuestions}', '[]'::jsonb), restoration_count, last_restored_at, restoration_source, last_heartbeat, conversation_length,
+    coalesce(pending_questions, snapshot #> '{context,pendingQuestions}', '[]'::jsonb),
+    restoration_count, last_restored_at, restoration_source, last_heartbeat, conversation_length,
     machine_version, step, 1, owner, coalesce(epoch, 0), driver, now()
   FROM input ORDER BY id
   ON CONFLICT (id) DO UPDATE SET
