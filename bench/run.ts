@@ -303,13 +303,23 @@ async function measureTarget(target: Target): Promise<void> {
   if (target.name === 'postgres' && runs('statements')) {
     const costs = await section(target, async ({ database }) => {
       const opened: Database[] = [];
+      const clients: pg.Client[] = [];
       try {
-        return await measureStatementCost(async () => {
-          const single = await openDatabase({ databaseUrl: DATABASE_URL, ...(database.schema ? { schema: database.schema } : {}), poolSize: 1 });
-          opened.push(single);
-          return single.db;
-        });
+        return await measureStatementCost(
+          async () => {
+            const single = await openDatabase({ databaseUrl: DATABASE_URL, ...(database.schema ? { schema: database.schema } : {}), poolSize: 1 });
+            opened.push(single);
+            return single.db;
+          },
+          async () => {
+            const client = new pg.Client({ connectionString: DATABASE_URL, ...(database.schema ? { options: `-c search_path=${database.schema}` } : {}) });
+            clients.push(client);
+            await client.connect();
+            return client;
+          },
+        );
       } finally {
+        for (const client of clients) await client.end();
         for (const single of opened) await single.close();
       }
     });

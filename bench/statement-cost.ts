@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { sql, type Kysely } from 'kysely';
+import type pg from 'pg';
 import { supervisorMachine } from '../src/machines/supervisor-machine.js';
 import type { DatabaseSchema } from '../src/persistence/schema.js';
 import { saveSupervisorStateFull } from '../src/persistence/supervisor-repository.js';
@@ -42,19 +43,24 @@ async function pidOf(db: Kysely<DatabaseSchema>): Promise<number> {
 }
 
 /**
- * `connection()` hands out executors of one connection each (on the bench schema). Rounds of `opsPerRound` ops run
- * each variant in turn, so the machine's noise falls on all alike; the first two rounds warm up.
+ * `connection()` hands out executors of one connection each and `rawClient` a connected pg client (both on the bench
+ * schema). Rounds of `opsPerRound` ops run each variant in turn, so the machine's noise falls on all alike; the first
+ * two rounds warm up.
  */
-export async function measureStatementCost(connection: () => Promise<Kysely<DatabaseSchema>>, rounds = 12, opsPerRound = 200): Promise<StatementCost[]> {
+export async function measureStatementCost(
+  connection: () => Promise<Kysely<DatabaseSchema>>,
+  rawClient: () => Promise<pg.Client>,
+  rounds = 12,
+  opsPerRound = 200,
+): Promise<StatementCost[]> {
   const doc = JSON.stringify(supervisorMachine.getPersistedSnapshot(realisticSnapshot()));
   const variants: Variant[] = [];
 
-  const raw = await connection();
+  // The baseline as the save-point rows send it: straight through pg, unnamed, with its two parameters.
+  const raw = await rawClient();
   const rawId = '00000000-0000-4000-8000-00000000b001';
-  // The baseline's own text and parameters, sent as the baseline sends them (unnamed, with two parameters).
-  const fragments = RAW_UPSERT_SQL.split(/\$\d/);
-  const rawUpsert = Object.assign([...fragments], { raw: [...fragments] }) as unknown as TemplateStringsArray;
-  variants.push({ name: 'raw jsonb UPSERT', pid: await pidOf(raw), op: () => sql(rawUpsert, rawId, doc).execute(raw) });
+  const rawPid = (await raw.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+  variants.push({ name: 'raw jsonb UPSERT', pid: rawPid, op: () => raw.query(RAW_UPSERT_SQL, [rawId, doc]) });
 
   const full = await connection();
   const fullChain = { snapshot: realisticSnapshot(), step: 1 };
