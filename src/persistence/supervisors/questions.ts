@@ -5,6 +5,7 @@ import { withDatabaseErrors } from '../database-errors.js';
 import { toIso } from '../row-parsers.js';
 import type { DatabaseSchema } from '../schema.js';
 import type { Executor, QuestionRecord } from './records.js';
+import { wantedIds } from './wanted-ids.js';
 
 function toQuestionRecord(row: Selectable<DatabaseSchema['supervisor_questions']>): QuestionRecord {
   const choices = Array.isArray(row.choices) && row.choices.every((choice) => typeof choice === 'string') ? (row.choices as string[]) : null;
@@ -64,13 +65,22 @@ export async function listPendingQuestionsOf(db: Executor, supervisorIds: readon
   if (supervisorIds.length === 0) return byId;
   const rows = await withDatabaseErrors('listPendingQuestionsOf', supervisorIds.length === 1 ? supervisorIds[0] : undefined, () =>
     db
-      .selectFrom('supervisor_questions')
-      .selectAll()
-      .where('supervisor_id', 'in', [...supervisorIds])
-      .where('answered_at', 'is', null)
-      .where('withdrawn_at', 'is', null)
-      .orderBy('asked_at')
-      .orderBy('id')
+      .selectFrom(wantedIds(supervisorIds))
+      .innerJoinLateral(
+        (eb) =>
+          eb
+            .selectFrom('supervisor_questions')
+            .selectAll()
+            .whereRef('supervisor_id', '=', 'wanted.id')
+            .where('answered_at', 'is', null)
+            .where('withdrawn_at', 'is', null)
+            .offset(0)
+            .as('q'),
+        (join) => join.onTrue(),
+      )
+      .selectAll('q')
+      .orderBy('q.asked_at')
+      .orderBy('q.id')
       .execute(),
   );
   for (const row of rows) byId.get(row.supervisor_id)?.push(toQuestionRecord(row));

@@ -6,6 +6,7 @@ import type { SupervisorRestorationContext } from '../../domain/restoration.js';
 import { withDatabaseErrors } from '../database-errors.js';
 import { parsePendingQuestions, toIso } from '../row-parsers.js';
 import type { Executor, ListSupervisorsOptions, PendingQuestionsSummary, SupervisorDetailedState } from './records.js';
+import { wantedIds } from './wanted-ids.js';
 import { toDetailedState } from './row-mapping.js';
 
 /** The detailed state, checked; InvalidSnapshotError when the stored row is not the shape the code expects. */
@@ -68,13 +69,22 @@ export async function getSupervisorStatesForRestoration(db: Executor, supervisor
   if (supervisorIds.length === 0) return new Map();
   const rows = await withDatabaseErrors('getSupervisorStatesForRestoration', supervisorIds.length === 1 ? supervisorIds[0] : undefined, () =>
     db
-      .selectFrom('supervisor_states as s')
-      .leftJoin('supervisor_checkpoints as c', (join) => join.onRef('c.supervisor_id', '=', 's.id').onRef('c.seq', '=', 's.checkpoint_seq'))
-      // state read as text so an unknown value reaches validation instead of failing the query.
-      .select(sql<string>`s.state::text`.as('state_text'))
-      .select('c.snapshot')
-      .selectAll('s')
-      .where('s.id', 'in', [...supervisorIds])
+      .selectFrom(wantedIds(supervisorIds))
+      .innerJoinLateral(
+        (eb) =>
+          eb
+            .selectFrom('supervisor_states as s')
+            .leftJoin('supervisor_checkpoints as c', (join) => join.onRef('c.supervisor_id', '=', 's.id').onRef('c.seq', '=', 's.checkpoint_seq'))
+            // state read as text so an unknown value reaches validation instead of failing the query.
+            .select(sql<string>`s.state::text`.as('state_text'))
+            .select('c.snapshot')
+            .selectAll('s')
+            .whereRef('s.id', '=', 'wanted.id')
+            .offset(0)
+            .as('row'),
+        (join) => join.onTrue(),
+      )
+      .selectAll('row')
       .execute(),
   );
   return new Map(

@@ -3,6 +3,7 @@
 import { sql } from 'kysely';
 import { withDatabaseErrors } from '../database-errors.js';
 import type { Executor, SpawnedTaskValidation, TaskRecord } from './records.js';
+import { wantedIds } from './wanted-ids.js';
 import { toTaskRecord } from './row-mapping.js';
 
 /** Which of the given task ids exist for this supervisor, with their status; the rest are missing. */
@@ -77,18 +78,26 @@ export async function recordTaskOutcome(
 export async function listOpenTasksOfSupervisors(db: Executor, supervisorIds: readonly string[]): Promise<Map<string, TaskRecord[]>> {
   const byId = new Map<string, TaskRecord[]>(supervisorIds.map((id) => [id, []]));
   if (supervisorIds.length === 0) return byId;
-  const ids = [...supervisorIds];
   const rows = await withDatabaseErrors('listOpenTasksOfSupervisors', supervisorIds.length === 1 ? supervisorIds[0] : undefined, () =>
     db
-      .selectFrom('supervisor_tasks as t')
-      .selectAll('t')
-      .where('t.supervisor_id', 'in', ids)
-      .where((eb) =>
-        eb.or([
-          eb('t.status', 'in', ['pending', 'running']),
-          eb.exists(eb.selectFrom('supervisor_states as s').select('s.id').whereRef('s.id', '=', 't.supervisor_id').where(sql<boolean>`t.id = ANY (s.spawned_task_ids)`)),
-        ]),
+      .selectFrom(wantedIds(supervisorIds))
+      .innerJoinLateral(
+        (eb) =>
+          eb
+            .selectFrom('supervisor_tasks as t')
+            .selectAll('t')
+            .whereRef('t.supervisor_id', '=', 'wanted.id')
+            .where((inner) =>
+              inner.or([
+                inner('t.status', 'in', ['pending', 'running']),
+                inner.exists(inner.selectFrom('supervisor_states as s').select('s.id').whereRef('s.id', '=', 't.supervisor_id').where(sql<boolean>`t.id = ANY (s.spawned_task_ids)`)),
+              ]),
+            )
+            .offset(0)
+            .as('open'),
+        (join) => join.onTrue(),
       )
+      .selectAll('open')
       .execute(),
   );
   for (const row of rows) byId.get(row.supervisor_id)?.push(toTaskRecord(row));
