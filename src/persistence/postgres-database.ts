@@ -85,8 +85,15 @@ export async function openPostgres(givenUrl: string, config: DatabaseConfig): Pr
   const schema = config.schema ?? null;
   const timeoutMs = config.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
   const { url, options: urlOptions } = splitUrlOptions(givenUrl);
-  // Later settings win: the schema and statement timeout of this runtime's configuration over the URL's.
-  const options = [...urlOptions, ...(schema ? [`-c search_path=${schema}`] : []), ...(timeoutMs > 0 ? [`-c statement_timeout=${timeoutMs}`] : [])].join(' ');
+  // Later settings win: the schema and statement timeout of this runtime's configuration over the URL's. JIT comes
+  // first, so a URL can turn it back on: every statement here touches a few rows by key, and a row estimate that
+  // stale statistics inflate past jit_above_cost made Postgres compile a 250-id batch read for 20 ms that then ran in 7.
+  const options = [
+    '-c jit=off',
+    ...urlOptions,
+    ...(schema ? [`-c search_path=${schema}`] : []),
+    ...(timeoutMs > 0 ? [`-c statement_timeout=${timeoutMs}`] : []),
+  ].join(' ');
   const poolConfig: pg.PoolConfig & { srAnswerWithinMs: number } = {
     Client: PreparingClient,
     connectionString: url,

@@ -5,7 +5,7 @@ import { sql } from 'kysely';
 import { describe, expect, it, vi } from 'vitest';
 import { DatabaseUnavailableError } from '../../src/domain/errors.js';
 import { supervisorMachine } from '../../src/machines/supervisor-machine.js';
-import { openDatabase } from '../../src/persistence/database.js';
+import { openDatabase, type Database } from '../../src/persistence/database.js';
 import { getSupervisorState, getSupervisorStateForRestoration } from '../../src/persistence/supervisor-repository.js';
 import { RuntimeStoppedError, SaveFailedError } from '../../src/runtime/errors.js';
 import { createRuntime } from '../../src/runtime/supervisor-runtime.js';
@@ -154,6 +154,21 @@ for (const target of await databaseTargets()) {
         expect(handle.description).toContain(`(schema ${database().schema})`);
       } finally {
         await handle.close();
+      }
+    });
+
+    if (target.name === 'postgres') it('turns JIT off on its connections (every statement touches a few rows by key), and a URL can turn it back on', async () => {
+      const setting = async (handle: Database) => (await sql<{ value: string }>`SELECT current_setting('jit') AS value`.execute(handle.db)).rows[0]?.value;
+      const plain = await openDatabase({ databaseUrl: target.url ?? '', schema: database().schema ?? undefined, onBackgroundError: () => undefined });
+      const url = new URL(target.url ?? '');
+      url.searchParams.set('options', '-c jit=on');
+      const withJit = await openDatabase({ databaseUrl: url.toString(), schema: database().schema ?? undefined, onBackgroundError: () => undefined });
+      try {
+        expect(await setting(plain)).toBe('off');
+        expect(await setting(withJit)).toBe('on');
+      } finally {
+        await plain.close();
+        await withJit.close();
       }
     });
 
