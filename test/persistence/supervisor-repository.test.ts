@@ -15,6 +15,7 @@ import {
   listSupervisors,
   recordTaskOutcome,
   saveSupervisorStateFull,
+  saveSupervisorStatesFull,
   StaleWriteError,
   updateSupervisorHeartbeatState,
   validateSpawnedTasks,
@@ -103,6 +104,52 @@ for (const target of await databaseTargets()) {
       expect(await validateSpawnedTasks(db(), input.supervisorId, ['t1'])).toMatchObject({ existing: [{ id: 't1', status: 'running' }], missing: [] });
       const outbox = await db().selectFrom('supervisor_outbox').selectAll().where('supervisor_id', '=', input.supervisorId).execute();
       expect(outbox.map((row) => [row.subject, row.msg_id, row.payload])).toEqual([['tasks.spawn', 'x:1:0', { v: 1, taskId: 't1' }]]);
+    });
+
+    it('one supervisor saved alone (plain parameters) and the same save inside a group (one jsonb document) store the same row and checkpoint', async () => {
+      const at = '2026-03-04T05:06:07.000Z';
+      const input = (supervisorId: string) =>
+        fullSave({
+          supervisorId,
+          state: 'waiting_for_user',
+          currentActivity: null,
+          spawnedTaskIds: ['t-1', 't-2'],
+          pendingQuestions: [question('q1')],
+          restorationCount: 2,
+          lastRestoredAt: at,
+          restorationSource: 'manual',
+          lastHeartbeat: at,
+          conversationLength: 3,
+          owner: 'daemon-a',
+          epoch: 4,
+          driver: 'scripted',
+          snapshot: { status: 'active', value: 'waiting_for_user', context: { supervisorId, note: 'ünïcode ✓' } },
+        });
+      const alone = input(randomUUID());
+      const grouped = input(randomUUID());
+      const other = fullSave();
+      expect(await saveSupervisorStateFull(db(), alone)).toEqual({ checkpointSeq: 1 });
+      const outcomes = await saveSupervisorStatesFull(db(), [grouped, other]);
+      expect(outcomes.map((outcome) => outcome.ok)).toEqual([true, true]);
+
+      const stored = async (supervisorId: string) => {
+        const row = await db().selectFrom('supervisor_states').selectAll().where('id', '=', supervisorId).executeTakeFirstOrThrow();
+        const [checkpoint] = await listCheckpoints(db(), supervisorId);
+        const { id: _id, created_at: _created, updated_at: _updated, ...columns } = row;
+        const snapshot = checkpoint?.snapshot as { context: Record<string, unknown> };
+        const context: Record<string, unknown> = { ...snapshot.context, supervisorId: 'same' };
+        return { columns, reason: checkpoint?.reason, state: checkpoint?.state, context };
+      };
+      const [a, b] = [await stored(alone.supervisorId), await stored(grouped.supervisorId)];
+      expect(a).toEqual(b);
+      expect(a.columns).toMatchObject({ state: 'waiting_for_user', spawned_task_ids: ['t-1', 't-2'], pending_questions: [question('q1')], owner: 'daemon-a', driver: 'scripted' });
+      expect(Number(a.columns.epoch)).toBe(4);
+      expect(a.context.note).toBe('ünïcode ✓');
+
+      // The fences hold in both forms: a save under another owner, or at an old step, writes nothing.
+      await expect(saveSupervisorStateFull(db(), { ...alone, step: 2, owner: 'daemon-b' })).rejects.toThrow(/lost it and wrote nothing/);
+      const refused = await saveSupervisorStatesFull(db(), [{ ...grouped, step: 1, reason: 'again' }, { ...other, step: 2 }]);
+      expect(refused.map((outcome) => (outcome.ok ? 'ok' : outcome.error.name))).toEqual(['StaleWriteError', 'ok']);
     });
 
     it('an earlier step never overwrites a later one, and a refused save writes nothing at all', async () => {
