@@ -203,26 +203,37 @@ export function createLeaseKeeper(host: LeaseKeeperHost, initialSettings: LeaseS
       stats.claimed += claims.length;
       return claims;
     };
-    // The next batch is claimed while this one restores (the claim's round trip and its row updates overlap the
-    // restores). Whatever a claim returned is restored, even when claiming stops meanwhile or a restore fails:
-    // a claimed supervisor is never left owned here and running nowhere.
+    // Batches overlap: the next one is claimed while this one restores, and it starts restoring before this one has
+    // finished (its reads and first restores fill the time this one's last restores wait on their commits); at most
+    // two restore at once. Whatever a claim returned is restored, even when claiming stops meanwhile or a restore
+    // fails: a claimed supervisor is never left owned here and running nowhere. After a failure nothing more is claimed.
+    const started: Array<Promise<void>> = [];
+    let failed = false;
     let next = claimNext();
-    for (;;) {
-      const claims = await next;
-      if (!claims || claims.length === 0) return;
-      announce(claims);
-      const full = claims.length >= batchSize;
-      next = full ? claimNext() : Promise.resolve(null);
-      // Held until awaited below; a failed claim must not surface as an unhandled rejection meanwhile.
-      next.catch(() => undefined);
-      try {
-        await restore(claims);
-      } catch (error) {
-        const claimed = await next.catch(() => null);
-        if (claimed && claimed.length > 0) await restore(claimed);
-        throw error;
+    try {
+      for (;;) {
+        const claims = await next;
+        if (!claims || claims.length === 0) break;
+        announce(claims);
+        const full = claims.length >= batchSize;
+        next = full && !failed ? claimNext() : Promise.resolve(null);
+        // Held until awaited; a failed claim or restore must not surface as an unhandled rejection meanwhile.
+        next.catch(() => undefined);
+        const current = restore(claims);
+        current.catch(() => {
+          failed = true;
+        });
+        started.push(current);
+        const before = started.at(-2);
+        if (before) await before;
+        if (!full || failed) break;
       }
-      if (!full) return;
+      await Promise.all(started);
+    } catch (error) {
+      await Promise.allSettled(started);
+      const claimed = await next.catch(() => null);
+      if (claimed && claimed.length > 0) await restore(claimed);
+      throw error;
     }
   }
 

@@ -157,7 +157,10 @@ export interface Restorer {
    * `startFreshIfMissing`.
    */
   restore(supervisorId: string, source: RestorationSource, options?: RestoreOptions): Promise<RestorationInfo>;
-  /** Restore supervisors the lease keeper already claimed, `concurrency` at a time; failures are counted, not thrown. */
+  /**
+   * Restore supervisors the lease keeper already claimed, at most `concurrency` at a time (counting those of other
+   * calls in flight); failures are counted, not thrown.
+   */
   restoreClaimed(claims: Array<{ claim: ClaimedSupervisor; source: RestorationSource }>, summary: RestoreAllSummary, concurrency: number): Promise<void>;
   /**
    * Take the stored state back into a copy that fell behind a row this daemon itself wrote (a lost commit reply): no
@@ -183,6 +186,22 @@ export function createRestorer(host: RuntimeHost): Restorer {
   // Owned here, running nowhere, because the database was away: retried every lease round until they run.
   const stranded = new Map<string, Stranded>();
   const strand = (supervisorId: string, entry: Stranded) => stranded.set(supervisorId, entry);
+  // Restores of claimed batches running now, across batches (the lease keeper overlaps two): each call's concurrency
+  // bounds them all, so a batch that starts early waits for a slot once its reads are in.
+  let active = 0;
+  const waiting: Array<() => void> = [];
+  const acquire = async (limit: number): Promise<void> => {
+    if (active < limit) {
+      active += 1;
+      return;
+    }
+    await new Promise<void>((resolve) => waiting.push(resolve));
+  };
+  const release = () => {
+    const wake = waiting.shift();
+    if (wake) wake();
+    else active -= 1;
+  };
 
   function serialized<T>(supervisorId: string, run: () => Promise<T>): Promise<T> {
     const previous = inFlight.get(supervisorId) ?? Promise.resolve();
@@ -220,6 +239,7 @@ export function createRestorer(host: RuntimeHost): Restorer {
 
     async restoreClaimed(claims, summary, concurrency) {
       summary.total += claims.length;
+      const limit = Math.max(1, Math.floor(concurrency));
       let next = 0;
       // Step 1's reads for a whole slice of the claimed batch at once; a failed load leaves each to read for itself.
       const loads = new Map<number, Promise<Map<string, Loaded> | null>>();
@@ -244,9 +264,15 @@ export function createRestorer(host: RuntimeHost): Restorer {
           const { claim, source } = entry;
           try {
             const preloaded = (await loadedFor(index))?.get(claim.supervisorId);
-            const info = await serialized(claim.supervisorId, () =>
-              restoreOnce(host, claim.supervisorId, source, { epoch: claim.epoch, previousOwner: claim.previousOwner }, strand, preloaded),
-            );
+            await acquire(limit);
+            let info: RestorationInfo;
+            try {
+              info = await serialized(claim.supervisorId, () =>
+                restoreOnce(host, claim.supervisorId, source, { epoch: claim.epoch, previousOwner: claim.previousOwner }, strand, preloaded),
+              );
+            } finally {
+              release();
+            }
             summary.results.push(info);
             summary.restored += 1;
             if (info.recoveryAction === 'restore_from_checkpoint') summary.fromCheckpoint += 1;
@@ -258,7 +284,7 @@ export function createRestorer(host: RuntimeHost): Restorer {
           }
         }
       };
-      await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, claims.length)) }, worker));
+      await Promise.all(Array.from({ length: Math.min(limit, claims.length) }, worker));
     },
 
     resync(supervisorId, epoch) {
