@@ -1,7 +1,8 @@
-import { sql } from 'kysely';
+import { sql, type KyselyPlugin } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { createRuntime } from '../../src/runtime/supervisor-runtime.js';
 import { databaseTargets, useIsolatedDatabase } from '../helpers/databases.js';
+import { saveReasons } from '../runtime/runtime-fixtures.js';
 
 async function inParallel<T>(count: number, limit: number, run: (index: number) => Promise<T>): Promise<T[]> {
   const results: T[] = [];
@@ -33,8 +34,21 @@ for (const target of await databaseTargets()) {
       const expected = new Map(ids.map((id) => [id, first.get(id)?.state]));
       await first.shutdown({ closeDatabase: false });
 
-      const second = createRuntime({ database: database(), heartbeatIntervalMs: 0 });
+      // The RESTORED save points of each save statement: restores waiting on one commit at once, which the
+      // concurrency bounds even while two claimed batches overlap.
+      const restoredPerStatement: number[] = [];
+      const watch: KyselyPlugin = {
+        transformQuery: ({ node }) => {
+          const reasons = saveReasons(node);
+          if (reasons.length > 0) restoredPerStatement.push(reasons.filter((reason) => reason === 'restored').length);
+          return node;
+        },
+        transformResult: async ({ result }) => result,
+      };
+      const second = createRuntime({ database: { ...database(), db: database().db.withPlugin(watch) }, heartbeatIntervalMs: 0 });
       const summary = await second.restoreAll({ concurrency: 16 });
+      expect(restoredPerStatement.reduce((sum, n) => sum + n, 0)).toBe(980);
+      expect(Math.max(...restoredPerStatement)).toBeLessThanOrEqual(16);
       expect(summary.failed).toEqual([]);
       expect(summary.total).toBe(980);
       expect(summary.restored).toBe(980);

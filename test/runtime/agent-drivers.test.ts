@@ -16,9 +16,7 @@ for (const target of await databaseTargets()) {
     it('an agent driver hears only committed facts: at each callback the database already holds what it is told', async () => {
       const commits: CommittedStatement[] = [];
       const observed = observeCommits(database(), (statement) => commits.push(statement));
-      // The save statement's first parameter is its rows as JSON, each with the checkpoint reason.
-      const reasonsOf = (statement: CommittedStatement) => (JSON.parse(String(statement.parameters[0])) as Array<{ reason: string }>).map((row) => row.reason);
-      const committedWith = (reason: string) => commits.filter((statement) => reasonsOf(statement).includes(reason)).length;
+      const committedWith = (reason: string) => commits.filter((statement) => statement.reasons.includes(reason)).length;
       const heard: Array<Record<string, unknown>> = [];
       const reads: Array<Promise<void>> = [];
       // Each callback notes synchronously how many save points with the matching reason had committed, and starts a

@@ -106,6 +106,21 @@ export interface CommittedStatement {
   /** `full`: the save point statement (row + checkpoint + …); `light`: an UPDATE of supervisor_states. */
   kind: 'full' | 'light';
   parameters: unknown[];
+  /** A full save's checkpoint reasons, one per supervisor it saves (empty for `light`). */
+  reasons: string[];
+}
+
+/**
+ * The checkpoint reasons a save statement carries: a group's rows are one jsonb document (its first parameter), one
+ * supervisor's row is plain parameters with the reason last of the row's 21.
+ */
+export function saveReasons(node: RootOperationNode): string[] {
+  if (node.kind !== 'RawNode' || !node.sqlFragments[0]?.includes('sr:save_full')) return [];
+  const parameters = valuesOf(node.parameters);
+  if (node.sqlFragments.join('?').includes('jsonb_to_recordset(?::jsonb) AS i(')) {
+    return (JSON.parse(String(parameters[0])) as Array<{ reason: string }>).map((row) => row.reason);
+  }
+  return [String(parameters[20])];
 }
 
 function valuesOf(nodes: readonly OperationNode[]): unknown[] {
@@ -114,9 +129,9 @@ function valuesOf(nodes: readonly OperationNode[]): unknown[] {
 
 function classify(node: RootOperationNode): CommittedStatement | null {
   if (node.kind === 'RawNode' && node.sqlFragments.join('?').includes('INSERT INTO supervisor_states')) {
-    return { kind: 'full', parameters: valuesOf(node.parameters) };
+    return { kind: 'full', parameters: valuesOf(node.parameters), reasons: saveReasons(node) };
   }
-  if (node.kind === 'UpdateQueryNode' && JSON.stringify(node.table).includes('supervisor_states')) return { kind: 'light', parameters: [] };
+  if (node.kind === 'UpdateQueryNode' && JSON.stringify(node.table).includes('supervisor_states')) return { kind: 'light', parameters: [], reasons: [] };
   return null;
 }
 
