@@ -152,6 +152,19 @@ for (const target of await databaseTargets()) {
       expect(refused.map((outcome) => (outcome.ok ? 'ok' : outcome.error.name))).toEqual(['StaleWriteError', 'ok']);
     });
 
+    it('a raw save (no owner, no epoch) lands only on a row nobody ever claimed; on an owned row it is refused as an ownership conflict', async () => {
+      const raw = fullSave();
+      expect(await saveSupervisorStateFull(db(), raw)).toEqual({ checkpointSeq: 1 });
+      expect(await saveSupervisorStateFull(db(), { ...raw, step: 2 })).toEqual({ checkpointSeq: 2 });
+      await sql`UPDATE supervisor_states SET owner = 'daemon-a', epoch = 1 WHERE id = ${raw.supervisorId}`.execute(db());
+      await expect(saveSupervisorStateFull(db(), { ...raw, step: 3, phase: 'raw edit' })).rejects.toThrow(/daemon-a/);
+      await expect(saveSupervisorStateFull(db(), { ...raw, step: 3, phase: 'raw edit' })).rejects.toHaveProperty('name', 'OwnershipLostError');
+      expect(await getSupervisorState(db(), raw.supervisorId)).toMatchObject({ step: 2, phase: 'planning' });
+      // An older step on a row nobody owns is still a stale write.
+      await sql`UPDATE supervisor_states SET owner = NULL, epoch = 0 WHERE id = ${raw.supervisorId}`.execute(db());
+      await expect(saveSupervisorStateFull(db(), { ...raw, step: 1 })).rejects.toBeInstanceOf(StaleWriteError);
+    });
+
     it('an earlier step never overwrites a later one, and a refused save writes nothing at all', async () => {
       const input = fullSave({ step: 5 });
       await saveSupervisorStateFull(db(), input);

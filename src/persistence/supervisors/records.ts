@@ -107,7 +107,8 @@ export interface FullSaveInput {
   outbox?: OutboxWrite[];
   /**
    * The writing daemon. Given, the write is fenced: refused with OwnershipLostError unless the row names this owner at
-   * `epoch` (a new row is created with both). Left out, it is a raw write that only the step fences.
+   * `epoch` (a new row is created with both). Left out (and `epoch` with it), it is a raw write fenced as an edit of
+   * an unowned row at epoch 0: it lands only on a row that no daemon owns and none ever claimed, or on a new row.
    */
   owner?: string | null;
   /**

@@ -89,7 +89,8 @@ ${rows}
     checkpoint_seq = s.checkpoint_seq + 1, driver = COALESCE(EXCLUDED.driver, s.driver),
     updated_at = now()
   -- The step fence (no older state over a newer one) and the ownership fence (only the owner at its epoch writes).
-  -- Without an owner, an epoch fences an edit of an unowned row (still nobody's, not claimed since); neither: step only.
+  -- Without an owner, an epoch fences an edit of an unowned row (still nobody's, not claimed since); neither counts as
+  -- epoch 0 (coalesced above), so a raw write only lands on a row nobody ever claimed.
   WHERE s.step < EXCLUDED.step AND CASE
     WHEN EXCLUDED.owner IS NOT NULL THEN s.owner = EXCLUDED.owner AND s.epoch = EXCLUDED.epoch
     WHEN EXCLUDED.epoch IS NOT NULL THEN s.owner IS NULL AND s.epoch = EXCLUDED.epoch
@@ -234,12 +235,12 @@ async function executeGroup(db: Executor, inputs: readonly FullSaveInput[]): Pro
 /** Why a fenced-out input wrote nothing (the rare path, so a second round trip): another owner, or a newer step. */
 async function refusals(db: Executor, refused: readonly FullSaveInput[]): Promise<Map<string, Error>> {
   const errors = new Map<string, Error>();
-  const fenced = (input: FullSaveInput) => Boolean(input.owner) || input.epoch !== undefined;
-  const byId = await currentFences(db, refused.filter(fenced).map((input) => input.supervisorId));
+  // Every input is fenced: without owner and epoch, as an edit of an unowned row at epoch 0 (see the statement).
+  const byId = await currentFences(db, refused.map((input) => input.supervisorId));
   for (const input of refused) {
     const row = byId.get(input.supervisorId);
     const owner = input.owner ?? null;
-    if (fenced(input) && row && (row.owner !== owner || row.epoch !== (input.epoch ?? 0))) {
+    if (row && (row.owner !== owner || row.epoch !== (input.epoch ?? 0))) {
       errors.set(input.supervisorId, new OwnershipLostError(input.supervisorId, { owner: owner ?? 'nobody (an edit outside a daemon)', epoch: input.epoch ?? 0 }, row));
     } else {
       errors.set(input.supervisorId, new StaleWriteError(input.supervisorId, input.step));
