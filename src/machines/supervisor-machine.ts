@@ -331,9 +331,19 @@ export function explainRefusal(snapshot: SupervisorSnapshot, event: SupervisorEv
 
 const EFFECT_TYPES: ReadonlySet<string> = new Set(SUPERVISOR_EFFECT_TYPES);
 
-/** The effects among the actions `transition()` returned, in order, as plain data the runtime can store and run. */
+/**
+ * The effects among the actions `transition()` returned, in order, as plain data the runtime can store and run: each
+ * with a copy of its params. Values inside them (a question, a task, a conversation entry) are the plain objects the
+ * machine's updates built for this transition, shared with the new context as the context shares them between
+ * snapshots: neither ever changes afterwards. A deep copy of each effect (structuredClone) cost a restoration 4 % of
+ * its CPU.
+ */
 export function effectsOf(actions: readonly { type: string; params?: unknown }[]): SupervisorEffect[] {
-  return actions
-    .filter((action) => EFFECT_TYPES.has(action.type))
-    .map((action) => structuredClone({ type: action.type, params: action.params }) as SupervisorEffect);
+  const effects: SupervisorEffect[] = [];
+  for (const action of actions) {
+    if (!EFFECT_TYPES.has(action.type)) continue;
+    const params = typeof action.params === 'object' && action.params !== null ? { ...action.params } : action.params;
+    effects.push({ type: action.type, params } as SupervisorEffect);
+  }
+  return effects;
 }

@@ -114,11 +114,13 @@ function statusesAmong(rows: readonly TaskRecord[], ids: readonly string[]): Tas
 export function validateRow(raw: SupervisorRestorationContext, taskRows: readonly TaskRecord[]): { outcome: ReturnType<typeof validateStoredState>; snapshot: SupervisorSnapshot | null } {
   const outcome = validateStoredState(candidateFromRow(raw), statusesAmong(taskRows, [...raw.spawnedTaskIds, ...snapshotTaskIds(raw.snapshot)]));
   if (!outcome.snapshot) return { outcome, snapshot: null };
-  const snapshot = withContext(outcome.snapshot, {
-    currentActivity: raw.currentActivity,
-    progress: raw.progress,
-    lastHeartbeatAt: raw.lastHeartbeat ? raw.lastHeartbeat.toISOString() : outcome.snapshot.context.lastHeartbeatAt,
-  });
+  const { context } = outcome.snapshot;
+  const lastHeartbeatAt = raw.lastHeartbeat ? raw.lastHeartbeat.toISOString() : context.lastHeartbeatAt;
+  // Usually the last save point was a full one and the three agree: the snapshot is taken as it is.
+  if (context.currentActivity === raw.currentActivity && context.progress === raw.progress && context.lastHeartbeatAt === lastHeartbeatAt) {
+    return { outcome, snapshot: outcome.snapshot };
+  }
+  const snapshot = withContext(outcome.snapshot, { currentActivity: raw.currentActivity, progress: raw.progress, lastHeartbeatAt });
   return { outcome, snapshot };
 }
 
