@@ -15,6 +15,7 @@ import {
   type DatabaseConfig,
 } from './database.js';
 import type { DatabaseSchema } from './schema.js';
+import { runtimeTypes } from './timestamp-parser.js';
 
 /** How much longer than the server's statement timeout the client waits for any answer at all. */
 const CLIENT_GRACE_MS = 2_000;
@@ -101,6 +102,7 @@ export async function openPostgres(givenUrl: string, config: DatabaseConfig): Pr
     // A server that accepts TCP but never answers the handshake (frozen) must not outlast the statement bound either.
     connectionTimeoutMillis: timeoutMs > 0 ? Math.min(CONNECT_TIMEOUT_MS, timeoutMs + CLIENT_GRACE_MS) : CONNECT_TIMEOUT_MS,
     ...(options ? { options } : {}),
+    types: runtimeTypes,
     // pg.Pool hands its whole config to each client it creates.
     srAnswerWithinMs: timeoutMs > 0 ? timeoutMs + CLIENT_GRACE_MS : 0,
   };
