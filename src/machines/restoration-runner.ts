@@ -57,9 +57,29 @@ function protocolConfig(): MachineConfig {
 
 let config: MachineConfig | null = null;
 
-function apply(context: RestorationMachineContext, transition: TransitionConfig, event: RestorationStepEvent): RestorationMachineContext {
+/** A state's transitions as lists, read once: a restore-all walks them 10 times per supervisor. */
+interface NormalizedStep {
+  src: RestorationStepName;
+  onDone: ReadonlyArray<TransitionConfig & { actionList: readonly UpdateName[] }>;
+  onError: TransitionConfig & { actionList: readonly UpdateName[] };
+}
+
+const withActionList = (transition: TransitionConfig) => ({ ...transition, actionList: [transition.actions ?? []].flat() });
+
+let stepsByState: Map<string, NormalizedStep> | null = null;
+
+function normalizedSteps(machine: MachineConfig): Map<string, NormalizedStep> {
+  const result = new Map<string, NormalizedStep>();
+  for (const [name, state] of Object.entries(machine.states)) {
+    if (!state.invoke) continue;
+    result.set(name, { src: state.invoke.src, onDone: [state.invoke.onDone].flat().map(withActionList), onError: withActionList(state.invoke.onError) });
+  }
+  return result;
+}
+
+function apply(context: RestorationMachineContext, transition: { actionList: readonly UpdateName[] }, event: RestorationStepEvent): RestorationMachineContext {
   let next = context;
-  for (const name of [transition.actions ?? []].flat()) next = { ...next, ...restorationUpdates[name](next, event) };
+  for (const name of transition.actionList) next = { ...next, ...restorationUpdates[name](next, event) };
   return next;
 }
 
@@ -69,18 +89,19 @@ function apply(context: RestorationMachineContext, transition: TransitionConfig,
  */
 export async function runRestorationSteps(input: RestorationInput, steps: Record<RestorationStepName, RestorationStep>, visit?: (state: string) => void): Promise<RestorationOutput> {
   config ??= protocolConfig();
+  stepsByState ??= normalizedSteps(config);
   let context = initialRestorationContext(input);
   let stateName = config.initial;
   for (;;) {
     visit?.(stateName);
-    const state = config.states[stateName];
-    if (!state?.invoke) return restorationOutput(context);
-    const { src, onDone, onError } = state.invoke;
+    const state = stepsByState.get(stateName);
+    if (!state) return restorationOutput(context);
+    const { src, onDone, onError } = state;
     let event: RestorationStepEvent;
-    let chosen: TransitionConfig | undefined;
+    let chosen: (TransitionConfig & { actionList: readonly UpdateName[] }) | undefined;
     try {
       event = { output: await steps[src](context) };
-      chosen = [onDone].flat().find((candidate) => candidate.guard === undefined || restorationGuards[candidate.guard](event));
+      chosen = onDone.find((candidate) => candidate.guard === undefined || restorationGuards[candidate.guard](event));
     } catch (error) {
       event = { error };
       chosen = onError;
