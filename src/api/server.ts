@@ -99,6 +99,13 @@ export async function createApiServer(runtime: SupervisorRuntime, options: ApiSe
     return reply.code(404).send(body);
   });
 
+  // A supervisor id is a UUID, written in any case; the runtime and the database keep the lowercase form, so a route
+  // sees that one (an uppercase id would otherwise miss the supervisor this daemon runs).
+  app.addHook('preHandler', async (request) => {
+    const params = request.params as Record<string, unknown> | undefined;
+    if (params && typeof params.id === 'string') params.id = params.id.toLowerCase();
+  });
+
   app.addHook('onResponse', async (request, reply) => {
     logger.debug({ method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
   });

@@ -561,8 +561,9 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
 
     async spawn(input) {
       if (stopping) throw new RuntimeStoppedError();
-      const id = input.id ?? randomUUID();
-      if (!UUID.test(id)) throw new InvalidSupervisorDataError(id, 'id', 'must be a UUID');
+      // Ids are stored as Postgres writes a uuid (lowercase): an uppercase one is the same supervisor, in that form.
+      const id = (input.id ?? randomUUID()).toLowerCase();
+      if (!UUID.test(id)) throw new InvalidSupervisorDataError(input.id ?? id, 'id', 'must be a UUID');
       if (typeof input.name !== 'string' || input.name.trim() === '') throw new InvalidSupervisorDataError(id, 'name', 'must be a non-empty string');
       if (input.driver !== undefined && !drivers.has(input.driver)) {
         const known = [...drivers.keys()].join(', ');

@@ -99,6 +99,9 @@ for (const target of targets) {
       }
       expect((await get<SupervisorListResponse>('/supervisors')).body.supervisors.length).toBe(before);
       expect((await get<SupervisorView>(`/supervisors/${taken.id}`)).body.name).toBe('taken');
+      // A UUID in capitals names the same supervisor, in a path or as a caller-chosen id.
+      expect((await get<SupervisorView>(`/supervisors/${taken.id.toUpperCase()}`)).body).toMatchObject({ id: taken.id, name: 'taken' });
+      expect((await post('/supervisors', { name: 'x', id: taken.id.toUpperCase() })).body.message).toMatch(/id is already taken/);
     });
 
     it('GET /supervisors lists every supervisor; ?pendingQuestions=true only those waiting on a human', async () => {

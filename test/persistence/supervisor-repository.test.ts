@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { sql } from 'kysely';
+import { sql, type KyselyPlugin } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { DatabaseUnavailableError, InvalidSnapshotError, InvalidSupervisorDataError, SupervisorNotFoundError } from '../../src/domain/errors.js';
 import { SUPERVISOR_STATES, type SupervisorState } from '../../src/domain/supervisor-state.js';
@@ -174,6 +174,28 @@ for (const target of await databaseTargets()) {
       expect((await getSupervisorState(db(), input.supervisorId))?.state).toBe('working');
       expect(await count('supervisor_checkpoints', input.supervisorId)).toBe(1);
       expect(await count('supervisor_outbox', input.supervisorId)).toBe(0);
+    });
+
+    it('when the read of why some group members were refused fails, the members that committed are still acknowledged', async () => {
+      const stale = fullSave({ step: 5 });
+      await saveSupervisorStateFull(db(), stale);
+      // The connection drops after the group statement committed: the next query (the refused members' fences) fails.
+      let queries = 0;
+      const dropAfterCommit: KyselyPlugin = {
+        transformQuery(args) {
+          queries += 1;
+          if (queries === 2) throw new DatabaseUnavailableError('currentFences', undefined, new Error('Connection terminated unexpectedly'));
+          return args.node;
+        },
+        transformResult: async (args) => args.result,
+      };
+      const fresh = fullSave({ step: 1 });
+      const outcomes = await saveSupervisorStatesFull(db().withPlugin(dropAfterCommit), [fresh, { ...stale, step: 3 }]);
+      expect(queries).toBe(2);
+      expect(outcomes[0]).toEqual({ ok: true, result: { checkpointSeq: 1 } });
+      expect(outcomes[1]).toMatchObject({ ok: false, error: { name: 'DatabaseUnavailableError' } });
+      expect(await getSupervisorState(db(), fresh.supervisorId)).toMatchObject({ step: 1 });
+      expect(await getSupervisorState(db(), stale.supervisorId)).toMatchObject({ step: 5 });
     });
 
     it('a finished task row never goes back to running when an older view of it is saved', async () => {

@@ -229,7 +229,8 @@ async function executeGroup(db: Executor, inputs: readonly FullSaveInput[]): Pro
   for (const rows of [conversation, questions, tasks, outbox]) if (rows.length > 0) parameters.push(JSON.stringify(rows));
   const statement = fullSaveStatement({ single, conversation: conversation.length > 0, questions: questions.length > 0, tasks: tasks.length > 0, outbox: outbox.length > 0 });
   const result = await sql<{ id: string; seq: string | number }>(statement, ...parameters).execute(db);
-  return new Map(result.rows.map((row) => [row.id, Number(row.seq)]));
+  // Postgres answers with the uuid in its lowercase form; an input may have named it in capitals.
+  return new Map(result.rows.map((row) => [row.id.toLowerCase(), Number(row.seq)]));
 }
 
 /** Why a fenced-out input wrote nothing (the rare path, so a second round trip): another owner, or a newer step. */
@@ -238,7 +239,7 @@ async function refusals(db: Executor, refused: readonly FullSaveInput[]): Promis
   // Every input is fenced: without owner and epoch, as an edit of an unowned row at epoch 0 (see the statement).
   const byId = await currentFences(db, refused.map((input) => input.supervisorId));
   for (const input of refused) {
-    const row = byId.get(input.supervisorId);
+    const row = byId.get(input.supervisorId.toLowerCase());
     const owner = input.owner ?? null;
     if (row && (row.owner !== owner || row.epoch !== (input.epoch ?? 0))) {
       errors.set(input.supervisorId, new OwnershipLostError(input.supervisorId, { owner: owner ?? 'nobody (an edit outside a daemon)', epoch: input.epoch ?? 0 }, row));
@@ -287,10 +288,20 @@ export async function saveSupervisorStatesFull(db: Executor, inputs: readonly Fu
       }
     }
     if (written) {
-      const refused = valid.filter(({ input }) => !written.has(input.supervisorId));
-      const errors = refused.length > 0 ? await refusals(db, refused.map((entry) => entry.input)) : new Map<string, Error>();
+      const seqOf = (input: FullSaveInput) => written.get(input.supervisorId.toLowerCase());
+      const refused = valid.filter(({ input }) => seqOf(input) === undefined);
+      let errors = new Map<string, Error>();
+      if (refused.length > 0) {
+        try {
+          errors = await refusals(db, refused.map((entry) => entry.input));
+        } catch (caught) {
+          // The others committed and are acknowledged; the refused ones wrote nothing, and why could not be read.
+          const error = classifyDatabaseError(caught, 'saveSupervisorStateFull', refused.length === 1 ? refused[0]?.input.supervisorId : undefined);
+          for (const { input } of refused) errors.set(input.supervisorId, error);
+        }
+      }
       for (const { index, input } of valid) {
-        const seq = written.get(input.supervisorId);
+        const seq = seqOf(input);
         outcomes[index] = seq !== undefined ? { ok: true, result: { checkpointSeq: seq } } : { ok: false, error: errors.get(input.supervisorId) ?? new StaleWriteError(input.supervisorId, input.step) };
       }
     }
