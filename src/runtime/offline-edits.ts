@@ -9,7 +9,7 @@ import type { RestorationSource, SupervisorRestorationContext } from '../domain/
 import type { SupervisorState } from '../domain/supervisor-state.js';
 import { effectsOf, explainRefusal, SUPERVISOR_MACHINE_VERSION, supervisorMachine, transitionSupervisor, type SupervisorSnapshot } from '../machines/supervisor-machine.js';
 import type { SupervisorEvent } from '../machines/supervisor-types.js';
-import { getOwner } from '../persistence/ownership/claims.js';
+import { getOwner, releaseFromLapsedOwner } from '../persistence/ownership/claims.js';
 import { OwnershipLostError } from '../persistence/ownership/errors.js';
 import { assertProgress, assertQuestion, assertState } from '../persistence/supervisors/assertions.js';
 import {
@@ -60,6 +60,17 @@ async function applyEdit(
     const refusal = explainRefusal(snapshot, event);
     if (refusal !== null) throw new EventRefusedError(supervisorId, event.type, refusal, String(snapshot.value));
     const [after, actions] = transitionSupervisor(snapshot, event);
+    // An owner whose lease ended may still be running its copy (paused, cut off): it loses the supervisor first, so
+    // none of its later writes (heartbeats carry no step) can land over this edit. The next claim restores the edit.
+    let epoch = ownership.epoch;
+    if (ownership.owner !== null) {
+      const released = await releaseFromLapsedOwner(db, supervisorId, { owner: ownership.owner, epoch: ownership.epoch });
+      if (released === null) {
+        if (attempt < ATTEMPTS) continue;
+        throw new OwnershipLostError(supervisorId, { owner: 'nobody (an edit outside a daemon)', epoch: ownership.epoch }, (await getOwner(db, supervisorId)) ?? { owner: null, epoch: ownership.epoch });
+      }
+      epoch = released;
+    }
     const input = fullSaveInput({
       snapshot: after,
       persisted: supervisorMachine.getPersistedSnapshot(after),
@@ -70,8 +81,8 @@ async function applyEdit(
       previousState: snapshot.value as SupervisorState,
       subjectPrefix: how.options.subjectPrefix ?? '',
       driver: row.driver,
-      owner: ownership.owner,
-      epoch: ownership.epoch,
+      owner: null,
+      epoch,
       at: 'at' in event ? event.at : new Date().toISOString(),
     });
     try {

@@ -8,7 +8,9 @@ import { describe, expect, it } from 'vitest';
 import { claimSupervisors } from '../../src/persistence/ownership/claims.js';
 import { DaemonIdInUseError, OwnershipLostError } from '../../src/persistence/ownership/errors.js';
 import { joinMembership } from '../../src/persistence/ownership/memberships.js';
-import { getSupervisorState, updateSupervisorHeartbeatState } from '../../src/persistence/supervisor-repository.js';
+import { getSupervisorState, listCheckpoints, saveSupervisorStatesFull, updateSupervisorHeartbeatState } from '../../src/persistence/supervisor-repository.js';
+import { updateSupervisorDetailedState } from '../../src/runtime/offline-edits.js';
+import { fullSave } from '../helpers/fixtures.js';
 import { processIdentity } from '../../src/runtime/lease-keeper.js';
 import { createRuntime } from '../../src/runtime/supervisor-runtime.js';
 import { databaseTargets, useIsolatedDatabase } from '../helpers/databases.js';
@@ -75,6 +77,63 @@ for (const target of await databaseTargets()) {
         expect(await getSupervisorState(db(), id)).toEqual(acknowledged);
         expect(acknowledged).toMatchObject({ currentActivity: 'owner is working', progress: 42, owner: 'owner-beats', epoch: 2 });
       }
+    });
+
+    it('an edit outside any daemon takes the supervisor from an owner whose lease ended: that owner\'s heartbeats no longer land, and the next claim restores the edit', async () => {
+      const lapsed = runtimeOn({ daemonId: 'lapsed-editee', leases: SLOW_LEASES });
+      const supervisor = await lapsed.spawn({ name: 'edited while its daemon hung' });
+      await lapsed.send(supervisor.id, { type: 'SET_ACTIVITY', activity: 'old activity', progress: 5 });
+      await expireLease('lapsed-editee');
+      expect(await updateSupervisorDetailedState(db(), supervisor.id, { currentActivity: 'edited offline', progress: 77 })).toBe(true);
+      const edited = await getSupervisorState(db(), supervisor.id);
+      expect(edited).toMatchObject({ currentActivity: 'edited offline', progress: 77, owner: null, epoch: 2 });
+
+      // The paused daemon wakes up and beats: fenced out, the edit stays, and row and snapshot still agree.
+      await expect(lapsed.send(supervisor.id, { type: 'HEARTBEAT' })).rejects.toBeInstanceOf(OwnershipLostError);
+      await expect(lapsed.send(supervisor.id, { type: 'SET_ACTIVITY', activity: 'stale activity', progress: 6 })).rejects.toMatchObject({ name: 'SupervisorNotRunningError' });
+      expect(await getSupervisorState(db(), supervisor.id)).toEqual(edited);
+      const [newest] = await listCheckpoints(db(), supervisor.id, { limit: 1 });
+      expect((newest?.snapshot as { context: Record<string, unknown> }).context).toMatchObject({ currentActivity: 'edited offline', progress: 77 });
+
+      const next = runtimeOn({ daemonId: 'next-owner', leases: SLOW_LEASES });
+      await next.restoreAll();
+      expect(next.get(supervisor.id)?.snapshot.context).toMatchObject({ currentActivity: 'edited offline', progress: 77 });
+      expect(await getSupervisorState(db(), supervisor.id)).toMatchObject({ owner: 'next-owner', epoch: 3 });
+    });
+
+    it('the raw heartbeat write (no fence) lands only on a row no daemon owns; on a running supervisor it is refused naming the owner', async () => {
+      const live = runtimeOn({ daemonId: 'live-owner', leases: SLOW_LEASES });
+      const running = await live.spawn({ name: 'running here' });
+      const before = await getSupervisorState(db(), running.id);
+      await expect(updateSupervisorHeartbeatState(db(), running.id, { currentActivity: 'raw', progress: 99 })).rejects.toMatchObject({
+        name: 'OwnershipLostError',
+        current: { owner: 'live-owner', epoch: 1 },
+      });
+      expect(await getSupervisorState(db(), running.id)).toEqual(before);
+
+      const unowned = fullSave({ name: 'nobody runs it' });
+      const [saved] = await saveSupervisorStatesFull(db(), [unowned]);
+      expect(saved?.ok).toBe(true);
+      expect(await updateSupervisorHeartbeatState(db(), unowned.supervisorId, { currentActivity: 'raw', progress: 99 })).toBe(true);
+      expect(await getSupervisorState(db(), unowned.supervisorId)).toMatchObject({ owner: null, currentActivity: 'raw', progress: 99 });
+    });
+
+    it('a supervisor id in capitals is the same supervisor: the save commits and says so, and the runtime keeps the lowercase form', async () => {
+      const upper = randomUUID().toUpperCase();
+      const [saved] = await saveSupervisorStatesFull(db(), [fullSave({ supervisorId: upper, name: 'capitals' })]);
+      expect(saved).toEqual({ ok: true, result: { checkpointSeq: 1 } });
+      // A second save at the same step is refused as stale (not mistaken for a write that happened).
+      const [again] = await saveSupervisorStatesFull(db(), [fullSave({ supervisorId: upper, name: 'capitals' })]);
+      expect(again).toMatchObject({ ok: false, error: { name: 'StaleWriteError' } });
+      expect(await getSupervisorState(db(), upper.toLowerCase())).toMatchObject({ name: 'capitals', step: 1 });
+
+      const runtime = runtimeOn({ daemonId: 'capitals', leases: SLOW_LEASES });
+      const id = randomUUID().toUpperCase();
+      const spawned = await runtime.spawn({ id, name: 'spawned in capitals' });
+      expect(spawned.id).toBe(id.toLowerCase());
+      expect(runtime.get(id.toLowerCase())?.state).toBe('idle');
+      expect(await getSupervisorState(db(), id.toLowerCase())).toMatchObject({ name: 'spawned in capitals', owner: 'capitals' });
+      await expect(runtime.spawn({ id, name: 'the same id again' })).rejects.toMatchObject({ name: 'InvalidSupervisorDataError' });
     });
 
     it('two daemons claiming at the same moment take disjoint batches, and every supervisor ends owned by exactly one', async () => {

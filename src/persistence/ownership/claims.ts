@@ -134,6 +134,24 @@ export async function findLostOwnership(db: Executor, daemonId: string, held: Re
   });
 }
 
+/**
+ * An edit outside any daemon takes a supervisor away from an owner whose lease has ended: owner cleared and epoch
+ * bumped, so that daemon (perhaps only paused, and still running its copy) is fenced out of every later write, its
+ * heartbeats included, and the next claim restores the edited state. Only while the row still names `owner` at
+ * `epoch` and that owner holds no live lease; resolves with the new epoch, or null when either changed meanwhile.
+ */
+export async function releaseFromLapsedOwner(db: Executor, supervisorId: string, fence: { owner: string; epoch: number }): Promise<number | null> {
+  return withDatabaseErrors('releaseFromLapsedOwner', supervisorId, async () => {
+    const result = await sql<{ epoch: string | number }>`
+      UPDATE supervisor_states AS s SET owner = NULL, epoch = s.epoch + 1
+      WHERE s.id = ${supervisorId}::uuid AND s.owner = ${fence.owner} AND s.epoch = ${fence.epoch}
+        AND NOT EXISTS (SELECT 1 FROM supervisor_daemons d WHERE d.id = s.owner AND d.lease_expires_at > now() AND d.stopped_at IS NULL)
+      RETURNING s.epoch`.execute(db);
+    const row = result.rows[0];
+    return row ? Number(row.epoch) : null;
+  });
+}
+
 /** Who owns a supervisor now, and where that daemon's API answers. */
 export async function getOwner(db: Executor, supervisorId: string): Promise<{ owner: string | null; epoch: number; ownerUrl: string | null; ownerLive: boolean } | null> {
   return withDatabaseErrors('getOwner', supervisorId, async () => {

@@ -10,7 +10,9 @@ import type { Executor, HeartbeatUpdate } from './records.js';
 /**
  * The lightweight save point: touches only last_heartbeat, current_activity and progress (no checkpoint, no snapshot).
  * With `fence`, only the owner at its epoch writes: OwnershipLostError when the row names another (nothing written).
- * Returns false when the supervisor does not exist.
+ * Without one it is a raw column write, which only lands on a row no daemon owns: a row a daemon owns refuses it with
+ * OwnershipLostError naming that daemon (its running copy would never hear of the write). Returns false when the
+ * supervisor does not exist.
  */
 export async function updateSupervisorHeartbeatState(db: Executor, supervisorId: string, update: HeartbeatUpdate = {}): Promise<boolean> {
   if (update.progress !== undefined) assertProgress(supervisorId, update.progress);
@@ -24,13 +26,12 @@ export async function updateSupervisorHeartbeatState(db: Executor, supervisorId:
         ...(update.progress !== undefined ? { progress: update.progress } : {}),
       })
       .where('id', '=', supervisorId);
-    if (fence) query = query.where('owner', '=', fence.owner).where('epoch', '=', fence.epoch);
+    query = fence ? query.where('owner', '=', fence.owner).where('epoch', '=', fence.epoch) : query.where('owner', 'is', null);
     const result = await query.executeTakeFirst();
     if (Number(result.numUpdatedRows) > 0) return true;
-    if (!fence) return false;
-    const current = (await currentFences(db, [supervisorId])).get(supervisorId);
+    const current = (await currentFences(db, [supervisorId])).get(supervisorId.toLowerCase());
     if (!current) return false;
-    throw new OwnershipLostError(supervisorId, fence, current);
+    throw new OwnershipLostError(supervisorId, fence ?? { owner: 'nobody (an edit outside a daemon)', epoch: current.epoch }, current);
   });
 }
 
@@ -65,10 +66,10 @@ export async function updateSupervisorHeartbeats(db: Executor, writes: readonly 
       WHERE s.id = h.id AND s.owner = h.owner AND s.epoch = h.epoch
       RETURNING s.id`.execute(db);
     const written = new Set(result.rows.map((row) => row.id));
-    const byId = await currentFences(db, writes.filter((write) => !written.has(write.supervisorId)).map((write) => write.supervisorId));
+    const byId = await currentFences(db, writes.filter((write) => !written.has(write.supervisorId.toLowerCase())).map((write) => write.supervisorId));
     return writes.map((write): HeartbeatOutcome => {
-      if (written.has(write.supervisorId)) return { ok: true, written: true };
-      const row = byId.get(write.supervisorId);
+      if (written.has(write.supervisorId.toLowerCase())) return { ok: true, written: true };
+      const row = byId.get(write.supervisorId.toLowerCase());
       if (!row) return { ok: true, written: false };
       return { ok: false, error: new OwnershipLostError(write.supervisorId, write.fence, row) };
     });
