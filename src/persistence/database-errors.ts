@@ -49,6 +49,14 @@ export function classifyDatabaseError(error: unknown, operation: string, supervi
   if (c === '57014') return new DatabaseUnavailableError(operation, supervisorId, error);
   if (isConnectionError(error)) return new DatabaseUnavailableError(operation, supervisorId, error, lostMidStatement(error) ? 'unknown' : 'not_written');
   const detail = error instanceof Error ? error.message : String(error);
+  if (c === '23505' && (error as { constraint?: unknown }).constraint === 'supervisor_tasks_pkey') {
+    const key = /\(id\)=\((.*)\)/.exec(String((error as { detail?: unknown }).detail ?? ''))?.[1];
+    return new InvalidSupervisorDataError(
+      supervisorId ?? '(none)',
+      'task id',
+      `${key === undefined ? 'of a spawned task' : `"${key}"`} is already taken by another supervisor's task; nothing was written: spawn it under another id (or leave the id out and one is made up)`,
+    );
+  }
   if (c === '23514' || c === '22P02' || c === '22023' || c === '23502' || c === '22003' || c === '22P05' || c === '22021') {
     return new InvalidSupervisorDataError(supervisorId ?? '(none)', 'a value', `was refused by the database (${detail})`);
   }

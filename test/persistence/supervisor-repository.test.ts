@@ -8,6 +8,7 @@ import {
   getConversation,
   getNewestCheckpointBefore,
   getSupervisorState,
+  getTask,
   getSupervisorStateForRestoration,
   getSupervisorsWithPendingQuestions,
   listCheckpoints,
@@ -196,6 +197,22 @@ for (const target of await databaseTargets()) {
       expect(outcomes[1]).toMatchObject({ ok: false, error: { name: 'DatabaseUnavailableError' } });
       expect(await getSupervisorState(db(), fresh.supervisorId)).toMatchObject({ step: 1 });
       expect(await getSupervisorState(db(), stale.supervisorId)).toMatchObject({ step: 5 });
+    });
+
+    it("a save naming another supervisor's task id fails alone with nothing written; the rest of its group commits", async () => {
+      const task = { id: 'shared-task', description: 'd', status: 'running' as const, progress: 0, result: null, error: null, finishedAt: null };
+      const owner = fullSave({ spawnedTaskIds: ['shared-task'], tasks: [task] });
+      const intruder = fullSave({ spawnedTaskIds: ['shared-task'], tasks: [task] });
+      const outcomes = await saveSupervisorStatesFull(db(), [owner, intruder]);
+      expect(outcomes[0]).toEqual({ ok: true, result: { checkpointSeq: 1 } });
+      expect(outcomes[1]).toMatchObject({ ok: false, error: { name: 'InvalidSupervisorDataError' } });
+      expect(outcomes[1]?.ok === false && outcomes[1].error.message).toMatch(/task id "shared-task" is already taken by another supervisor's task; nothing was written/);
+      expect(await getSupervisorState(db(), intruder.supervisorId)).toBeNull();
+      expect((await getTask(db(), 'shared-task'))?.supervisorId).toBe(owner.supervisorId);
+      // The owner's own later save of the same task still updates its row.
+      const [again] = await saveSupervisorStatesFull(db(), [{ ...owner, step: 2, tasks: [{ ...task, progress: 40 }] }]);
+      expect(again?.ok).toBe(true);
+      expect((await getTask(db(), 'shared-task'))?.progress).toBe(40);
     });
 
     it('a finished task row never goes back to running when an older view of it is saved', async () => {

@@ -25,6 +25,32 @@ for (const target of await databaseTargets()) {
       }
     });
 
+    it('two supervisors spawning a task under the same id at the same moment: one gets it, the other is refused with nothing written', async () => {
+      const runtime = createRuntime({ database: database(), heartbeatIntervalMs: 0 });
+      try {
+        const a = await runtime.spawn({ name: 'a' });
+        const b = await runtime.spawn({ name: 'b' });
+        for (let n = 0; n < 10; n++) {
+          const taskId = `race-${n}`;
+          // Both look the id up before either commits, so the check before the save cannot tell: the save must.
+          const results = await Promise.allSettled([runtime.spawnTask(a.id, { description: 'x', taskId }), runtime.spawnTask(b.id, { description: 'x', taskId })]);
+          const winners = results.flatMap((result, index) => (result.status === 'fulfilled' ? [[a, b][index]!] : []));
+          expect(winners, taskId).toHaveLength(1);
+          const loser = winners[0] === a ? b : a;
+          const refused = results.find((result) => result.status === 'rejected') as PromiseRejectedResult;
+          expect(String(refused.reason), taskId).toMatch(new RegExp(`${taskId}.*(already used by supervisor|already taken by another supervisor)`));
+          const row = await sql<{ supervisor_id: string }>`SELECT supervisor_id FROM supervisor_tasks WHERE id = ${taskId}`.execute(database().db);
+          expect(row.rows.map((r) => r.supervisor_id), taskId).toEqual([winners[0]!.id]);
+          expect(loser.snapshot.context.tasks.map((task) => task.id), taskId).not.toContain(taskId);
+          const outbox = await sql<{ n: string | number }>`
+            SELECT count(*) AS n FROM supervisor_outbox WHERE supervisor_id = ${loser.id} AND payload ->> 'taskId' = ${taskId}`.execute(database().db);
+          expect(Number(outbox.rows[0]?.n), taskId).toBe(0);
+        }
+      } finally {
+        await runtime.shutdown({ closeDatabase: false });
+      }
+    });
+
     it('a task id that cannot be a subject token is refused before anything happens', async () => {
       const runtime = createRuntime({ database: database(), heartbeatIntervalMs: 0 });
       try {

@@ -141,11 +141,13 @@ tasks AS (
   FROM jsonb_to_recordset(${param()}::jsonb)
     AS k(sid uuid, id text, description text, status text, progress integer, result text, error text, "finishedAt" timestamptz)
     JOIN up ON up.id = k.sid
-  ON CONFLICT (id) DO UPDATE SET
+  -- Only this supervisor's own row is updated: a task id another supervisor has is no conflict on (id, supervisor_id),
+  -- so its insert violates the primary key and the whole save fails (nothing written) instead of skipping the task.
+  ON CONFLICT (id, supervisor_id) DO UPDATE SET
     status = EXCLUDED.status, progress = EXCLUDED.progress, result = EXCLUDED.result, error = EXCLUDED.error,
     finished_at = EXCLUDED.finished_at, updated_at = now()
   -- A task that already finished (a worker may record it directly) never goes back to running.
-  WHERE t.supervisor_id = EXCLUDED.supervisor_id AND t.status IN ('pending', 'running')
+  WHERE t.status IN ('pending', 'running')
 )`
       : ''
   }${
