@@ -4,6 +4,7 @@ export * from './machines/index.js';
 export { buildRestorationContextMessage } from './machines/restoration-context.js';
 export { RESTORATION_GUARDS, validateStoredState } from './machines/restoration-guards.js';
 export { restorationMachine } from './machines/restoration-machine.js';
+export { checkStoredStates, type CheckOptions, type CheckReport, type CheckVerdict, type SupervisorCheck } from './runtime/check.js';
 export * from './persistence/index.js';
 export * from './transport/index.js';
 export * from './runtime/index.js';

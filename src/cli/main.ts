@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { SupervisorRuntimeError } from '../domain/errors.js';
 import type { CliCommand, CliIo } from './command.js';
 import { answerCommand } from './commands/answer.js';
+import { checkCommand } from './commands/check.js';
 import { daemonCommand } from './commands/daemon.js';
 import { demoCommand } from './commands/demo.js';
 import { migrateCommand } from './commands/migrate.js';
@@ -17,6 +18,7 @@ import { workerCommand } from './commands/worker.js';
 const commands: CliCommand[] = [
   demoCommand,
   migrateCommand,
+  checkCommand,
   daemonCommand,
   statusCommand,
   questionsCommand,

@@ -34,6 +34,7 @@ export {
   getSupervisorStatesForRestoration,
   getSupervisorsWithPendingQuestions,
   listRestorableSupervisorIds,
+  listSupervisorOwners,
   listSupervisors,
 } from './supervisors/read-supervisor-state.js';
 export { getTask, listOpenSupervisorTasks, listOpenTasksOfSupervisors, listSupervisorTasks, recordTaskOutcome, validateSpawnedTasks } from './supervisors/tasks.js';

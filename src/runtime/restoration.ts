@@ -124,6 +124,31 @@ export function validateRow(raw: SupervisorRestorationContext, taskRows: readonl
   return { outcome, snapshot };
 }
 
+/**
+ * Walk a supervisor's checkpoints from the newest back and return the first that validates (read only). An older
+ * checkpoint may name tasks that have finished since: their rows are read into `taskRows`, so they are not taken for lost.
+ */
+export async function newestValidCheckpoint(
+  db: RuntimeHost['database']['db'],
+  supervisorId: string,
+  taskRows: TaskRecord[],
+): Promise<{ checkpoint: CheckpointRecord; snapshot: SupervisorSnapshot; warnings: string[] } | null> {
+  let before: number | undefined;
+  for (;;) {
+    const page = await listCheckpoints(db, supervisorId, { limit: 25, ...(before !== undefined ? { beforeSeq: before } : {}) });
+    const known = new Set(taskRows.map((task) => task.id));
+    const unknown = [...new Set(page.flatMap((checkpoint) => snapshotTaskIds(checkpoint.snapshot)))].filter((id) => !known.has(id));
+    if (unknown.length > 0) taskRows.push(...(await validateSpawnedTasks(db, supervisorId, unknown)).existing);
+    for (const checkpoint of page) {
+      const candidate = candidateFromCheckpoint(supervisorId, checkpoint);
+      const outcome = validateStoredState(candidate, statusesAmong(taskRows, candidate.spawnedTaskIds), { fallbackAction: 'restore_from_checkpoint' });
+      if (outcome.snapshot) return { checkpoint, snapshot: outcome.snapshot, warnings: outcome.result.warnings };
+    }
+    if (page.length < 25) return null;
+    before = page[page.length - 1]?.seq;
+  }
+}
+
 interface Session {
   raw: SupervisorRestorationContext | null;
   snapshot: SupervisorSnapshot | null;
@@ -355,7 +380,7 @@ function isTransient(error: unknown): boolean {
  * pending ones that were answered (or withdrawn) meanwhile leave it, and running tasks the snapshot lacks are waited on again.
  * A supervisor in a waiting state then settles where its open work puts it.
  */
-async function reconcileOpenWork(
+export async function reconcileOpenWork(
   db: RuntimeHost['database']['db'],
   supervisorId: string,
   snapshot: SupervisorSnapshot,
@@ -413,7 +438,7 @@ async function interruptAndStop(host: RuntimeHost, supervisorId: string, session
 }
 
 /** What step 1 reads for one supervisor; restore-all reads it for a whole claimed batch in four queries. */
-interface Loaded {
+export interface Loaded {
   raw: SupervisorRestorationContext | null;
   taskRows: TaskRecord[];
   conversationStored: number;
@@ -421,7 +446,7 @@ interface Loaded {
 }
 
 /** Step 1 for many supervisors at once: the same four reads, each one query for the batch. */
-async function loadMany(db: RuntimeHost['database']['db'], supervisorIds: readonly string[]): Promise<Map<string, Loaded>> {
+export async function loadMany(db: RuntimeHost['database']['db'], supervisorIds: readonly string[]): Promise<Map<string, Loaded>> {
   const [rows, tasks, conversations, pending] = await Promise.all([
     getSupervisorStatesForRestoration(db, supervisorIds),
     listOpenTasksOfSupervisors(db, supervisorIds),
@@ -530,26 +555,12 @@ async function restoreOnce(
 
     findValidCheckpoint: step(async () => {
       const raw = need(session.raw, 'a row');
-      let before: number | undefined;
-      for (;;) {
-        const page = await listCheckpoints(db, supervisorId, { limit: 25, ...(before !== undefined ? { beforeSeq: before } : {}) });
-        // An older checkpoint may name tasks that have finished since: read their rows, so they are not taken for lost.
-        const known = new Set(session.taskRows.map((task) => task.id));
-        const unknown = [...new Set(page.flatMap((checkpoint) => snapshotTaskIds(checkpoint.snapshot)))].filter((id) => !known.has(id));
-        if (unknown.length > 0) session.taskRows.push(...(await validateSpawnedTasks(db, supervisorId, unknown)).existing);
-        for (const checkpoint of page) {
-          const candidate = candidateFromCheckpoint(supervisorId, checkpoint);
-          const outcome = validateStoredState(candidate, statusesAmong(session.taskRows, candidate.spawnedTaskIds), { fallbackAction: 'restore_from_checkpoint' });
-          if (outcome.snapshot) {
-            session.snapshot = outcome.snapshot;
-            session.step = raw.step;
-            return { checkpointSeq: checkpoint.seq, warnings: [`stored state invalid; restored from checkpoint ${checkpoint.seq} (${checkpoint.reason})`, ...outcome.result.warnings] };
-          }
-        }
-        if (page.length < 25) break;
-        before = page[page.length - 1]?.seq;
-      }
-      return { warnings: ['no valid checkpoint: starting fresh (the stored row is copied to supervisor_quarantine; checkpoints are kept)'] };
+      const found = await newestValidCheckpoint(db, supervisorId, session.taskRows);
+      if (!found) return { warnings: ['no valid checkpoint: starting fresh (the stored row is copied to supervisor_quarantine; checkpoints are kept)'] };
+      session.snapshot = found.snapshot;
+      session.step = raw.step;
+      const { checkpoint } = found;
+      return { checkpointSeq: checkpoint.seq, warnings: [`stored state invalid; restored from checkpoint ${checkpoint.seq} (${checkpoint.reason})`, ...found.warnings] };
     }),
 
     startFresh: step(async () => {

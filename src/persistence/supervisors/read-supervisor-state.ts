@@ -127,3 +127,26 @@ export async function listRestorableSupervisorIds(db: Executor): Promise<string[
   );
   return rows.map((row) => row.id);
 }
+
+/**
+ * Stored supervisors (finished ones too) with their state and owner: the given ids, or one page of all of them in id
+ * order after `after`.
+ */
+export async function listSupervisorOwners(
+  db: Executor,
+  options: { ids: readonly string[] } | { after?: string; limit: number },
+): Promise<Array<{ id: string; state: string; owner: string | null; epoch: number; ownerLive: boolean }>> {
+  if ('ids' in options && options.ids.length === 0) return [];
+  const rows = await withDatabaseErrors('listSupervisorOwners', undefined, () => {
+    let query = db
+      .selectFrom('supervisor_states as s')
+      .leftJoin('supervisor_daemons as d', 'd.id', 's.owner')
+      .select(['s.id', 's.owner', 's.epoch'])
+      .select(sql<string>`s.state::text`.as('state_text'))
+      .select(sql<boolean | null>`d.lease_expires_at > now() AND d.stopped_at IS NULL`.as('live'));
+    if ('ids' in options) return query.where('s.id', 'in', [...options.ids]).execute();
+    if (options.after !== undefined) query = query.where('s.id', '>', options.after);
+    return query.orderBy('s.id').limit(options.limit).execute();
+  });
+  return rows.map((row) => ({ id: row.id, state: row.state_text, owner: row.owner, epoch: Number(row.epoch), ownerLive: row.live === true }));
+}

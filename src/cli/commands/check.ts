@@ -1,0 +1,89 @@
+// `supervisor-runtime check [id…]`: the restoration dry-run. What restoring each stored supervisor would do now, read
+// straight from the database (like migrate) with this version's validation guards and snapshot migrations, changing
+// nothing: run it before a new version's daemons start.
+
+import type { CliCommand } from '../command.js';
+import { databaseSettings } from '../config.js';
+import { table, truncate } from '../format.js';
+import type { CheckReport, SupervisorCheck } from '../../runtime/check.js';
+
+const VERDICT_TEXT: Record<SupervisorCheck['verdict'], string> = {
+  restore: 'restore',
+  restore_from_checkpoint: 'from checkpoint',
+  start_fresh: 'START FRESH',
+  not_found: 'not found',
+};
+
+export function formatCheckReport(report: CheckReport): string {
+  if (report.checked === 0) return 'No supervisors are stored: nothing to check.\n';
+  let text = table(
+    ['ID', 'NAME', 'STATE', 'OWNER', 'RESTORE', 'NOTES'],
+    report.supervisors.map((entry) => [
+      entry.supervisorId,
+      truncate(entry.name ?? '-', 30),
+      `${entry.state ?? '-'}${entry.finished ? ' (finished)' : ''}`,
+      entry.owner ? `${truncate(entry.owner, 24)} (${entry.ownerLive ? 'running' : 'lease ended'})` : '-',
+      entry.verdict === 'restore_from_checkpoint' ? `from checkpoint #${entry.checkpointSeq ?? '?'}` : VERDICT_TEXT[entry.verdict],
+      entry.errors.length + entry.warnings.length === 0 ? '' : `${entry.errors.length} error(s), ${entry.warnings.length} warning(s)`,
+    ]),
+  );
+  for (const entry of report.supervisors) {
+    if (entry.errors.length + entry.warnings.length === 0) continue;
+    text += `\n${entry.supervisorId}:\n`;
+    for (const error of entry.errors) text += `  error: ${error}\n`;
+    for (const warning of entry.warnings) text += `  warning: ${warning}\n`;
+  }
+  const attention = report.fromCheckpoint + report.startFresh + report.notFound;
+  text +=
+    `\n${report.checked} checked: ${report.restore} restore as stored, ${report.fromCheckpoint} from a checkpoint, ` +
+    `${report.startFresh} would start fresh, ${report.notFound} not found.\n`;
+  if (attention > 0) text += 'Nothing was changed. A supervisor whose stored state does not validate is restored as shown above when a daemon claims it (or on `supervisor-runtime resume <id>`).\n';
+  return text;
+}
+
+export const checkCommand: CliCommand = {
+  name: 'check',
+  summary: 'dry-run the restoration of stored supervisors: what restoring each would do, changing nothing',
+  help: `Usage: supervisor-runtime check [id...] [--json] [--database-url URL] [--data-dir DIR]
+
+For every stored supervisor (or the ids given), runs this version's restoration guards and
+snapshot migrations over its stored row, walks back through its checkpoints when the row is
+invalid, and reconciles its open work with the question and task tables, as a restore would,
+without claiming or writing anything. It prints the verdict (restore / from checkpoint #N /
+start fresh / not found) with every error and warning. Exit code 0 when every supervisor
+would restore as stored, 1 when any would not (or is not found), so a deploy can gate on it.
+  --json              the report as JSON
+  --database-url URL  Postgres to read (default: $DATABASE_URL; unset = embedded PGlite)
+  --data-dir DIR      PGlite data folder (default: $SUPERVISOR_RUNTIME_DATA or ./.supervisor-runtime);
+                      a running daemon holds it: stop the daemon first`,
+  options: {
+    json: { type: 'boolean' },
+    'database-url': { type: 'string' },
+    'data-dir': { type: 'string' },
+  },
+  positionals: true,
+  async run({ values, positionals }, io) {
+    const settings = databaseSettings(io.env, { databaseUrl: values['database-url'] as string | undefined, dataDir: values['data-dir'] as string | undefined });
+    const [{ openDatabase }, { migrationStatus }, { checkStoredStates }] = await Promise.all([
+      import('../../persistence/database.js'),
+      import('../../persistence/migrator.js'),
+      import('../../runtime/check.js'),
+    ]);
+    const database = await openDatabase(settings);
+    try {
+      const pending = (await migrationStatus(database)).filter((migration) => !migration.appliedAt);
+      if (pending.length > 0) {
+        io.err(
+          `${database.description} lacks ${pending.length} migration(s) this version needs (${pending.map((migration) => migration.name).join(', ')}): ` +
+            'run `supervisor-runtime migrate` first, then check again.\n',
+        );
+        return 1;
+      }
+      const report = await checkStoredStates(database.db, positionals.length > 0 ? { supervisorIds: positionals } : {});
+      io.out(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatCheckReport(report));
+      return report.fromCheckpoint + report.startFresh + report.notFound > 0 ? 1 : 0;
+    } finally {
+      await database.close();
+    }
+  },
+};
