@@ -1,7 +1,9 @@
 // The restoration protocol's validation guards: small named pure checks over a stored row (or checkpoint) and the
 // tasks that exist, producing a StateValidationResult. No database here: the caller hands in what it read.
 
+import { checkPendingQuestion } from '../domain/pending-question.js';
 import type { StateValidationResult } from '../domain/restoration.js';
+import { isTaskStatus } from '../domain/spawned-task.js';
 import { isSupervisorState, SUPERVISOR_STATES } from '../domain/supervisor-state.js';
 import { migrateSnapshot, SNAPSHOT_MIGRATIONS, type SnapshotMigration } from './snapshot-migrations.js';
 import { supervisorMachine, type SupervisorSnapshot } from './supervisor-machine.js';
@@ -42,18 +44,35 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** Counters are written into integer columns: 2^31 and above cannot be stored. */
+const MAX_COUNTER = 2 ** 31 - 1;
+
 function contextProblems(context: unknown, supervisorId: string): string[] {
   if (!isRecord(context)) return ['snapshot context is not an object'];
   const problems: string[] = [];
   if (context.supervisorId !== supervisorId) problems.push(`snapshot belongs to supervisor ${String(context.supervisorId)}, not ${supervisorId}`);
   for (const key of ['name', 'phase', 'createdAt'] as const) if (typeof context[key] !== 'string') problems.push(`snapshot context.${key} is not a string`);
   for (const key of ['tasks', 'pendingQuestions'] as const) if (!Array.isArray(context[key])) problems.push(`snapshot context.${key} is not a list`);
-  for (const key of ['progress', 'conversationLength', 'restorationCount', 'answeredQuestionCount', 'completedTaskCount', 'failedTaskCount'] as const) if (!Number.isInteger(context[key])) problems.push(`snapshot context.${key} is not an integer`);
-  if (Array.isArray(context.tasks) && !context.tasks.every((task) => isRecord(task) && typeof task.id === 'string' && typeof task.status === 'string')) {
-    problems.push('snapshot context.tasks has an entry without id and status');
+  if (!Number.isInteger(context.progress)) problems.push('snapshot context.progress is not an integer');
+  // Counters the save path writes into integer columns (or adds to): a value it could never write fails here, so the
+  // walk moves on to a checkpoint that can be restored instead of the restore failing at its save point.
+  for (const key of ['conversationLength', 'restorationCount', 'answeredQuestionCount', 'completedTaskCount', 'failedTaskCount'] as const) {
+    const value = context[key];
+    if (!Number.isInteger(value)) problems.push(`snapshot context.${key} is not an integer`);
+    else if ((value as number) < 0 || (value as number) >= MAX_COUNTER) problems.push(`snapshot context.${key} ${String(value)} is outside 0–${MAX_COUNTER - 1}`);
   }
-  if (Array.isArray(context.pendingQuestions) && !context.pendingQuestions.every((q) => isRecord(q) && typeof q.id === 'string' && typeof q.question === 'string')) {
-    problems.push('snapshot context.pendingQuestions has an entry without id and question');
+  if (Array.isArray(context.tasks)) {
+    context.tasks.forEach((task, index) => {
+      const where = `snapshot context.tasks[${index}]`;
+      if (!isRecord(task) || typeof task.id !== 'string' || task.id.length === 0 || typeof task.status !== 'string') problems.push(`${where} has no id and status`);
+      else if (!isTaskStatus(task.status)) problems.push(`${where}.status ${JSON.stringify(task.status)} is not running, completed or failed`);
+      else if (!Number.isInteger(task.progress) || (task.progress as number) < 0 || (task.progress as number) > 100) problems.push(`${where}.progress is not a whole number from 0 to 100`);
+      else if (typeof task.description !== 'string') problems.push(`${where}.description is not a string`);
+    });
+  }
+  // The same checks the save path makes of every pending question (a snapshot it would refuse cannot be restored).
+  if (Array.isArray(context.pendingQuestions)) {
+    context.pendingQuestions.forEach((question, index) => problems.push(...checkPendingQuestion(question, `snapshot context.pendingQuestions[${index}]`)));
   }
   return problems;
 }

@@ -208,6 +208,10 @@ for (const target of await databaseTargets()) {
         ['the machine version is not supported', (id) => sql`UPDATE supervisor_states SET machine_version = 99 WHERE id = ${id}`],
         ['the snapshot state differs from the row state', (id) => sql`UPDATE supervisor_states SET state = 'working' WHERE id = ${id}`],
         ['progress is outside 0–100', (id) => corruptSnapshot(id, sql`jsonb_set(c.snapshot, '{context,progress}', '150')`), 'snapshot'],
+        // Shapes the save path refuses: restoring them would fail at the RESTORED save point (and so would interrupting them).
+        ['a pending question has choices that are no list', (id) => corruptSnapshot(id, sql`jsonb_set(c.snapshot, '{context,pendingQuestions,0,choices}', '5')`), 'snapshot'],
+        ['a counter does not fit its integer column', (id) => corruptSnapshot(id, sql`jsonb_set(c.snapshot, '{context,conversationLength}', '100000000000')`), 'snapshot'],
+        ['a task has progress outside 0–100', (id) => corruptSnapshot(id, sql`jsonb_set(c.snapshot, '{context,tasks,0,progress}', '500')`), 'snapshot'],
         [
           'waiting_for_user has no pending question',
           (id) => [sql`UPDATE supervisor_states SET pending_questions = '[]' WHERE id = ${id}`, corruptSnapshot(id, sql`jsonb_set(c.snapshot, '{context,pendingQuestions}', '[]')`)],
