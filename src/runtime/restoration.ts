@@ -654,7 +654,8 @@ async function restoreOnce(
     resumeSupervisor: step(async (context) => {
       const supervisor = need(session.supervisor, 'a supervisor');
       if (supervisor.state === 'interrupted') await supervisor.send({ type: 'RESUME', at: at() });
-      else if (supervisor.state === 'initializing') await supervisor.send({ type: 'START', at: at() });
+      // Also after RESUME: a supervisor interrupted before it started resumes into initializing.
+      if (supervisor.state === 'initializing') await supervisor.send({ type: 'START', at: at() });
       // Timers re-armed once, from the stored heartbeat: the next beat keeps its remaining time.
       supervisor.startHeartbeat();
       await redispatchRunningTasks(host, supervisor, session.tasks);

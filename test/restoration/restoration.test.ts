@@ -357,18 +357,20 @@ for (const target of await databaseTargets()) {
       const first = runtimeOn(database());
       const good = await first.spawn({ name: 'good' });
       const bad = await first.spawn({ name: 'bad' });
+      // One that never started: interrupted from initializing, it must still start once resumed.
+      const unstarted = await first.spawn({ name: 'unstarted', start: false });
       await crash(first);
-      // The database refuses the bad supervisor's restoration save point (an injected failure, as a broken disk would).
+      // The database refuses the bad supervisors' restoration save points (an injected failure, as a broken disk would).
       await sql`CREATE FUNCTION refuse_restoration() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-          IF NEW.reason = 'restored' AND NEW.supervisor_id = ${sql.lit(bad.id)}::uuid THEN RAISE EXCEPTION 'injected: checkpoint storage failed'; END IF;
+          IF NEW.reason = 'restored' AND NEW.supervisor_id IN (${sql.lit(bad.id)}::uuid, ${sql.lit(unstarted.id)}::uuid) THEN RAISE EXCEPTION 'injected: checkpoint storage failed'; END IF;
           RETURN NEW;
         END $$`.execute(db());
       await sql`CREATE TRIGGER refuse_restoration BEFORE INSERT ON supervisor_checkpoints FOR EACH ROW EXECUTE FUNCTION refuse_restoration()`.execute(db());
       const second = runtimeOn(database());
       const summary = await second.restoreAll();
       expect(summary.restored).toBe(1);
-      expect(summary.failed.map((failure) => failure.supervisorId)).toEqual([bad.id]);
+      expect(summary.failed.map((failure) => failure.supervisorId).sort()).toEqual([bad.id, unstarted.id].sort());
       expect(summary.failed[0]?.error).toMatch(/injected: checkpoint storage failed/);
       expect(second.get(good.id)?.state).toBe('idle');
       expect(second.get(bad.id)).toBeUndefined();
@@ -388,6 +390,10 @@ for (const target of await databaseTargets()) {
       expect(info.recoveryAction).toBe('restore');
       expect(info.restoredState).toBe('idle');
       expect((await getSupervisorState(db(), bad.id))?.errorMessage).toBeNull();
+      expect((await getSupervisorState(db(), unstarted.id))?.state).toBe('interrupted');
+      const resumed = await second.restore(unstarted.id, 'manual');
+      expect(resumed.restoredState).toBe('idle');
+      expect(second.get(unstarted.id)?.state).toBe('idle');
       await second.shutdown({ closeDatabase: false });
     });
 
