@@ -11,6 +11,7 @@ import type { RestorationInfo, RestorationSource, SupervisorRestorationContext, 
 import { isTerminalState, type SupervisorState } from '../domain/supervisor-state.js';
 import { buildRestorationContextMessage } from '../machines/restoration-context.js';
 import { validateStoredState, type StoredStateCandidate, type TaskStatuses } from '../machines/restoration-guards.js';
+import { migrateSnapshot } from '../machines/snapshot-migrations.js';
 import { RESTORATION_STEP_NAMES, restorationMachine, type RestorationMachineContext, type RestorationOutput, type RestorationStepInput, type RestorationStepOutput } from '../machines/restoration-machine.js';
 import { runRestorationSteps, type RestorationStep, type RestorationStepName } from '../machines/restoration-runner.js';
 import { deriveWaitingState, supervisorMachine, type SupervisorSnapshot } from '../machines/supervisor-machine.js';
@@ -84,13 +85,17 @@ function candidateFromRow(raw: SupervisorRestorationContext): StoredStateCandida
 
 /** A checkpoint carries only a state and a snapshot: the snapshot's own fields stand in for the row's columns. */
 function candidateFromCheckpoint(supervisorId: string, checkpoint: CheckpointRecord): StoredStateCandidate {
-  const context = isRecord(checkpoint.snapshot) && isRecord(checkpoint.snapshot.context) ? checkpoint.snapshot.context : {};
+  // Read after migrating it: an older machine version's snapshot keeps finished tasks in its list, which the migrated
+  // context (the one validated) no longer has. One that does not migrate is validated as stored (and fails there).
+  const migrated = isRecord(checkpoint.snapshot) ? migrateSnapshot(checkpoint.snapshot, checkpoint.machineVersion) : null;
+  const snapshot = migrated?.ok ? migrated.snapshot : checkpoint.snapshot;
+  const context = isRecord(snapshot) && isRecord(snapshot.context) ? snapshot.context : {};
   return {
     supervisorId,
     state: checkpoint.state,
     progress: context.progress,
     errorMessage: typeof context.errorMessage === 'string' ? context.errorMessage : null,
-    spawnedTaskIds: snapshotTaskIds(checkpoint.snapshot),
+    spawnedTaskIds: snapshotTaskIds(snapshot),
     pendingQuestions: context.pendingQuestions,
     snapshot: checkpoint.snapshot,
     machineVersion: checkpoint.machineVersion,

@@ -297,6 +297,35 @@ for (const target of await databaseTargets()) {
       });
     });
 
+    it('the walk takes a checkpoint an older machine version wrote (finished tasks still listed in its context) once it migrates', async () => {
+      const first = runtimeOn(database());
+      const supervisor = await first.spawn({ name: 'v1' });
+      const { taskId } = await first.spawnTask(supervisor.id, { description: 'build' });
+      await first.reportTaskEvent(taskId, { type: 'completed', result: 'ok' });
+      await first.send(supervisor.id, { type: 'SET_PHASE', phase: 'execution' });
+      await crash(first);
+      const checkpoints = await listCheckpoints(db(), supervisor.id, { limit: 10 });
+      const completed = checkpoints.find((checkpoint) => checkpoint.reason === 'task_completed');
+      const current = checkpoints[0];
+      if (!completed || !current) throw new Error('expected a task_completed checkpoint and a newer one');
+      // The shape version 1 wrote: the finished task stays in context.tasks, answers are a list, no counters.
+      const at = new Date().toISOString();
+      const v1 = structuredClone(completed.snapshot) as { context: Record<string, unknown> };
+      v1.context.tasks = [{ id: taskId, description: 'build', status: 'completed', progress: 100, result: 'ok', error: null, spawnedAt: at, finishedAt: at }];
+      v1.context.answeredQuestions = [];
+      delete v1.context.answeredQuestionCount;
+      delete v1.context.completedTaskCount;
+      delete v1.context.failedTaskCount;
+      await sql`UPDATE supervisor_checkpoints SET snapshot = ${JSON.stringify(v1)}::jsonb, machine_version = 1 WHERE supervisor_id = ${supervisor.id} AND seq = ${completed.seq}`.execute(db());
+      await sql`UPDATE supervisor_checkpoints SET snapshot = '"garbage"'::jsonb WHERE supervisor_id = ${supervisor.id} AND seq = ${current.seq}`.execute(db());
+      const second = runtimeOn(database());
+      const info = await second.restore(supervisor.id, 'daemon_restart');
+      expect(info).toMatchObject({ recoveryAction: 'restore_from_checkpoint', checkpointSeq: completed.seq, restoredState: 'working', tasksReconciled: [] });
+      expect(info.warnings).toContain('snapshot migrated from machine version 1');
+      expect(second.get(supervisor.id)?.snapshot.context).toMatchObject({ tasks: [], completedTaskCount: 1 });
+      await second.shutdown({ closeDatabase: false });
+    });
+
     it('restore-all also examines a row corrupted into a finished state (column failed, no error, snapshot waiting for its human) and restores it from the newest valid checkpoint; rows that really finished are left alone', async () => {
       const first = runtimeOn(database());
       const busy = await busySupervisor(first);
