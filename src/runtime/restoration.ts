@@ -385,6 +385,9 @@ function isTransient(error: unknown): boolean {
  * pending ones that were answered (or withdrawn) meanwhile leave it, and running tasks the snapshot lacks are waited on again.
  * A supervisor in a waiting state then settles where its open work puts it.
  */
+/** States that take no answer: a pending question there is out of place. */
+const UNBLOCKED_STATES: ReadonlySet<string> = new Set(['initializing', 'idle', 'working', 'waiting_for_tasks']);
+
 export async function reconcileOpenWork(
   db: RuntimeHost['database']['db'],
   supervisorId: string,
@@ -408,7 +411,14 @@ export async function reconcileOpenWork(
   const running = taskRows
     .filter((row) => (row.status === 'running' || row.status === 'pending') && !snapshotTasks.has(row.id))
     .map((row) => ({ id: row.id, description: row.description, status: 'running' as const, progress: row.progress, result: null, error: null, spawnedAt: row.createdAt, finishedAt: null }));
-  if (answered.size === 0 && withdrawn.size === 0 && added.length === 0 && running.length === 0) return { snapshot, warnings };
+  if (answered.size === 0 && withdrawn.size === 0 && added.length === 0 && running.length === 0) {
+    // A pending question blocks: only waiting_for_user can take its answer (the machine never leaves one pending
+    // elsewhere, so a stored state that does was written outside it). It waits for its human again.
+    const value = String(snapshot.value);
+    if (context.pendingQuestions.length === 0 || !UNBLOCKED_STATES.has(value)) return { snapshot, warnings };
+    warnings.push(`state ${value} had ${context.pendingQuestions.length} pending question(s): waiting for the human again`);
+    return { snapshot: supervisorMachine.resolveState({ value: 'waiting_for_user', context }), warnings };
+  }
   for (const row of answered.values()) warnings.push(`question ${row.id} was answered after the restored state: applied its answer`);
   for (const row of withdrawn.values()) warnings.push(`question ${row.id} was withdrawn after the restored state: no longer pending`);
   for (const question of added) warnings.push(`question ${question.id} was asked after the restored state: pending again`);
@@ -419,8 +429,13 @@ export async function reconcileOpenWork(
     answeredQuestionCount: context.answeredQuestionCount + answered.size,
     tasks: [...context.tasks, ...running],
   };
-  const waiting = ['working', 'waiting_for_user', 'waiting_for_tasks'].includes(String(snapshot.value));
-  const value = waiting ? deriveWaitingState(next) : String(snapshot.value);
+  // A waiting state settles where its open work puts it; so does one that had not begun waiting (an older checkpoint
+  // from before the question or task the tables now bring back), or the supervisor could not take the answer.
+  const current = String(snapshot.value);
+  const waiting = ['working', 'waiting_for_user', 'waiting_for_tasks'].includes(current);
+  const begins = UNBLOCKED_STATES.has(current) && (added.length > 0 || running.length > 0);
+  let value = waiting || begins ? deriveWaitingState(next) : current;
+  if (UNBLOCKED_STATES.has(value) && next.pendingQuestions.length > 0) value = 'waiting_for_user';
   return { snapshot: supervisorMachine.resolveState({ value, context: next }), warnings };
 }
 

@@ -280,6 +280,41 @@ for (const target of await databaseTargets()) {
         await second.shutdown({ closeDatabase: false });
       });
 
+      it('a question asked after the idle checkpoint used is pending again, and the supervisor waits for its answer (and takes it)', async () => {
+        const first = runtimeOn(database());
+        const supervisor = await first.spawn({ name: 'idle fallback' });
+        const { questionId } = await first.askQuestion(supervisor.id, { question: 'Proceed?' });
+        await crash(first);
+        await corruptSnapshot(supervisor.id, sql`'"garbage"'::jsonb`).execute(db());
+        const second = runtimeOn(database());
+        const info = await second.restore(supervisor.id, 'daemon_restart');
+        expect(info.recoveryAction).toBe('restore_from_checkpoint');
+        expect(info.warnings).toContain(`question ${questionId} was asked after the restored state: pending again`);
+        expect(info.restoredState).toBe('waiting_for_user');
+        await second.answerQuestion(supervisor.id, questionId, 'yes');
+        expect(second.get(supervisor.id)?.state).toBe('working');
+        await second.shutdown({ closeDatabase: false });
+      });
+
+      it('a stored state that holds a pending question outside waiting_for_user waits for its human again, so the answer is taken', async () => {
+        const first = runtimeOn(database());
+        const supervisor = await first.spawn({ name: 'working with a question' });
+        await first.send(supervisor.id, { type: 'SET_ACTIVITY', activity: 'reading' });
+        const { questionId } = await first.askQuestion(supervisor.id, { question: 'Continue?' });
+        await crash(first);
+        // Written outside the machine: row and snapshot agree on working, the question still pending in both.
+        await sql`UPDATE supervisor_states SET state = 'working' WHERE id = ${supervisor.id}`.execute(db());
+        await corruptSnapshot(supervisor.id, sql`jsonb_set(c.snapshot, '{value}', '"working"')`).execute(db());
+        const second = runtimeOn(database());
+        const info = await second.restore(supervisor.id, 'daemon_restart');
+        expect(info).toMatchObject({ recoveryAction: 'restore', restoredState: 'waiting_for_user' });
+        expect(info.warnings).toContain('state working had 1 pending question(s): waiting for the human again');
+        expect(info.questionsRedelivered.map((question) => question.id)).toEqual([questionId]);
+        await second.answerQuestion(supervisor.id, questionId, 'yes');
+        expect(second.get(supervisor.id)?.state).toBe('working');
+        await second.shutdown({ closeDatabase: false });
+      });
+
       it('when waiting_for_tasks has no running task, an older checkpoint that passes is used', async () => {
         const first = runtimeOn(database());
         const supervisor = await first.spawn({ name: 'tasks' });
