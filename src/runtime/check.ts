@@ -117,7 +117,7 @@ async function checkBatch(db: Executor, ids: readonly string[], owners: Readonly
         snapshot = found.snapshot;
       } else {
         entry.verdict = 'start_fresh';
-        entry.warnings.push('no valid checkpoint: would start fresh (the stored row is copied to supervisor_quarantine; checkpoints are kept)');
+        entry.warnings.push('no valid checkpoint: would start fresh (the stored row is copied to supervisor_quarantine, its pending questions withdrawn and unfinished tasks failed; checkpoints are kept)');
       }
     }
     if (snapshot) {

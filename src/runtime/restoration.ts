@@ -576,7 +576,7 @@ async function restoreOnce(
     findValidCheckpoint: step(async () => {
       const raw = need(session.raw, 'a row');
       const found = await newestValidCheckpoint(db, supervisorId, session.taskRows);
-      if (!found) return { warnings: ['no valid checkpoint: starting fresh (the stored row is copied to supervisor_quarantine; checkpoints are kept)'] };
+      if (!found) return { warnings: ['no valid checkpoint: starting fresh (the stored row is copied to supervisor_quarantine, its pending questions withdrawn and unfinished tasks failed; checkpoints are kept)'] };
       session.snapshot = found.snapshot;
       session.step = raw.step;
       const { checkpoint } = found;
@@ -585,7 +585,8 @@ async function restoreOnce(
 
     startFresh: step(async () => {
       const raw = session.raw;
-      if (raw) await quarantineSupervisorRow(db, supervisorId, 'no valid state or checkpoint at restoration');
+      // The old life's open work is closed with it: its pending questions withdrawn, its unfinished tasks failed.
+      if (raw) await quarantineSupervisorRow(db, supervisorId, 'no valid state or checkpoint at restoration: the supervisor started fresh', { owner: host.daemonId, epoch: claim.epoch });
       const conversationLength = session.conversationStored;
       const [initial] = initialTransition(supervisorMachine, { supervisorId, name: raw?.name ?? `supervisor-${supervisorId.slice(0, 8)}`, ...(raw?.phase ? { phase: raw.phase } : {}), createdAt: at() });
       // Earlier conversation entries stay; the fresh supervisor appends after them.

@@ -401,7 +401,18 @@ for (const target of await databaseTargets()) {
       // The fresh supervisor continues the conversation after the old entries instead of colliding with them.
       const conversation = await getConversation(db(), busy.id);
       expect(conversation.map((entry) => entry.seq)).toEqual(conversation.map((_, index) => index));
-      await second.shutdown({ closeDatabase: false });
+      // The old life's open work ended with it: its questions are withdrawn and its tasks failed, with the reason...
+      const questions = await second.questions(busy.id);
+      expect(questions.map((question) => [question.id, question.withdrawnReason]).sort()).toEqual([...busy.questions].sort().map((id) => [id, expect.stringMatching(/started fresh/)]));
+      const tasks = await second.tasks(busy.id);
+      expect(tasks.map((task) => [task.id, task.status, task.error]).sort()).toEqual([...busy.tasks].sort().map((id) => [id, 'failed', expect.stringMatching(/started fresh/)]));
+      // ...so the next restart does not hand them to the fresh supervisor as work it left open.
+      await crash(second);
+      const third = runtimeOn(database());
+      const again = await third.restore(busy.id, 'daemon_restart');
+      expect(again).toMatchObject({ recoveryAction: 'restore', restoredState: 'idle', questionsRedelivered: [], tasksResumed: [], warnings: [] });
+      expect(third.get(busy.id)?.snapshot.context).toMatchObject({ pendingQuestions: [], tasks: [] });
+      await third.shutdown({ closeDatabase: false });
     });
 
     it('an id that was never stored is not found, and with startFreshIfMissing starts fresh with a warning, owned by this daemon', async () => {
