@@ -9,7 +9,7 @@ import { errorText } from '../domain/errors.js';
 import type { RestorationSource } from '../domain/restoration.js';
 import { processAlive } from '../persistence/data-folder-lock.js';
 import type { Database } from '../persistence/database.js';
-import { claimContradictoryFinished, claimSupervisors, disownPreviousIncarnation, findLostOwnership, type ClaimedSupervisor } from '../persistence/ownership/claims.js';
+import { claimContradictoryFinished, claimSupervisors, disownPreviousIncarnation, findLostOwnership, listOwnedUnfinished, type ClaimedSupervisor } from '../persistence/ownership/claims.js';
 import { DaemonIdInUseError } from '../persistence/ownership/errors.js';
 import {
   advertiseMembership,
@@ -115,7 +115,13 @@ export function processIdentity(): ProcessIdentity {
   return { host: HOST_IDENTITY, pid: process.pid, processToken: PROCESS_TOKEN };
 }
 
-export function createLeaseKeeper(host: LeaseKeeperHost, initialSettings: LeaseSettings): LeaseKeeper {
+/** What a test may put in place of the claim statement (to lose its reply after it committed, say). */
+export interface LeaseKeeperInternals {
+  claim?: typeof claimSupervisors;
+}
+
+export function createLeaseKeeper(host: LeaseKeeperHost, initialSettings: LeaseSettings, internals: LeaseKeeperInternals = {}): LeaseKeeper {
+  const claimStatement = internals.claim ?? claimSupervisors;
   const settings = { ...initialSettings };
   const db = host.database.db;
   const logger = host.logger.child({ component: 'leases' });
@@ -130,6 +136,11 @@ export function createLeaseKeeper(host: LeaseKeeperHost, initialSettings: LeaseS
   let stopped = false;
   let released = false;
   let failuresInARow = 0;
+  /**
+   * A claim statement failed: it may have committed all the same (its reply lost), leaving supervisors owned here
+   * that no batch reached. The next round looks for them.
+   */
+  let lookForUnclaimedOwn = false;
   /** Renewals that still look for supervisors claimed away after a lapse. */
   let checksLeft = 0;
   const stats: LeaseStats = { daemonId: host.daemonId, joined: false, leaseExpiresAt: null, renewals: 0, renewalFailures: 0, lapses: 0, claimed: 0, lost: 0 };
@@ -199,7 +210,14 @@ export function createLeaseKeeper(host: LeaseKeeperHost, initialSettings: LeaseS
     const claimNext = async () => {
       const current = membership;
       if (!current || stopped) return null;
-      const claims = (await claim(db, { daemonId: host.daemonId, limit: batchSize })).map((claimed) => ({ claim: claimed, source: sourceFor(claimed, current) }));
+      let claimed: ClaimedSupervisor[];
+      try {
+        claimed = await claim(db, { daemonId: host.daemonId, limit: batchSize });
+      } catch (error) {
+        lookForUnclaimedOwn = true;
+        throw error;
+      }
+      const claims = claimed.map((entry) => ({ claim: entry, source: sourceFor(entry, current) }));
       stats.claimed += claims.length;
       return claims;
     };
@@ -299,7 +317,8 @@ export function createLeaseKeeper(host: LeaseKeeperHost, initialSettings: LeaseS
     if (!membership || stopped) return;
     try {
       await host.retryStranded();
-      await claimAndRestore(claimSupervisors, host.restoreClaimed, (claims) =>
+      if (lookForUnclaimedOwn) await restoreOwnedRunningNowhere();
+      await claimAndRestore(claimStatement, host.restoreClaimed, (claims) =>
         logger.info({ claimed: claims.length, from: [...new Set(claims.map((entry) => entry.claim.previousOwner))] }, 'claimed supervisors whose owner lease ended'),
       );
       if (Math.random() < 0.05) await pruneMemberships(db, 3_600_000);
@@ -309,6 +328,17 @@ export function createLeaseKeeper(host: LeaseKeeperHost, initialSettings: LeaseS
     } catch (error) {
       logger.warn({ err: errorText(error) }, 'claim round failed; retrying next round');
     }
+  }
+
+  /** After a failed claim: unfinished supervisors this daemon owns and runs nowhere are restored at their epoch. */
+  async function restoreOwnedRunningNowhere(): Promise<void> {
+    const owned = await listOwnedUnfinished(db, host.daemonId);
+    lookForUnclaimedOwn = false;
+    const held = new Set(host.held().map((entry) => entry.supervisorId));
+    const orphans = owned.filter((entry) => !held.has(entry.supervisorId));
+    if (orphans.length === 0) return;
+    logger.warn({ supervisors: orphans.length }, 'a claim failed after it may have committed: restoring the supervisors it left owned here and running nowhere');
+    await host.restoreClaimed(orphans.map((entry) => ({ claim: { supervisorId: entry.supervisorId, epoch: entry.epoch, previousOwner: null, previousLeaseEndedAt: null }, source: 'daemon_restart' as const })));
   }
 
   function schedule(delayMs: number): void {
@@ -339,7 +369,7 @@ export function createLeaseKeeper(host: LeaseKeeperHost, initialSettings: LeaseS
     },
 
     async claimAtStartup(restore) {
-      await claimAndRestore(claimSupervisors, restore, () => undefined, settings.startupClaimBatchSize);
+      await claimAndRestore(claimStatement, restore, () => undefined, settings.startupClaimBatchSize);
       // Rows corrupted into a finished state are examined too (once, at start-up: this reads every finished row).
       await claimAndRestore(claimContradictoryFinished, restore, (claims) =>
         logger.warn({ supervisors: claims.length }, 'finished supervisors whose stored row contradicts itself: restoring them through validation'),

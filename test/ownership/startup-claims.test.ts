@@ -3,7 +3,8 @@
 // fails, so nothing is left owned here and running nowhere.
 
 import { describe, expect, it } from 'vitest';
-import type { ClaimedSupervisor } from '../../src/persistence/ownership/claims.js';
+import { DatabaseUnavailableError } from '../../src/domain/errors.js';
+import { claimSupervisors, type ClaimedSupervisor } from '../../src/persistence/ownership/claims.js';
 import { saveSupervisorStateFull } from '../../src/persistence/supervisor-repository.js';
 import { createLeaseKeeper, DEFAULT_LEASE_SETTINGS, type LeaseKeeper } from '../../src/runtime/lease-keeper.js';
 import { silentLogger } from '../../src/runtime/logger.js';
@@ -60,6 +61,48 @@ for (const target of await databaseTargets()) {
       expect(whileFirstRestored[0]?.owned).toBeGreaterThanOrEqual(4);
       expect(await ownedBy('claimer')).toEqual([...ids].sort());
       await keeper.release();
+    });
+
+    it('a claim round whose statement committed but whose reply was lost: the next round restores what it left owned here, each at its epoch', async () => {
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const input = fullSave();
+        await saveSupervisorStateFull(db(), input);
+        ids.push(input.supervisorId);
+      }
+      const handed: Array<{ supervisorId: string; epoch: number }> = [];
+      let lose = true;
+      const keeper = createLeaseKeeper(
+        {
+          database: database(),
+          logger: silentLogger,
+          daemonId: 'claimer',
+          held: () => [],
+          dropLost: async () => undefined,
+          restoreClaimed: async (claims) => void handed.push(...claims.map((entry) => ({ supervisorId: entry.claim.supervisorId, epoch: entry.claim.epoch }))),
+          retryStranded: async () => undefined,
+        },
+        { ...DEFAULT_LEASE_SETTINGS, renewIntervalMs: 50, url: null },
+        {
+          // The real statement commits; its caller hears the connection die, as after a reset between COMMIT and reply.
+          claim: async (...args: Parameters<typeof claimSupervisors>) => {
+            const claimed = await claimSupervisors(...args);
+            if (lose && claimed.length > 0) {
+              lose = false;
+              throw new DatabaseUnavailableError('claimSupervisors', undefined, new Error('Connection terminated unexpectedly'), 'unknown');
+            }
+            return claimed;
+          },
+        },
+      );
+      await keeper.join();
+      keeper.startRounds();
+      for (let attempt = 0; attempt < 1_000 && handed.length < ids.length; attempt++) await new Promise((resolve) => setTimeout(resolve, 10));
+      await keeper.release();
+      expect(lose).toBe(false);
+      expect(handed.map((entry) => entry.supervisorId).sort()).toEqual([...ids].sort());
+      const rows = await db().selectFrom('supervisor_states').select(['id', 'epoch']).where('id', 'in', ids).execute();
+      expect(new Map(handed.map((entry) => [entry.supervisorId, entry.epoch]))).toEqual(new Map(rows.map((row) => [row.id, Number(row.epoch)])));
     });
 
     it('a restore that fails still gets the batch claimed meanwhile restored, and claims nothing more', async () => {

@@ -134,6 +134,15 @@ export async function findLostOwnership(db: Executor, daemonId: string, held: Re
   });
 }
 
+/** Unfinished supervisors `daemonId` owns, with their epochs (after a claim whose outcome is unknown). */
+export async function listOwnedUnfinished(db: Executor, daemonId: string): Promise<Array<{ supervisorId: string; epoch: number }>> {
+  return withDatabaseErrors('listOwnedUnfinished', undefined, async () => {
+    const result = await sql<{ id: string; epoch: string | number }>`
+      SELECT id, epoch FROM supervisor_states WHERE owner = ${daemonId} AND state NOT IN ('completed', 'failed')`.execute(db);
+    return result.rows.map((row) => ({ supervisorId: row.id, epoch: Number(row.epoch) }));
+  });
+}
+
 /**
  * An edit outside any daemon takes a supervisor away from an owner whose lease has ended: owner cleared and epoch
  * bumped, so that daemon (perhaps only paused, and still running its copy) is fenced out of every later write, its
