@@ -113,7 +113,21 @@ const gate = serverGate('nats-server binary', natsServerBinary() !== null, 'inst
     expect(asked.size).toBe(1_000);
 
     const answered = () => supervisors.reduce((sum, supervisor) => sum + supervisor.snapshot.context.answeredQuestionCount, 0);
-    await eventually(() => `every answer to be applied (${answered()} so far)`, () => (answered() === 1_000 ? true : undefined), 25_000, 100);
+    // On a loaded machine the backlog drains slowly: wait as long as answers keep being applied, fail once none is for 25 s.
+    let applied = -1;
+    let progressAt = Date.now();
+    await eventually(
+      () => `every answer to be applied (${answered()} so far)`,
+      () => {
+        const now = answered();
+        if (now === 1_000) return true;
+        if (now !== applied) [applied, progressAt] = [now, Date.now()];
+        if (Date.now() - progressAt > 25_000) throw new Error(`no answer was applied for 25 s: ${now} of 1,000`);
+        return undefined;
+      },
+      150_000,
+      100,
+    );
 
     // Supervisor side: each question answered exactly once, nothing left pending.
     const stored = await Promise.all(supervisors.map((supervisor) => runtime.questions(supervisor.id, { answered: true })));
@@ -134,5 +148,5 @@ const gate = serverGate('nats-server binary', natsServerBinary() !== null, 'inst
     expect(audit.received).toHaveLength(1_000);
     expect([...perQuestion.values()].every((count) => count === 1)).toBe(true);
     expect(await countUnsentOutbox(database().db)).toBe(0);
-  }, 40_000);
+  }, 240_000);
 });
