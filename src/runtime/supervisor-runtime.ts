@@ -41,6 +41,7 @@ import { QuestionAlreadyAnsweredError, RuntimeStoppedError, SaveFailedError, Sup
 import type { InboundConsumerStats } from './inbound-consumers.js';
 import type { InboxApplier } from './inbox-applier.js';
 import { createRuntimeInspector, type InspectOption } from './inspection.js';
+import { checkStoredStates, type CheckOptions, type CheckReport } from './check.js';
 import { createLeaseKeeper, DEFAULT_LEASE_SETTINGS, type LeaseSettings, type LeaseStats } from './lease-keeper.js';
 import { silentLogger, type Logger } from './logger.js';
 import { startMessaging, type Messaging, type MessagingOptions } from './messaging.js';
@@ -180,6 +181,8 @@ export interface SupervisorRuntime {
   deadLetters(options?: { limit?: number }): Promise<{ deadLetters: DeadLetter[]; total: number }>;
   /** The newest restore-all (what the daemon claimed and restored at start), if any. */
   lastRestoreAll(): RestoreAllSummary | undefined;
+  /** The restoration dry-run over the stored supervisors (or the ids given): what a restore would do, changing nothing. */
+  check(options?: CheckOptions): Promise<CheckReport>;
   /** Every daemon the database knows, live ones first, with the supervisors each owns. */
   daemons(): Promise<MembershipView[]>;
   stats(): RuntimeStats;
@@ -769,6 +772,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     },
 
     lastRestoreAll: () => lastSummary,
+    check: (checkOptions) => checkStoredStates(database.db, checkOptions),
 
     pruneCheckpoints: () => pruner.prune(),
 

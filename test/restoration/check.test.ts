@@ -3,9 +3,11 @@ import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import type { Database } from '../../src/persistence/database.js';
 import { listCheckpoints, recordTaskOutcome } from '../../src/persistence/supervisor-repository.js';
-import { checkStoredStates } from '../../src/runtime/check.js';
+import { createApiServer } from '../../src/api/server.js';
+import { checkStoredStates, type CheckReport } from '../../src/runtime/check.js';
 import { createRuntime, type SupervisorRuntime } from '../../src/runtime/supervisor-runtime.js';
 import { databaseTargets, useIsolatedDatabase } from '../helpers/databases.js';
+import { runCliHere } from '../helpers/processes.js';
 
 function runtimeOn(database: Database): SupervisorRuntime {
   return createRuntime({ database, heartbeatIntervalMs: 0 });
@@ -89,6 +91,37 @@ for (const target of await databaseTargets()) {
       expect(restoredValid?.warnings).toContain(`question ${valid.questions[0]} was answered after the restored state: applied its answer`);
       expect(restoredValid?.tasksReconciled.find((task) => task.taskId === valid.tasks[0])?.action).toBe('applied_completion');
       await second.shutdown({ closeDatabase: false });
+    });
+
+    it('a running daemon answers the same check over HTTP (all, or one), and `check --url` prints it and exits 1 while one would not restore as stored', async () => {
+      const runtime = runtimeOn(database());
+      const app = await createApiServer(runtime);
+      try {
+        const good = await runtime.spawn({ name: 'good' });
+        const bad = await runtime.spawn({ name: 'bad' });
+        await sql`UPDATE supervisor_states SET spawned_task_ids = array_append(spawned_task_ids, 'ghost') WHERE id = ${bad.id}`.execute(db());
+        const all = await app.inject({ method: 'GET', url: '/check' });
+        expect(all.statusCode).toBe(200);
+        const report = all.json<CheckReport>();
+        expect(report).toMatchObject({ checked: 2, restore: 1, fromCheckpoint: 1 });
+        // Both run on this daemon right now: the verdicts are what a takeover would do.
+        expect(report.supervisors.every((entry) => entry.ownerLive && entry.owner === runtime.daemonId)).toBe(true);
+        const one = await app.inject({ method: 'GET', url: `/supervisors/${good.id}/check` });
+        expect(one.json<CheckReport>()).toMatchObject({ checked: 1, restore: 1, supervisors: [{ supervisorId: good.id, verdict: 'restore' }] });
+        expect((await app.inject({ method: 'GET', url: '/supervisors/not-a-uuid/check' })).statusCode).toBe(400);
+
+        const url = await app.listen({ host: '127.0.0.1', port: 0 });
+        const printed = await runCliHere(['check', '--url', url]);
+        expect(printed.stderr).toBe('');
+        expect(printed.code).toBe(1);
+        expect(printed.stdout).toMatch(new RegExp(`${bad.id}  bad .* \\(running\\)  from checkpoint #\\d+`));
+        const justGood = await runCliHere(['check', '--url', url, good.id, '--json']);
+        expect(justGood.code).toBe(0);
+        expect(JSON.parse(justGood.stdout)).toMatchObject({ checked: 1, restore: 1 });
+      } finally {
+        await app.close();
+        await runtime.shutdown({ closeDatabase: false });
+      }
     });
 
     it('checks the ids given, in their order, in any case; ids stored nowhere or no UUID at all are not found', async () => {

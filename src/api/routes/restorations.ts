@@ -2,6 +2,7 @@
 
 import type { FastifyInstance } from 'fastify';
 import type { RestorationInfo } from '../../domain/restoration.js';
+import type { CheckReport } from '../../runtime/check.js';
 import type { RestoreAllSummary } from '../../runtime/restoration.js';
 import type { SupervisorRuntime } from '../../runtime/supervisor-runtime.js';
 import { RequestValidationError } from '../errors.js';
@@ -24,6 +25,12 @@ export function registerRestorationRoutes(app: FastifyInstance, runtime: Supervi
   // its RestorationInfo. 404 for an unknown id unless {"startFreshIfMissing": true}; 409 while another live daemon owns it.
   app.post<{ Params: SupervisorIdParams; Reply: RestorationInfo }>('/supervisors/:id/resume', { schema: { params: supervisorIdParams } }, async (request) =>
     runtime.resume(request.params.id, resumeOptions(request.body)),
+  );
+
+  // The restoration dry-run: what restoring every stored supervisor (or one) would do now, with this daemon's guards.
+  app.get<{ Reply: CheckReport }>('/check', async () => runtime.check());
+  app.get<{ Params: SupervisorIdParams; Reply: CheckReport }>('/supervisors/:id/check', { schema: { params: supervisorIdParams } }, async (request) =>
+    runtime.check({ supervisorIds: [request.params.id] }),
   );
 
   app.get<{ Reply: RestoreAllSummary }>('/restorations', async () => runtime.lastRestoreAll() ?? { total: 0, restored: 0, fromCheckpoint: 0, startedFresh: 0, failed: [], durationMs: 0, results: [] });

@@ -2,10 +2,11 @@
 // straight from the database (like migrate) with this version's validation guards and snapshot migrations, changing
 // nothing: run it before a new version's daemons start.
 
-import type { CliCommand } from '../command.js';
+import type { CliCommand, CliIo } from '../command.js';
 import { databaseSettings } from '../config.js';
 import { table, truncate } from '../format.js';
 import type { CheckReport, SupervisorCheck } from '../../runtime/check.js';
+import { clientOptions, daemonClientFor } from './http-client.js';
 
 const VERDICT_TEXT: Record<SupervisorCheck['verdict'], string> = {
   restore: 'restore',
@@ -41,6 +42,24 @@ export function formatCheckReport(report: CheckReport): string {
   return text;
 }
 
+function mergeReports(reports: CheckReport[]): CheckReport {
+  const merged: CheckReport = { checked: 0, restore: 0, fromCheckpoint: 0, startFresh: 0, notFound: 0, supervisors: [] };
+  for (const report of reports) {
+    merged.checked += report.checked;
+    merged.restore += report.restore;
+    merged.fromCheckpoint += report.fromCheckpoint;
+    merged.startFresh += report.startFresh;
+    merged.notFound += report.notFound;
+    merged.supervisors.push(...report.supervisors);
+  }
+  return merged;
+}
+
+function printReport(report: CheckReport, values: Record<string, unknown>, io: CliIo): number {
+  io.out(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatCheckReport(report));
+  return report.fromCheckpoint + report.startFresh + report.notFound > 0 ? 1 : 0;
+}
+
 export const checkCommand: CliCommand = {
   name: 'check',
   summary: 'dry-run the restoration of stored supervisors: what restoring each would do, changing nothing',
@@ -55,14 +74,22 @@ would restore as stored, 1 when any would not (or is not found), so a deploy can
   --json              the report as JSON
   --database-url URL  Postgres to read (default: $DATABASE_URL; unset = embedded PGlite)
   --data-dir DIR      PGlite data folder (default: $SUPERVISOR_RUNTIME_DATA or ./.supervisor-runtime);
-                      a running daemon holds it: stop the daemon first`,
+                      a running daemon holds it: ask that daemon with --url instead
+  --url URL           ask the daemon at URL (GET /check) instead of reading the database here; it
+                      checks with its own version's guards`,
   options: {
+    ...clientOptions,
     json: { type: 'boolean' },
     'database-url': { type: 'string' },
     'data-dir': { type: 'string' },
   },
   positionals: true,
   async run({ values, positionals }, io) {
+    if (typeof values.url === 'string') {
+      const client = daemonClientFor(io, values);
+      const reports = positionals.length === 0 ? [await client.get<CheckReport>('/check')] : await Promise.all(positionals.map((id) => client.get<CheckReport>(`/supervisors/${encodeURIComponent(id)}/check`)));
+      return printReport(mergeReports(reports), values, io);
+    }
     const settings = databaseSettings(io.env, { databaseUrl: values['database-url'] as string | undefined, dataDir: values['data-dir'] as string | undefined });
     const [{ openDatabase }, { migrationStatus }, { checkStoredStates }] = await Promise.all([
       import('../../persistence/database.js'),
@@ -79,9 +106,7 @@ would restore as stored, 1 when any would not (or is not found), so a deploy can
         );
         return 1;
       }
-      const report = await checkStoredStates(database.db, positionals.length > 0 ? { supervisorIds: positionals } : {});
-      io.out(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatCheckReport(report));
-      return report.fromCheckpoint + report.startFresh + report.notFound > 0 ? 1 : 0;
+      return printReport(await checkStoredStates(database.db, positionals.length > 0 ? { supervisorIds: positionals } : {}), values, io);
     } finally {
       await database.close();
     }
