@@ -111,6 +111,7 @@ export interface SupervisorInboxTable {
   supervisor_id: string;
   kind: string;
   payload: Json;
+  /** `<subject>\n<Nats-Msg-Id>`, or `sha256:<hash of subject and body>` for a message published without an id. */
   msg_id: string;
   epoch: ColumnType<string | number | null, number | string | null | undefined, number | string | null>;
   received_by: string;

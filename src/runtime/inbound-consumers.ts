@@ -96,9 +96,14 @@ function containsNul(value: unknown): boolean {
   return false;
 }
 
-/** A stable id for a message published without one, so its redeliveries are still recorded once. */
+/**
+ * The inbox's dedup key. A publisher's id counts within its subject (JetStream too dedups only within a stream), so a
+ * front end's answer "1" never hides a worker's task event "1" or another supervisor's answer "1". A message published
+ * without an id gets a stable one from its subject and body, so its redeliveries are still recorded once (no subject
+ * contains a newline, so the two forms never meet).
+ */
 function messageId(message: InboundMessage): string {
-  if (message.msgId) return message.msgId;
+  if (message.msgId) return `${message.subject}\n${message.msgId}`;
   return `sha256:${createHash('sha256').update(message.subject).update('\n').update(message.data).digest('hex')}`;
 }
 

@@ -1,5 +1,5 @@
-// The inbox: an answer or task event is recorded by whichever daemon received it (deduped by message id) and applied
-// by the supervisor's owner, so a message never bounces between daemons.
+// The inbox: an answer or task event is recorded by whichever daemon received it (deduped by subject and message id)
+// and applied by the supervisor's owner, so a message never bounces between daemons.
 
 import { sql } from 'kysely';
 import { withDatabaseErrors } from '../database-errors.js';
