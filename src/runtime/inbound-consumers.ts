@@ -2,8 +2,9 @@
 // that insert committed. Any daemon may receive any message: it records it for the supervisor's owner (woken by a
 // database notification) and acks, so a message never bounces between daemons (see inbox-applier.ts for the owner side).
 //
-// Every message ends in exactly one of: recorded (ack), a repeat of a recorded message id (ack), malformed, poison or
-// unknown (term: it never could apply), or "not now" (nak with a delay: the database is down).
+// Every message ends in exactly one of: recorded (ack), recorded already refused (ack: its supervisor is finished), a
+// repeat of a recorded message id (ack), malformed, poison or unknown (term: it never could apply), or "not now" (nak
+// with a delay: the database is down).
 
 import { createHash } from 'node:crypto';
 import { DatabaseUnavailableError, InvalidSupervisorDataError, errorText } from '../domain/errors.js';
@@ -200,6 +201,13 @@ export async function startInboundConsumers(parts: InboundConsumerParts, options
         return;
       }
       counts[which].recorded += 1;
+      if (result.outcome === 'refused') {
+        // Finished supervisor: stamped refused as it was recorded (what its owner would do), nobody to wake.
+        counts[which].refused += 1;
+        logger.info({ ...details, supervisorId: result.supervisorId, reason: result.detail }, 'message for a finished supervisor recorded as refused; acked, nothing changed');
+        await settle(message, 'ack');
+        return;
+      }
       await settle(message, 'ack');
       if (result.owner === host.daemonId) parts.onRecordedForSelf();
     } catch (error) {

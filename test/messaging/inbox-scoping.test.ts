@@ -4,6 +4,7 @@
 
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
+import { pruneInbox } from '../../src/persistence/ownership/inbox.js';
 import type { MessagingOptions } from '../../src/runtime/messaging.js';
 import { answersSubject, taskEventsSubject } from '../../src/transport/subjects.js';
 import { bytes, eventually, messagingTargets, useMessagingEnvironment } from './messaging-harness.js';
@@ -42,6 +43,37 @@ for (const target of await messagingTargets()) {
       expect((await runtime.tasks(supervisor.id)).map((task) => task.status)).toEqual(['completed']);
       const keys = await sql<{ msg_id: string }>`SELECT msg_id FROM supervisor_inbox ORDER BY id`.execute(env.database().db);
       expect(keys.rows.map((row) => row.msg_id)).toEqual([`${answersSubject(supervisor.id, env.prefix())}\n1`, `${taskEventsSubject(taskId, env.prefix())}\n1`]);
+    });
+
+    it('a message for a finished supervisor whose owner is gone is recorded stamped refused (acked, counted, prunable)', async () => {
+      // d1 runs a supervisor with a running task; the supervisor fails and d1 goes away (a restart under the default id
+      // `<hostname>-<pid>` is a new daemon), so nobody ever claims the finished supervisor.
+      const d1 = await env.runtime({ daemonId: `d1-${env.prefix()}` });
+      const supervisor = await d1.spawn({ name: 'finished' });
+      const { taskId } = await d1.spawnTask(supervisor.id, { description: 'slow work' });
+      const { questionId } = await d1.askQuestion(supervisor.id, { question: 'Go?' });
+      await d1.send(supervisor.id, { type: 'FAIL', error: 'gave up' });
+      expect(supervisor.state).toBe('failed');
+      await d1.shutdown({ closeDatabase: false, closeTransport: false });
+
+      const { messaging, transport } = await messagingRuntime({ daemonId: `d2-${env.prefix()}` });
+      // The worker finishes late, a human answers late.
+      await transport.publish(taskEventsSubject(taskId, env.prefix()), bytes({ taskId, type: 'completed', result: 'late' }), { msgId: `${taskId}:done` });
+      await transport.publish(answersSubject(supervisor.id, env.prefix()), bytes({ questionId, answer: 'late' }), { msgId: 'late-answer' });
+      await eventually('both to be refused', () => {
+        const stats = messaging.consumers!.stats();
+        return stats.taskEvents.refused === 1 && stats.answers.refused === 1 ? true : undefined;
+      }, SETTLE_MS);
+      expect(messaging.consumers!.stats().taskEvents).toMatchObject({ recorded: 1, refused: 1, applied: 0, retried: 0 });
+
+      const db = env.database().db;
+      const rows = await sql<{ applied_at: Date | null; outcome: string | null; detail: string | null }>`SELECT applied_at, outcome, detail FROM supervisor_inbox ORDER BY id`.execute(db);
+      expect(rows.rows).toEqual([
+        { applied_at: expect.any(Date), outcome: 'refused', detail: 'supervisor is failed' },
+        { applied_at: expect.any(Date), outcome: 'refused', detail: 'supervisor is failed' },
+      ]);
+      // Handled, so retention prunes them like any other.
+      expect(await pruneInbox(db, new Date(Date.now() + 60_000))).toBe(2);
     });
   });
 }

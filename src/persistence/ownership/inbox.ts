@@ -23,6 +23,8 @@ export interface InboundRecord {
 
 export type RecordInboundResult =
   | { outcome: 'recorded'; supervisorId: string; owner: string | null }
+  /** Recorded already stamped refused: the supervisor is finished, so nothing can ever apply it (and no owner is woken). */
+  | { outcome: 'refused'; supervisorId: string; detail: string }
   | { outcome: 'duplicate'; supervisorId: string }
   | { outcome: 'unknown' };
 
@@ -41,29 +43,37 @@ export interface InboxRow {
 
 /**
  * Record one inbound message for its supervisor, once per message id, and wake the owner (`channel`, delivered at
- * commit). `unknown`: no such supervisor or task; `duplicate`: this message id was recorded before.
+ * commit). `unknown`: no such supervisor or task; `duplicate`: this message id was recorded before; `refused`: the
+ * supervisor is completed or failed, so the row is stamped at once (as the owner's applier would stamp it) instead of
+ * waiting for an owner that may be gone for good: nobody claims a finished supervisor, and an unstamped row is never
+ * pruned.
  */
 export async function recordInbound(db: Executor, record: InboundRecord, channel: string | null): Promise<RecordInboundResult> {
   const target =
     record.kind === 'answer'
-      ? sql`SELECT s.id, s.owner FROM supervisor_states s WHERE s.id = ${record.supervisorId ?? null}::uuid`
-      : sql`SELECT s.id, s.owner FROM supervisor_tasks t JOIN supervisor_states s ON s.id = t.supervisor_id WHERE t.id = ${record.taskId ?? null}`;
+      ? sql`SELECT s.id, s.owner, s.state::text AS state FROM supervisor_states s WHERE s.id = ${record.supervisorId ?? null}::uuid`
+      : sql`SELECT s.id, s.owner, s.state::text AS state FROM supervisor_tasks t JOIN supervisor_states s ON s.id = t.supervisor_id WHERE t.id = ${record.taskId ?? null}`;
   return withDatabaseErrors('recordInbound', record.supervisorId, async () => {
-    const result = await sql<{ id: string; owner: string | null; inserted: string | number }>`
-      WITH target AS (${target}),
+    const result = await sql<{ id: string; owner: string | null; inserted: string | number; detail: string | null }>`
+      WITH target AS (
+        SELECT t.id, t.owner, CASE WHEN t.state IN ('completed', 'failed') THEN 'supervisor is ' || t.state END AS finished
+        FROM (${target}) t
+      ),
       ins AS (
-        INSERT INTO supervisor_inbox (supervisor_id, kind, payload, msg_id, epoch, received_by)
-        SELECT target.id, ${record.kind}, ${JSON.stringify(record.payload)}::jsonb, ${record.msgId}, ${record.epoch}::bigint, ${record.receivedBy}
+        INSERT INTO supervisor_inbox (supervisor_id, kind, payload, msg_id, epoch, received_by, applied_at, outcome, detail)
+        SELECT target.id, ${record.kind}, ${JSON.stringify(record.payload)}::jsonb, ${record.msgId}, ${record.epoch}::bigint, ${record.receivedBy},
+          CASE WHEN target.finished IS NOT NULL THEN now() END, CASE WHEN target.finished IS NOT NULL THEN 'refused' END, target.finished
         FROM target
         ON CONFLICT (msg_id) DO NOTHING
         RETURNING id
       )
-      SELECT target.id, target.owner, (SELECT count(*) FROM ins) AS inserted,
-        CASE WHEN ${channel}::text IS NOT NULL AND EXISTS (SELECT 1 FROM ins) THEN pg_notify(${channel}::text, 'inbox ' || coalesce(target.owner, '')) END AS notified
+      SELECT target.id, target.owner, (SELECT count(*) FROM ins) AS inserted, target.finished AS detail,
+        CASE WHEN ${channel}::text IS NOT NULL AND target.finished IS NULL AND EXISTS (SELECT 1 FROM ins) THEN pg_notify(${channel}::text, 'inbox ' || coalesce(target.owner, '')) END AS notified
       FROM target`.execute(db);
     const row = result.rows[0];
     if (!row) return { outcome: 'unknown' };
-    return Number(row.inserted) > 0 ? { outcome: 'recorded', supervisorId: row.id, owner: row.owner } : { outcome: 'duplicate', supervisorId: row.id };
+    if (Number(row.inserted) === 0) return { outcome: 'duplicate', supervisorId: row.id };
+    return row.detail !== null ? { outcome: 'refused', supervisorId: row.id, detail: row.detail } : { outcome: 'recorded', supervisorId: row.id, owner: row.owner };
   });
 }
 
