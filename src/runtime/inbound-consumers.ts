@@ -32,9 +32,10 @@ export interface InboundConsumerOptions {
   /** Longest such delay (default 10 s). */
   maxRetryDelayMs?: number;
   /**
-   * Deliveries of a message whose recording fails with an error that is neither "database away" nor "content refused"
-   * (default 20): then it is kept as a dead letter and terminated, so an unforeseen permanent error cannot hold it
-   * forever. A database outage never counts against it: those messages wait as long as the outage lasts.
+   * Failures of a message's recording with an error that is neither "database away" nor "content refused" (default
+   * 20): then it is kept as a dead letter and terminated, so an unforeseen permanent error cannot hold it forever. A
+   * database outage never counts against it: those deliveries are not counted, and the message waits as long as the
+   * outage lasts. Counted per daemon, in memory (a restart starts again).
    */
   maxUnexpectedFailures?: number;
   answersDurable?: string;
@@ -54,7 +55,7 @@ export interface InboundCounts {
   unknown: number;
   /** Could not be recorded now (database down): nak'd, comes back later. */
   retried: number;
-  /** Failed with an unexpected error on every one of `maxUnexpectedFailures` deliveries: dead-lettered and terminated. */
+  /** Failed with an unexpected error `maxUnexpectedFailures` times (outage deliveries not counted): dead-lettered and terminated. */
   gaveUp: number;
   /** Recorded in the inbox for the owner (this daemon or another) and acked. */
   recorded: number;
@@ -81,7 +82,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const NUL = '\u0000';
 
 export interface InboundConsumerParts {
-  host: RuntimeHost;
+  host: Pick<RuntimeHost, 'database' | 'transport' | 'logger' | 'daemonId' | 'ready'>;
   /** Counts shared with the inbox applier, which adds applied / duplicates / refused. */
   counts: Record<InboundKind, InboundCounts>;
   /** The owner's wake-up channel (database notification), null when the database cannot notify. */
@@ -116,6 +117,8 @@ function epochHeader(message: InboundMessage): number | null {
 /** Dead letters per insert, and how many may wait to be written before the rest are only logged. */
 const DEAD_LETTER_BATCH = 500;
 const MAX_QUEUED_DEAD_LETTERS = 10_000;
+/** Messages whose unexpected failures are remembered; past this the oldest entry is forgotten (it counts from 0 again). */
+const MAX_TRACKED_FAILURES = 10_000;
 
 export async function startInboundConsumers(parts: InboundConsumerParts, options: InboundConsumerOptions = {}): Promise<InboundConsumers> {
   const { host, counts } = parts;
@@ -131,6 +134,18 @@ export async function startInboundConsumers(parts: InboundConsumerParts, options
   const subscribeDefaults = { ackWaitMs: options.ackWaitMs ?? 30_000, maxDeliver: options.maxDeliver ?? -1 };
   let lastError: string | null = null;
   let stopped = false;
+  /** Unexpected failures per message (inbox key), not deliveries: the deliveries of a database outage do not count. */
+  const unexpectedFailures = new Map<string, number>();
+  function countFailure(key: string): number {
+    const failures = (unexpectedFailures.get(key) ?? 0) + 1;
+    unexpectedFailures.delete(key);
+    if (unexpectedFailures.size >= MAX_TRACKED_FAILURES) {
+      const oldest = unexpectedFailures.keys().next();
+      if (!oldest.done) unexpectedFailures.delete(oldest.value);
+    }
+    unexpectedFailures.set(key, failures);
+    return failures;
+  }
 
   /** Longer waits for a message that keeps coming back. */
   const retryDelay = (message: InboundMessage) => Math.min(maxRetryDelayMs, retryDelayMs * 2 ** Math.min(10, Math.max(0, message.deliveryCount - 1)));
@@ -184,9 +199,11 @@ export async function startInboundConsumers(parts: InboundConsumerParts, options
 
   async function record(which: InboundKind, message: InboundMessage, inbound: Omit<InboundRecord, 'msgId' | 'epoch' | 'receivedBy'>): Promise<void> {
     const details = { subject: message.subject, msgId: message.msgId, deliveryCount: message.deliveryCount };
+    const key = messageId(message);
     try {
       await host.ready();
-      const result = await recordInbound(host.database.db, { ...inbound, msgId: messageId(message), epoch: epochHeader(message), receivedBy: host.daemonId }, parts.channel);
+      const result = await recordInbound(host.database.db, { ...inbound, msgId: key, epoch: epochHeader(message), receivedBy: host.daemonId }, parts.channel);
+      unexpectedFailures.delete(key);
       if (result.outcome === 'unknown') {
         counts[which].unknown += 1;
         logger.warn({ ...details, supervisorId: inbound.supervisorId, taskId: inbound.taskId }, 'message for an unknown supervisor or task terminated (see GET /dead-letters)');
@@ -214,13 +231,16 @@ export async function startInboundConsumers(parts: InboundConsumerParts, options
       lastError = errorText(error);
       if (error instanceof InvalidSupervisorDataError) {
         // The database refused the content itself: it never will take it, however often it comes back.
+        unexpectedFailures.delete(key);
         return terminateMalformed(which, message, [`the database refused it: ${lastError}`]);
       }
       const unexpected = !(error instanceof DatabaseUnavailableError);
-      if (unexpected && message.deliveryCount >= maxUnexpectedFailures) {
+      const failures = unexpected ? countFailure(key) : (unexpectedFailures.get(key) ?? 0);
+      if (unexpected && failures >= maxUnexpectedFailures) {
+        unexpectedFailures.delete(key);
         counts[which].gaveUp += 1;
-        const reason = `gave up after ${message.deliveryCount} deliveries: ${lastError}`;
-        logger.error({ ...details, err: lastError }, 'message failed on every delivery with an unexpected error; terminated and kept as a dead letter (see GET /dead-letters)');
+        const reason = `gave up after ${failures} unexpected failures: ${lastError}`;
+        logger.error({ ...details, err: lastError }, 'message failed with an unexpected error maxUnexpectedFailures times; terminated and kept as a dead letter (see GET /dead-letters)');
         deadLetter(message, reason);
         await settle(message, 'term', { reason });
         return;
@@ -228,7 +248,7 @@ export async function startInboundConsumers(parts: InboundConsumerParts, options
       const delayMs = retryDelay(message);
       counts[which].retried += 1;
       if (!unexpected) logger.info({ ...details, reason: lastError, retryInMs: delayMs }, 'message not recorded now; it comes back later');
-      else logger.error({ ...details, err: lastError, retryInMs: delayMs, deliveriesLeft: maxUnexpectedFailures - message.deliveryCount }, 'unexpected error recording a message; it will be retried');
+      else logger.error({ ...details, err: lastError, retryInMs: delayMs, failures, failuresLeft: maxUnexpectedFailures - failures }, 'unexpected error recording a message; it will be retried');
       await settle(message, 'nak', { delayMs });
     }
   }

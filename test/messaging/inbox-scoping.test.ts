@@ -4,7 +4,10 @@
 
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
+import { DatabaseUnavailableError } from '../../src/domain/errors.js';
 import { pruneInbox } from '../../src/persistence/ownership/inbox.js';
+import { emptyInboundCounts, startInboundConsumers, type InboundConsumerParts } from '../../src/runtime/inbound-consumers.js';
+import { silentLogger } from '../../src/runtime/logger.js';
 import type { MessagingOptions } from '../../src/runtime/messaging.js';
 import { answersSubject, taskEventsSubject } from '../../src/transport/subjects.js';
 import { bytes, eventually, messagingTargets, useMessagingEnvironment } from './messaging-harness.js';
@@ -74,6 +77,50 @@ for (const target of await messagingTargets()) {
       ]);
       // Handled, so retention prunes them like any other.
       expect(await pruneInbox(db, new Date(Date.now() + 60_000))).toBe(2);
+    });
+
+    it('one unexpected error after a database outage of 25 deliveries is retried, not given up at once; repeated ones still are', async () => {
+      const transport = await env.transport();
+      const runtime = await env.runtime({ transport });
+      const supervisor = await runtime.spawn({ name: 'patient' });
+      const { questionId } = await runtime.askQuestion(supervisor.id, { question: 'Go?' });
+      const db = env.database().db;
+      // One unexpected server-side error on the first insert attempt of 'after-outage' (a sequence is not rolled back
+      // with the statement), and one on every attempt of 'explode'.
+      await sql`CREATE SEQUENCE flaky_once`.execute(db);
+      await sql`CREATE FUNCTION flaky() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+        IF NEW.payload->>'answer' = 'explode' OR nextval('flaky_once') = 1 THEN RAISE EXCEPTION 'transient hiccup'; END IF;
+        RETURN NEW; END $$`.execute(db);
+      await sql`CREATE TRIGGER flaky BEFORE INSERT ON supervisor_inbox FOR EACH ROW EXECUTE FUNCTION flaky()`.execute(db);
+
+      // The database is away for the first 25 deliveries (what host.ready() raises during an outage).
+      let readyCalls = 0;
+      const host: InboundConsumerParts['host'] = {
+        database: env.database(),
+        transport,
+        logger: silentLogger,
+        daemonId: 'outage-daemon',
+        async ready() {
+          readyCalls += 1;
+          if (readyCalls <= 25) throw new DatabaseUnavailableError('join', undefined, new Error('connect ECONNREFUSED'));
+        },
+      };
+      const counts = { answers: emptyInboundCounts(), taskEvents: emptyInboundCounts() };
+      const consumers = await startInboundConsumers(
+        { host, counts, channel: null, onRecordedForSelf: () => {} },
+        { ackWaitMs: 2_000, retryDelayMs: 1, maxRetryDelayMs: 5, maxUnexpectedFailures: 3, answersDurable: 'outage-answers', taskEventsDurable: 'outage-events' },
+      );
+      env.defer(() => consumers.stop());
+
+      await transport.publish(answersSubject(supervisor.id, env.prefix()), bytes({ questionId, answer: 'yes' }), { msgId: 'after-outage' });
+      await eventually('the answer to settle', () => (counts.answers.recorded + counts.answers.gaveUp > 0 ? true : undefined), SETTLE_MS);
+      expect(counts.answers).toMatchObject({ recorded: 1, gaveUp: 0, retried: 26 });
+
+      await transport.publish(answersSubject(supervisor.id, env.prefix()), bytes({ questionId, answer: 'explode' }), { msgId: 'explode' });
+      await eventually('the explosive answer to be given up', () => (counts.answers.gaveUp === 1 ? true : undefined), SETTLE_MS);
+      expect(counts.answers).toMatchObject({ recorded: 1, gaveUp: 1, retried: 28 });
+      await eventually('its dead letter', async () => ((await runtime.deadLetters()).total === 1 ? true : undefined), SETTLE_MS);
+      expect((await runtime.deadLetters()).deadLetters[0]?.reason).toMatch(/^gave up after 3 unexpected failures: .*transient hiccup/);
     });
   });
 }

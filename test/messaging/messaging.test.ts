@@ -191,7 +191,7 @@ for (const target of await messagingTargets()) {
       expect(messaging.consumers!.stats().answers).toMatchObject({ gaveUp: 1, retried: 2, recorded: 0 });
       await eventually('its dead letter', async () => ((await runtime.deadLetters()).total === 1 ? true : undefined));
       const [letter] = (await runtime.deadLetters()).deadLetters;
-      expect(letter).toMatchObject({ msgId: 'explosive-1', deliveryCount: 3, reason: expect.stringMatching(/^gave up after 3 deliveries: .*explosive answer/) });
+      expect(letter).toMatchObject({ msgId: 'explosive-1', deliveryCount: 3, reason: expect.stringMatching(/^gave up after 3 unexpected failures: .*explosive answer/) });
       expect(supervisor.state).toBe('waiting_for_user');
 
       await publishAnswer(transport, supervisor.id, { questionId, answer: 'left' }, 'good-after-explosive');
