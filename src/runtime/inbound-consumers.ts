@@ -259,7 +259,8 @@ export async function startInboundConsumers(parts: InboundConsumerParts, options
     const problems = parsed.ok ? [] : [...parsed.problems];
     if (parts === null || parts.kind !== 'answers') problems.push(`subject ${message.subject} is not ${prefix}supervisors.<id>.answers`);
     else if (!UUID.test(parts.supervisorId)) problems.push(`subject names supervisor "${parts.supervisorId}", which is not a UUID`);
-    else if (parsed.ok && parsed.value.supervisorId !== undefined && parsed.value.supervisorId !== parts.supervisorId) {
+    // A UUID is the same in either case (the subject may name it in capitals, the body copy it from a question).
+    else if (parsed.ok && parsed.value.supervisorId !== undefined && parsed.value.supervisorId.toLowerCase() !== parts.supervisorId.toLowerCase()) {
       problems.push(`supervisorId ${parsed.value.supervisorId} does not match the subject's ${parts.supervisorId}`);
     }
     if (parsed.ok && containsNul(parsed.value)) problems.push('a text field contains a NUL character (U+0000), which cannot be stored');

@@ -122,5 +122,19 @@ for (const target of await messagingTargets()) {
       await eventually('its dead letter', async () => ((await runtime.deadLetters()).total === 1 ? true : undefined), SETTLE_MS);
       expect((await runtime.deadLetters()).deadLetters[0]?.reason).toMatch(/^gave up after 3 unexpected failures: .*transient hiccup/);
     });
+
+    it('an answer on a subject naming the supervisor in capitals, with the same id in lowercase in its body, is applied', async () => {
+      const { runtime, messaging, transport } = await messagingRuntime();
+      const supervisor = await runtime.spawn({ name: 'caps' });
+      const { questionId } = await runtime.askQuestion(supervisor.id, { question: 'Go?' });
+      // The subject in capitals; the body's supervisorId (copied from the question message) in lowercase.
+      await transport.publish(answersSubject(supervisor.id.toUpperCase(), env.prefix()), bytes({ questionId, answer: 'yes', supervisorId: supervisor.id }), { msgId: 'caps-1' });
+      await eventually('the answer to be handled', () => {
+        const stats = messaging.consumers!.stats().answers;
+        return stats.applied + stats.malformed > 0 ? stats : undefined;
+      }, SETTLE_MS);
+      expect(messaging.consumers!.stats().answers).toMatchObject({ applied: 1, malformed: 0 });
+      expect(supervisor.state).toBe('working');
+    });
   });
 }
