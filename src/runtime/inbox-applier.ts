@@ -34,11 +34,51 @@ export interface InboxApplier {
   stop(): Promise<void>;
 }
 
+/** The applier with its wake-up: what the runtime runs whenever it has a database, with or without a transport. */
+export interface OwnerInbox extends InboxApplier {
+  /** The notification channel recording statements wake the owner on. */
+  readonly channel: string;
+  /** Counts shared with the inbound consumers (they add recorded, retried…; the applier applied, duplicates, refused). */
+  readonly counts: Record<InboundKind, InboundCounts>;
+}
+
 /** Unexpected failures of one message before it is stamped refused instead of retried forever. */
 const MAX_UNEXPECTED_FAILURES = 5;
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Start the applier and listen for the notification another daemon's recording statement sends, so a message for a
+ * supervisor this daemon owns applies at once rather than at the next poll. Needs only the database: a daemon whose
+ * transport is down still applies what the others record for it.
+ */
+export async function startOwnerInbox(host: RuntimeHost, commands: InboxCommands, counts: Record<InboundKind, InboundCounts>, options: InboxApplierOptions = {}): Promise<OwnerInbox> {
+  const applier = startInboxApplier(host, commands, counts, options);
+  const channel = host.database.notificationChannel('inbox');
+  let unlisten: () => Promise<void>;
+  try {
+    unlisten = await host.database.listen(channel, (payload) => {
+      if (payload === `inbox ${host.daemonId}`) applier.wake();
+    });
+  } catch (error) {
+    await applier.stop();
+    throw error;
+  }
+  let stopping: Promise<void> | null = null;
+  return {
+    channel,
+    counts,
+    wake: () => applier.wake(),
+    stop() {
+      stopping ??= (async () => {
+        await unlisten().catch((error: unknown) => host.logger.warn({ err: errorText(error) }, 'could not stop listening for inbox notifications'));
+        await applier.stop();
+      })();
+      return stopping;
+    },
+  };
 }
 
 export function startInboxApplier(

@@ -1,10 +1,10 @@
-// Everything that connects a runtime to its transport, started together: outbox relay, inbound consumers, the inbox
-// applier (the owner's side of inbound messages), and optionally a task worker. The runtime starts it; its parts
-// register on the host's hooks, so runtime.shutdown() stops them in order.
+// Everything that connects a runtime to its transport, started together: outbox relay, inbound consumers, and optionally
+// a task worker. The consumers record into the inbox whose applier (the owner's side, which needs only the database)
+// the runtime already runs. The runtime starts it; its parts register on the host's hooks, so runtime.shutdown() stops
+// them in order.
 
-import { errorText } from '../domain/errors.js';
-import { emptyInboundCounts, startInboundConsumers, type InboundConsumerOptions, type InboundConsumers, type InboundKind } from './inbound-consumers.js';
-import { startInboxApplier, type InboxApplier, type InboxApplierOptions, type InboxCommands } from './inbox-applier.js';
+import { startInboundConsumers, type InboundConsumerOptions, type InboundConsumers } from './inbound-consumers.js';
+import type { InboxApplierOptions, OwnerInbox } from './inbox-applier.js';
 import { startOutboxRelay, type OutboxRelay, type OutboxRelayOptions } from './outbox-relay.js';
 import type { RuntimeHost } from './runtime-host.js';
 import { startTaskWorker, type TaskWorker, type TaskWorkerOptions } from './task-worker.js';
@@ -17,6 +17,7 @@ export interface MessagingOptions {
   worker?: Partial<Omit<TaskWorkerOptions, 'transport' | 'subjectPrefix'>>;
   relay?: OutboxRelayOptions;
   consumers?: InboundConsumerOptions;
+  /** The inbox applier's settings, when startMessaging is what starts it (start() starts it before messaging). */
   inbox?: InboxApplierOptions;
   /** Warn when tasks wait on tasks.spawn and no worker takes them (default on, checked every 5 s; `false` turns it off). */
   taskWorkerWatch?: TaskWorkerWatchOptions | false;
@@ -29,30 +30,25 @@ export interface Messaging {
   worker: TaskWorker | null;
   /** Whether anyone takes the tasks this daemon's supervisors hand out (null without a transport or when turned off). */
   taskWorkerWatch: TaskWorkerWatch | null;
-  /** Stop worker, consumers, inbox and relay (the relay after a bounded final drain). runtime.shutdown() does this too. */
+  /**
+   * Stop worker, consumers and relay (the relay after a bounded final drain). runtime.shutdown() does this too, and
+   * then stops the inbox applier, which runs without the transport.
+   */
   stop(): Promise<void>;
 }
 
-export async function startMessaging(host: RuntimeHost, commands: InboxCommands, options: MessagingOptions): Promise<Messaging & { inbox: InboxApplier | null }> {
+export async function startMessaging(host: RuntimeHost, inbox: OwnerInbox, options: MessagingOptions): Promise<Messaging> {
   const transport = host.transport;
   if (!transport) {
     host.logger.warn({}, 'no transport configured: questions, task spawns and state changes stay in the outbox, and no answers or task events arrive');
-    return { relay: null, consumers: null, worker: null, taskWorkerWatch: null, inbox: null, stop: async () => undefined };
+    return { relay: null, consumers: null, worker: null, taskWorkerWatch: null, stop: async () => undefined };
   }
   await transport.start();
   const relay = startOutboxRelay(host, options.relay);
-  const counts: Record<InboundKind, ReturnType<typeof emptyInboundCounts>> = { answers: emptyInboundCounts(), taskEvents: emptyInboundCounts() };
-  const inbox = startInboxApplier(host, commands, counts, options.inbox);
-  const channel = host.database.notificationChannel('inbox');
-  let unlisten: (() => Promise<void>) | null = null;
   let consumers: InboundConsumers | null = null;
   let worker: TaskWorker | null = null;
   try {
-    // Another daemon recorded a message for a supervisor this daemon owns: apply it now rather than at the next poll.
-    unlisten = await host.database.listen(channel, (payload) => {
-      if (payload === `inbox ${host.daemonId}`) inbox.wake();
-    });
-    consumers = await startInboundConsumers({ host, counts, channel, onRecordedForSelf: () => inbox.wake() }, options.consumers);
+    consumers = await startInboundConsumers({ host, counts: inbox.counts, channel: inbox.channel, onRecordedForSelf: () => inbox.wake() }, options.consumers);
     if (options.embeddedWorker) {
       worker = await startTaskWorker({
         ...options.worker,
@@ -64,8 +60,6 @@ export async function startMessaging(host: RuntimeHost, commands: InboxCommands,
   } catch (error) {
     await worker?.stop();
     await consumers?.stop();
-    await unlisten?.().catch(() => undefined);
-    await inbox.stop();
     await relay.stop();
     throw error;
   }
@@ -79,14 +73,11 @@ export async function startMessaging(host: RuntimeHost, commands: InboxCommands,
     consumers,
     worker,
     taskWorkerWatch,
-    inbox,
     stop() {
       stopping ??= (async () => {
         await taskWorkerWatch?.stop();
         await worker?.stop();
         await consumers?.stop();
-        await unlisten?.().catch((error: unknown) => host.logger.warn({ err: errorText(error) }, 'could not stop listening for inbox notifications'));
-        await inbox.stop();
         await relay.drain(options.relay?.shutdownDrainMs ?? 2_000);
         await relay.stop();
       })();

@@ -38,8 +38,8 @@ import type { Transport, TransportHealth } from '../transport/transport.js';
 import { manualDriver, type AgentDriver, type SupervisorCommand, type SupervisorHandle } from './agent-driver.js';
 import { DurableSupervisor, type CommittedStep, type DurableSupervisorDeps, type SaveRetryPolicy } from './durable-supervisor.js';
 import { QuestionAlreadyAnsweredError, RuntimeStoppedError, SaveFailedError, SupervisorNotRunningError, TaskNotFoundError } from './errors.js';
-import type { InboundConsumerStats } from './inbound-consumers.js';
-import type { InboxApplier } from './inbox-applier.js';
+import { emptyInboundCounts, type InboundConsumerStats } from './inbound-consumers.js';
+import { startOwnerInbox, type InboxApplierOptions, type OwnerInbox } from './inbox-applier.js';
 import { createRuntimeInspector, type InspectOption } from './inspection.js';
 import { checkStoredStates, type CheckOptions, type CheckReport } from './check.js';
 import { createLeaseKeeper, DEFAULT_LEASE_SETTINGS, type LeaseSettings, type LeaseStats } from './lease-keeper.js';
@@ -99,8 +99,13 @@ export interface RuntimeStartOptions {
   restore?: boolean;
   /** Restores in parallel (default 128: their RESTORED save points share group commits, so more at once means fewer, larger statements). */
   restoreConcurrency?: number;
-  /** Relay, consumers and inbox (default: started when the runtime has a transport, without an embedded worker). */
+  /** Relay and consumers (default: started when the runtime has a transport, without an embedded worker). */
   messaging?: MessagingOptions | false;
+  /**
+   * The inbox applier, which applies what any daemon recorded for supervisors this one owns. start() runs it with or
+   * without messaging (it needs only the database); these settings, else `messaging.inbox`.
+   */
+  inbox?: InboxApplierOptions;
 }
 
 export interface RuntimeHealth {
@@ -114,6 +119,7 @@ export interface RuntimeStats {
   /** Supervisors running in this daemon. */
   running: number;
   relay: OutboxRelayStats | null;
+  /** Null until the inbox runs; while messaging is not started (no transport yet), only what the applier counted. */
   inbound: InboundConsumerStats | null;
   worker: TaskWorkerStats | null;
   /** Whether anyone takes the tasks on tasks.spawn (null without a transport). */
@@ -134,7 +140,7 @@ export interface SupervisorRuntime {
 
   /** Join as a daemon, claim and restore what runs nowhere, start messaging and the claim rounds. */
   start(options?: RuntimeStartOptions): Promise<RestoreAllSummary>;
-  /** Start relay, inbound consumers and inbox applier (start() does this); for library use with a transport. */
+  /** Start relay and inbound consumers, and the inbox applier unless it runs (start() does this); for library use with a transport. */
   startMessaging(options: MessagingOptions): Promise<Messaging>;
   /** Record where this daemon's API answers (other daemons name it in their 409 for supervisors this one owns). */
   advertise(url: string): Promise<void>;
@@ -227,7 +233,10 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
   const unsettledCreations = new Set<string>();
   let stopping = false;
   let lastSummary: RestoreAllSummary | undefined;
-  let messaging: (Messaging & { inbox: InboxApplier | null }) | null = null;
+  let messaging: Messaging | null = null;
+  /** The owner's side of the inbox: one per runtime, started by start() or startMessaging(), whichever comes first. */
+  let inbox: OwnerInbox | null = null;
+  let inboxStarting: Promise<OwnerInbox> | null = null;
   let unlistenLeases: (() => Promise<void>) | null = null;
   /** Restores in parallel, for the claim rounds (start() may set it). */
   let restoreConcurrency = DEFAULT_RESTORE_CONCURRENCY;
@@ -446,7 +455,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       },
       restoreClaimed: async (claims) => {
         await restorer.restoreClaimed(claims, emptyRestoreAllSummary(), restoreConcurrency);
-        messaging?.inbox?.wake();
+        inbox?.wake();
       },
       retryStranded: () => restorer.retryStranded(),
     },
@@ -498,6 +507,25 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
 
   const restorer = createRestorer(host);
 
+  function ensureInbox(inboxOptions: InboxApplierOptions | undefined): Promise<OwnerInbox> {
+    inboxStarting ??= startOwnerInbox(
+      host,
+      {
+        answer: (id, questionId, answer) => runtime.answerQuestion(id, questionId, answer),
+        taskEvent: (taskId, event) => runtime.reportTaskEvent(taskId, event),
+      },
+      { answers: emptyInboundCounts(), taskEvents: emptyInboundCounts() },
+      inboxOptions,
+    ).then(
+      (started) => (inbox = started),
+      (error: unknown) => {
+        inboxStarting = null;
+        throw error;
+      },
+    );
+    return inboxStarting;
+  }
+
   async function listenForReleases(): Promise<void> {
     if (unlistenLeases) return;
     // A daemon that shuts down says so: the others claim its supervisors now instead of at their next round.
@@ -523,6 +551,9 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       // Messaging after restoration: the relay publishes the re-deliveries it committed, and answers or task events kept
       // by JetStream while the daemon was down reach supervisors that are running again.
       const messagingOptions = startOptions.messaging ?? (options.transport ? { embeddedWorker: false } : false);
+      // The inbox applier needs only the database: what other daemons record for this one's supervisors applies even
+      // while its own transport is down (the daemon then starts messaging later, which reuses this applier).
+      await ensureInbox(startOptions.inbox ?? (messagingOptions === false ? undefined : messagingOptions.inbox));
       if (messagingOptions !== false && !messaging) await runtime.startMessaging(messagingOptions);
       leases.startRounds();
       return summary;
@@ -531,14 +562,8 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     async startMessaging(messagingOptions) {
       if (messaging) return messaging;
       await host.ready();
-      messaging = await startMessaging(
-        host,
-        {
-          answer: (id, questionId, answer) => runtime.answerQuestion(id, questionId, answer),
-          taskEvent: (taskId, event) => runtime.reportTaskEvent(taskId, event),
-        },
-        messagingOptions,
-      );
+      const owned = await ensureInbox(messagingOptions.inbox);
+      messaging ??= await startMessaging(host, owned, messagingOptions);
       return messaging;
     },
 
@@ -551,7 +576,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       const concurrency = restoreOptions.concurrency ?? restoreConcurrency;
       await leases.claimAtStartup(async (claims) => {
         await restorer.restoreClaimed(claims, summary, concurrency);
-        messaging?.inbox?.wake();
+        inbox?.wake();
       });
       summary.durationMs = Math.round(performance.now() - started);
       lastSummary = summary;
@@ -730,7 +755,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     async restore(id, source, restoreOptions) {
       if (stopping) throw new RuntimeStoppedError();
       const info = await restorer.restore(id, source, restoreOptions);
-      messaging?.inbox?.wake();
+      inbox?.wake();
       return info;
     },
 
@@ -784,7 +809,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       leases: leases.stats(),
       running: supervisors.size,
       relay: messaging?.relay?.stats() ?? null,
-      inbound: messaging?.consumers?.stats() ?? null,
+      inbound: messaging?.consumers?.stats() ?? (inbox ? { answers: { ...inbox.counts.answers }, taskEvents: { ...inbox.counts.taskEvents }, lastError: null } : null),
       worker: messaging?.worker?.stats() ?? null,
       taskWorkers: messaging?.taskWorkerWatch?.stats() ?? null,
       saves: saves.stats(),
@@ -814,6 +839,9 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
           logger.warn({ err: errorText(error) }, 'shutdown hook failed');
         }
       }
+      // After the consumers (a shutdown hook): nothing is recorded for this daemon to wake it any more.
+      await inboxStarting?.catch(() => undefined);
+      await inbox?.stop();
       await unlistenLeases?.().catch(() => undefined);
       if (leases.membership) {
         await leases.release();

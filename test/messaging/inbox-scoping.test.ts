@@ -136,5 +136,27 @@ for (const target of await messagingTargets()) {
       expect(messaging.consumers!.stats().answers).toMatchObject({ applied: 1, malformed: 0 });
       expect(supervisor.state).toBe('working');
     });
+
+    it('an owner that started without its transport still applies what other daemons record for its supervisors', async () => {
+      const transport = await env.transport();
+      // d1: what startDaemon does when NATS does not answer at start.
+      const d1 = await env.runtime({ daemonId: `d1-${env.prefix()}`, transport });
+      await d1.start({ messaging: false });
+      const supervisor = await d1.spawn({ name: 'owned-by-d1' });
+      const { questionId } = await d1.askQuestion(supervisor.id, { question: 'Go?' });
+      // d2 reaches the transport and receives the human's answer.
+      const d2 = await env.runtime({ daemonId: `d2-${env.prefix()}`, transport });
+      await d2.start({ messaging: FAST_MESSAGING });
+      await transport.publish(answersSubject(supervisor.id, env.prefix()), bytes({ questionId, answer: 'yes' }), { msgId: 'for-d1' });
+      await eventually('d1 to apply the answer d2 recorded', () => (supervisor.state === 'working' ? true : undefined), SETTLE_MS);
+      await eventually('d1 to count it', () => (d1.stats().inbound?.answers.applied === 1 ? true : undefined), SETTLE_MS);
+
+      // When d1's transport comes back, messaging reuses the inbox it already runs: one applier, one set of counts.
+      const messaging = await d1.startMessaging(FAST_MESSAGING);
+      const { questionId: next } = await d1.askQuestion(supervisor.id, { question: 'Again?' });
+      await transport.publish(answersSubject(supervisor.id, env.prefix()), bytes({ questionId: next, answer: 'yes' }), { msgId: 'for-d1-again' });
+      await eventually('the second answer to apply', () => (supervisor.state === 'working' ? true : undefined), SETTLE_MS);
+      await eventually('d1 to count both', () => (messaging.consumers!.stats().answers.applied === 2 ? true : undefined), SETTLE_MS);
+    });
   });
 }
