@@ -245,6 +245,30 @@ for (const target of await databaseTargets()) {
       expect((await listSupervisors(db(), { pendingQuestionsOnly: true })).supervisors.map((s) => s.id)).toEqual([asking.supervisorId]);
     });
 
+    it('lists supervisors newest first one page at a time: every row once across the pages, ties in time included, next null on the last', async () => {
+      // Three saved in one statement share their created_at: the id breaks the tie, so no page repeats or skips one.
+      const together = [fullSave(), fullSave(), fullSave()];
+      await saveSupervisorStatesFull(db(), together);
+      const later = [fullSave(), fullSave()];
+      for (const input of later) await saveSupervisorStateFull(db(), input);
+      const pages: string[][] = [];
+      let after: string | undefined;
+      for (;;) {
+        const page = await listSupervisors(db(), { limit: 2, ...(after ? { after } : {}) });
+        pages.push(page.supervisors.map((supervisor) => supervisor.id));
+        if (!page.next) break;
+        expect(page.next).toBe(page.supervisors.at(-1)?.id);
+        after = page.next;
+      }
+      expect(pages.map((page) => page.length)).toEqual([2, 2, 1]);
+      const listed = pages.flat();
+      expect(listed).toEqual([...(await listSupervisors(db())).supervisors.map((supervisor) => supervisor.id)]);
+      expect(new Set(listed)).toEqual(new Set([...together, ...later].map((input) => input.supervisorId)));
+      expect(listed.slice(0, 2)).toEqual([later[1]?.supervisorId, later[0]?.supervisorId]);
+      expect((await listSupervisors(db(), { limit: 5 })).next).toBe(listed[4]);
+      expect((await listSupervisors(db(), { limit: 6 })).next).toBeNull();
+    });
+
     it('a finished supervisor\'s leftover questions are not listed as pending: nobody can answer them any more', async () => {
       const failed = fullSave({ state: 'failed', errorMessage: 'gave up', pendingQuestions: [question('q1')] });
       const asking = fullSave({ state: 'waiting_for_user', pendingQuestions: [question('q2')] });

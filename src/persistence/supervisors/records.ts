@@ -200,5 +200,8 @@ export interface HeartbeatUpdate {
 export interface ListSupervisorsOptions {
   pendingQuestionsOnly?: boolean;
   states?: SupervisorState[];
+  /** Rows per page (default 1000). */
   limit?: number;
+  /** The page after this supervisor (the `next` of the page before). */
+  after?: string;
 }
