@@ -652,30 +652,39 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
 
     async askQuestion(id, question) {
       const questionId = question.questionId ?? randomUUID();
-      // Answered questions have left the snapshot: a reused id is caught here, from supervisor_questions.
-      if (question.questionId !== undefined) {
-        const earlier = await getQuestion(database.db, id, questionId);
-        const same =
-          earlier !== null &&
-          earlier.question === question.question &&
-          JSON.stringify(earlier.choices ?? null) === JSON.stringify(question.choices ?? null) &&
-          (earlier.context ?? null) === (question.context ?? null);
-        // The same question under the same id: a retry of an ask whose outcome the caller did not learn.
-        if (same) return { questionId, replayed: true };
-        if (earlier) {
-          const supervisor = supervisors.get(id);
-          const what =
-            earlier.answer !== null ? `was already answered: ${JSON.stringify(earlier.answer)}` : earlier.withdrawnAt ? `was withdrawn at ${earlier.withdrawnAt}` : 'is already pending';
-          throw new EventRefusedError(id, 'ASK_QUESTION', `question ${questionId} ${what}; ask with a new id`, supervisor?.state ?? 'unknown');
-        }
-      }
-      await runtime.send(id, {
-        type: 'ASK_QUESTION',
+      const ask = {
+        type: 'ASK_QUESTION' as const,
         questionId,
         question: question.question,
         ...(question.choices ? { choices: question.choices } : {}),
         ...(question.context ? { context: question.context } : {}),
-      });
+      };
+      if (question.questionId === undefined) {
+        await runtime.send(id, ask);
+        return { questionId };
+      }
+      // Answered questions have left the snapshot: a reused id is caught here, from supervisor_questions.
+      // The same question under the same id is a retry of an ask whose outcome the caller did not learn.
+      const asked = async (): Promise<boolean> => {
+        const earlier = await getQuestion(database.db, id, questionId);
+        if (earlier === null) return false;
+        const same =
+          earlier.question === question.question &&
+          JSON.stringify(earlier.choices ?? null) === JSON.stringify(question.choices ?? null) &&
+          (earlier.context ?? null) === (question.context ?? null);
+        if (same) return true;
+        const what =
+          earlier.answer !== null ? `was already answered: ${JSON.stringify(earlier.answer)}` : earlier.withdrawnAt ? `was withdrawn at ${earlier.withdrawnAt}` : 'is already pending';
+        throw new EventRefusedError(id, 'ASK_QUESTION', `question ${questionId} ${what}; ask with a new id`, supervisors.get(id)?.state ?? 'unknown');
+      };
+      if (await asked()) return { questionId, replayed: true };
+      try {
+        await runtime.send(id, ask);
+      } catch (error) {
+        // Two retries racing: both passed the check above, the first committed, the machine refused the second.
+        if (error instanceof EventRefusedError && (await asked())) return { questionId, replayed: true };
+        throw error;
+      }
       return { questionId };
     },
 
@@ -722,9 +731,15 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     async spawnTask(id, task) {
       if (task.taskId !== undefined) {
         // The same task under the same id: a retry of a spawn whose outcome the caller did not learn.
-        const existing = await getTask(database.db, task.taskId);
-        if (existing && existing.supervisorId === id && existing.description === task.description) return { taskId: task.taskId, replayed: true };
-        await runtime.send(id, { type: 'SPAWN_TASK', taskId: task.taskId, description: task.description });
+        const spawned = (existing: TaskRecord | null) => existing !== null && existing.supervisorId === id && existing.description === task.description;
+        if (spawned(await getTask(database.db, task.taskId))) return { taskId: task.taskId, replayed: true };
+        try {
+          await runtime.send(id, { type: 'SPAWN_TASK', taskId: task.taskId, description: task.description });
+        } catch (error) {
+          // Two retries racing: both passed the check above, the first committed, the machine refused the second.
+          if (error instanceof EventRefusedError && spawned(await getTask(database.db, task.taskId))) return { taskId: task.taskId, replayed: true };
+          throw error;
+        }
         return { taskId: task.taskId };
       }
       // A fresh UUID cannot collide, so it skips the ownership lookup.

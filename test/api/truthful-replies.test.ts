@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { REPLAY_HEADER } from '../../src/api/routes/supervisors.js';
 import { createApiServer } from '../../src/api/server.js';
 import type { QuestionAskedResponse, SupervisorView, TaskResponse } from '../../src/api/views.js';
 import { DatabaseUnavailableError } from '../../src/domain/errors.js';
@@ -111,6 +112,25 @@ for (const target of await databaseTargets()) {
       const tasks = await runtime.tasks(id);
       expect(tasks.map((task) => [task.id, task.status, task.result])).toEqual([['task-retried', 'completed', 'built']]);
       expect((await runtime.questions(id)).map((record) => [record.id, record.answer])).toEqual([['q-retried', 'yes']]);
+    });
+
+    it('retries of one ask or task spawn sent at once (caller id or Idempotency-Key) are applied once: one 201, the rest 200 replays', async () => {
+      const id = (await post<SupervisorView>('/supervisors', { name: 'impatient', driver: 'manual' })).body.id;
+      const race = async <T>(url: string, payload: unknown, headers: Record<string, string> = {}) => {
+        const replies = await Promise.all(Array.from({ length: 6 }, () => app.inject({ method: 'POST', url, headers, payload: payload as object })));
+        // Only the first of them is applied; the others passed the check for an earlier one before it committed.
+        expect(replies.map((reply) => reply.statusCode).sort(), replies.map((reply) => reply.body).join('\n')).toEqual([200, 200, 200, 200, 200, 201]);
+        expect(replies.filter((reply) => reply.headers[REPLAY_HEADER] === 'true')).toHaveLength(5);
+        return replies.map((reply) => reply.json() as T);
+      };
+      await race<QuestionAskedResponse>(`/supervisors/${id}/questions`, { questionId: 'q-raced', question: 'Ship?' });
+      const keyed = await race<QuestionAskedResponse>(`/supervisors/${id}/questions`, { question: 'Ship today?' }, { 'idempotency-key': 'ask-raced' });
+      expect(new Set(keyed.map((reply) => reply.questionId)).size).toBe(1);
+      await race<TaskResponse>(`/supervisors/${id}/tasks`, { taskId: 'task-raced', description: 'build it' });
+      const keyedTasks = await race<TaskResponse>(`/supervisors/${id}/tasks`, { description: 'test it' }, { 'idempotency-key': 'task-raced' });
+      expect(new Set(keyedTasks.map((reply) => reply.taskId)).size).toBe(1);
+      expect((await runtime.describe(id)).pendingQuestions.map((question) => question.id).sort()).toEqual(['q-raced', keyed[0]?.questionId].sort());
+      expect((await runtime.tasks(id)).map((task) => task.id).sort()).toEqual(['task-raced', keyedTasks[0]?.taskId].sort());
     });
 
     it('without ids of its own, a client retries a spawn, an ask and a task spawn with the same Idempotency-Key: applied once, answered as a replay', async () => {
