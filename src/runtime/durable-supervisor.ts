@@ -200,9 +200,15 @@ export class DurableSupervisor {
     return this.#live;
   }
 
-  /** Apply one event through its save point. Resolves after the commit; rejects with EventRefusedError or SaveFailedError. */
-  send(event: SupervisorEvent): Promise<CommittedStep> {
-    return this.#enqueue(() => this.#apply(event));
+  /**
+   * Apply one event through its save point. Resolves after the commit; rejects with EventRefusedError or SaveFailedError.
+   * `check`, when given, runs in the event's turn (after the steps sent before it committed) and refuses it by throwing.
+   */
+  send(event: SupervisorEvent, check?: () => Promise<void>): Promise<CommittedStep> {
+    return this.#enqueue(async () => {
+      await check?.();
+      return this.#apply(event);
+    });
   }
 
   /**

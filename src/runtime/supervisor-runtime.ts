@@ -424,13 +424,28 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     return supervisor.send(toEvent(command));
   }
 
+  /** Why a caller-chosen question id cannot be asked again, from its supervisor_questions row (settled questions have left the snapshot). */
+  function questionIdTaken(id: string, questionId: string, earlier: QuestionRecord): EventRefusedError {
+    const what = earlier.answer !== null ? `was already answered: ${JSON.stringify(earlier.answer)}` : earlier.withdrawnAt ? `was withdrawn at ${earlier.withdrawnAt}` : 'is already pending';
+    return new EventRefusedError(id, 'ASK_QUESTION', `question ${questionId} ${what}; ask with a new id`, supervisors.get(id)?.state ?? 'unknown');
+  }
+
+  /** An ASK_QUESTION naming its id, from any route: an id already asked (answered, withdrawn or pending) is refused, so the first answer keeps winning. */
+  function askWithQuestionId(id: string, questionId: string, command: SupervisorCommand): Promise<CommittedStep> {
+    // Read in the event's turn: an ASK and its ANSWER sent together still apply in the order sent.
+    return enqueue(id, toEvent(command), async () => {
+      const earlier = await getQuestion(database.db, id, questionId);
+      if (earlier) throw questionIdTaken(id, questionId, earlier);
+    });
+  }
+
   /** Enqueue synchronously when the supervisor runs here: a send made before shutdown() is a queued save it waits for. */
-  function enqueue(id: string, event: SupervisorEvent): Promise<CommittedStep> {
+  function enqueue(id: string, event: SupervisorEvent, check?: () => Promise<void>): Promise<CommittedStep> {
     const restoration = restoring.get(id);
-    if (restoration && !stopping) return restoration.done.then(() => enqueue(id, event));
+    if (restoration && !stopping) return restoration.done.then(() => enqueue(id, event, check));
     const supervisor = stopping ? undefined : supervisors.get(id);
-    if (supervisor && !supervisor.stopped) return supervisor.send(event);
-    return requireRunning(id).then((found) => found.send(event));
+    if (supervisor && !supervisor.stopped) return supervisor.send(event, check);
+    return requireRunning(id).then((found) => found.send(event, check));
   }
 
   function toEvent(command: SupervisorCommand): SupervisorEvent {
@@ -647,6 +662,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
 
     send(id, command) {
       if (command.type === 'SPAWN_TASK' && command.taskId !== undefined) return spawnWithTaskId(id, command.taskId, command);
+      if (command.type === 'ASK_QUESTION' && command.questionId !== undefined) return askWithQuestionId(id, command.questionId, command);
       return enqueue(id, toEvent(command));
     },
 
@@ -659,8 +675,9 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
         ...(question.choices ? { choices: question.choices } : {}),
         ...(question.context ? { context: question.context } : {}),
       };
+      // A fresh UUID cannot have been asked, so it skips the read of supervisor_questions.
       if (question.questionId === undefined) {
-        await runtime.send(id, ask);
+        await enqueue(id, toEvent(ask));
         return { questionId };
       }
       // Answered questions have left the snapshot: a reused id is caught here, from supervisor_questions.
@@ -673,13 +690,12 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
           JSON.stringify(earlier.choices ?? null) === JSON.stringify(question.choices ?? null) &&
           (earlier.context ?? null) === (question.context ?? null);
         if (same) return true;
-        const what =
-          earlier.answer !== null ? `was already answered: ${JSON.stringify(earlier.answer)}` : earlier.withdrawnAt ? `was withdrawn at ${earlier.withdrawnAt}` : 'is already pending';
-        throw new EventRefusedError(id, 'ASK_QUESTION', `question ${questionId} ${what}; ask with a new id`, supervisors.get(id)?.state ?? 'unknown');
+        throw questionIdTaken(id, questionId, earlier);
       };
       if (await asked()) return { questionId, replayed: true };
       try {
-        await runtime.send(id, ask);
+        // Checked above: straight to the queue (runtime.send would read the row again).
+        await enqueue(id, toEvent(ask));
       } catch (error) {
         // Two retries racing: both passed the check above, the first committed, the machine refused the second.
         if (error instanceof EventRefusedError && (await asked())) return { questionId, replayed: true };

@@ -89,6 +89,11 @@ for (const target of await databaseTargets()) {
       const otherAnswer = await post(`/supervisors/${id}/questions/q-retried/answer`, { answer: 'no' });
       expect(otherAnswer.status).toBe(409);
       expect(otherAnswer.body).toMatchObject({ error: 'QuestionAlreadyAnsweredError', firstAnswer: 'yes' });
+      // An answered question's id is not asked again, through the events route either: the first answer keeps winning.
+      const reask = await post(`/supervisors/${id}/events`, { type: 'ASK_QUESTION', questionId: 'q-retried', question: 'Delete prod?' });
+      expect(reask.status).toBe(409);
+      expect(reask.body.message).toMatch(/question q-retried was already answered: "yes"; ask with a new id/);
+      expect((await runtime.describe(id)).pendingQuestions).toEqual([]);
 
       const spawned = await post<TaskResponse>(`/supervisors/${id}/tasks`, { taskId: 'task-retried', description: 'build it' });
       const spawnedAgain = await post<TaskResponse>(`/supervisors/${id}/tasks`, { taskId: 'task-retried', description: 'build it' });
