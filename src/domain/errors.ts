@@ -42,7 +42,7 @@ export class InvalidSupervisorDataError extends SupervisorRuntimeError {
   constructor(
     supervisorId: string,
     readonly field: string,
-    detail: string,
+    readonly detail: string,
   ) {
     super(`Refusing to write supervisor ${supervisorId}: ${field} ${detail}. Nothing was written; fix the value and retry.`, supervisorId);
   }

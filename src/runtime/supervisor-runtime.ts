@@ -202,6 +202,9 @@ export interface SupervisorRuntime {
   shutdown(options?: { closeDatabase?: boolean; closeTransport?: boolean }): Promise<void>;
 }
 
+/** The detail of the InvalidSupervisorDataError of a spawn under an id that is in use: the API checks it for a retry. */
+export const ID_TAKEN = 'is already taken by another supervisor';
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const TASK_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
@@ -629,7 +632,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       }
       // Only a caller-chosen id can be taken; a fresh UUID skips the read (the step fence would refuse an overwrite anyway).
       if (supervisors.has(id) || (input.id !== undefined && (await getSupervisorState(database.db, id)))) {
-        throw new InvalidSupervisorDataError(id, 'id', 'is already taken by another supervisor');
+        throw new InvalidSupervisorDataError(id, 'id', ID_TAKEN);
       }
       const [initial] = initialTransition(supervisorMachine, {
         supervisorId: id,
@@ -642,7 +645,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
         created = await DurableSupervisor.create(deps, initial, input.driver ?? defaultDriver, { step: 1, epoch: 1 });
       } catch (error) {
         // Two spawns racing for one caller-chosen id: the loser's insert finds the winner's row.
-        if (error instanceof StaleWriteError || error instanceof OwnershipLostError) throw new InvalidSupervisorDataError(id, 'id', 'is already taken by another supervisor');
+        if (error instanceof StaleWriteError || error instanceof OwnershipLostError) throw new InvalidSupervisorDataError(id, 'id', ID_TAKEN);
         // The caller hears "outcome unknown" and retries with its id: that retry takes up the row if it committed.
         if (input.id !== undefined && (error instanceof DatabaseUnavailableError || error instanceof SaveFailedError) && error.outcome === 'unknown') unsettledCreations.add(id);
         throw error;

@@ -33,9 +33,9 @@ for (const target of await databaseTargets()) {
     };
 
     it('a write that committed while the read-back fails answers with the committed state, not a 503', async () => {
-      const spawned = await post<SupervisorView>('/supervisors', { name: 'read-back fails', driver: 'manual' });
+      const id = randomUUID();
+      const spawned = await post<SupervisorView>('/supervisors', { id, name: 'read-back fails', driver: 'manual' });
       expect(spawned.status).toBe(201);
-      const id = spawned.body.id;
       // The database goes away right after the commit: every read of the stored state fails from here on.
       const describe = runtime.describe;
       runtime.describe = async () => {
@@ -49,6 +49,12 @@ for (const target of await databaseTargets()) {
         expect(asked.status).toBe(201);
         expect(asked.body.supervisor).toMatchObject({ state: 'waiting_for_user', readBack: false });
         expect(asked.body.supervisor.pendingQuestions.map((question) => question.id)).toEqual([asked.body.questionId]);
+        // A retried spawn is told by the supervisor this daemon runs under the id: a replay, not "taken by another".
+        const respawned = await post<SupervisorView>('/supervisors', { id, name: 'read-back fails', driver: 'manual' });
+        expect([respawned.status, respawned.replay]).toEqual([200, 'true']);
+        expect(respawned.body).toMatchObject({ id, name: 'read-back fails', state: 'waiting_for_user', readBack: false });
+        const taken = await post('/supervisors', { id, name: 'someone else' });
+        expect([taken.status, taken.body.message]).toEqual([400, expect.stringMatching(/is already taken by another supervisor/)]);
         // A read that is not part of a write still fails as it should.
         expect((await app.inject({ method: 'GET', url: `/supervisors/${id}` })).statusCode).toBe(503);
       } finally {

@@ -1,9 +1,9 @@
 // Routes on supervisors: spawn, list, describe, send events, ask, answer and withdraw questions, spawn tasks, list checkpoints.
 
 import type { FastifyInstance } from 'fastify';
-import { InvalidSupervisorDataError } from '../../domain/errors.js';
+import { DatabaseUnavailableError, InvalidSupervisorDataError, SupervisorNotFoundError } from '../../domain/errors.js';
 import { QuestionAlreadyAnsweredError } from '../../runtime/errors.js';
-import type { SupervisorRuntime } from '../../runtime/supervisor-runtime.js';
+import { ID_TAKEN, type SupervisorRuntime } from '../../runtime/supervisor-runtime.js';
 import { idFromIdempotencyKey } from '../idempotency-key.js';
 import {
   answerBody,
@@ -30,6 +30,7 @@ import {
 } from '../schemas.js';
 import {
   checkpointView,
+  committedView,
   describeAfterCommit,
   describeSupervisor,
   supervisorView,
@@ -57,9 +58,20 @@ export function registerSupervisorRoutes(app: FastifyInstance, runtime: Supervis
       });
     } catch (error) {
       // The caller's id is its idempotency key: a retried spawn (same id, same name) answers with what the first made.
-      if (id !== undefined && error instanceof InvalidSupervisorDataError && error.field === 'id') {
-        const existing = await runtime.describe(id).catch(() => null);
-        if (existing && existing.name === name.trim()) return reply.code(200).header(REPLAY_HEADER, 'true').send(supervisorView(runtime, existing));
+      if (id !== undefined && error instanceof InvalidSupervisorDataError && error.field === 'id' && error.detail === ID_TAKEN) {
+        let existing: SupervisorView;
+        try {
+          existing = await describeSupervisor(runtime, id);
+        } catch (readError) {
+          if (readError instanceof SupervisorNotFoundError) throw error;
+          // The row cannot be read now: the supervisor this daemon runs under the id tells whether this is the retry;
+          // without it the answer is the 503 (retry later), never "taken".
+          const running = runtime.get(id);
+          if (!(readError instanceof DatabaseUnavailableError) || !running) throw readError;
+          existing = committedView(runtime, running);
+        }
+        // "Taken" only when what holds the id is known to differ.
+        if (existing.name === name.trim()) return reply.code(200).header(REPLAY_HEADER, 'true').send(existing);
       }
       throw error;
     }
