@@ -141,5 +141,29 @@ for (const target of await databaseTargets()) {
         await runtime.shutdown({ closeDatabase: false });
       }
     });
+
+    it('a body nested 30 000 levels deep (60 KB of brackets) is 400 naming the nesting at every POST route, not a stack overflow', async () => {
+      const runtime = createRuntime({ database: database(), heartbeatIntervalMs: 0 });
+      const app = await createApiServer(runtime);
+      try {
+        const supervisor = await runtime.spawn({ name: 'nested' });
+        const { taskId } = await runtime.spawnTask(supervisor.id, { description: 'nested task' });
+        const { questionId } = await runtime.askQuestion(supervisor.id, { question: 'Nested?' });
+        const depth = 30_000;
+        const payload = `{"name":${'['.repeat(depth)}${']'.repeat(depth)}}`;
+        expect(payload.length).toBeLessThan(64 * 1024);
+        for (const [method, template] of ROUTES.filter(([method]) => method === 'POST')) {
+          const path = template.replace(':id', supervisor.id).replace(':qid', questionId).replace(':taskId', taskId);
+          const response = await app.inject({ method, url: path, payload, headers: { 'content-type': 'application/json' } });
+          expect(response.statusCode, `${path} → ${response.body.slice(0, 300)}`).toBe(400);
+          expect(response.json<{ message: string }>().message).toMatch(/body\.name(\.0)* nests arrays or objects more than 32 levels deep/);
+        }
+        // A body a client really sends, nested as deep as any field is, still passes.
+        expect((await app.inject({ method: 'POST', url: `/supervisors/${supervisor.id}/questions`, payload: { question: 'Which?', choices: ['a', 'b'] } })).statusCode).toBe(201);
+      } finally {
+        await app.close();
+        await runtime.shutdown({ closeDatabase: false });
+      }
+    });
   });
 }
