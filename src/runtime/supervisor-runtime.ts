@@ -691,7 +691,8 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
         const same =
           earlier.question === question.question &&
           JSON.stringify(earlier.choices ?? null) === JSON.stringify(question.choices ?? null) &&
-          (earlier.context ?? null) === (question.context ?? null);
+          // An empty context is not stored (the row says null): "" and no context are the same ask.
+          (earlier.context || null) === (question.context || null);
         if (same) return true;
         throw questionIdTaken(id, questionId, earlier);
       };

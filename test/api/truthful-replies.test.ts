@@ -168,6 +168,14 @@ for (const target of await databaseTargets()) {
       expect(askedAgain.replay).toBe('true');
       expect(askedAgain.body.questionId).toBe(asked.body.questionId);
       expect(askedAgain.body.supervisor.pendingQuestions).toHaveLength(1);
+      // An empty context is stored as none: the retry is still the same ask.
+      const blank = { question: 'Any notes?', context: '' };
+      const blankAsked = await keyed<QuestionAskedResponse>(`/supervisors/${id}/questions`, 'ask-2', blank);
+      const blankAgain = await keyed<QuestionAskedResponse>(`/supervisors/${id}/questions`, 'ask-2', blank);
+      expect([blankAsked.status, blankAgain.status, blankAgain.replay], blankAgain.body.message).toEqual([201, 200, 'true']);
+      expect(blankAgain.body.questionId).toBe(blankAsked.body.questionId);
+      const blankWithoutContext = await keyed<QuestionAskedResponse>(`/supervisors/${id}/questions`, 'ask-2', { question: 'Any notes?' });
+      expect(blankWithoutContext.status).toBe(200);
 
       const spawned = await keyed<TaskResponse>(`/supervisors/${id}/tasks`, 'task-1', { description: 'build it' });
       const spawnedAgain = await keyed<TaskResponse>(`/supervisors/${id}/tasks`, 'task-1', { description: 'build it' });
@@ -188,7 +196,7 @@ for (const target of await databaseTargets()) {
         expect(refused.body.message).toMatch(/Idempotency-Key header must be one value of 1 to 255 visible ASCII characters/);
       }
       expect((await runtime.listSupervisors()).supervisors).toHaveLength(before);
-      expect((await runtime.questions(id)).map((record) => record.id)).toEqual([asked.body.questionId]);
+      expect((await runtime.questions(id)).map((record) => record.id).sort()).toEqual([asked.body.questionId, blankAsked.body.questionId].sort());
       expect((await runtime.tasks(id)).map((task) => task.id)).toEqual([spawned.body.taskId]);
     });
   });
