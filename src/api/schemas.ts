@@ -25,8 +25,13 @@ export function wholeNumberText(digits: number, from: 0 | 1) {
   return patterned(pattern, `a whole number from ${from} to ${'9'.repeat(digits)}`);
 }
 
-/** Task ids become NATS subject tokens (tasks.<taskId>.events): letters, digits, `_` and `-` only. */
-const taskIdText = patterned('^[A-Za-z0-9_-]{1,128}$', 'letters, digits, _ and - only, 1 to 128 characters (a task id is a NATS subject token)');
+/**
+ * Ids a caller chooses for what it creates: task ids become NATS subject tokens (tasks.<taskId>.events), question ids
+ * path segments of the answer and withdraw URLs. Letters, digits, `_` and `-` only, so each is usable as it is.
+ */
+const callerIdText = patterned('^[A-Za-z0-9_-]{1,128}$', 'letters, digits, _ and - only, 1 to 128 characters (it is used in subjects and URLs as it is)');
+const taskIdText = callerIdText;
+const questionIdText = callerIdText;
 const anyText = { type: 'string' } as const;
 const progress = { type: 'integer', minimum: 0, maximum: 100 } as const;
 const choices = { type: 'array', items: text, minItems: 1 } as const;
@@ -87,7 +92,7 @@ export interface SpawnSupervisorBody {
   driver?: string;
 }
 
-export const askQuestionBody = body({ question: text, choices, context: anyText, questionId: text }, ['question']);
+export const askQuestionBody = body({ question: text, choices, context: anyText, questionId: questionIdText }, ['question']);
 export interface AskQuestionBody {
   question: string;
   /** The caller's id for the question: a retried ask of the same question under it is recognised, not asked twice. */
@@ -136,7 +141,7 @@ const SENDABLE_EVENTS = {
   SET_ACTIVITY: event('SET_ACTIVITY', { activity: anyText, progress }, ['activity']),
   SPAWN_TASK: event('SPAWN_TASK', { description: text, taskId: taskIdText }, ['description']),
   TASK_EVENT: event('TASK_EVENT', { taskId: text, kind: { type: 'string', enum: TASK_REPORT_TYPES }, progress, result: anyText, error: anyText }, ['taskId', 'kind']),
-  ASK_QUESTION: event('ASK_QUESTION', { question: text, questionId: text, choices, context: anyText }, ['question']),
+  ASK_QUESTION: event('ASK_QUESTION', { question: text, questionId: questionIdText, choices, context: anyText }, ['question']),
   ANSWER: event('ANSWER', { questionId: text, answer: anyText }, ['questionId', 'answer']),
   WITHDRAW_QUESTION: event('WITHDRAW_QUESTION', { questionId: text, reason: anyText }, ['questionId']),
   SET_PHASE: event('SET_PHASE', { phase: text }, ['phase']),

@@ -59,12 +59,17 @@ function closeGracefully(app: FastifyInstance): void {
   });
 }
 
+/** Longest path parameter routed (percent-encoded as sent); ids the API hands out or accepts are at most 128. */
+const MAX_PARAM_LENGTH = 256;
+
 export async function createApiServer(runtime: SupervisorRuntime, options: ApiServerOptions = {}): Promise<FastifyInstance> {
   const logger = options.logger ?? silentLogger;
   const app = Fastify({
     // The daemon logs through its own Logger (below); Fastify's would be a second, differently shaped stream.
     logger: false,
     bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    // Fastify's default (100) makes an id longer than 100 characters "no route": task and question ids go up to 128.
+    maxParamLength: MAX_PARAM_LENGTH,
     ajv: {
       customOptions: {
         // Fastify's defaults strip unknown fields and coerce types; we want a bad body refused, naming the field.

@@ -2,6 +2,7 @@
 // 500, and a request that is refused (4xx) writes nothing: the stored step of every supervisor stays where it was.
 
 import { randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createApiServer } from '../../src/api/server.js';
@@ -142,28 +143,63 @@ for (const target of await databaseTargets()) {
       }
     });
 
-    it('a body nested 30 000 levels deep (60 KB of brackets) is 400 naming the nesting at every POST route, not a stack overflow', async () => {
+    /** A server over a supervisor with a running task and a pending question, for the hand-picked hostile requests below. */
+    async function withTargets(work: (app: FastifyInstance, targets: { id: string; taskId: string; questionId: string }) => Promise<void>): Promise<void> {
       const runtime = createRuntime({ database: database(), heartbeatIntervalMs: 0 });
       const app = await createApiServer(runtime);
       try {
-        const supervisor = await runtime.spawn({ name: 'nested' });
-        const { taskId } = await runtime.spawnTask(supervisor.id, { description: 'nested task' });
-        const { questionId } = await runtime.askQuestion(supervisor.id, { question: 'Nested?' });
+        const supervisor = await runtime.spawn({ name: 'hostile' });
+        const { taskId } = await runtime.spawnTask(supervisor.id, { description: 'hostile task' });
+        const { questionId } = await runtime.askQuestion(supervisor.id, { question: 'Hostile?' });
+        await work(app, { id: supervisor.id, taskId, questionId });
+      } finally {
+        await app.close();
+        await runtime.shutdown({ closeDatabase: false });
+      }
+    }
+
+    it('a body nested 30 000 levels deep (60 KB of brackets) is 400 naming the nesting at every POST route, not a stack overflow', async () => {
+      await withTargets(async (app, { id, taskId, questionId }) => {
         const depth = 30_000;
         const payload = `{"name":${'['.repeat(depth)}${']'.repeat(depth)}}`;
         expect(payload.length).toBeLessThan(64 * 1024);
         for (const [method, template] of ROUTES.filter(([method]) => method === 'POST')) {
-          const path = template.replace(':id', supervisor.id).replace(':qid', questionId).replace(':taskId', taskId);
+          const path = template.replace(':id', id).replace(':qid', questionId).replace(':taskId', taskId);
           const response = await app.inject({ method, url: path, payload, headers: { 'content-type': 'application/json' } });
           expect(response.statusCode, `${path} → ${response.body.slice(0, 300)}`).toBe(400);
           expect(response.json<{ message: string }>().message).toMatch(/body\.name(\.0)* nests arrays or objects more than 32 levels deep/);
         }
         // A body a client really sends, nested as deep as any field is, still passes.
-        expect((await app.inject({ method: 'POST', url: `/supervisors/${supervisor.id}/questions`, payload: { question: 'Which?', choices: ['a', 'b'] } })).statusCode).toBe(201);
-      } finally {
-        await app.close();
-        await runtime.shutdown({ closeDatabase: false });
-      }
+        expect((await app.inject({ method: 'POST', url: `/supervisors/${id}/questions`, payload: { question: 'Which?', choices: ['a', 'b'] } })).statusCode).toBe(201);
+      });
+    });
+
+    it('every task and question id the API accepts works in its URLs (128 characters included); one that would not is 400 when asked', async () => {
+      await withTargets(async (app, { id }) => {
+        const post = (url: string, payload: object) => app.inject({ method: 'POST', url, payload });
+        const longest = 'x'.repeat(128);
+        expect((await post(`/supervisors/${id}/tasks`, { taskId: longest, description: 'long' })).statusCode).toBe(201);
+        const reported = await post(`/tasks/${longest}/events`, { type: 'completed', result: 'ok' });
+        expect(reported.statusCode, reported.body).toBe(200);
+        for (const questionId of [longest, `${longest.slice(1)}-`]) {
+          expect((await post(`/supervisors/${id}/questions`, { questionId, question: 'Long?' })).statusCode).toBe(201);
+        }
+        const answered = await post(`/supervisors/${id}/questions/${longest}/answer`, { answer: 'yes' });
+        expect(answered.statusCode, answered.body).toBe(200);
+        const withdrawn = await post(`/supervisors/${id}/questions/${longest.slice(1)}-/withdraw`, {});
+        expect(withdrawn.statusCode, withdrawn.body).toBe(200);
+        // Ids no URL could carry as they are ("/", "." and "..", spaces, over 128 characters) are refused before anything is asked.
+        for (const questionId of ['a/b', '.', '..', 'a b', 'a?b', 'é', 'y'.repeat(129)]) {
+          for (const [url, payload] of [
+            [`/supervisors/${id}/questions`, { questionId, question: 'Odd?' }],
+            [`/supervisors/${id}/events`, { type: 'ASK_QUESTION', questionId, question: 'Odd?' }],
+          ] as const) {
+            const refused = await post(url, payload);
+            expect(refused.statusCode, `${url} ${JSON.stringify(questionId)}`).toBe(400);
+            expect(refused.json<{ problems: string[] }>().problems).toEqual(['body.questionId must be letters, digits, _ and - only, 1 to 128 characters (it is used in subjects and URLs as it is)']);
+          }
+        }
+      });
     });
   });
 }
