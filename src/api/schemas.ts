@@ -43,8 +43,12 @@ function body(properties: Record<string, object>, required: string[] = []) {
 
 // ---------------------------------------------------------------- params and querystrings
 
-export const supervisorIdParams = body({ id: { type: 'string', format: 'uuid' } }, ['id']);
-export const questionParams = body({ id: { type: 'string', format: 'uuid' }, questionId: text }, ['id', 'questionId']);
+/** A plain UUID, as Postgres' uuid type takes it (Ajv's format "uuid" also lets "urn:uuid:…" through). */
+const supervisorIdText = patterned('^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$', 'a UUID');
+export const supervisorIdParams = body({ id: supervisorIdText }, ['id']);
+export const questionParams = body({ id: supervisorIdText, questionId: text }, ['id', 'questionId']);
+/** A listing route without query parameters: any one given is a 400 naming it, not silently ignored. */
+export const noQuery = body({});
 export const taskIdParams = body({ taskId: text }, ['taskId']);
 
 export interface SupervisorIdParams {
@@ -59,25 +63,22 @@ export interface TaskIdParams {
 }
 
 // Querystrings stay strings (type coercion is off so bodies are never coerced); the handler converts them.
-export const listSupervisorsQuery = {
-  type: 'object',
-  properties: { pendingQuestions: { type: 'string', enum: ['true', 'false'] } },
-} as const;
+export const listSupervisorsQuery = body({ pendingQuestions: { type: 'string', enum: ['true', 'false'] } });
 export interface ListSupervisorsQuery {
   pendingQuestions?: 'true' | 'false';
 }
 
 export const MAX_CHECKPOINTS = 1000;
-export const listCheckpointsQuery = {
-  type: 'object',
-  properties: {
-    limit: wholeNumberText(4, 1),
-    snapshots: { type: 'string', enum: ['true', 'false'] },
-  },
-} as const;
+export const listCheckpointsQuery = body({
+  limit: wholeNumberText(4, 1),
+  beforeSeq: wholeNumberText(9, 0),
+  snapshots: { type: 'string', enum: ['true', 'false'] },
+});
 export interface ListCheckpointsQuery {
   /** 1–9999 as text; capped at MAX_CHECKPOINTS. */
   limit?: string;
+  /** Only checkpoints older than this seq (the next page: the last seq seen), as text. */
+  beforeSeq?: string;
   /** Include each checkpoint's persisted snapshot (large); off by default. */
   snapshots?: 'true' | 'false';
 }

@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createApiServer } from '../../src/api/server.js';
+import type { CheckpointListResponse } from '../../src/api/views.js';
 import { createRuntime } from '../../src/runtime/supervisor-runtime.js';
 import { databaseTargets, useIsolatedDatabase } from '../helpers/databases.js';
 
@@ -199,6 +200,28 @@ for (const target of await databaseTargets()) {
             expect(refused.json<{ problems: string[] }>().problems).toEqual(['body.questionId must be letters, digits, _ and - only, 1 to 128 characters (it is used in subjects and URLs as it is)']);
           }
         }
+      });
+    });
+
+    it('an id or a query parameter a route does not take is 400 naming it: a urn:uuid id, an unknown parameter on every listing route', async () => {
+      await withTargets(async (app, { id }) => {
+        const problems = async (method: Method, url: string) => {
+          const response = await app.inject({ method, url, ...(method === 'POST' ? { payload: { type: 'HEARTBEAT' } } : {}) });
+          expect(response.statusCode, `${url} → ${response.body}`).toBe(400);
+          return response.json<{ problems: string[] }>().problems;
+        };
+        // Ajv's format "uuid" takes "urn:uuid:…"; Postgres does not.
+        for (const [method, url] of [['GET', `/supervisors/urn:uuid:${id}`], ['POST', `/supervisors/urn:uuid:${id}/events`], ['GET', `/supervisors/{${id}}/checkpoints`]] as const) {
+          expect(await problems(method, url)).toEqual(['params.id must be a UUID']);
+        }
+        for (const url of ['/supervisors?pendingQuestion=true', `/supervisors/${id}/checkpoints?before=2`, `/supervisors/${id}/tasks?status=running`, `/supervisors/${id}/questions?bogus=1`, `/supervisors/${id}/conversation?bogus=1`]) {
+          expect(await problems('GET', url)).toEqual([expect.stringMatching(/^querystring\.\w+ is not an accepted field$/)]);
+        }
+        // ?beforeSeq pages the checkpoints, as the runtime does.
+        const all = (await app.inject({ method: 'GET', url: `/supervisors/${id}/checkpoints` })).json<CheckpointListResponse>().checkpoints.map((checkpoint) => checkpoint.seq);
+        expect(all.length).toBeGreaterThanOrEqual(3);
+        const page = await app.inject({ method: 'GET', url: `/supervisors/${id}/checkpoints?limit=1&beforeSeq=${all[0]}` });
+        expect(page.json<CheckpointListResponse>().checkpoints.map((checkpoint) => checkpoint.seq)).toEqual([all[1]]);
       });
     });
   });

@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { DeadLetter } from '../../persistence/ownership/dead-letters.js';
 import type { QuestionRecord, TaskRecord } from '../../persistence/supervisor-repository.js';
 import type { SupervisorRuntime } from '../../runtime/supervisor-runtime.js';
-import { supervisorIdParams, wholeNumberText, type SupervisorIdParams } from '../schemas.js';
+import { noQuery, supervisorIdParams, wholeNumberText, type SupervisorIdParams } from '../schemas.js';
 
 const questionsQuery = {
   type: 'object',
@@ -40,7 +40,7 @@ export function registerHistoryRoutes(app: FastifyInstance, runtime: SupervisorR
     },
   );
 
-  app.get<{ Params: SupervisorIdParams; Reply: { tasks: TaskRecord[] } }>('/supervisors/:id/tasks', { schema: { params: supervisorIdParams } }, async (request) => ({
+  app.get<{ Params: SupervisorIdParams; Reply: { tasks: TaskRecord[] } }>('/supervisors/:id/tasks', { schema: { params: supervisorIdParams, querystring: noQuery } }, async (request) => ({
     tasks: await runtime.tasks(request.params.id),
   }));
 }

@@ -164,7 +164,8 @@ export function registerSupervisorRoutes(app: FastifyInstance, runtime: Supervis
     async (request) => {
       const { id } = request.params;
       const limit = Math.min(Number(request.query.limit ?? 100), MAX_CHECKPOINTS);
-      const checkpoints = await runtime.checkpoints(id, { limit });
+      const beforeSeq = request.query.beforeSeq !== undefined ? { beforeSeq: Number(request.query.beforeSeq) } : {};
+      const checkpoints = await runtime.checkpoints(id, { limit, ...beforeSeq });
       return { checkpoints: checkpoints.map((checkpoint) => checkpointView(checkpoint, request.query.snapshots === 'true')) };
     },
   );
