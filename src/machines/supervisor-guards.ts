@@ -87,9 +87,14 @@ export function checkWithdrawQuestion(context: SupervisorContext, event: Withdra
   return null;
 }
 
+/** The refusal of a SET_PHASE to the phase the supervisor already has: the HTTP API answers it as a replay. */
+export function phaseAlreadyReason(phase: string): string {
+  return `phase is already ${phase}`;
+}
+
 export function checkSetPhase(context: SupervisorContext, event: SetPhaseEvent): string | null {
   if (event.phase.trim() === '') return 'phase must not be empty';
-  if (event.phase === context.phase) return `phase is already ${event.phase}`;
+  if (event.phase === context.phase) return phaseAlreadyReason(event.phase);
   return null;
 }
 

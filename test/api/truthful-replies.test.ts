@@ -78,6 +78,12 @@ for (const target of await databaseTargets()) {
       // The same id for something else is still refused.
       expect((await post('/supervisors', { id, name: 'someone else' })).status).toBe(400);
 
+      // An event has no id, but a retried SET_PHASE finds its phase set: a replay, no second step.
+      const phased = await post<SupervisorView>(`/supervisors/${id}/events`, { type: 'SET_PHASE', phase: 'review' });
+      const phasedAgain = await post<SupervisorView>(`/supervisors/${id}/events`, { type: 'SET_PHASE', phase: 'review' });
+      expect([phased.status, phased.replay, phasedAgain.status, phasedAgain.replay], phasedAgain.body.message).toEqual([200, undefined, 200, 'true']);
+      expect(phasedAgain.body).toMatchObject({ phase: 'review', step: phased.body.step, checkpointSeq: phased.body.checkpointSeq });
+
       const question = { questionId: 'q-retried', question: 'Deploy now?', choices: ['yes', 'no'] };
       const asked = await post<QuestionAskedResponse>(`/supervisors/${id}/questions`, question);
       const askedAgain = await post<QuestionAskedResponse>(`/supervisors/${id}/questions`, question);

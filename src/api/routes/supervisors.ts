@@ -1,7 +1,8 @@
 // Routes on supervisors: spawn, list, describe, send events, ask, answer and withdraw questions, spawn tasks, list checkpoints.
 
 import type { FastifyInstance } from 'fastify';
-import { DatabaseUnavailableError, InvalidSupervisorDataError, SupervisorNotFoundError } from '../../domain/errors.js';
+import { DatabaseUnavailableError, EventRefusedError, InvalidSupervisorDataError, SupervisorNotFoundError } from '../../domain/errors.js';
+import { phaseAlreadyReason } from '../../machines/supervisor-guards.js';
 import { QuestionAlreadyAnsweredError } from '../../runtime/errors.js';
 import { ID_TAKEN, type SupervisorRuntime } from '../../runtime/supervisor-runtime.js';
 import { idFromIdempotencyKey } from '../idempotency-key.js';
@@ -98,9 +99,16 @@ export function registerSupervisorRoutes(app: FastifyInstance, runtime: Supervis
   app.post<{ Params: SupervisorIdParams; Body: EventBody; Reply: SupervisorView }>(
     '/supervisors/:id/events',
     { schema: { params: supervisorIdParams, body: eventBody } },
-    async (request) => {
+    async (request, reply) => {
       // runtime.send resolves only after the save point committed, so the fresh read below shows the new state.
-      await runtime.send(request.params.id, request.body);
+      try {
+        await runtime.send(request.params.id, request.body);
+      } catch (error) {
+        // A retried SET_PHASE finds the phase it set: it was applied, answer as then (no second step).
+        const { body } = request;
+        if (!(error instanceof EventRefusedError) || body.type !== 'SET_PHASE' || error.reason !== phaseAlreadyReason(body.phase)) throw error;
+        reply.header(REPLAY_HEADER, 'true');
+      }
       return describeAfterCommit(runtime, request.params.id);
     },
   );
