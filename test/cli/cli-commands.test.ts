@@ -2,9 +2,14 @@
 // --watch and --help, and the rest through runCli in this process (what the binary calls, minus its start-up).
 
 import { randomUUID } from 'node:crypto';
-import { beforeAll, describe, expect, it, vi } from 'vitest';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { sql } from 'kysely';
+import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { createApiServer } from '../../src/api/server.js';
 import type { SupervisorView } from '../../src/api/views.js';
-import { databaseTargets } from '../helpers/databases.js';
+import { createRuntime, type SupervisorRuntime } from '../../src/runtime/supervisor-runtime.js';
+import { databaseTargets, useIsolatedDatabase } from '../helpers/databases.js';
 import { freePort, useDaemon } from '../helpers/daemon.js';
 import { spawn } from 'node:child_process';
 import { BIN, runBin, runCliHere } from '../helpers/processes.js';
@@ -168,6 +173,39 @@ for (const target of targets) {
       const noToken = await runCliHere(['status'], { ...env, SUPERVISOR_RUNTIME_TOKEN: '' });
       expect(noToken.code).toBe(1);
       expect(noToken.stderr).toMatch(/Missing or wrong bearer token/);
+    });
+  });
+}
+
+for (const target of targets) {
+  // The daemon in this process, so a test can lay rows under it or slow a reply down.
+  describe(`supervisor-runtime client commands against an in-process server on ${target.name}`, () => {
+    const database = useIsolatedDatabase(target);
+    let runtime: SupervisorRuntime;
+    let app: FastifyInstance;
+    let env: Record<string, string>;
+    beforeEach(async () => {
+      runtime = createRuntime({ database: database(), heartbeatIntervalMs: 0 });
+      app = await createApiServer(runtime);
+      await app.listen({ host: '127.0.0.1', port: 0 });
+      env = { SUPERVISOR_RUNTIME_URL: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, SUPERVISOR_RUNTIME_TOKEN: '' };
+    });
+    afterEach(async () => {
+      await app?.close();
+      await runtime?.shutdown({ closeDatabase: false });
+    });
+
+    it('conversation prints every entry of a long conversation (2 500, more than one page), in order, the newest included', async () => {
+      const supervisor = await runtime.spawn({ name: 'talker' });
+      await sql`INSERT INTO supervisor_conversation (supervisor_id, seq, role, content)
+        SELECT ${supervisor.id}::uuid, g, 'assistant', 'message ' || g FROM generate_series(100, 2599) g`.execute(database().db);
+      const printed = await runCliHere(['conversation', supervisor.id], env);
+      expect(printed.code, printed.stderr).toBe(0);
+      const seqs = printed.stdout.trimEnd().split('\n').map((line) => Number(/^#(\d+) /.exec(line)?.[1]));
+      expect(seqs.slice(-2500)).toEqual(Array.from({ length: 2500 }, (_, i) => 100 + i));
+      expect(printed.stdout).toMatch(/assistant: message 2599\n$/);
+      const json = JSON.parse((await runCliHere(['conversation', supervisor.id, '--json'], env)).stdout) as { entries: unknown[] };
+      expect(json.entries).toHaveLength(seqs.length);
     });
   });
 }

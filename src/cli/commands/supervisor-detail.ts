@@ -170,6 +170,9 @@ ${CLIENT_HELP}`,
   },
 };
 
+/** Entries per request of `conversation` (the daemon answers at most 10 000). */
+const CONVERSATION_PAGE = 1000;
+
 export const conversationCommand: CliCommand = {
   name: 'conversation',
   summary: "print a supervisor's conversation",
@@ -183,7 +186,17 @@ ${CLIENT_HELP}`,
   async run({ values, positionals }, io) {
     const [supervisorId] = positionals;
     if (!supervisorId || positionals.length > 1) return usageError(io, conversationCommand, 'conversation needs one supervisor id.');
-    const answer = await daemonClientFor(io, values).get<{ entries: ConversationEntry[] }>(`${path(supervisorId)}/conversation`);
+    // The daemon answers a page at a time: read on from the last seq until a page comes back short.
+    const client = daemonClientFor(io, values);
+    const entries: ConversationEntry[] = [];
+    for (let fromSeq = 0; ; ) {
+      const page = await client.get<{ entries: ConversationEntry[] }>(`${path(supervisorId)}/conversation?fromSeq=${fromSeq}&limit=${CONVERSATION_PAGE}`);
+      entries.push(...page.entries);
+      const last = page.entries.at(-1);
+      if (page.entries.length < CONVERSATION_PAGE || last === undefined) break;
+      fromSeq = last.seq + 1;
+    }
+    const answer = { entries };
     const text = answer.entries.length === 0 ? 'No conversation yet.\n' : answer.entries.map((entry) => `#${entry.seq} ${entry.at} ${entry.role}: ${entry.content}\n`).join('');
     print(io, values, answer, text);
     return 0;
