@@ -1,5 +1,6 @@
 // How the client commands talk to a running daemon: JSON over HTTP with fetch, errors turned into sentences.
 
+import { randomUUID } from 'node:crypto';
 import { SupervisorRuntimeError } from '../../domain/errors.js';
 import type { ApiErrorBody } from '../../api/errors.js';
 import type { CliIo, OptionSpec } from '../command.js';
@@ -16,10 +17,19 @@ export class DaemonUnreachableError extends SupervisorRuntimeError {
 /** Something answered, but too slowly to be a healthy daemon. */
 export class DaemonTimeoutError extends SupervisorRuntimeError {
   override readonly name = 'DaemonTimeoutError';
-  constructor(url: string, timeoutMs: number) {
-    super(`The daemon at ${url} did not answer within ${timeoutMs / 1000} s: it may be overloaded or stuck; check its log and retry.`);
+  constructor(url: string, timeoutMs: number, readonly idempotencyKey?: string) {
+    super(
+      `The daemon at ${url} did not answer within ${timeoutMs / 1000} s: it may be overloaded or stuck; check its log and retry` +
+        (idempotencyKey !== undefined
+          ? `. The write may have been applied: run the same command again with --idempotency-key ${idempotencyKey} and it is applied once, never twice.`
+          : '.'),
+    );
   }
 }
+
+/** The option of the commands that create something (spawn, ask): the key that makes their retry safe. */
+export const IDEMPOTENCY_KEY_OPTION = 'idempotency-key';
+export const IDEMPOTENCY_KEY_HELP = `  --idempotency-key K a retry with the same key is applied once (default: a new one, printed if the daemon times out)`;
 
 /**
  * The daemon names what it refused by where it sits in the HTTP request (`params.id`, `body.taskId`, `querystring.limit`);
@@ -30,6 +40,7 @@ const CLI_WORDS: Array<[RegExp, string]> = [
   [/\bparams\.id\b/g, 'the supervisor id'],
   [/\bparams\.questionId\b/g, 'the question id'],
   [/\bparams\.taskId\b/g, 'the task id'],
+  [/\bthe Idempotency-Key header\b/g, '--idempotency-key'],
   [/\bquerystring\.(\w+)/g, '--$1'],
   [/\bbody\.(\w+)/g, 'the field "$1"'],
   [/^body (must|is)\b/g, 'the JSON $1'],
@@ -53,7 +64,8 @@ export class DaemonRequestError extends SupervisorRuntimeError {
 export interface DaemonClient {
   readonly url: string;
   get<T>(path: string): Promise<T>;
-  post<T>(path: string, body: unknown): Promise<T>;
+  /** With `idempotencyKey`, sent as the Idempotency-Key header, and named in the timeout error so the retry is safe. */
+  post<T>(path: string, body: unknown, options?: { idempotencyKey?: string }): Promise<T>;
 }
 
 export const CLIENT_TIMEOUT_MS = 10_000;
@@ -68,9 +80,10 @@ function isApiErrorBody(value: unknown): value is ApiErrorBody {
 }
 
 export function createDaemonClient(settings: ClientSettings, timeoutMs = CLIENT_TIMEOUT_MS): DaemonClient {
-  async function request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  async function request<T>(method: 'GET' | 'POST', path: string, body?: unknown, idempotencyKey?: string): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
+    if (idempotencyKey !== undefined) headers['idempotency-key'] = idempotencyKey;
     if (settings.token) headers.authorization = `Bearer ${settings.token}`;
     let response: Response;
     try {
@@ -81,7 +94,7 @@ export function createDaemonClient(settings: ClientSettings, timeoutMs = CLIENT_
         signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (error) {
-      if (error instanceof DOMException && error.name === 'TimeoutError') throw new DaemonTimeoutError(settings.url, timeoutMs);
+      if (error instanceof DOMException && error.name === 'TimeoutError') throw new DaemonTimeoutError(settings.url, timeoutMs, idempotencyKey);
       // fetch reports every network failure (refused, reset, unknown host) as a TypeError with the cause inside.
       throw new DaemonUnreachableError(settings.url);
     }
@@ -104,11 +117,17 @@ export function createDaemonClient(settings: ClientSettings, timeoutMs = CLIENT_
   return {
     url: settings.url,
     get: (path) => request('GET', path),
-    post: (path, body) => request('POST', path, body),
+    post: (path, body, options) => request('POST', path, body, options?.idempotencyKey),
   };
 }
 
 /** The client for a command's `--url` flag and environment. */
 export function daemonClientFor(io: CliIo, values: Record<string, string | boolean | string[] | undefined>): DaemonClient {
   return createDaemonClient(clientSettings(io.env, { url: typeof values.url === 'string' ? values.url : undefined }));
+}
+
+/** The key a creating command sends: the one given with --idempotency-key, or a new one for this run. */
+export function idempotencyKeyOf(values: Record<string, string | boolean | string[] | undefined>): string {
+  const given = values[IDEMPOTENCY_KEY_OPTION];
+  return typeof given === 'string' ? given : randomUUID();
 }

@@ -2,12 +2,12 @@
 
 import type { SupervisorView } from '../../api/views.js';
 import type { CliCommand } from '../command.js';
-import { CLIENT_HELP, clientOptions, daemonClientFor } from './http-client.js';
+import { CLIENT_HELP, clientOptions, daemonClientFor, IDEMPOTENCY_KEY_HELP, IDEMPOTENCY_KEY_OPTION, idempotencyKeyOf } from './http-client.js';
 
 export const spawnCommand: CliCommand = {
   name: 'spawn',
   summary: 'create and start a supervisor in the running daemon',
-  help: `Usage: supervisor-runtime spawn <name...> [--phase P] [--driver D] [--id UUID] [--json] [--url URL]
+  help: `Usage: supervisor-runtime spawn <name...> [--phase P] [--driver D] [--id UUID] [--idempotency-key K] [--json] [--url URL]
 
 Creates a supervisor (saved before it starts) and sends it START. The name is the
 remaining words, joined by spaces.
@@ -15,9 +15,10 @@ remaining words, joined by spaces.
   --driver D          agent driver: manual (the default: you send every event), scripted, or
                       openai (an LLM; the daemon needs --llm-base-url and --llm-model)
   --id UUID           use this id instead of a new one
+${IDEMPOTENCY_KEY_HELP}
   --json              print the daemon's JSON answer
 ${CLIENT_HELP}`,
-  options: { ...clientOptions, phase: { type: 'string' }, driver: { type: 'string' }, id: { type: 'string' }, json: { type: 'boolean' } },
+  options: { ...clientOptions, phase: { type: 'string' }, driver: { type: 'string' }, id: { type: 'string' }, [IDEMPOTENCY_KEY_OPTION]: { type: 'string' }, json: { type: 'boolean' } },
   positionals: true,
   async run({ values, positionals }, io) {
     const name = positionals.join(' ').trim();
@@ -30,7 +31,7 @@ ${CLIENT_HELP}`,
       const value = values[option];
       if (typeof value === 'string') body[option] = value;
     }
-    const supervisor = await daemonClientFor(io, values).post<SupervisorView>('/supervisors', body);
+    const supervisor = await daemonClientFor(io, values).post<SupervisorView>('/supervisors', body, { idempotencyKey: idempotencyKeyOf(values) });
     io.out(
       values.json
         ? `${JSON.stringify(supervisor, null, 2)}\n`

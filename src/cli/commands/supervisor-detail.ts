@@ -6,7 +6,7 @@ import type { ConversationEntry } from '../../domain/conversation.js';
 import type { TaskRecord } from '../../persistence/supervisor-repository.js';
 import type { CliCommand, CliIo } from '../command.js';
 import { table, truncate } from '../format.js';
-import { CLIENT_HELP, clientOptions, daemonClientFor } from './http-client.js';
+import { CLIENT_HELP, clientOptions, daemonClientFor, IDEMPOTENCY_KEY_HELP, IDEMPOTENCY_KEY_OPTION, idempotencyKeyOf } from './http-client.js';
 
 const JSON_HELP = '  --json              print the daemon\'s JSON answer';
 const jsonOption = { json: { type: 'boolean' } } as const;
@@ -24,15 +24,16 @@ function print(io: CliIo, values: Record<string, unknown>, json: unknown, text: 
 export const askCommand: CliCommand = {
   name: 'ask',
   summary: "ask a supervisor's human a question",
-  help: `Usage: supervisor-runtime ask <supervisorId> <question...> [--choice TEXT]... [--context TEXT] [--id ID] [--json] [--url URL]
+  help: `Usage: supervisor-runtime ask <supervisorId> <question...> [--choice TEXT]... [--context TEXT] [--id ID] [--idempotency-key K] [--json] [--url URL]
 
 Asks the question (the remaining words) and prints its id; the supervisor waits for the answer.
   --choice TEXT       an allowed answer; repeat for each (without any, the answer is free text)
   --context TEXT      what the human needs to know to answer
   --id ID             your id for the question: a retry with the same id and question asks it once
+${IDEMPOTENCY_KEY_HELP}
 ${JSON_HELP}
 ${CLIENT_HELP}`,
-  options: { ...clientOptions, ...jsonOption, choice: { type: 'string', multiple: true }, context: { type: 'string' }, id: { type: 'string' } },
+  options: { ...clientOptions, ...jsonOption, choice: { type: 'string', multiple: true }, context: { type: 'string' }, id: { type: 'string' }, [IDEMPOTENCY_KEY_OPTION]: { type: 'string' } },
   positionals: true,
   async run({ values, positionals }, io) {
     const [supervisorId, ...words] = positionals;
@@ -44,7 +45,7 @@ ${CLIENT_HELP}`,
       ...(typeof values.context === 'string' ? { context: values.context } : {}),
       ...(typeof values.id === 'string' ? { questionId: values.id } : {}),
     };
-    const asked = await daemonClientFor(io, values).post<QuestionAskedResponse>(`${path(supervisorId)}/questions`, body);
+    const asked = await daemonClientFor(io, values).post<QuestionAskedResponse>(`${path(supervisorId)}/questions`, body, { idempotencyKey: idempotencyKeyOf(values) });
     const how = choices.length > 0 ? `one of ${choices.map((choice) => JSON.stringify(choice)).join(', ')}` : 'any text';
     print(
       io,
