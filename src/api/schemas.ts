@@ -63,9 +63,14 @@ export interface TaskIdParams {
 }
 
 // Querystrings stay strings (type coercion is off so bodies are never coerced); the handler converts them.
-export const listSupervisorsQuery = body({ pendingQuestions: { type: 'string', enum: ['true', 'false'] } });
+export const MAX_SUPERVISORS_PAGE = 1000;
+export const listSupervisorsQuery = body({ pendingQuestions: { type: 'string', enum: ['true', 'false'] }, limit: wholeNumberText(4, 1), after: supervisorIdText });
 export interface ListSupervisorsQuery {
   pendingQuestions?: 'true' | 'false';
+  /** 1–9999 as text; capped at MAX_SUPERVISORS_PAGE. */
+  limit?: string;
+  /** The `next` of the page before. */
+  after?: string;
 }
 
 export const MAX_CHECKPOINTS = 1000;

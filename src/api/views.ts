@@ -26,6 +26,8 @@ export interface SupervisorListResponse {
   supervisors: SupervisorView[];
   /** Rows whose stored state is not the shape the code expects; listed so one bad row hides nothing. */
   invalid: InvalidSupervisorView[];
+  /** More supervisors follow: pass this as `?after=` for the next page (null on the last page). */
+  next: string | null;
 }
 
 export interface QuestionAskedResponse {

@@ -14,6 +14,7 @@ import {
   eventBody,
   listCheckpointsQuery,
   listSupervisorsQuery,
+  MAX_SUPERVISORS_PAGE,
   MAX_CHECKPOINTS,
   questionParams,
   spawnSupervisorBody,
@@ -83,10 +84,16 @@ export function registerSupervisorRoutes(app: FastifyInstance, runtime: Supervis
     '/supervisors',
     { schema: { querystring: listSupervisorsQuery } },
     async (request) => {
-      const { supervisors, invalid } = await runtime.listSupervisors({ pendingQuestionsOnly: request.query.pendingQuestions === 'true' });
+      const { limit, after } = request.query;
+      const { supervisors, invalid, next } = await runtime.listSupervisors({
+        pendingQuestionsOnly: request.query.pendingQuestions === 'true',
+        limit: Math.min(limit === undefined ? MAX_SUPERVISORS_PAGE : Number(limit), MAX_SUPERVISORS_PAGE),
+        ...(after !== undefined ? { after: after.toLowerCase() } : {}),
+      });
       return {
         supervisors: supervisors.map((state) => supervisorView(runtime, state)),
         invalid: invalid.map((error) => ({ id: error.supervisorId ?? '', problems: error.problems })),
+        next,
       };
     },
   );

@@ -4,9 +4,9 @@ import { untilSignal } from './worker.js';
 import type { SupervisorListResponse, SupervisorView } from '../../api/views.js';
 import type { CliCommand } from '../command.js';
 import { fields, table, truncate } from '../format.js';
-import { CLIENT_HELP, clientOptions, daemonClientFor } from './http-client.js';
+import { CLIENT_HELP, clientOptions, daemonClientFor, type DaemonClient } from './http-client.js';
 
-export function formatSupervisorTable(list: SupervisorListResponse): string {
+export function formatSupervisorTable(list: Pick<SupervisorListResponse, 'supervisors' | 'invalid'>): string {
   let text =
     list.supervisors.length === 0
       ? 'No supervisors yet: create one with `supervisor-runtime spawn <name>`.\n'
@@ -27,6 +27,20 @@ export function formatSupervisorTable(list: SupervisorListResponse): string {
     text += `! ${invalid.id}: stored state is invalid (${invalid.problems.join('; ')}); restore it with \`supervisor-runtime resume ${invalid.id}\`\n`;
   }
   return text;
+}
+
+/** Every supervisor the daemon lists, page after page (`pageSize` per page; the daemon's default and cap is 1,000). */
+export async function allSupervisors(client: Pick<DaemonClient, 'get'>, pageSize?: number): Promise<SupervisorListResponse> {
+  const all: SupervisorListResponse = { supervisors: [], invalid: [], next: null };
+  let after: string | null = null;
+  do {
+    const query = [...(pageSize ? [`limit=${pageSize}`] : []), ...(after ? [`after=${encodeURIComponent(after)}`] : [])].join('&');
+    const page: SupervisorListResponse = await client.get<SupervisorListResponse>(query ? `/supervisors?${query}` : '/supervisors');
+    all.supervisors.push(...page.supervisors);
+    all.invalid.push(...page.invalid);
+    after = page.next;
+  } while (after);
+  return all;
 }
 
 export function formatSupervisorDetail(supervisor: SupervisorView): string {
@@ -87,7 +101,7 @@ ${CLIENT_HELP}`,
         const supervisor = await client.get<SupervisorView>(`/supervisors/${encodeURIComponent(id)}`);
         return values.json ? `${JSON.stringify(supervisor, null, 2)}\n` : formatSupervisorDetail(supervisor);
       }
-      const list = await client.get<SupervisorListResponse>('/supervisors');
+      const list = await allSupervisors(client);
       return values.json ? `${JSON.stringify(list, null, 2)}\n` : formatSupervisorTable(list);
     };
     if (!values.watch) {
