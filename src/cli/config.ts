@@ -240,9 +240,21 @@ export function leaseSettings(env: Env): { leaseTtlMs: number; leaseRenewInterva
 export interface ClientSettings {
   url: string;
   token: string | undefined;
+  /** How long a command waits for the daemon's answer (SUPERVISOR_RUNTIME_CLIENT_TIMEOUT_MS). */
+  timeoutMs?: number;
 }
+
+/**
+ * The default wait for a daemon's answer: longer than the daemon's own bound on a stalled write (its statement
+ * timeout, 10 s, plus its 2 s answer margin), so a command hears the daemon's 503 rather than timing out first.
+ */
+export const DEFAULT_CLIENT_TIMEOUT_MS = 15_000;
 
 export function clientSettings(env: Env, flags: { url?: string | undefined } = {}): ClientSettings {
   const url = parseUrlSetting(flags.url !== undefined ? '--url' : 'SUPERVISOR_RUNTIME_URL', flags.url ?? env.SUPERVISOR_RUNTIME_URL, ['http:', 'https:']) ?? DEFAULT_URL;
-  return { url: url.replace(/\/+$/, ''), token: nonEmpty(env.SUPERVISOR_RUNTIME_TOKEN) };
+  return {
+    url: url.replace(/\/+$/, ''),
+    token: nonEmpty(env.SUPERVISOR_RUNTIME_TOKEN),
+    timeoutMs: parseIntegerSetting('SUPERVISOR_RUNTIME_CLIENT_TIMEOUT_MS', env.SUPERVISOR_RUNTIME_CLIENT_TIMEOUT_MS, DEFAULT_CLIENT_TIMEOUT_MS, 100, 600_000),
+  };
 }

@@ -13,7 +13,6 @@ import { databaseTargets, useIsolatedDatabase } from '../helpers/databases.js';
 import { freePort, useDaemon } from '../helpers/daemon.js';
 import { spawn } from 'node:child_process';
 import { BIN, runBin, runCliHere } from '../helpers/processes.js';
-import { CLIENT_TIMEOUT_MS } from '../../src/cli/commands/http-client.js';
 
 const TOKEN = `cli-${randomUUID()}`;
 const targets = await databaseTargets();
@@ -209,24 +208,25 @@ for (const target of targets) {
       expect(json.entries).toHaveLength(seqs.length);
     });
 
-    it('spawn and ask that time out say how to retry safely: run again with the printed --idempotency-key, applied once', { timeout: 60_000 }, async () => {
+    it('spawn and ask that time out (SUPERVISOR_RUNTIME_CLIENT_TIMEOUT_MS) say how to retry safely: run again with the printed --idempotency-key, applied once', { timeout: 60_000 }, async () => {
+      const impatient = { ...env, SUPERVISOR_RUNTIME_CLIENT_TIMEOUT_MS: '1000' };
       const asker = await runtime.spawn({ name: 'asker' });
       // The writes commit at once; only their replies are late (a stalled read-back, a slow network).
       let slow = true;
       const late = <A extends unknown[], R>(write: (...args: A) => Promise<R>) => async (...args: A) => {
         const result = await write(...args);
-        if (slow) await new Promise((resolve) => setTimeout(resolve, CLIENT_TIMEOUT_MS + 500));
+        if (slow) await new Promise((resolve) => setTimeout(resolve, 1_500));
         return result;
       };
       runtime.spawn = late(runtime.spawn);
       runtime.askQuestion = late(runtime.askQuestion);
       const commands = [['spawn', 'nightly', 'build'], ['ask', asker.id, 'Ship?']];
-      const timedOut = await Promise.all(commands.map((args) => runCliHere(args, env)));
+      const timedOut = await Promise.all(commands.map((args) => runCliHere(args, impatient)));
       slow = false;
       for (const [index, args] of commands.entries()) {
         const { code, stderr } = timedOut[index] ?? { code: 0, stderr: '' };
         expect(code).toBe(1);
-        const key = /did not answer within 10 s.*run the same command again with --idempotency-key (\S+) and it is applied once/.exec(stderr)?.[1];
+        const key = /did not answer within 1 s.*run the same command again with --idempotency-key (\S+) and it is applied once/.exec(stderr)?.[1];
         expect(key, stderr).toBeDefined();
         const again = await runCliHere([...args, '--idempotency-key', key ?? ''], env);
         expect(again.code, again.stderr).toBe(0);

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { SupervisorRuntimeError } from '../../domain/errors.js';
 import type { ApiErrorBody } from '../../api/errors.js';
 import type { CliIo, OptionSpec } from '../command.js';
-import { clientSettings, type ClientSettings } from '../config.js';
+import { clientSettings, DEFAULT_CLIENT_TIMEOUT_MS, type ClientSettings } from '../config.js';
 
 /** Nothing listens at the URL (or the host is unknown). */
 export class DaemonUnreachableError extends SupervisorRuntimeError {
@@ -68,7 +68,6 @@ export interface DaemonClient {
   post<T>(path: string, body: unknown, options?: { idempotencyKey?: string }): Promise<T>;
 }
 
-export const CLIENT_TIMEOUT_MS = 10_000;
 
 /** The option every client command takes, and the lines of help that describe it. */
 export const clientOptions: OptionSpec = { url: { type: 'string' } };
@@ -79,7 +78,7 @@ function isApiErrorBody(value: unknown): value is ApiErrorBody {
   return typeof value === 'object' && value !== null && typeof (value as ApiErrorBody).message === 'string' && typeof (value as ApiErrorBody).error === 'string';
 }
 
-export function createDaemonClient(settings: ClientSettings, timeoutMs = CLIENT_TIMEOUT_MS): DaemonClient {
+export function createDaemonClient(settings: ClientSettings, timeoutMs = settings.timeoutMs ?? DEFAULT_CLIENT_TIMEOUT_MS): DaemonClient {
   async function request<T>(method: 'GET' | 'POST', path: string, body?: unknown, idempotencyKey?: string): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
