@@ -15,6 +15,8 @@ export interface RestorationContextInput {
   restoredAt: string;
   tasks: TaskResumption[];
   redelivered: PendingQuestion[];
+  /** Pending questions whose answer is already recorded and reaches the supervisor next (not delivered again). */
+  answerWaiting?: readonly string[];
   warnings: string[];
   /** The daemon that ran the supervisor before, and the one that runs it now (named in a reassignment notice). */
   owners?: { previous: string | null; current: string };
@@ -64,9 +66,17 @@ export function buildRestorationContextMessage(input: RestorationContextInput): 
       lines.push(`- ${task.taskId} (${task.description || 'unknown task'}): ${outcome}`);
     }
   }
-  if (context.pendingQuestions.length > 0) {
+  const waiting = new Set(input.answerWaiting ?? []);
+  const open = context.pendingQuestions.filter((q) => !waiting.has(q.id));
+  const answered = context.pendingQuestions.filter((q) => waiting.has(q.id));
+  const listed = (q: PendingQuestion) => `- ${q.id}: ${q.question}${q.choices ? ` [${q.choices.join(' / ')}]` : ''}`;
+  if (open.length > 0) {
     lines.push('Questions still open (delivered again to the human):');
-    for (const q of context.pendingQuestions) lines.push(`- ${q.id}: ${q.question}${q.choices ? ` [${q.choices.join(' / ')}]` : ''}`);
+    for (const q of open) lines.push(listed(q));
+  }
+  if (answered.length > 0) {
+    lines.push('Questions answered while you were down (the answer reaches you next):');
+    for (const q of answered) lines.push(listed(q));
   }
   if (input.warnings.length > 0) lines.push(`Warnings: ${input.warnings.join('; ')}.`);
   lines.push(`Next: ${nextStep(input)}`);

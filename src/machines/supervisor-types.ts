@@ -150,6 +150,8 @@ export interface RestoredEvent {
   contextMessage: string;
   /** Deliver every pending question again (the human may never have seen it). */
   redeliver: boolean;
+  /** Pending questions whose answer is already recorded and about to be applied: not delivered again. */
+  answerWaiting?: readonly string[];
 }
 
 export type SupervisorEvent =

@@ -249,12 +249,10 @@ export function applyResume(context: SupervisorContext, _event: ResumeEvent): Su
 }
 
 export function applyRestored(context: SupervisorContext, event: RestoredEvent): SupervisorUpdate {
+  const waiting = new Set(event.answerWaiting ?? []);
+  const delivered = (question: PendingQuestion) => event.redeliver && !waiting.has(question.id);
   const pendingQuestions = event.redeliver
-    ? context.pendingQuestions.map((question) => ({
-        ...question,
-        deliveryCount: question.deliveryCount + 1,
-        lastDeliveredAt: event.at,
-      }))
+    ? context.pendingQuestions.map((question) => (delivered(question) ? { ...question, deliveryCount: question.deliveryCount + 1, lastDeliveredAt: event.at } : question))
     : context.pendingQuestions;
   const restored = withConversation(
     unchanged({
@@ -269,7 +267,7 @@ export function applyRestored(context: SupervisorContext, event: RestoredEvent):
     event.at,
   );
   if (!event.redeliver) return restored;
-  return pendingQuestions.reduce<SupervisorUpdate>(
+  return pendingQuestions.filter(delivered).reduce<SupervisorUpdate>(
     (update, question) => withEffect(update, { type: 'deliverQuestion', params: { question: copyQuestion(question), redelivery: true } }),
     restored,
   );

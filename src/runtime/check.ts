@@ -124,6 +124,9 @@ async function checkBatch(db: Executor, ids: readonly string[], owners: Readonly
       const reconciled = await reconcileOpenWork(db, id, snapshot, load.pendingRows, taskRows);
       entry.warnings.push(...reconciled.warnings);
       const context = reconciled.snapshot.context;
+      for (const question of context.pendingQuestions.filter((candidate) => load.waitingAnswers.includes(candidate.id))) {
+        entry.warnings.push(`question ${question.id} has an answer waiting in the inbox: applied after the restore, not delivered again`);
+      }
       if (load.conversationStored > context.conversationLength) {
         entry.warnings.push(`${load.conversationStored - context.conversationLength} conversation entries are newer than the restored state; kept`);
       }

@@ -33,6 +33,7 @@ import {
   type TaskRecord,
 } from '../persistence/supervisor-repository.js';
 import { claimSupervisor, getOwner, type ClaimedSupervisor } from '../persistence/ownership/claims.js';
+import { listWaitingAnswers } from '../persistence/ownership/inbox.js';
 import { SupervisorOwnedElsewhereError } from '../persistence/ownership/errors.js';
 import type { DurableSupervisor } from './durable-supervisor.js';
 import { SaveFailedError } from './errors.js';
@@ -169,6 +170,8 @@ interface Session {
   conversationStored: number;
   /** supervisor_questions rows still waiting for an answer. */
   pendingRows: QuestionRecord[];
+  /** Questions whose answer waits in the inbox: not delivered again (the owner applies the answer after the restore). */
+  waitingAnswers: string[];
 }
 
 /** The epoch a restore runs at, and whom the supervisor came from. */
@@ -457,24 +460,30 @@ async function interruptAndStop(host: RuntimeHost, supervisorId: string, session
   await host.stopLocal(supervisorId).catch(() => undefined);
 }
 
-/** What step 1 reads for one supervisor; restore-all reads it for a whole claimed batch in four queries. */
+/** What step 1 reads for one supervisor; restore-all reads it for a whole claimed batch in five queries. */
 export interface Loaded {
   raw: SupervisorRestorationContext | null;
   taskRows: TaskRecord[];
   conversationStored: number;
   pendingRows: QuestionRecord[];
+  /** Questions whose answer waits in the inbox (recorded by some daemon, not applied yet). */
+  waitingAnswers: string[];
 }
 
-/** Step 1 for many supervisors at once: the same four reads, each one query for the batch. */
+/** Step 1 for many supervisors at once: the same five reads, each one query for the batch. */
 export async function loadMany(db: RuntimeHost['database']['db'], supervisorIds: readonly string[]): Promise<Map<string, Loaded>> {
-  const [rows, tasks, conversations, pending] = await Promise.all([
+  const [rows, tasks, conversations, pending, waiting] = await Promise.all([
     getSupervisorStatesForRestoration(db, supervisorIds),
     listOpenTasksOfSupervisors(db, supervisorIds),
     countConversations(db, supervisorIds),
     listPendingQuestionsOf(db, supervisorIds),
+    listWaitingAnswers(db, supervisorIds),
   ]);
   return new Map(
-    supervisorIds.map((id) => [id, { raw: rows.get(id) ?? null, taskRows: tasks.get(id) ?? [], conversationStored: conversations.get(id) ?? 0, pendingRows: pending.get(id) ?? [] }]),
+    supervisorIds.map((id) => [
+      id,
+      { raw: rows.get(id) ?? null, taskRows: tasks.get(id) ?? [], conversationStored: conversations.get(id) ?? 0, pendingRows: pending.get(id) ?? [], waitingAnswers: waiting.get(id) ?? [] },
+    ]),
   );
 }
 
@@ -532,7 +541,7 @@ async function restoreOnce(
   // The driver hears nothing until the restoration is committed: reconciled task outcomes must not make it act on a
   // state the restoration context message has not described yet.
   host.holdDriver(supervisorId);
-  const session: Session = { raw: null, snapshot: null, step: 0, supervisor: null, tasks: [], redelivered: [], contextMessage: '', failure: null, taskRows: [], conversationStored: 0, pendingRows: [] };
+  const session: Session = { raw: null, snapshot: null, step: 0, supervisor: null, tasks: [], redelivered: [], contextMessage: '', failure: null, taskRows: [], conversationStored: 0, pendingRows: [], waitingAnswers: [] };
   const at = () => host.now().toISOString();
   const need = <T>(value: T | null, what: string): T => {
     if (value === null) throw new Error(`restoration step ran without ${what}`);
@@ -551,9 +560,10 @@ async function restoreOnce(
 
   const steps: Steps = {
     loadState: step(async () => {
-      // Four reads at once, one round trip of waiting: the row, its open tasks, its conversation length, its pending
-      // questions. None grows with the supervisor's age: finished tasks and answered questions are not read.
-      const { raw, taskRows, conversationStored, pendingRows } = preloaded ?? need((await loadMany(db, [supervisorId])).get(supervisorId) ?? null, 'a load');
+      // Five reads at once, one round trip of waiting: the row, its open tasks, its conversation length, its pending
+      // questions, the answers waiting in the inbox. None grows with the supervisor's age: finished tasks and answered questions are not read.
+      const { raw, taskRows, conversationStored, pendingRows, waitingAnswers } = preloaded ?? need((await loadMany(db, [supervisorId])).get(supervisorId) ?? null, 'a load');
+      session.waitingAnswers = waitingAnswers;
       session.raw = raw;
       session.taskRows = taskRows;
       session.conversationStored = conversationStored;
@@ -659,7 +669,8 @@ async function restoreOnce(
         owners: { previous: claim.previousOwner, current: host.daemonId },
         restoredAt: at(),
         tasks: session.tasks,
-        redelivered: supervisor.snapshot.context.pendingQuestions,
+        redelivered: supervisor.snapshot.context.pendingQuestions.filter((question) => !session.waitingAnswers.includes(question.id)),
+        answerWaiting: session.waitingAnswers,
         warnings: snapshot.warnings,
       });
       return { contextMessage: session.contextMessage };
@@ -667,8 +678,9 @@ async function restoreOnce(
 
     markRestored: step(async () => {
       const supervisor = need(session.supervisor, 'a supervisor');
-      await supervisor.send({ type: 'RESTORED', at: at(), source, contextMessage: session.contextMessage, redeliver: true });
-      session.redelivered = supervisor.snapshot.context.pendingQuestions;
+      const answerWaiting = session.waitingAnswers;
+      await supervisor.send({ type: 'RESTORED', at: at(), source, contextMessage: session.contextMessage, redeliver: true, ...(answerWaiting.length > 0 ? { answerWaiting } : {}) });
+      session.redelivered = supervisor.snapshot.context.pendingQuestions.filter((question) => !answerWaiting.includes(question.id));
       return {};
     }),
 

@@ -12,6 +12,8 @@ import {
 } from '../../src/persistence/supervisor-repository.js';
 import type { AgentDriver } from '../../src/runtime/agent-driver.js';
 import { createRuntime, type SupervisorRuntime } from '../../src/runtime/supervisor-runtime.js';
+import { recordInbound } from '../../src/persistence/ownership/inbox.js';
+import { checkStoredStates } from '../../src/runtime/check.js';
 import { databaseTargets, useIsolatedDatabase } from '../helpers/databases.js';
 
 /** A runtime over a database it does not own: "crashing" it just abandons it, like kill -9 would. */
@@ -98,6 +100,33 @@ for (const target of await databaseTargets()) {
       for (const taskId of busy.tasks) await second.reportTaskEvent(taskId, { type: 'completed', result: 'ok' });
       await second.send(busy.id, { type: 'COMPLETE' });
       expect((await getSupervisorState(db(), busy.id))?.state).toBe('completed');
+      await second.shutdown({ closeDatabase: false });
+    });
+
+    it('a question whose answer another daemon recorded in the inbox meanwhile is not delivered again, and the answer is applied after the restore', async () => {
+      const first = runtimeOn(database());
+      const supervisor = await first.spawn({ name: 'answered while down' });
+      const answered = await first.askQuestion(supervisor.id, { question: 'Deploy?' });
+      const open = await first.askQuestion(supervisor.id, { question: 'Which region?' });
+      await crash(first);
+      // Another daemon received the human's answer and recorded it for the owner, which is gone.
+      const recorded = await recordInbound(db(), { kind: 'answer', supervisorId: supervisor.id, payload: { v: 1, questionId: answered.questionId, answer: 'yes' }, msgId: 'answer-while-down', epoch: null, receivedBy: 'peer' }, null);
+      expect(recorded.outcome).toBe('recorded');
+      expect((await checkStoredStates(db(), { supervisorIds: [supervisor.id] })).supervisors[0]?.warnings).toContain(
+        `question ${answered.questionId} has an answer waiting in the inbox: applied after the restore, not delivered again`,
+      );
+      const second = runtimeOn(database());
+      const summary = await second.start({ messaging: false });
+      const info = summary.results.find((result) => result.supervisorId === supervisor.id);
+      expect(info?.questionsRedelivered.map((question) => question.id)).toEqual([open.questionId]);
+      expect(info?.contextMessage).toMatch(new RegExp(`Questions still open \\(delivered again to the human\\):\\n- ${open.questionId}: Which region\\?\\nQuestions answered while you were down \\(the answer reaches you next\\):\\n- ${answered.questionId}: Deploy\\?`));
+      // The owner applies the inbox once the restore is stored.
+      for (let attempt = 0; attempt < 500 && second.get(supervisor.id)?.snapshot.context.answeredQuestionCount !== 1; attempt++) await new Promise((resolve) => setTimeout(resolve, 20));
+      const context = second.get(supervisor.id)?.snapshot.context;
+      expect(context?.answeredQuestionCount).toBe(1);
+      expect(context?.pendingQuestions.map((question) => [question.id, question.deliveryCount])).toEqual([[open.questionId, 2]]);
+      const deliveries = await sql<{ n: string }>`SELECT count(*)::text AS n FROM supervisor_outbox WHERE supervisor_id = ${supervisor.id} AND payload ->> 'questionId' = ${answered.questionId}`.execute(db());
+      expect(deliveries.rows[0]?.n).toBe('1');
       await second.shutdown({ closeDatabase: false });
     });
 

@@ -4,6 +4,7 @@
 import { sql } from 'kysely';
 import { withDatabaseErrors } from '../database-errors.js';
 import { toIso } from '../row-parsers.js';
+import { wantedIds } from '../supervisors/wanted-ids.js';
 import type { Executor } from '../supervisor-repository.js';
 
 export type InboxKind = 'answer' | 'task_event';
@@ -141,4 +142,23 @@ export async function pruneInbox(db: Executor, olderThan: Date): Promise<number>
     db.deleteFrom('supervisor_inbox').where('applied_at', 'is not', null).where('applied_at', '<', olderThan).executeTakeFirst(),
   );
   return Number(result.numDeletedRows);
+}
+
+/**
+ * Questions whose answer is recorded in the inbox and not applied yet, per supervisor (a restore does not deliver
+ * them again: the owner applies the answer right after it). One index lookup per supervisor (see wantedIds).
+ */
+export async function listWaitingAnswers(db: Executor, supervisorIds: readonly string[]): Promise<Map<string, string[]>> {
+  const byId = new Map<string, string[]>(supervisorIds.map((id) => [id, []]));
+  if (supervisorIds.length === 0) return byId;
+  const rows = await withDatabaseErrors('listWaitingAnswers', supervisorIds.length === 1 ? supervisorIds[0] : undefined, () =>
+    sql<{ supervisor_id: string; question_id: string | null }>`
+      SELECT wanted.id AS supervisor_id, waiting.question_id FROM ${wantedIds(supervisorIds)}
+      CROSS JOIN LATERAL (
+        SELECT i.payload ->> 'questionId' AS question_id FROM supervisor_inbox i
+        WHERE i.supervisor_id = wanted.id AND i.applied_at IS NULL AND i.kind = 'answer' OFFSET 0
+      ) waiting`.execute(db),
+  );
+  for (const row of rows.rows) if (row.question_id !== null) byId.get(row.supervisor_id)?.push(row.question_id);
+  return byId;
 }
