@@ -527,6 +527,8 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
   const restorer = createRestorer(host);
 
   function ensureInbox(inboxOptions: InboxApplierOptions | undefined): Promise<OwnerInbox> {
+    // Once shutdown began nothing new starts: a start() it overlapped would otherwise leave the applier running after it.
+    if (stopping) return Promise.reject(new RuntimeStoppedError());
     inboxStarting ??= startOwnerInbox(
       host,
       {
@@ -567,6 +569,8 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       await host.ready();
       await listenForReleases();
       const summary = startOptions.restore === false ? emptyRestoreAllSummary() : await runtime.restoreAll({ concurrency: restoreConcurrency });
+      // A shutdown that began while this restored: start nothing more (it already stopped what it found).
+      if (stopping) throw new RuntimeStoppedError();
       // Messaging after restoration: the relay publishes the re-deliveries it committed, and answers or task events kept
       // by JetStream while the daemon was down reach supervisors that are running again.
       const messagingOptions = startOptions.messaging ?? (options.transport ? { embeddedWorker: false } : false);
@@ -574,6 +578,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       // while its own transport is down (the daemon then starts messaging later, which reuses this applier).
       await ensureInbox(startOptions.inbox ?? (messagingOptions === false ? undefined : messagingOptions.inbox));
       if (messagingOptions !== false && !messaging) await runtime.startMessaging(messagingOptions);
+      if (stopping) throw new RuntimeStoppedError();
       leases.startRounds();
       return summary;
     },
@@ -582,6 +587,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       if (messaging) return messaging;
       await host.ready();
       const owned = await ensureInbox(messagingOptions.inbox);
+      if (stopping) throw new RuntimeStoppedError();
       messaging ??= await startMessaging(host, owned, messagingOptions);
       return messaging;
     },
