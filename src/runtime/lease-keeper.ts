@@ -50,6 +50,8 @@ export interface LeaseKeeperHost {
   readonly daemonId: string;
   /** Supervisors running here, with the epoch each was claimed or created at. */
   held(): Array<{ supervisorId: string; epoch: number }>;
+  /** Being created or restored here right now (owned here, not running yet): never taken for abandoned. */
+  busy(supervisorId: string): boolean;
   /** Stop the local copies of supervisors another daemon claimed (nothing is written for them). */
   dropLost(supervisorIds: string[]): Promise<void>;
   /** Restore claimed supervisors (bounded parallelism); resolves when every one is running or has failed. */
@@ -335,7 +337,7 @@ export function createLeaseKeeper(host: LeaseKeeperHost, initialSettings: LeaseS
     const owned = await listOwnedUnfinished(db, host.daemonId);
     lookForUnclaimedOwn = false;
     const held = new Set(host.held().map((entry) => entry.supervisorId));
-    const orphans = owned.filter((entry) => !held.has(entry.supervisorId));
+    const orphans = owned.filter((entry) => !held.has(entry.supervisorId) && !host.busy(entry.supervisorId));
     if (orphans.length === 0) return;
     logger.warn({ supervisors: orphans.length }, 'a claim failed after it may have committed: restoring the supervisors it left owned here and running nowhere');
     await host.restoreClaimed(orphans.map((entry) => ({ claim: { supervisorId: entry.supervisorId, epoch: entry.epoch, previousOwner: null, previousLeaseEndedAt: null }, source: 'daemon_restart' as const })));

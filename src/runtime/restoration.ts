@@ -206,6 +206,8 @@ export interface Restorer {
   retryStranded(): Promise<void>;
   /** Wait for restores in flight (shutdown). */
   settle(): Promise<void>;
+  /** A restore or resync of this id is queued or running. */
+  inFlight(supervisorId: string): boolean;
 }
 
 /** Owned here, running nowhere, because the database was away: what to try again. */
@@ -371,6 +373,8 @@ export function createRestorer(host: RuntimeHost): Restorer {
     async settle() {
       await Promise.all([...inFlight.values()].map((running) => running.catch(() => undefined)));
     },
+
+    inFlight: (supervisorId) => inFlight.has(supervisorId),
   };
 }
 

@@ -235,6 +235,8 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
   const restoring = new Map<string, { done: Promise<void>; resolve: () => void }>();
   // Caller-chosen ids whose creation's outcome is unknown (the database stopped answering mid-statement).
   const unsettledCreations = new Set<string>();
+  /** Creations whose first save point is in flight: owned here once it commits, not running until it is answered. */
+  const creating = new Set<string>();
   let stopping = false;
   let lastSummary: RestoreAllSummary | undefined;
   let messaging: Messaging | null = null;
@@ -464,6 +466,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       logger,
       daemonId,
       held: () => [...supervisors.values()].filter((supervisor) => !supervisor.stopped).map((supervisor) => ({ supervisorId: supervisor.id, epoch: supervisor.epoch })),
+      busy: (supervisorId) => creating.has(supervisorId) || restoring.has(supervisorId) || restorer.inFlight(supervisorId),
       dropLost: async (ids) => {
         for (const id of ids) {
           const supervisor = supervisors.get(id);
@@ -647,9 +650,11 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
         createdAt: now().toISOString(),
       });
       let created: DurableSupervisor;
+      creating.add(id);
       try {
         created = await DurableSupervisor.create(deps, initial, input.driver ?? defaultDriver, { step: 1, epoch: 1 });
       } catch (error) {
+        creating.delete(id);
         // Two spawns racing for one caller-chosen id: the loser's insert finds the winner's row.
         if (error instanceof StaleWriteError || error instanceof OwnershipLostError) throw new InvalidSupervisorDataError(id, 'id', ID_TAKEN);
         // The caller hears "outcome unknown" and retries with its id: that retry takes up the row if it committed.
@@ -657,6 +662,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
         throw error;
       }
       const supervisor = place(created);
+      creating.delete(id);
       // The creation committed: from here a database outage leaves the supervisor interrupted and starting by itself
       // once the database is back, never a spawn reported as not written.
       if (input.start !== false) await supervisor.start();
