@@ -212,6 +212,11 @@ export function defaultDaemonId(): string {
   return `${hostname()}-${process.pid}-${randomUUID().slice(0, 6)}`;
 }
 
+/** Thrown inside an ask's turn when the stored question is the same ask (a retry): answered as a replay, never seen outside. */
+class AskReplayed extends Error {
+  override readonly name = 'AskReplayed';
+}
+
 export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
   const logger = options.logger ?? silentLogger;
   const now = options.now ?? (() => new Date());
@@ -708,12 +713,16 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
         if (same) return true;
         throw questionIdTaken(id, questionId, earlier);
       };
-      if (await asked()) return { questionId, replayed: true };
+      // Checked in the event's own turn, after every step queued before it: a retry that read the table before the
+      // original ask committed (and was answered) would otherwise ask the answered question again.
+      const replay = new AskReplayed();
       try {
-        // Checked above: straight to the queue (runtime.send would read the row again).
-        await enqueue(id, toEvent(ask));
+        await enqueue(id, toEvent(ask), async () => {
+          if (await asked()) throw replay;
+        });
       } catch (error) {
-        // Two retries racing: both passed the check above, the first committed, the machine refused the second.
+        if (error === replay) return { questionId, replayed: true };
+        // Two retries racing on different daemons' views: the machine refused the second; the row says it is the same ask.
         if (error instanceof EventRefusedError && (await asked())) return { questionId, replayed: true };
         throw error;
       }
