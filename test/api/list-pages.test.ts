@@ -44,6 +44,12 @@ for (const target of await databaseTargets()) {
         const url = await app.listen({ host: '127.0.0.1', port: 0 });
         const all = await allSupervisors(createDaemonClient({ url, token: undefined }), 2);
         expect(all.supervisors.map((supervisor) => supervisor.id)).toEqual(listed);
+        // The questions command reads every page of those with pending questions.
+        const asking = spawned.slice(0, 3);
+        for (const supervisor of asking) await runtime.askQuestion(supervisor.id, { question: `Go, ${supervisor.id}?` });
+        const pending = await allSupervisors(createDaemonClient({ url, token: undefined }), 2, { pendingQuestions: true });
+        expect(new Set(pending.supervisors.map((supervisor) => supervisor.id))).toEqual(new Set(asking.map((supervisor) => supervisor.id)));
+        expect(pending.supervisors).toHaveLength(3);
       } finally {
         await app.close();
         await runtime.shutdown({ closeDatabase: false });

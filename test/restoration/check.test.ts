@@ -109,6 +109,7 @@ for (const target of await databaseTargets()) {
         const one = await app.inject({ method: 'GET', url: `/supervisors/${good.id}/check` });
         expect(one.json<CheckReport>()).toMatchObject({ checked: 1, restore: 1, supervisors: [{ supervisorId: good.id, verdict: 'restore' }] });
         expect((await app.inject({ method: 'GET', url: '/supervisors/not-a-uuid/check' })).statusCode).toBe(400);
+        expect((await app.inject({ method: 'GET', url: '/check?supervisorId=1' })).statusCode).toBe(400);
 
         const url = await app.listen({ host: '127.0.0.1', port: 0 });
         const printed = await runCliHere(['check', '--url', url]);

@@ -6,7 +6,7 @@ import type { CheckReport } from '../../runtime/check.js';
 import type { RestoreAllSummary } from '../../runtime/restoration.js';
 import type { SupervisorRuntime } from '../../runtime/supervisor-runtime.js';
 import { RequestValidationError } from '../errors.js';
-import { supervisorIdParams, type SupervisorIdParams } from '../schemas.js';
+import { noQuery, supervisorIdParams, type SupervisorIdParams } from '../schemas.js';
 
 /** The resume body is optional (`{}` or none resumes as before); its one field asks for seed step 3's fresh start. */
 function resumeOptions(body: unknown): { startFreshIfMissing: boolean } {
@@ -28,8 +28,8 @@ export function registerRestorationRoutes(app: FastifyInstance, runtime: Supervi
   );
 
   // The restoration dry-run: what restoring every stored supervisor (or one) would do now, with this daemon's guards.
-  app.get<{ Reply: CheckReport }>('/check', async () => runtime.check());
-  app.get<{ Params: SupervisorIdParams; Reply: CheckReport }>('/supervisors/:id/check', { schema: { params: supervisorIdParams } }, async (request) =>
+  app.get<{ Reply: CheckReport }>('/check', { schema: { querystring: noQuery } }, async () => runtime.check());
+  app.get<{ Params: SupervisorIdParams; Reply: CheckReport }>('/supervisors/:id/check', { schema: { params: supervisorIdParams, querystring: noQuery } }, async (request) =>
     runtime.check({ supervisorIds: [request.params.id] }),
   );
 

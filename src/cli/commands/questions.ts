@@ -4,6 +4,7 @@ import type { SupervisorListResponse } from '../../api/views.js';
 import type { CliCommand } from '../command.js';
 import { table, truncate } from '../format.js';
 import { CLIENT_HELP, clientOptions, daemonClientFor } from './http-client.js';
+import { allSupervisors } from './status.js';
 
 export function formatPendingQuestions(list: SupervisorListResponse): string {
   const rows = list.supervisors.flatMap((supervisor) =>
@@ -29,7 +30,7 @@ Lists every pending question: supervisor, question id, question and its choices.
 ${CLIENT_HELP}`,
   options: { ...clientOptions, json: { type: 'boolean' } },
   async run({ values }, io) {
-    const list = await daemonClientFor(io, values).get<SupervisorListResponse>('/supervisors?pendingQuestions=true');
+    const list = await allSupervisors(daemonClientFor(io, values), undefined, { pendingQuestions: true });
     io.out(values.json ? `${JSON.stringify(list, null, 2)}\n` : formatPendingQuestions(list));
     return 0;
   },

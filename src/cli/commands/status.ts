@@ -30,11 +30,15 @@ export function formatSupervisorTable(list: Pick<SupervisorListResponse, 'superv
 }
 
 /** Every supervisor the daemon lists, page after page (`pageSize` per page; the daemon's default and cap is 1,000). */
-export async function allSupervisors(client: Pick<DaemonClient, 'get'>, pageSize?: number): Promise<SupervisorListResponse> {
+export async function allSupervisors(client: Pick<DaemonClient, 'get'>, pageSize?: number, options: { pendingQuestions?: boolean } = {}): Promise<SupervisorListResponse> {
   const all: SupervisorListResponse = { supervisors: [], invalid: [], next: null };
   let after: string | null = null;
   do {
-    const query = [...(pageSize ? [`limit=${pageSize}`] : []), ...(after ? [`after=${encodeURIComponent(after)}`] : [])].join('&');
+    const query = [
+      ...(options.pendingQuestions ? ['pendingQuestions=true'] : []),
+      ...(pageSize ? [`limit=${pageSize}`] : []),
+      ...(after ? [`after=${encodeURIComponent(after)}`] : []),
+    ].join('&');
     const page: SupervisorListResponse = await client.get<SupervisorListResponse>(query ? `/supervisors?${query}` : '/supervisors');
     all.supervisors.push(...page.supervisors);
     all.invalid.push(...page.invalid);
