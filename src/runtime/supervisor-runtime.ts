@@ -207,6 +207,10 @@ export const ID_TAKEN = 'is already taken by another supervisor';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const TASK_ID = /^[A-Za-z0-9_-]{1,128}$/;
+/** A caller's question id: the task id rule, so it works in every URL and subject that names it. */
+const CALLER_ID = TASK_ID;
+const invalidQuestionId = (id: string) =>
+  new InvalidSupervisorDataError(id, 'questionId', 'must be 1–128 letters, digits, "_" or "-" (it is used in URLs and subjects as it is)');
 
 export function defaultDaemonId(): string {
   return `${hostname()}-${process.pid}-${randomUUID().slice(0, 6)}`;
@@ -442,6 +446,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
 
   /** An ASK_QUESTION naming its id, from any route: an id already asked (answered, withdrawn or pending) is refused, so the first answer keeps winning. */
   function askWithQuestionId(id: string, questionId: string, command: SupervisorCommand): Promise<CommittedStep> {
+    if (!CALLER_ID.test(questionId)) return Promise.reject(invalidQuestionId(id));
     // Read in the event's turn: an ASK and its ANSWER sent together still apply in the order sent.
     return enqueue(id, toEvent(command), async () => {
       const earlier = await getQuestion(database.db, id, questionId);
@@ -695,6 +700,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
         ...(question.choices ? { choices: question.choices } : {}),
         ...(question.context ? { context: question.context } : {}),
       };
+      if (question.questionId !== undefined && !CALLER_ID.test(question.questionId)) throw invalidQuestionId(id);
       // A fresh UUID cannot have been asked, so it skips the read of supervisor_questions.
       if (question.questionId === undefined) {
         await enqueue(id, toEvent(ask));

@@ -25,6 +25,23 @@ for (const target of await databaseTargets()) {
       }
     });
 
+    it('a caller question id outside the id rule (1–128 letters, digits, _ or -) is refused by the library too, before anything is written', async () => {
+      const runtime = createRuntime({ database: database(), heartbeatIntervalMs: 0 });
+      try {
+        const supervisor = await runtime.spawn({ name: 'asker' });
+        const stepBefore = runtime.get(supervisor.id)?.committed.step;
+        for (const questionId of ['a/b', '..', 'x'.repeat(129), 'has space']) {
+          await expect(runtime.askQuestion(supervisor.id, { questionId, question: 'Go?' })).rejects.toMatchObject({ name: 'InvalidSupervisorDataError', field: 'questionId' });
+          await expect(runtime.send(supervisor.id, { type: 'ASK_QUESTION', questionId, question: 'Go?' })).rejects.toBeInstanceOf(InvalidSupervisorDataError);
+        }
+        expect(runtime.get(supervisor.id)?.committed.step).toBe(stepBefore);
+        expect(await runtime.questions(supervisor.id)).toEqual([]);
+        await expect(runtime.askQuestion(supervisor.id, { questionId: 'ok_id-1', question: 'Go?' })).resolves.toEqual({ questionId: 'ok_id-1' });
+      } finally {
+        await runtime.shutdown({ closeDatabase: false });
+      }
+    });
+
     it('two supervisors spawning a task under the same id at the same moment: one gets it, the other is refused with nothing written', async () => {
       const runtime = createRuntime({ database: database(), heartbeatIntervalMs: 0 });
       try {
