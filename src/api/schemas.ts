@@ -1,6 +1,7 @@
 // JSON schemas of every request the HTTP API accepts, with the TypeScript shape each one guarantees.
 // Bodies are closed (`additionalProperties: false`): a misspelt field is a 400 naming it, never silently ignored.
 
+import { CALLER_ID_PATTERN, UUID_PATTERN } from '../domain/ids.js';
 import type { SupervisorCommand } from '../runtime/agent-driver.js';
 
 const text = { type: 'string', minLength: 1 } as const;
@@ -29,7 +30,7 @@ export function wholeNumberText(digits: number, from: 0 | 1) {
  * Ids a caller chooses for what it creates: task ids become NATS subject tokens (tasks.<taskId>.events), question ids
  * path segments of the answer and withdraw URLs. Letters, digits, `_` and `-` only, so each is usable as it is.
  */
-const callerIdText = patterned('^[A-Za-z0-9_-]{1,128}$', 'letters, digits, _ and - only, 1 to 128 characters (it is used in subjects and URLs as it is)');
+const callerIdText = patterned(CALLER_ID_PATTERN, 'letters, digits, _ and - only, 1 to 128 characters (it is used in subjects and URLs as it is)');
 const taskIdText = callerIdText;
 const questionIdText = callerIdText;
 const anyText = { type: 'string' } as const;
@@ -44,7 +45,7 @@ function body(properties: Record<string, object>, required: string[] = []) {
 // ---------------------------------------------------------------- params and querystrings
 
 /** A plain UUID, as Postgres' uuid type takes it (Ajv's format "uuid" also lets "urn:uuid:…" through). */
-const supervisorIdText = patterned('^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$', 'a UUID');
+const supervisorIdText = patterned(UUID_PATTERN, 'a UUID');
 export const supervisorIdParams = body({ id: supervisorIdText }, ['id']);
 export const questionParams = body({ id: supervisorIdText, questionId: text }, ['id', 'questionId']);
 /** A listing route without query parameters: any one given is a 400 naming it, not silently ignored. */

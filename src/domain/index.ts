@@ -4,3 +4,4 @@ export * from './spawned-task.js';
 export * from './conversation.js';
 export * from './restoration.js';
 export * from './errors.js';
+export * from './ids.js';

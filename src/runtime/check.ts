@@ -3,6 +3,7 @@
 // read with the same validation guards and reconciliation the restorer runs. It claims nothing and writes nothing, so
 // an operator can run a new version's check against the database before that version's daemons start.
 
+import { isUuid } from '../domain/ids.js';
 import { isTerminalState, isSupervisorState } from '../domain/supervisor-state.js';
 import type { SupervisorSnapshot } from '../machines/supervisor-machine.js';
 import type { Executor } from '../persistence/supervisors/records.js';
@@ -65,7 +66,7 @@ export async function checkStoredStates(db: Executor, options: CheckOptions = {}
     for (let first = 0; first < ids.length; first += batchSize) {
       const page = ids.slice(first, first + batchSize);
       // An id that is no UUID names nothing stored (and would fail the uuid comparison in the queries).
-      const queryable = page.filter((id) => UUID.test(id));
+      const queryable = page.filter(isUuid);
       const owners = new Map((await listSupervisorOwners(db, { ids: queryable })).map((row) => [row.id, row]));
       const checked = new Map((await checkBatch(db, queryable, owners)).map((entry) => [entry.supervisorId, entry]));
       for (const id of page) record(checked.get(id) ?? notFound(id, 'not a UUID, so no stored supervisor has it'));
@@ -82,8 +83,6 @@ export async function checkStoredStates(db: Executor, options: CheckOptions = {}
   }
   return report;
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 function notFound(supervisorId: string, why: string): SupervisorCheck {
   return { supervisorId, name: null, state: null, owner: null, epoch: null, ownerLive: false, finished: false, verdict: 'not_found', checkpointSeq: null, errors: [], warnings: [why] };
@@ -130,7 +129,8 @@ async function checkBatch(db: Executor, ids: readonly string[], owners: Readonly
       if (load.conversationStored > context.conversationLength) {
         entry.warnings.push(`${load.conversationStored - context.conversationLength} conversation entries are newer than the restored state; kept`);
       }
-      if (!isTerminalState(String(reconciled.snapshot.value) as never)) {
+      const restoredState = String(reconciled.snapshot.value);
+      if (!(isSupervisorState(restoredState) && isTerminalState(restoredState))) {
         for (const task of context.tasks.filter((candidate) => candidate.status === 'running')) {
           const row = taskRows.find((candidate) => candidate.id === task.id);
           if (row?.status === 'completed') entry.warnings.push(`task ${task.id} completed while nobody ran the supervisor: its result would be applied`);

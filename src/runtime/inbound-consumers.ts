@@ -8,6 +8,7 @@
 
 import { createHash } from 'node:crypto';
 import { DatabaseUnavailableError, InvalidSupervisorDataError, errorText } from '../domain/errors.js';
+import { isUuid } from '../domain/ids.js';
 import { recordDeadLetters, type DeadLetterWrite } from '../persistence/ownership/dead-letters.js';
 import { recordInbound, type InboundRecord } from '../persistence/ownership/inbox.js';
 import { parseAnswerMessage, parseTaskEventMessage } from '../transport/messages.js';
@@ -77,7 +78,6 @@ export type InboundKind = 'answers' | 'taskEvents';
 
 export const emptyInboundCounts = (): InboundCounts => ({ applied: 0, duplicates: 0, refused: 0, malformed: 0, unknown: 0, retried: 0, gaveUp: 0, recorded: 0 });
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Postgres text and jsonb cannot hold U+0000; such a message could never be stored, so it is poison, not "later". */
 const NUL = '\u0000';
 
@@ -258,7 +258,7 @@ export async function startInboundConsumers(parts: InboundConsumerParts, options
     const parsed = parseAnswerMessage(message.data);
     const problems = parsed.ok ? [] : [...parsed.problems];
     if (parts === null || parts.kind !== 'answers') problems.push(`subject ${message.subject} is not ${prefix}supervisors.<id>.answers`);
-    else if (!UUID.test(parts.supervisorId)) problems.push(`subject names supervisor "${parts.supervisorId}", which is not a UUID`);
+    else if (!isUuid(parts.supervisorId)) problems.push(`subject names supervisor "${parts.supervisorId}", which is not a UUID`);
     // A UUID is the same in either case (the subject may name it in capitals, the body copy it from a question).
     else if (parsed.ok && parsed.value.supervisorId !== undefined && parsed.value.supervisorId.toLowerCase() !== parts.supervisorId.toLowerCase()) {
       problems.push(`supervisorId ${parsed.value.supervisorId} does not match the subject's ${parts.supervisorId}`);

@@ -386,15 +386,15 @@ function isTransient(error: unknown): boolean {
   return false;
 }
 
+/** States that take no answer: a pending question there is out of place. */
+const UNBLOCKED_STATES: ReadonlySet<string> = new Set(['initializing', 'idle', 'working', 'waiting_for_tasks']);
+
 /**
  * Open work the tables know and the snapshot does not (a restore from an older checkpoint, or a row written outside
  * the runtime): questions still pending in supervisor_questions are pending again (and re-delivered with the rest),
  * pending ones that were answered (or withdrawn) meanwhile leave it, and running tasks the snapshot lacks are waited on again.
  * A supervisor in a waiting state then settles where its open work puts it.
  */
-/** States that take no answer: a pending question there is out of place. */
-const UNBLOCKED_STATES: ReadonlySet<string> = new Set(['initializing', 'idle', 'working', 'waiting_for_tasks']);
-
 export async function reconcileOpenWork(
   db: RuntimeHost['database']['db'],
   supervisorId: string,
@@ -547,6 +547,8 @@ async function restoreOnce(
   host.holdDriver(supervisorId);
   const session: Session = { raw: null, snapshot: null, step: 0, supervisor: null, tasks: [], redelivered: [], contextMessage: '', failure: null, taskRows: [], conversationStored: 0, pendingRows: [], waitingAnswers: [] };
   const at = () => host.now().toISOString();
+  // Pending questions delivered again: all but those whose answer already waits in the inbox.
+  const redeliverable = (questions: readonly PendingQuestion[]) => questions.filter((question) => !session.waitingAnswers.includes(question.id));
   const need = <T>(value: T | null, what: string): T => {
     if (value === null) throw new Error(`restoration step ran without ${what}`);
     return value;
@@ -673,7 +675,7 @@ async function restoreOnce(
         owners: { previous: claim.previousOwner, current: host.daemonId },
         restoredAt: at(),
         tasks: session.tasks,
-        redelivered: supervisor.snapshot.context.pendingQuestions.filter((question) => !session.waitingAnswers.includes(question.id)),
+        redelivered: redeliverable(supervisor.snapshot.context.pendingQuestions),
         answerWaiting: session.waitingAnswers,
         warnings: snapshot.warnings,
       });
@@ -684,7 +686,7 @@ async function restoreOnce(
       const supervisor = need(session.supervisor, 'a supervisor');
       const answerWaiting = session.waitingAnswers;
       await supervisor.send({ type: 'RESTORED', at: at(), source, contextMessage: session.contextMessage, redeliver: true, ...(answerWaiting.length > 0 ? { answerWaiting } : {}) });
-      session.redelivered = supervisor.snapshot.context.pendingQuestions.filter((question) => !answerWaiting.includes(question.id));
+      session.redelivered = redeliverable(supervisor.snapshot.context.pendingQuestions);
       return {};
     }),
 

@@ -10,6 +10,7 @@ import { sql } from 'kysely';
 import { initialTransition } from 'xstate';
 import type { ConversationEntry } from '../domain/conversation.js';
 import { DatabaseUnavailableError, EventRefusedError, errorText, InvalidSupervisorDataError, SupervisorNotFoundError, type InvalidSnapshotError } from '../domain/errors.js';
+import { isCallerId, isUuid } from '../domain/ids.js';
 import type { RestorationInfo, RestorationSource } from '../domain/restoration.js';
 import { isTerminalState, type SupervisorState } from '../domain/supervisor-state.js';
 import { supervisorMachine } from '../machines/supervisor-machine.js';
@@ -205,10 +206,6 @@ export interface SupervisorRuntime {
 /** The detail of the InvalidSupervisorDataError of a spawn under an id that is in use: the API checks it for a retry. */
 export const ID_TAKEN = 'is already taken by another supervisor';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const TASK_ID = /^[A-Za-z0-9_-]{1,128}$/;
-/** A caller's question id: the task id rule, so it works in every URL and subject that names it. */
-const CALLER_ID = TASK_ID;
 const invalidQuestionId = (id: string) =>
   new InvalidSupervisorDataError(id, 'questionId', 'must be 1–128 letters, digits, "_" or "-" (it is used in URLs and subjects as it is)');
 
@@ -424,7 +421,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
 
   /** A caller-chosen task id must fit a subject token and must not belong to another supervisor's task. */
   async function spawnWithTaskId(id: string, taskId: string, command: SupervisorCommand): Promise<CommittedStep> {
-    if (!TASK_ID.test(taskId)) throw new InvalidSupervisorDataError(id, 'taskId', 'must be 1–128 letters, digits, "_" or "-" (it becomes a NATS subject token)');
+    if (!isCallerId(taskId)) throw new InvalidSupervisorDataError(id, 'taskId', 'must be 1–128 letters, digits, "_" or "-" (it becomes a NATS subject token)');
     const existing = await getTask(database.db, taskId);
     if (existing && existing.supervisorId !== id) {
       throw new EventRefusedError(id, 'SPAWN_TASK', `task id ${taskId} is already used by supervisor ${existing.supervisorId}`, supervisors.get(id)?.state ?? 'unknown');
@@ -446,7 +443,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
 
   /** An ASK_QUESTION naming its id, from any route: an id already asked (answered, withdrawn or pending) is refused, so the first answer keeps winning. */
   function askWithQuestionId(id: string, questionId: string, command: SupervisorCommand): Promise<CommittedStep> {
-    if (!CALLER_ID.test(questionId)) return Promise.reject(invalidQuestionId(id));
+    if (!isCallerId(questionId)) return Promise.reject(invalidQuestionId(id));
     // Read in the event's turn: an ASK and its ANSWER sent together still apply in the order sent.
     return enqueue(id, toEvent(command), async () => {
       const earlier = await getQuestion(database.db, id, questionId);
@@ -629,7 +626,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       if (stopping) throw new RuntimeStoppedError();
       // Ids are stored as Postgres writes a uuid (lowercase): an uppercase one is the same supervisor, in that form.
       const id = (input.id ?? randomUUID()).toLowerCase();
-      if (!UUID.test(id)) throw new InvalidSupervisorDataError(input.id ?? id, 'id', 'must be a UUID');
+      if (!isUuid(id)) throw new InvalidSupervisorDataError(input.id ?? id, 'id', 'must be a UUID');
       if (typeof input.name !== 'string' || input.name.trim() === '') throw new InvalidSupervisorDataError(id, 'name', 'must be a non-empty string');
       if (input.driver !== undefined && !drivers.has(input.driver)) {
         const known = [...drivers.keys()].join(', ');
@@ -700,7 +697,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
         ...(question.choices ? { choices: question.choices } : {}),
         ...(question.context ? { context: question.context } : {}),
       };
-      if (question.questionId !== undefined && !CALLER_ID.test(question.questionId)) throw invalidQuestionId(id);
+      if (question.questionId !== undefined && !isCallerId(question.questionId)) throw invalidQuestionId(id);
       // A fresh UUID cannot have been asked, so it skips the read of supervisor_questions.
       if (question.questionId === undefined) {
         await enqueue(id, toEvent(ask));
