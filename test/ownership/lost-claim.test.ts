@@ -4,6 +4,7 @@
 import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { createRuntime } from '../../src/runtime/supervisor-runtime.js';
+import { connectionReset, isSingleFullSaveReply } from '../helpers/connection-faults.js';
 import { databaseTargets, useIsolatedDatabase } from '../helpers/databases.js';
 
 class Blip implements KyselyPlugin {
@@ -12,15 +13,14 @@ class Blip implements KyselyPlugin {
   transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
     if (this.failNextClaim && JSON.stringify(args.node).includes('sr:claim_supervisors')) {
       this.failNextClaim = false;
-      throw Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' });
+      throw connectionReset();
     }
     return args.node;
   }
   async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
-    const row = args.result.rows[0];
-    if (this.loseNextSaveReply && args.result.rows.length === 1 && row && Object.keys(row).join(',') === 'id,seq') {
+    if (this.loseNextSaveReply && isSingleFullSaveReply(args.result)) {
       this.loseNextSaveReply = false;
-      throw Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' });
+      throw connectionReset();
     }
     return args.result;
   }

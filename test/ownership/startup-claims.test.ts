@@ -16,14 +16,23 @@ for (const target of await databaseTargets()) {
     const database = useIsolatedDatabase(target);
     const db = () => database().db;
 
-    /** `count` unowned supervisors (as a released daemon leaves them), and a joined keeper claiming 2 at a time. */
-    async function setUp(count: number): Promise<{ ids: string[]; keeper: LeaseKeeper }> {
+    /** `count` unowned supervisors, as a released daemon leaves them. */
+    async function unowned(count: number): Promise<string[]> {
       const ids: string[] = [];
       for (let i = 0; i < count; i++) {
         const input = fullSave();
         await saveSupervisorStateFull(db(), input);
         ids.push(input.supervisorId);
       }
+      return ids;
+    }
+
+    /** A joined keeper named "claimer" that runs nothing; `host`, `settings` and `internals` override the defaults. */
+    async function joinedKeeper(
+      host: Partial<Parameters<typeof createLeaseKeeper>[0]> = {},
+      settings: Partial<Parameters<typeof createLeaseKeeper>[1]> = {},
+      internals: Parameters<typeof createLeaseKeeper>[2] = {},
+    ): Promise<LeaseKeeper> {
       const keeper = createLeaseKeeper(
         {
           database: database(),
@@ -34,11 +43,19 @@ for (const target of await databaseTargets()) {
           dropLost: async () => undefined,
           restoreClaimed: async () => undefined,
           retryStranded: async () => undefined,
+          ...host,
         },
-        { ...DEFAULT_LEASE_SETTINGS, startupClaimBatchSize: 2, url: null },
+        { ...DEFAULT_LEASE_SETTINGS, url: null, ...settings },
+        internals,
       );
       await keeper.join();
-      return { ids, keeper };
+      return keeper;
+    }
+
+    /** `count` unowned supervisors and a joined keeper claiming 2 at a time at start-up. */
+    async function setUp(count: number): Promise<{ ids: string[]; keeper: LeaseKeeper }> {
+      const ids = await unowned(count);
+      return { ids, keeper: await joinedKeeper({}, { startupClaimBatchSize: 2 }) };
     }
 
     const ownedBy = async (owner: string) =>
@@ -65,26 +82,12 @@ for (const target of await databaseTargets()) {
     });
 
     it('a claim round whose statement committed but whose reply was lost: the next round restores what it left owned here, each at its epoch', async () => {
-      const ids: string[] = [];
-      for (let i = 0; i < 3; i++) {
-        const input = fullSave();
-        await saveSupervisorStateFull(db(), input);
-        ids.push(input.supervisorId);
-      }
+      const ids = await unowned(3);
       const handed: Array<{ supervisorId: string; epoch: number }> = [];
       let lose = true;
-      const keeper = createLeaseKeeper(
-        {
-          database: database(),
-          logger: silentLogger,
-          daemonId: 'claimer',
-          held: () => [],
-          busy: () => false,
-          dropLost: async () => undefined,
-          restoreClaimed: async (claims) => void handed.push(...claims.map((entry) => ({ supervisorId: entry.claim.supervisorId, epoch: entry.claim.epoch }))),
-          retryStranded: async () => undefined,
-        },
-        { ...DEFAULT_LEASE_SETTINGS, renewIntervalMs: 50, url: null },
+      const keeper = await joinedKeeper(
+        { restoreClaimed: async (claims) => void handed.push(...claims.map((entry) => ({ supervisorId: entry.claim.supervisorId, epoch: entry.claim.epoch }))) },
+        { renewIntervalMs: 50 },
         {
           // The real statement commits; its caller hears the connection die, as after a reset between COMMIT and reply.
           claim: async (...args: Parameters<typeof claimSupervisors>) => {
@@ -97,7 +100,6 @@ for (const target of await databaseTargets()) {
           },
         },
       );
-      await keeper.join();
       keeper.startRounds();
       for (let attempt = 0; attempt < 1_000 && handed.length < ids.length; attempt++) await new Promise((resolve) => setTimeout(resolve, 10));
       await keeper.release();

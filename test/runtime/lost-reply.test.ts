@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { getSupervisorState, listCheckpoints } from '../../src/persistence/supervisor-repository.js';
 import { SaveFailedError } from '../../src/runtime/errors.js';
 import { createRuntime } from '../../src/runtime/supervisor-runtime.js';
+import { connectionReset, isSingleFullSaveReply } from '../helpers/connection-faults.js';
 import { databaseTargets, useIsolatedDatabase } from '../helpers/databases.js';
 
 /** After the next save statement has run, throws what pg throws when the connection resets: the commit happened. */
@@ -23,13 +24,11 @@ class LoseNextSaveReply implements KyselyPlugin {
     return args.node;
   }
   async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
-    // The full save statement of one supervisor answers with exactly one row: its id and the new checkpoint's seq.
-    const row = args.result.rows[0];
-    if (this.armed && args.result.rows.length === 1 && row && Object.keys(row).join(',') === 'id,seq') {
+    if (this.armed && isSingleFullSaveReply(args.result)) {
       this.armed = false;
       this.lost += 1;
       this.down = this.outageAfterLoss;
-      throw Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' });
+      throw connectionReset();
     }
     return args.result;
   }
