@@ -69,7 +69,7 @@ export async function createApiServer(runtime: SupervisorRuntime, options: ApiSe
     logger: false,
     bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
     // Fastify's default (100) makes an id longer than 100 characters "no route": task and question ids go up to 128.
-    maxParamLength: MAX_PARAM_LENGTH,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     ajv: {
       customOptions: {
         // Fastify's defaults strip unknown fields and coerce types; we want a bad body refused, naming the field.
