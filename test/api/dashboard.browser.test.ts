@@ -185,7 +185,11 @@ interface View {
     const page = await signedIn(`/dashboard#/supervisors/${supervisor.id}`);
     await page.locator('#detail-title .state', { hasText: 'interrupted' }).waitFor(SHOWN);
     await page.click('#resume');
-    await page.locator('#detail-title .state', { hasText: 'waiting_for_user' }).waitFor(SHOWN);
+    // Once seen timing out in a full CI run (not reproduced since): then say what the page and the daemon showed.
+    await page.locator('#detail-title .state', { hasText: 'waiting_for_user' }).waitFor(SHOWN).catch(async (error: unknown) => {
+      const shown = await page.locator('#detail-view').innerText().catch((cause: unknown) => `(page unreadable: ${String(cause)})`);
+      throw new Error(`${String(error)}\n--- the page showed:\n${shown}\n--- daemon log (tail):\n${daemon.logs().slice(-4_000)}`);
+    });
     expect(await page.locator('#resume').count()).toBe(0);
     await page.locator('#detail-restorations', { hasText: 'Restored 1 time(s)' }).waitFor(SHOWN);
     const stored = await call<View & { restorationSource: string | null }>('GET', `/supervisors/${supervisor.id}`);
