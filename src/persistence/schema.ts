@@ -48,6 +48,8 @@ export interface SupervisorTasksTable {
   created_at: Timestamp;
   updated_at: Timestamp;
   finished_at: NullableTimestamp;
+  /** The step of the save point that applied the outcome to the supervisor; null until one has. */
+  applied_step: ColumnType<string | number | null, number | string | null | undefined, number | string | null>;
 }
 
 /** Every question a supervisor asked, with its answer once it has one (the snapshot keeps only the pending ones). */

@@ -392,7 +392,8 @@ const UNBLOCKED_STATES: ReadonlySet<string> = new Set(['initializing', 'idle', '
 /**
  * Open work the tables know and the snapshot does not (a restore from an older checkpoint, or a row written outside
  * the runtime): questions still pending in supervisor_questions are pending again (and re-delivered with the rest),
- * pending ones that were answered (or withdrawn) meanwhile leave it, and running tasks the snapshot lacks are waited on again.
+ * pending ones that were answered (or withdrawn) meanwhile leave it, running tasks the snapshot lacks are waited on again,
+ * and running ones whose outcome a later save point applied leave it (counted, not applied again).
  * A supervisor in a waiting state then settles where its open work puts it.
  */
 export async function reconcileOpenWork(
@@ -415,10 +416,19 @@ export async function reconcileOpenWork(
     .filter((row) => !snapshotPending.has(row.id))
     .map((row) => ({ id: row.id, question: row.question, choices: row.choices, context: row.context, askedAt: row.askedAt, deliveryCount: 1, lastDeliveredAt: row.askedAt }));
   const snapshotTasks = new Set(context.tasks.map((task) => task.id));
+  // Running in the snapshot, finished in the table, and applied by a save point after the snapshot was taken: its
+  // conversation entry is stored and the driver was told, so it leaves the snapshot without being applied again (one
+  // that finished while nobody ran the supervisor has no applied step, and step 7 applies it).
+  const applied = new Map(
+    taskRows
+      .filter((row) => (row.status === 'completed' || row.status === 'failed') && row.appliedStep !== null)
+      .filter((row) => context.tasks.some((task) => task.id === row.id && task.status === 'running'))
+      .map((row) => [row.id, row]),
+  );
   const running = taskRows
     .filter((row) => (row.status === 'running' || row.status === 'pending') && !snapshotTasks.has(row.id))
     .map((row) => ({ id: row.id, description: row.description, status: 'running' as const, progress: row.progress, result: null, error: null, spawnedAt: row.createdAt, finishedAt: null }));
-  if (answered.size === 0 && withdrawn.size === 0 && added.length === 0 && running.length === 0) {
+  if (answered.size === 0 && withdrawn.size === 0 && added.length === 0 && running.length === 0 && applied.size === 0) {
     // A pending question blocks: only waiting_for_user can take its answer (the machine never leaves one pending
     // elsewhere, so a stored state that does was written outside it). It waits for its human again.
     const value = String(snapshot.value);
@@ -430,11 +440,15 @@ export async function reconcileOpenWork(
   for (const row of withdrawn.values()) warnings.push(`question ${row.id} was withdrawn after the restored state: no longer pending`);
   for (const question of added) warnings.push(`question ${question.id} was asked after the restored state: pending again`);
   for (const task of running) warnings.push(`task ${task.id} was spawned after the restored state: waiting on it again`);
+  for (const row of applied.values()) warnings.push(`task ${row.id} finished after the restored state and its outcome was applied then: not applied again`);
+  const appliedRows = [...applied.values()];
   const next: SupervisorContext = {
     ...context,
     pendingQuestions: [...context.pendingQuestions.filter((question) => !answered.has(question.id) && !withdrawn.has(question.id)), ...added],
     answeredQuestionCount: context.answeredQuestionCount + answered.size,
-    tasks: [...context.tasks, ...running],
+    tasks: [...context.tasks.filter((task) => !applied.has(task.id)), ...running],
+    completedTaskCount: context.completedTaskCount + appliedRows.filter((row) => row.status === 'completed').length,
+    failedTaskCount: context.failedTaskCount + appliedRows.filter((row) => row.status === 'failed').length,
   };
   // A waiting state settles where its open work puts it; so does one that had not begun waiting (an older checkpoint
   // from before the question or task the tables now bring back), or the supervisor could not take the answer.

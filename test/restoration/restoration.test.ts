@@ -290,6 +290,97 @@ for (const target of await databaseTargets()) {
         });
       }
 
+      // The driver's callbacks, by name, in the order they were called.
+      const recordingDriver = (seen: string[]): AgentDriver => ({
+        name: 'manual',
+        onTaskFinished: (_, task) => void seen.push(`onTaskFinished ${task.taskId}`),
+        onQuestionAnswered: (_, answer) => void seen.push(`onQuestionAnswered ${answer.questionId}`),
+        onRestored: () => void seen.push('onRestored'),
+      });
+      const untilRestored = async (seen: string[]) => {
+        for (let attempt = 0; attempt < 250 && !seen.includes('onRestored'); attempt++) await new Promise((resolve) => setTimeout(resolve, 20));
+        expect(seen).toContain('onRestored');
+      };
+
+      for (const recordedByWorker of [false, true]) {
+        it(`a task completion applied after the checkpoint used is not applied again: one conversation entry, the driver not told twice (${recordedByWorker ? 'its worker recorded it first' : 'reported as an event'})`, async () => {
+          const first = runtimeOn(database());
+          const supervisor = await first.spawn({ name: 'applied before the crash' });
+          const done = await first.spawnTask(supervisor.id, { description: 'compile' });
+          const open = await first.spawnTask(supervisor.id, { description: 'test' });
+          if (recordedByWorker) await recordTaskOutcome(db(), done.taskId, { status: 'completed', result: 'binary built' });
+          await first.reportTaskEvent(done.taskId, { type: 'completed', result: 'binary built' });
+          await crash(first);
+          const entry = `Task ${done.taskId} completed: binary built`;
+          expect((await getConversation(db(), supervisor.id)).filter((e) => e.content === entry)).toHaveLength(1);
+          // The newest checkpoint (the completion's) is lost: the one before it still has the task running.
+          const newest = (await listCheckpoints(db(), supervisor.id, { limit: 1 }))[0];
+          expect(newest?.reason).toBe('task_completed');
+          await corruptSnapshot(supervisor.id, sql`'"garbage"'::jsonb`).execute(db());
+
+          const seen: string[] = [];
+          const second = runtimeOn(database(), { drivers: [recordingDriver(seen)] });
+          const info = await second.restore(supervisor.id, 'daemon_restart');
+          expect(info).toMatchObject({ recoveryAction: 'restore_from_checkpoint', checkpointSeq: (newest?.seq ?? 0) - 1, restoredState: 'waiting_for_tasks' });
+          await untilRestored(seen);
+          const conversation = await getConversation(db(), supervisor.id);
+          expect(conversation.filter((e) => e.content === entry)).toHaveLength(1);
+          expect(conversation.map((e) => e.seq)).toEqual(conversation.map((_, index) => index));
+          expect(seen).toEqual(['onRestored']);
+          expect(info.tasksReconciled).toEqual([{ taskId: open.taskId, description: 'test', status: 'running', action: 'resumed', outcome: null }]);
+          expect(info.warnings).toContain(`task ${done.taskId} finished after the restored state and its outcome was applied then: not applied again`);
+          expect(info.contextMessage).not.toMatch(/completed while you were down/);
+          expect(second.get(supervisor.id)?.snapshot.context).toMatchObject({ tasks: [expect.objectContaining({ id: open.taskId })], completedTaskCount: 1, failedTaskCount: 0 });
+          // The check (dry run) of the same stored state says the same.
+          await crash(second);
+          await corruptSnapshot(supervisor.id, sql`'"garbage"'::jsonb`).execute(db());
+          const checked = (await checkStoredStates(db(), { supervisorIds: [supervisor.id] })).supervisors[0];
+          expect(checked?.warnings.join('\n')).not.toMatch(/its result would be applied/);
+        });
+      }
+
+      it('a task that finished while nobody ran the supervisor, never applied, is applied once after a fallback too', async () => {
+        const first = runtimeOn(database());
+        const supervisor = await first.spawn({ name: 'finished while down' });
+        const { taskId } = await first.spawnTask(supervisor.id, { description: 'compile' });
+        await first.send(supervisor.id, { type: 'SET_PHASE', phase: 'execution' });
+        await crash(first);
+        await recordTaskOutcome(db(), taskId, { status: 'completed', result: 'binary built' });
+        await corruptSnapshot(supervisor.id, sql`'"garbage"'::jsonb`).execute(db());
+        expect((await checkStoredStates(db(), { supervisorIds: [supervisor.id] })).supervisors[0]?.warnings).toContain(`task ${taskId} completed while nobody ran the supervisor: its result would be applied`);
+        const seen: string[] = [];
+        const second = runtimeOn(database(), { drivers: [recordingDriver(seen)] });
+        const info = await second.restore(supervisor.id, 'daemon_restart');
+        expect(info).toMatchObject({ recoveryAction: 'restore_from_checkpoint', restoredState: 'working' });
+        expect(info.tasksReconciled).toEqual([{ taskId, description: 'compile', status: 'completed', action: 'applied_completion', outcome: 'binary built' }]);
+        await untilRestored(seen);
+        expect(seen).toEqual([`onTaskFinished ${taskId}`, 'onRestored']);
+        expect((await getConversation(db(), supervisor.id)).filter((e) => e.content === `Task ${taskId} completed: binary built`)).toHaveLength(1);
+        expect(second.get(supervisor.id)?.snapshot.context).toMatchObject({ tasks: [], completedTaskCount: 1 });
+        await second.shutdown({ closeDatabase: false });
+      });
+
+      it('an answer applied after the checkpoint used is not applied again: one conversation entry, the driver not told twice', async () => {
+        const first = runtimeOn(database());
+        const supervisor = await first.spawn({ name: 'answered before the crash' });
+        const { questionId } = await first.askQuestion(supervisor.id, { question: 'Deploy?' });
+        await first.answerQuestion(supervisor.id, questionId, 'yes, deploy');
+        await crash(first);
+        const newest = (await listCheckpoints(db(), supervisor.id, { limit: 1 }))[0];
+        expect(newest?.reason).toBe('question_answered');
+        await corruptSnapshot(supervisor.id, sql`'"garbage"'::jsonb`).execute(db());
+        const seen: string[] = [];
+        const second = runtimeOn(database(), { drivers: [recordingDriver(seen)] });
+        const info = await second.restore(supervisor.id, 'daemon_restart');
+        expect(info).toMatchObject({ recoveryAction: 'restore_from_checkpoint', checkpointSeq: (newest?.seq ?? 0) - 1, restoredState: 'working', questionsRedelivered: [] });
+        expect(info.warnings).toContain(`question ${questionId} was answered after the restored state: applied its answer`);
+        await untilRestored(seen);
+        expect(seen).toEqual(['onRestored']);
+        expect((await getConversation(db(), supervisor.id)).filter((e) => e.content === 'yes, deploy')).toHaveLength(1);
+        expect(second.get(supervisor.id)?.snapshot.context).toMatchObject({ pendingQuestions: [], answeredQuestionCount: 1 });
+        await second.shutdown({ closeDatabase: false });
+      });
+
       it('a question withdrawn after the checkpoint used stays withdrawn: its row, not the older snapshot, decides', async () => {
         const first = runtimeOn(database());
         const supervisor = await first.spawn({ name: 'withdrawn' });

@@ -158,6 +158,11 @@ export interface TaskRecord {
   createdAt: string;
   updatedAt: string;
   finishedAt: string | null;
+  /**
+   * The step of the save point that applied the outcome to the supervisor (its conversation entry, its counters, the
+   * driver told); null while the task runs, or its worker recorded the outcome and the supervisor has not taken it in.
+   */
+  appliedStep: number | null;
 }
 
 export interface SpawnedTaskValidation {

@@ -55,6 +55,7 @@ export function toTaskRecord(row: Selectable<DatabaseSchema['supervisor_tasks']>
     createdAt: toIso(row.created_at) ?? '',
     updatedAt: toIso(row.updated_at) ?? '',
     finishedAt: toIso(row.finished_at),
+    appliedStep: row.applied_step === null ? null : Number(row.applied_step),
   };
 }
 

@@ -26,6 +26,9 @@ const SINGLE_COLUMNS = [
   'conversation_length', 'machine_version', 'step', 'owner', 'epoch', 'driver', 'reason',
 ] as const;
 
+/** The columns a task's save point writes while the task is open; a finished row keeps its own. */
+const TASK_OUTCOME_COLUMNS = ['status', 'progress', 'result', 'error', 'finished_at'] as const;
+
 const statements = new Map<number, TemplateStringsArray>();
 
 /**
@@ -136,18 +139,22 @@ questions AS (
     shape.tasks
       ? `,
 tasks AS (
-  INSERT INTO supervisor_tasks AS t (id, supervisor_id, description, status, progress, result, error, finished_at)
-  SELECT k.id, up.id, k.description, k.status, k.progress, k.result, k.error, k."finishedAt"
+  INSERT INTO supervisor_tasks AS t (id, supervisor_id, description, status, progress, result, error, finished_at, applied_step)
+  -- A finished task written by a save point is one whose outcome this save point applies (taskFinished): its row
+  -- records this step, so a restore from an older checkpoint does not apply the outcome a second time.
+  SELECT k.id, up.id, k.description, k.status, k.progress, k.result, k.error, k."finishedAt",
+    CASE WHEN k.status IN ('completed', 'failed') THEN up.step END
   FROM jsonb_to_recordset(${param()}::jsonb)
     AS k(sid uuid, id text, description text, status text, progress integer, result text, error text, "finishedAt" timestamptz)
     JOIN up ON up.id = k.sid
   -- Only this supervisor's own row is updated: a task id another supervisor has is no conflict on (id, supervisor_id),
   -- so its insert violates the primary key and the whole save fails (nothing written) instead of skipping the task.
   ON CONFLICT (id, supervisor_id) DO UPDATE SET
-    status = EXCLUDED.status, progress = EXCLUDED.progress, result = EXCLUDED.result, error = EXCLUDED.error,
-    finished_at = EXCLUDED.finished_at, updated_at = now()
-  -- A task that already finished (a worker may record it directly) never goes back to running.
-  WHERE t.status IN ('pending', 'running')
+    ${TASK_OUTCOME_COLUMNS.map((column) => `${column} = CASE WHEN t.status IN ('pending', 'running') THEN EXCLUDED.${column} ELSE t.${column} END`).join(',\n    ')},
+    applied_step = coalesce(t.applied_step, EXCLUDED.applied_step), updated_at = now()
+  -- A task that already finished (a worker may record it directly) never goes back to running and keeps the outcome
+  -- it recorded; the save point that applies that outcome only marks it applied.
+  WHERE t.status IN ('pending', 'running') OR (t.applied_step IS NULL AND EXCLUDED.applied_step IS NOT NULL)
 )`
       : ''
   }${
