@@ -142,6 +142,14 @@ export interface SupervisorQuarantineTable {
   created_at: Timestamp;
 }
 
+export interface SupervisorForksTable {
+  supervisor_id: string;
+  source_id: string;
+  source_seq: ColumnType<string | number, number, never>;
+  tasks: Json;
+  created_at: Timestamp;
+}
+
 export interface SchemaMigrationsTable {
   name: string;
   applied_at: Timestamp;
@@ -158,5 +166,6 @@ export interface DatabaseSchema {
   supervisor_daemons: SupervisorDaemonsTable;
   supervisor_inbox: SupervisorInboxTable;
   supervisor_dead_letters: SupervisorDeadLettersTable;
+  supervisor_forks: SupervisorForksTable;
   supervisor_runtime_migrations: SchemaMigrationsTable;
 }

@@ -7,6 +7,8 @@ export {
   type DetailedStateUpdate,
   type Executor,
   type FullSaveInput,
+  type ForkedTask,
+  type ForkOrigin,
   type FullSaveResult,
   type HeartbeatUpdate,
   type ListSupervisorsOptions,
@@ -38,7 +40,8 @@ export {
   listSupervisors,
 } from './supervisors/read-supervisor-state.js';
 export { getTask, listOpenSupervisorTasks, listOpenTasksOfSupervisors, listSupervisorTasks, recordTaskOutcome, validateSpawnedTasks } from './supervisors/tasks.js';
-export { getNewestCheckpointBefore, listCheckpoints, pruneCheckpoints } from './supervisors/checkpoints.js';
+export { getCheckpoint, getNewestCheckpointBefore, listCheckpoints, pruneCheckpoints } from './supervisors/checkpoints.js';
 export { countConversation, countConversations, getConversation } from './supervisors/conversation.js';
 export { quarantineSupervisorRow } from './supervisors/quarantine.js';
 export { enqueueOutbox } from './supervisors/enqueue-outbox.js';
+export { getForkLineage, type ForkLineage, type ForkRecord } from './supervisors/forks.js';

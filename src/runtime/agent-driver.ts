@@ -50,6 +50,11 @@ export interface AgentDriver {
   onTaskFinished?(supervisor: SupervisorHandle, task: FinishedTask): void | Promise<void>;
   /** After a restoration committed; `contextMessage` is what the LLM is told about the restart. */
   onRestored?(supervisor: SupervisorHandle, restoration: { source: RestorationSource; contextMessage: string }): void | Promise<void>;
+  /**
+   * After a fork of a checkpoint committed (and started): this supervisor is the fork; `contextMessage` is the notice at
+   * the end of its conversation saying where it came from and which of its tasks and questions were issued again.
+   */
+  onForked?(supervisor: SupervisorHandle, fork: { sourceId: string; checkpointSeq: number; contextMessage: string }): void | Promise<void>;
 }
 
 /** The driver used when none is named: it never acts on its own; the API or an orchestrator sends every event. */

@@ -9,7 +9,7 @@ import type { SupervisorEffect, SupervisorEvent } from '../machines/supervisor-t
 import type { Database } from '../persistence/database.js';
 import { isNoAnswer } from '../persistence/database-errors.js';
 import { isDeepStrictEqual } from 'node:util';
-import { getSupervisorStateForRestoration, StaleWriteError, type OutboxWrite } from '../persistence/supervisor-repository.js';
+import { getSupervisorStateForRestoration, StaleWriteError, type ForkOrigin, type OutboxWrite } from '../persistence/supervisor-repository.js';
 import { OwnershipLostError } from '../persistence/ownership/errors.js';
 import { SaveFailedError } from './errors.js';
 import type { Logger } from './logger.js';
@@ -63,6 +63,8 @@ export interface CommittedStep {
   outbox?: OutboxWrite[];
   /** How long the save point took to commit, retries included (ms). */
   saveMs?: number;
+  /** A fork's creation: the checkpoint it was made from (its save point records the lineage and copies the conversation). */
+  forkedFrom?: ForkOrigin;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -127,12 +129,31 @@ export class DurableSupervisor {
    * Commit a new supervisor (checkpoint "created") and return it running. `step` is 1 for a new id; a fresh start over
    * an existing row passes a step after the stored one, so the write is not refused as stale.
    */
-  static async create(deps: DurableSupervisorDeps, initial: SupervisorSnapshot, driverName: string, placement: { step: number; epoch: number } = { step: 1, epoch: 1 }): Promise<DurableSupervisor> {
+  /**
+   * Commit a new supervisor's first save point. A fork's creation also carries the effects that make its open work its
+   * own (its questions asked, its tasks spawned, its notice appended) and the checkpoint it came from.
+   */
+  static async create(
+    deps: DurableSupervisorDeps,
+    initial: SupervisorSnapshot,
+    driverName: string,
+    placement: { step: number; epoch: number } = { step: 1, epoch: 1 },
+    creation: { effects?: SupervisorEffect[]; reason?: string; forkedFrom?: ForkOrigin } = {},
+  ): Promise<DurableSupervisor> {
     const { step, epoch } = placement;
     const supervisor = new DurableSupervisor(deps, initial, 0, driverName, epoch);
     try {
       await supervisor.#enqueue(async () => {
-        const committed: CommittedStep = { event: null, before: initial, after: initial, effects: [], kind: 'full', reason: 'created', checkpointSeq: null };
+        const committed: CommittedStep = {
+          event: null,
+          before: initial,
+          after: initial,
+          effects: creation.effects ?? [],
+          kind: 'full',
+          reason: creation.reason ?? 'created',
+          checkpointSeq: null,
+          ...(creation.forkedFrom ? { forkedFrom: creation.forkedFrom } : {}),
+        };
         const saveStarted = performance.now();
         committed.checkpointSeq = await supervisor.#saveFull(committed, step, null);
         committed.saveMs = performance.now() - saveStarted;
@@ -352,6 +373,7 @@ export class DurableSupervisor {
       owner: this.deps.owner,
       epoch: this.epoch,
       at: committed.event?.at ?? committed.after.context.createdAt,
+      ...(committed.forkedFrom ? { forkedFrom: committed.forkedFrom } : {}),
     });
     const result = await this.#withRetry(async (attempt) => {
       try {

@@ -79,3 +79,31 @@ export class SupervisorRunningError extends SupervisorRuntimeError {
     );
   }
 }
+
+/** A fork named a checkpoint the supervisor does not have (never written, or pruned by retention). */
+export class CheckpointNotFoundError extends SupervisorRuntimeError {
+  override readonly name = 'CheckpointNotFoundError';
+  constructor(
+    supervisorId: string,
+    readonly checkpointSeq: number,
+  ) {
+    super(
+      `Supervisor ${supervisorId} has no checkpoint ${checkpointSeq} (never written, or pruned: each supervisor keeps its newest ` +
+        `SUPERVISOR_RUNTIME_CHECKPOINT_RETAIN). List the stored ones with GET /supervisors/${supervisorId}/checkpoints and fork from one of those.`,
+      supervisorId,
+    );
+  }
+}
+
+/** A checkpoint a fork cannot start from: a finished supervisor's, or one that fails validation. Nothing was written. */
+export class ForkRefusedError extends SupervisorRuntimeError {
+  override readonly name = 'ForkRefusedError';
+  constructor(
+    supervisorId: string,
+    readonly checkpointSeq: number,
+    readonly reason: string,
+    readonly problems: string[] = [],
+  ) {
+    super(`Cannot fork supervisor ${supervisorId} from checkpoint ${checkpointSeq}: ${reason}. Nothing was written; fork from another checkpoint (GET /supervisors/${supervisorId}/checkpoints lists them).`, supervisorId);
+  }
+}

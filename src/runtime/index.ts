@@ -1,5 +1,6 @@
 export * from './agent-driver.js';
 export { createScriptedDriver, type ScriptedDriverOptions } from './scripted-driver.js';
+export { buildForkContextMessage, type ForkedTask, type ForkInput } from './fork.js';
 export { DurableSupervisor, type CommittedStep, type SaveRetryPolicy } from './durable-supervisor.js';
 export * from './errors.js';
 export { createRuntimeInspector, type InspectOption } from './inspection.js';
@@ -26,6 +27,7 @@ export {
   type RuntimeOptions,
   type RuntimeStartOptions,
   type RuntimeStats,
+  type ForkResult,
   type SpawnInput,
   type SupervisorRuntime,
 } from './supervisor-runtime.js';

@@ -85,7 +85,7 @@ function candidateFromRow(raw: SupervisorRestorationContext): StoredStateCandida
 }
 
 /** A checkpoint carries only a state and a snapshot: the snapshot's own fields stand in for the row's columns. */
-function candidateFromCheckpoint(supervisorId: string, checkpoint: CheckpointRecord): StoredStateCandidate {
+export function candidateFromCheckpoint(supervisorId: string, checkpoint: CheckpointRecord): StoredStateCandidate {
   // Read after migrating it: an older machine version's snapshot keeps finished tasks in its list, which the migrated
   // context (the one validated) no longer has. One that does not migrate is validated as stored (and fails there).
   const migrated = isRecord(checkpoint.snapshot) ? migrateSnapshot(checkpoint.snapshot, checkpoint.machineVersion) : null;

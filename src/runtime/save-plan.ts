@@ -6,7 +6,7 @@ import type { SpawnedTask } from '../domain/spawned-task.js';
 import type { SupervisorState } from '../domain/supervisor-state.js';
 import type { SupervisorSnapshot } from '../machines/supervisor-machine.js';
 import type { SupervisorEffect, SupervisorEvent } from '../machines/supervisor-types.js';
-import type { FullSaveInput, OutboxWrite, QuestionWrite, TaskWrite } from '../persistence/supervisor-repository.js';
+import type { ForkOrigin, FullSaveInput, OutboxWrite, QuestionWrite, TaskWrite } from '../persistence/supervisor-repository.js';
 import type { QuestionMessage, StateChangeMessage, TaskSpawnMessage } from '../transport/messages.js';
 import { questionsSubject, stateSubject, taskSpawnSubject } from '../transport/subjects.js';
 
@@ -67,6 +67,8 @@ export interface FullSaveContext {
   epoch: number;
   /** The time of the event that caused this save. */
   at: string;
+  /** A fork's creation: where it came from (see FullSaveInput.forkedFrom). */
+  forkedFrom?: ForkOrigin;
 }
 
 /** The row columns a snapshot stands for: what a full save writes, and what a reply built from memory shows. */
@@ -179,5 +181,6 @@ export function fullSaveInput(plan: FullSaveContext): FullSaveInput {
     driver: plan.driver,
     owner: plan.owner,
     epoch: plan.epoch,
+    ...(plan.forkedFrom ? { forkedFrom: plan.forkedFrom } : {}),
   };
 }

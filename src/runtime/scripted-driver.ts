@@ -42,5 +42,6 @@ export function createScriptedDriver(options: ScriptedDriverOptions = {}): Agent
     onQuestionAnswered: (supervisor) => finishIfDone(supervisor),
     onTaskFinished: (supervisor) => finishIfDone(supervisor),
     onRestored: (supervisor) => finishIfDone(supervisor),
+    onForked: (supervisor) => finishIfDone(supervisor),
   };
 }

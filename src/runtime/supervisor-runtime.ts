@@ -9,19 +9,23 @@ import { hostname } from 'node:os';
 import { sql } from 'kysely';
 import { initialTransition } from 'xstate';
 import type { ConversationEntry } from '../domain/conversation.js';
-import { DatabaseUnavailableError, EventRefusedError, errorText, InvalidSupervisorDataError, SupervisorNotFoundError, type InvalidSnapshotError } from '../domain/errors.js';
+import { DatabaseUnavailableError, EventRefusedError, errorText, InvalidSupervisorDataError, SupervisorNotFoundError, InvalidSnapshotError } from '../domain/errors.js';
 import { isCallerId, isUuid } from '../domain/ids.js';
 import type { RestorationInfo, RestorationSource } from '../domain/restoration.js';
 import { isTerminalState, type SupervisorState } from '../domain/supervisor-state.js';
-import { supervisorMachine } from '../machines/supervisor-machine.js';
-import type { SupervisorEvent } from '../machines/supervisor-types.js';
+import { validateStoredState } from '../machines/restoration-guards.js';
+import { supervisorMachine, type SupervisorSnapshot } from '../machines/supervisor-machine.js';
+import type { SupervisorEffect, SupervisorEvent } from '../machines/supervisor-types.js';
 import type { Database, DatabaseHealth } from '../persistence/database.js';
 import { getOwner } from '../persistence/ownership/claims.js';
 import { OwnershipLostError, SupervisorOwnedElsewhereError } from '../persistence/ownership/errors.js';
 import { listMemberships, type MembershipView } from '../persistence/ownership/memberships.js';
 import {
+  getCheckpoint,
   getConversation,
+  getForkLineage,
   getSupervisorState,
+  getSupervisorStateForRestoration,
   getQuestion,
   getTask,
   listCheckpoints,
@@ -30,6 +34,8 @@ import {
   listSupervisorTasks,
   StaleWriteError,
   type CheckpointRecord,
+  type ForkLineage,
+  type ForkOrigin,
   type QuestionRecord,
   type TaskRecord,
   type ListSupervisorsOptions,
@@ -38,7 +44,7 @@ import {
 import type { Transport, TransportHealth } from '../transport/transport.js';
 import { manualDriver, type AgentDriver, type SupervisorCommand, type SupervisorHandle } from './agent-driver.js';
 import { DurableSupervisor, type CommittedStep, type DurableSupervisorDeps, type SaveRetryPolicy } from './durable-supervisor.js';
-import { QuestionAlreadyAnsweredError, RuntimeStoppedError, SaveFailedError, SupervisorNotRunningError, TaskNotFoundError } from './errors.js';
+import { CheckpointNotFoundError, ForkRefusedError, QuestionAlreadyAnsweredError, RuntimeStoppedError, SaveFailedError, SupervisorNotRunningError, TaskNotFoundError } from './errors.js';
 import { emptyInboundCounts, type InboundConsumerStats } from './inbound-consumers.js';
 import { startOwnerInbox, type InboxApplierOptions, type OwnerInbox } from './inbox-applier.js';
 import { createRuntimeInspector, type InspectOption } from './inspection.js';
@@ -51,9 +57,10 @@ import type { OutboxRelayStats } from './outbox-relay.js';
 import { createRegistryStore, type RegistryEntry, type RegistryStore } from './registry.js';
 import { createSaveBatcher, type SaveBatcherStats } from './save-batcher.js';
 import { createCheckpointPruner, DEFAULT_CHECKPOINT_RETENTION, type CheckpointRetention } from './checkpoint-pruner.js';
-import { createRestorer, emptyRestoreAllSummary, type RestoreAllSummary, type RestoreOptions } from './restoration.js';
+import { candidateFromCheckpoint, createRestorer, emptyRestoreAllSummary, type RestoreAllSummary, type RestoreOptions } from './restoration.js';
 import type { Placement, RuntimeHooks, RuntimeHost } from './runtime-host.js';
 import { createScriptedDriver } from './scripted-driver.js';
+import { planFork, type ForkedTask, type ForkInput } from './fork.js';
 import { OPENAI_DRIVER_NAME } from './llm/openai-driver.js';
 import type { TaskWorkerStats } from './task-worker.js';
 
@@ -93,6 +100,15 @@ export interface SpawnInput {
   driver?: string;
   /** Send START right after creation (default true). */
   start?: boolean;
+}
+
+export interface ForkResult {
+  supervisor: DurableSupervisor;
+  forkedFrom: { supervisorId: string; checkpointSeq: number };
+  /** Each running task of the checkpoint and the task spawned for the fork in its place. */
+  tasks: ForkedTask[];
+  /** The pending questions asked again under the fork (same ids). */
+  questionIds: string[];
 }
 
 export interface RuntimeStartOptions {
@@ -150,6 +166,15 @@ export interface SupervisorRuntime {
 
   /** Create a supervisor owned by this daemon, commit it, and (by default) START it. Resolves after the commits. */
   spawn(input: SpawnInput): Promise<DurableSupervisor>;
+  /**
+   * Make a new supervisor from a checkpoint of another (default: its newest), owned by this daemon: the checkpoint's
+   * state and the conversation up to it, its pending questions asked again and its running tasks spawned again under
+   * new ids, all the fork's own, and a notice for its LLM. The source is only read. CheckpointNotFoundError for a
+   * checkpoint not stored; ForkRefusedError for a finished or invalid one.
+   */
+  fork(sourceId: string, input?: ForkInput): Promise<ForkResult>;
+  /** Where a supervisor was forked from, and the forks made from it (newest first). */
+  lineage(id: string, options?: { limit?: number }): Promise<ForkLineage>;
   /** The running supervisor, if this daemon runs it. */
   get(id: string): DurableSupervisor | undefined;
   list(): DurableSupervisor[];
@@ -388,7 +413,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
    * daemon's, epoch 1) and start it, rather than answer "already taken" for a supervisor that runs nowhere. Not stored:
    * null, and the retry creates it.
    */
-  async function takeUpUnsettledCreation(id: string, start: boolean): Promise<DurableSupervisor | null> {
+  async function takeUpUnsettledCreation(id: string, begin: ((supervisor: DurableSupervisor) => Promise<void>) | null): Promise<DurableSupervisor | null> {
     if (!(await getSupervisorState(database.db, id))) {
       unsettledCreations.delete(id);
       return null;
@@ -398,9 +423,74 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     // Not loaded (the database went away again, or another daemon has it): answered as taken; a later retry tries again.
     if (!supervisor) return null;
     unsettledCreations.delete(id);
-    if (start && supervisor.state === 'initializing') await supervisor.start();
+    if (begin) await begin(supervisor);
     supervisor.startHeartbeat();
     logger.info({ supervisorId: id }, 'a creation whose outcome was unknown had committed: running it here');
+    return supervisor;
+  }
+
+  /** A new supervisor's id: the caller's (a UUID, stored lowercase) or a fresh one. */
+  function checkedNewId(given: string | undefined): string {
+    const id = (given ?? randomUUID()).toLowerCase();
+    if (!isUuid(id)) throw new InvalidSupervisorDataError(given ?? id, 'id', 'must be a UUID');
+    return id;
+  }
+
+  function checkDriver(id: string, driver: string | undefined): void {
+    if (driver === undefined || drivers.has(driver)) return;
+    const known = [...drivers.keys()].join(', ');
+    // The LLM driver exists only where its settings are given: say which ones, not just "unknown".
+    if (driver === OPENAI_DRIVER_NAME) {
+      throw new InvalidSupervisorDataError(
+        id,
+        'driver',
+        `"${OPENAI_DRIVER_NAME}" is not configured in this daemon (drivers here: ${known}): set SUPERVISOR_RUNTIME_LLM_BASE_URL and SUPERVISOR_RUNTIME_LLM_MODEL ` +
+          '(or --llm-base-url and --llm-model; the key, if the server needs one, in SUPERVISOR_RUNTIME_LLM_API_KEY) and restart the daemon; in a library, pass createOpenAiDriver({ baseUrl, model }) in the runtime\'s drivers',
+      );
+    }
+    throw new InvalidSupervisorDataError(id, 'driver', `must be one of ${known} (got "${driver}")`);
+  }
+
+  /**
+   * Create a supervisor owned here (epoch 1) from its first snapshot, commit it, run it, then `begin` it (START, for a
+   * spawn). A caller-chosen id is its idempotency key: taken, it is refused with ID_TAKEN; a creation whose outcome was
+   * unknown is taken up by its retry.
+   */
+  async function createOwned(input: {
+    id: string;
+    callerChoseId: boolean;
+    initial: SupervisorSnapshot;
+    driver: string;
+    creation?: { effects?: SupervisorEffect[]; reason?: string; forkedFrom?: ForkOrigin };
+    begin: ((supervisor: DurableSupervisor) => Promise<void>) | null;
+  }): Promise<DurableSupervisor> {
+    const { id } = input;
+    if (input.callerChoseId && unsettledCreations.has(id)) {
+      const earlier = await takeUpUnsettledCreation(id, input.begin);
+      if (earlier) return earlier;
+    }
+    // Only a caller-chosen id can be taken; a fresh UUID skips the read (the step fence would refuse an overwrite anyway).
+    if (supervisors.has(id) || (input.callerChoseId && (await getSupervisorState(database.db, id)))) {
+      throw new InvalidSupervisorDataError(id, 'id', ID_TAKEN);
+    }
+    let created: DurableSupervisor;
+    creating.add(id);
+    try {
+      created = await DurableSupervisor.create(deps, input.initial, input.driver, { step: 1, epoch: 1 }, input.creation);
+    } catch (error) {
+      creating.delete(id);
+      // Two creations racing for one caller-chosen id: the loser's insert finds the winner's row.
+      if (error instanceof StaleWriteError || error instanceof OwnershipLostError) throw new InvalidSupervisorDataError(id, 'id', ID_TAKEN);
+      // The caller hears "outcome unknown" and retries with its id: that retry takes up the row if it committed.
+      if (input.callerChoseId && (error instanceof DatabaseUnavailableError || error instanceof SaveFailedError) && error.outcome === 'unknown') unsettledCreations.add(id);
+      throw error;
+    }
+    const supervisor = place(created);
+    creating.delete(id);
+    // The creation committed: from here a database outage leaves the supervisor interrupted and starting by itself
+    // once the database is back, never a creation reported as not written.
+    if (input.begin) await input.begin(supervisor);
+    supervisor.startHeartbeat();
     return supervisor;
   }
 
@@ -625,57 +715,99 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     async spawn(input) {
       if (stopping) throw new RuntimeStoppedError();
       // Ids are stored as Postgres writes a uuid (lowercase): an uppercase one is the same supervisor, in that form.
-      const id = (input.id ?? randomUUID()).toLowerCase();
-      if (!isUuid(id)) throw new InvalidSupervisorDataError(input.id ?? id, 'id', 'must be a UUID');
+      const id = checkedNewId(input.id);
       if (typeof input.name !== 'string' || input.name.trim() === '') throw new InvalidSupervisorDataError(id, 'name', 'must be a non-empty string');
-      if (input.driver !== undefined && !drivers.has(input.driver)) {
-        const known = [...drivers.keys()].join(', ');
-        // The LLM driver exists only where its settings are given: say which ones, not just "unknown".
-        if (input.driver === OPENAI_DRIVER_NAME) {
-          throw new InvalidSupervisorDataError(
-            id,
-            'driver',
-            `"${OPENAI_DRIVER_NAME}" is not configured in this daemon (drivers here: ${known}): set SUPERVISOR_RUNTIME_LLM_BASE_URL and SUPERVISOR_RUNTIME_LLM_MODEL ` +
-              '(or --llm-base-url and --llm-model; the key, if the server needs one, in SUPERVISOR_RUNTIME_LLM_API_KEY) and restart the daemon; in a library, pass createOpenAiDriver({ baseUrl, model }) in the runtime\'s drivers',
-          );
-        }
-        throw new InvalidSupervisorDataError(id, 'driver', `must be one of ${known} (got "${input.driver}")`);
-      }
+      checkDriver(id, input.driver);
       await host.ready();
-      if (input.id !== undefined && unsettledCreations.has(id)) {
-        const earlier = await takeUpUnsettledCreation(id, input.start !== false);
-        if (earlier) return earlier;
-      }
-      // Only a caller-chosen id can be taken; a fresh UUID skips the read (the step fence would refuse an overwrite anyway).
-      if (supervisors.has(id) || (input.id !== undefined && (await getSupervisorState(database.db, id)))) {
-        throw new InvalidSupervisorDataError(id, 'id', ID_TAKEN);
-      }
       const [initial] = initialTransition(supervisorMachine, {
         supervisorId: id,
         name: input.name.trim(),
         ...(input.phase ? { phase: input.phase } : {}),
         createdAt: now().toISOString(),
       });
-      let created: DurableSupervisor;
-      creating.add(id);
-      try {
-        created = await DurableSupervisor.create(deps, initial, input.driver ?? defaultDriver, { step: 1, epoch: 1 });
-      } catch (error) {
-        creating.delete(id);
-        // Two spawns racing for one caller-chosen id: the loser's insert finds the winner's row.
-        if (error instanceof StaleWriteError || error instanceof OwnershipLostError) throw new InvalidSupervisorDataError(id, 'id', ID_TAKEN);
-        // The caller hears "outcome unknown" and retries with its id: that retry takes up the row if it committed.
-        if (input.id !== undefined && (error instanceof DatabaseUnavailableError || error instanceof SaveFailedError) && error.outcome === 'unknown') unsettledCreations.add(id);
-        throw error;
-      }
-      const supervisor = place(created);
-      creating.delete(id);
-      // The creation committed: from here a database outage leaves the supervisor interrupted and starting by itself
-      // once the database is back, never a spawn reported as not written.
-      if (input.start !== false) await supervisor.start();
-      supervisor.startHeartbeat();
+      const supervisor = await createOwned({
+        id,
+        callerChoseId: input.id !== undefined,
+        initial,
+        driver: input.driver ?? defaultDriver,
+        begin: input.start !== false ? async (created) => void (created.state === 'initializing' ? await created.start() : null) : null,
+      });
       logger.info({ supervisorId: id, name: input.name, driver: supervisor.driverName }, 'supervisor spawned');
       return supervisor;
+    },
+
+    async fork(sourceId, input = {}) {
+      if (stopping) throw new RuntimeStoppedError();
+      const source = sourceId.toLowerCase();
+      if (!isUuid(source)) throw new SupervisorNotFoundError(sourceId);
+      const id = checkedNewId(input.id);
+      if (input.name !== undefined && (typeof input.name !== 'string' || input.name.trim() === '')) throw new InvalidSupervisorDataError(id, 'name', 'must be a non-empty string');
+      checkDriver(id, input.driver);
+      if (input.checkpointSeq !== undefined && (!Number.isSafeInteger(input.checkpointSeq) || input.checkpointSeq < 1)) {
+        throw new InvalidSupervisorDataError(id, 'checkpointSeq', 'must be a positive whole number (GET /supervisors/:id/checkpoints lists them)');
+      }
+      await host.ready();
+      // The raw row: a source whose stored row is corrupt can still be forked from a good checkpoint.
+      const raw = await getSupervisorStateForRestoration(database.db, source);
+      if (!raw) throw new SupervisorNotFoundError(source);
+      const seq = input.checkpointSeq ?? raw.checkpointSeq;
+      const checkpoint = await getCheckpoint(database.db, source, seq);
+      if (!checkpoint) throw new CheckpointNotFoundError(source, seq);
+      if (isTerminalState(checkpoint.state)) {
+        throw new ForkRefusedError(source, seq, `the supervisor was ${checkpoint.state} at that checkpoint, so a fork of it could do nothing`);
+      }
+      // The same guards and migrations a restore runs. Its running tasks are spawned again under new ids, so whether
+      // the source's task rows still exist does not matter to the fork: each counts as there.
+      const candidate = candidateFromCheckpoint(source, checkpoint);
+      const outcome = validateStoredState(candidate, new Map(candidate.spawnedTaskIds.map((taskId) => [taskId, 'running'])), { fallbackAction: 'restore_from_checkpoint' });
+      if (!outcome.snapshot) throw new ForkRefusedError(source, seq, 'the checkpoint does not pass validation', outcome.result.errors);
+      if (isTerminalState(outcome.snapshot.value as SupervisorState)) {
+        throw new ForkRefusedError(source, seq, `the checkpoint's snapshot is ${String(outcome.snapshot.value)}, so a fork of it could do nothing`);
+      }
+      const plan = planFork({
+        sourceId: source,
+        checkpoint,
+        snapshot: outcome.snapshot,
+        id,
+        name: input.name?.trim() ?? `${outcome.snapshot.context.name} (fork)`,
+        at: now().toISOString(),
+        newTaskId: () => randomUUID(),
+      });
+      const sourceDriver = raw.driver !== null && drivers.has(raw.driver) ? raw.driver : defaultDriver;
+      const supervisor = await createOwned({
+        id,
+        callerChoseId: input.id !== undefined,
+        initial: plan.snapshot,
+        driver: input.driver ?? sourceDriver,
+        creation: { effects: plan.effects, reason: 'forked', forkedFrom: plan.forkedFrom },
+        begin: async (created) => {
+          const driver = driverFor(created.driverName);
+          if (input.start !== false && created.state === 'initializing') await created.start();
+          else if (input.start !== false && created.state === 'interrupted') await created.send({ type: 'RESUME', at: now().toISOString() });
+          // The driver hears the fork once its first steps committed: its model reads the notice and carries on.
+          if (driver.onForked) {
+            const handle = handleFor(created);
+            const fork = { sourceId: source, checkpointSeq: seq, contextMessage: plan.contextMessage };
+            setImmediate(() => {
+              if (created.stopped || stopping) return;
+              void Promise.resolve()
+                .then(() => driver.onForked?.(handle, fork))
+                .catch((error: unknown) => logger.warn({ supervisorId: id, driver: driver.name, err: errorText(error) }, 'agent driver failed'));
+            });
+          }
+        },
+      });
+      logger.info({ supervisorId: id, source, checkpointSeq: seq, tasks: plan.tasks.length, questions: plan.questionIds.length }, 'supervisor forked');
+      return { supervisor, forkedFrom: { supervisorId: source, checkpointSeq: seq }, tasks: plan.tasks, questionIds: plan.questionIds };
+    },
+
+    async lineage(id, options) {
+      const key = id.toLowerCase();
+      if (!isUuid(key)) throw new SupervisorNotFoundError(id);
+      if (!(await getSupervisorState(database.db, key).catch((error: unknown) => (error instanceof InvalidSnapshotError ? true : Promise.reject(error))))) {
+        throw new SupervisorNotFoundError(key);
+      }
+      return getForkLineage(database.db, key, options);
     },
 
     get: (id) => (restoring.has(id) ? undefined : host.running(id)),

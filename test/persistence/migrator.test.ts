@@ -25,6 +25,7 @@ for (const target of await databaseTargets()) {
         '20261202000004_checkpoint_lz4',
         '20261203000001_task_ids_per_supervisor',
         '20261204000001_task_outcome_applied',
+        '20261204000002_forks',
       ]);
       const second = await migrateToLatest(database());
       expect(second.applied).toEqual([]);

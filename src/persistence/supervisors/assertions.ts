@@ -35,6 +35,13 @@ export function assertFullSave(input: FullSaveInput): void {
   }
   if (!Number.isSafeInteger(input.step) || input.step < 1) throw new InvalidSupervisorDataError(id, 'step', 'must be a positive integer');
   if (input.snapshot === undefined || input.snapshot === null) throw new InvalidSupervisorDataError(id, 'snapshot', 'is required');
+  if (input.forkedFrom !== undefined) {
+    const { supervisorId, checkpointSeq, conversationLength } = input.forkedFrom;
+    if (typeof supervisorId !== 'string' || supervisorId.length === 0) throw new InvalidSupervisorDataError(id, 'forkedFrom.supervisorId', 'must be the id of the source supervisor');
+    if (!Number.isSafeInteger(checkpointSeq) || checkpointSeq < 1) throw new InvalidSupervisorDataError(id, 'forkedFrom.checkpointSeq', 'must be a positive integer');
+    if (!Number.isSafeInteger(conversationLength) || conversationLength < 0) throw new InvalidSupervisorDataError(id, 'forkedFrom.conversationLength', 'must be a whole number');
+    if (!Array.isArray(input.forkedFrom.tasks)) throw new InvalidSupervisorDataError(id, 'forkedFrom.tasks', 'must be a list');
+  }
   for (const task of input.tasks ?? []) {
     if (!isTaskStatus(task.status)) throw new InvalidSupervisorDataError(id, `task ${task.id} status`, `must be running, completed or failed`);
     assertProgress(id, task.progress);

@@ -15,6 +15,14 @@ export async function listCheckpoints(db: Executor, supervisorId: string, option
   return rows.map(toCheckpoint);
 }
 
+/** One checkpoint by its sequence number; null when it is not stored (never written, or pruned). */
+export async function getCheckpoint(db: Executor, supervisorId: string, seq: number): Promise<CheckpointRecord | null> {
+  const row = await withDatabaseErrors('getCheckpoint', supervisorId, () =>
+    db.selectFrom('supervisor_checkpoints').selectAll().where('supervisor_id', '=', supervisorId).where('seq', '=', seq).executeTakeFirst(),
+  );
+  return row ? toCheckpoint(row) : null;
+}
+
 /** The newest checkpoint with a sequence number below `seq` (pass Infinity for the newest of all); null when none. */
 export async function getNewestCheckpointBefore(db: Executor, supervisorId: string, seq: number): Promise<CheckpointRecord | null> {
   const rows = await listCheckpoints(db, supervisorId, { limit: 1, ...(Number.isFinite(seq) ? { beforeSeq: seq } : {}) });

@@ -118,6 +118,12 @@ export interface FullSaveInput {
   epoch?: number;
   /** The agent driver's name; kept when omitted. */
   driver?: string | null;
+  /**
+   * Only on a fork's first save point: the checkpoint it was made from. The statement records the lineage in
+   * supervisor_forks and copies the source's conversation entries below `conversationLength` (the checkpoint's) into
+   * the new supervisor's conversation, server-side, in the same transaction as the row.
+   */
+  forkedFrom?: ForkOrigin;
 }
 
 export interface FullSaveResult {
@@ -134,6 +140,21 @@ export class StaleWriteError extends SupervisorRuntimeError {
       supervisorId,
     );
   }
+}
+
+/** A running task of the checkpoint a fork was made from, and the task spawned for the fork in its place. */
+export interface ForkedTask {
+  from: string;
+  to: string;
+  description: string;
+}
+
+/** Where a fork came from: a supervisor's checkpoint, and how much of its conversation the fork starts with. */
+export interface ForkOrigin {
+  supervisorId: string;
+  checkpointSeq: number;
+  conversationLength: number;
+  tasks: ForkedTask[];
 }
 
 export interface CheckpointRecord {

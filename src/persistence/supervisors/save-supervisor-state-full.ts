@@ -17,6 +17,8 @@ interface Shape {
   questions: boolean;
   tasks: boolean;
   outbox: boolean;
+  /** A fork's first save point: its lineage row and the copy of its source's conversation. */
+  fork: boolean;
 }
 
 /** The row's fields as the single form sends them: each placeholder appears once, in this order. */
@@ -40,7 +42,7 @@ const statements = new Map<number, TemplateStringsArray>();
  * marker names the statement, so the Postgres seam prepares it once per connection.
  */
 function fullSaveStatement(shape: Shape): TemplateStringsArray {
-  const key = (shape.conversation ? 1 : 0) | (shape.questions ? 2 : 0) | (shape.tasks ? 4 : 0) | (shape.outbox ? 8 : 0) | (shape.single ? 16 : 0);
+  const key = (shape.conversation ? 1 : 0) | (shape.questions ? 2 : 0) | (shape.tasks ? 4 : 0) | (shape.outbox ? 8 : 0) | (shape.single ? 16 : 0) | (shape.fork ? 32 : 0);
   const cached = statements.get(key);
   if (cached) return cached;
   let next = 1;
@@ -169,6 +171,26 @@ outbox AS (
   ON CONFLICT (msg_id) DO NOTHING
 )`
       : ''
+  }${
+    shape.fork
+      ? `,
+fork_input AS MATERIALIZED (
+  SELECT f.sid, f.source_id, f.source_seq, f.conversation_length, f.tasks
+  FROM jsonb_to_recordset(${param()}::jsonb) AS f(sid uuid, source_id uuid, source_seq bigint, conversation_length integer, tasks jsonb) JOIN up ON up.id = f.sid
+),
+fork AS (
+  INSERT INTO supervisor_forks (supervisor_id, source_id, source_seq, tasks)
+  SELECT sid, source_id, source_seq, tasks FROM fork_input
+  ON CONFLICT (supervisor_id) DO NOTHING
+),
+fork_conversation AS (
+  -- The source's history up to the checkpoint, copied inside the database (it may be long; it never travels).
+  INSERT INTO supervisor_conversation (supervisor_id, seq, role, content, created_at)
+  SELECT f.sid, c.seq, c.role, c.content, c.created_at
+  FROM fork_input f JOIN supervisor_conversation c ON c.supervisor_id = f.source_id AND c.seq < f.conversation_length
+  ON CONFLICT (supervisor_id, seq) DO NOTHING
+)`
+      : ''
   }
 SELECT supervisor_id AS id, seq FROM checkpoint`;
   // Placeholders appear once each, in order, so the text splits into the fragments of a tagged template: Kysely then
@@ -235,8 +257,18 @@ async function executeGroup(db: Executor, inputs: readonly FullSaveInput[]): Pro
   const [only] = inputs;
   const single = inputs.length === 1 && only !== undefined;
   const parameters: unknown[] = single ? singleRowParameters(only) : [JSON.stringify(inputs.map(rowOf))];
-  for (const rows of [conversation, questions, tasks, outbox]) if (rows.length > 0) parameters.push(JSON.stringify(rows));
-  const statement = fullSaveStatement({ single, conversation: conversation.length > 0, questions: questions.length > 0, tasks: tasks.length > 0, outbox: outbox.length > 0 });
+  const forks = inputs.flatMap((input) =>
+    input.forkedFrom ? [{ sid: input.supervisorId, source_id: input.forkedFrom.supervisorId, source_seq: input.forkedFrom.checkpointSeq, conversation_length: input.forkedFrom.conversationLength, tasks: input.forkedFrom.tasks }] : [],
+  );
+  for (const rows of [conversation, questions, tasks, outbox, forks]) if (rows.length > 0) parameters.push(JSON.stringify(rows));
+  const statement = fullSaveStatement({
+    single,
+    conversation: conversation.length > 0,
+    questions: questions.length > 0,
+    tasks: tasks.length > 0,
+    outbox: outbox.length > 0,
+    fork: forks.length > 0,
+  });
   const result = await sql<{ id: string; seq: string | number }>(statement, ...parameters).execute(db);
   // Postgres answers with the uuid in its lowercase form; an input may have named it in capitals.
   return new Map(result.rows.map((row) => [row.id.toLowerCase(), Number(row.seq)]));

@@ -114,5 +114,12 @@ export function createOpenAiDriver(options: OpenAiDriverOptions): AgentDriver {
           ? '[runtime] You were just restored: the restoration notice above says what happened. Carry on from where you were.'
           : `[runtime] ${restoration.contextMessage}\nCarry on from where you were.`,
       ),
+    onForked: (supervisor, fork) =>
+      // The notice is the last entry of the conversation the fork was made with; repeated only if it fell outside.
+      turn(supervisor, (history) =>
+        history.includes(fork.contextMessage)
+          ? '[runtime] You were just forked: the fork notice above says from where. Carry on from there.'
+          : `[runtime] ${fork.contextMessage}`,
+      ),
   };
 }
