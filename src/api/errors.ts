@@ -21,6 +21,8 @@ import {
   SaveFailedError,
   SupervisorNotRunningError,
   TaskNotFoundError,
+  CheckpointNotFoundError,
+  ForkRefusedError,
 } from '../runtime/errors.js';
 import { patternRule, SENDABLE_EVENT_TYPES } from './schemas.js';
 
@@ -131,6 +133,8 @@ export function toErrorReply(error: unknown): ErrorReply {
   }
   if (error instanceof SupervisorNotFoundError) return reply(404, error, { supervisorId: error.supervisorId });
   if (error instanceof TaskNotFoundError) return reply(404, error, { taskId: error.taskId });
+  if (error instanceof CheckpointNotFoundError) return reply(404, error, { supervisorId: error.supervisorId, checkpointSeq: error.checkpointSeq });
+  if (error instanceof ForkRefusedError) return reply(409, error, { supervisorId: error.supervisorId, checkpointSeq: error.checkpointSeq, reason: error.reason, problems: error.problems });
   if (error instanceof InvalidSupervisorDataError) return reply(400, error, { field: error.field });
   if (error instanceof SupervisorNotRunningError || error instanceof StaleWriteError) return reply(409, error, { supervisorId: error.supervisorId });
   // Another daemon runs it: the body names that daemon and where its API answers.

@@ -74,6 +74,12 @@ export interface ListSupervisorsQuery {
   after?: string;
 }
 
+/** A listing with only a page size: 1–9999 as text, capped by the handler. */
+export const listLimitQuery = body({ limit: wholeNumberText(4, 1) });
+export interface ListLimitQuery {
+  limit?: string;
+}
+
 export const MAX_CHECKPOINTS = 1000;
 export const listCheckpointsQuery = body({
   limit: wholeNumberText(4, 1),
@@ -97,6 +103,23 @@ export interface SpawnSupervisorBody {
   name: string;
   phase?: string;
   driver?: string;
+}
+
+export const forkBody = body({
+  checkpointSeq: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER },
+  id: anyText,
+  name: text,
+  driver: text,
+  start: { type: 'boolean' },
+});
+export interface ForkBody {
+  /** The checkpoint to fork from (default: the newest). */
+  checkpointSeq?: number;
+  /** The fork's UUID: its idempotency key (a retry answers with the same fork). */
+  id?: string;
+  name?: string;
+  driver?: string;
+  start?: boolean;
 }
 
 export const askQuestionBody = body({ question: text, choices, context: anyText, questionId: questionIdText }, ['question']);

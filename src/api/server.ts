@@ -15,6 +15,7 @@ import { registerHealthRoutes } from './routes/health.js';
 import { registerLiveRoutes } from './routes/live.js';
 import { registerRestorationRoutes } from './routes/restorations.js';
 import { registerSupervisorRoutes } from './routes/supervisors.js';
+import { registerForkRoutes } from './routes/forks.js';
 import { registerTaskRoutes } from './routes/tasks.js';
 
 export interface ApiServerOptions {
@@ -119,6 +120,7 @@ export async function createApiServer(runtime: SupervisorRuntime, options: ApiSe
   registerSupervisorRoutes(app, runtime);
   registerTaskRoutes(app, runtime);
   registerRestorationRoutes(app, runtime);
+  registerForkRoutes(app, runtime);
   registerConversationRoutes(app, runtime);
   registerHistoryRoutes(app, runtime);
   registerMetricsRoutes(app, runtime);

@@ -10,6 +10,7 @@ import { demoCommand } from './commands/demo.js';
 import { migrateCommand } from './commands/migrate.js';
 import { questionsCommand } from './commands/questions.js';
 import { resumeCommand } from './commands/resume.js';
+import { forkCommand } from './commands/fork.js';
 import { spawnCommand } from './commands/spawn.js';
 import { statusCommand } from './commands/status.js';
 import { askCommand, checkpointsCommand, conversationCommand, eventCommand, tasksCommand, withdrawCommand } from './commands/supervisor-detail.js';
@@ -31,6 +32,7 @@ const commands: CliCommand[] = [
   checkpointsCommand,
   conversationCommand,
   resumeCommand,
+  forkCommand,
   workerCommand,
 ];
 
