@@ -38,7 +38,7 @@ import { SupervisorOwnedElsewhereError } from '../persistence/ownership/errors.j
 import type { DurableSupervisor } from './durable-supervisor.js';
 import { SaveFailedError } from './errors.js';
 import type { Logger } from './logger.js';
-import type { RuntimeHost } from './runtime-host.js';
+import type { Placement, RuntimeHost } from './runtime-host.js';
 import { taskSpawnOutbox } from './save-plan.js';
 
 export class RestorationFailedError extends SupervisorRuntimeError {
@@ -628,17 +628,30 @@ async function restoreOnce(
 
     restoreConversation: step(async () => {
       const raw = need(session.raw, 'a row');
-      const reconciled = await reconcileOpenWork(db, supervisorId, need(session.snapshot, 'a snapshot'), session.pendingRows, session.taskRows);
-      let snapshot = reconciled.snapshot;
+      let snapshot = need(session.snapshot, 'a snapshot');
       const stored = session.conversationStored;
-      const warnings: string[] = [...reconciled.warnings];
+      const kept: string[] = [];
+      // Nothing was written after this state: a supervisor restored in initializing with this holds never took START.
+      const neverStarted = String(snapshot.value) === 'initializing' && stored <= snapshot.context.conversationLength;
       if (stored > snapshot.context.conversationLength) {
         // An older checkpoint knows fewer entries than were written: keep them all, continue after the last.
-        warnings.push(`${stored - snapshot.context.conversationLength} conversation entries are newer than the restored state; kept`);
+        kept.push(`${stored - snapshot.context.conversationLength} conversation entries are newer than the restored state; kept`);
         snapshot = withContext(snapshot, { conversationLength: stored });
       }
-      session.supervisor = host.adopt(snapshot, { step: session.step, epoch: claim.epoch, checkpointSeq: raw.checkpointSeq }, raw.driver ?? 'manual');
-      return { warnings };
+      let placement: Placement = { step: session.step, epoch: claim.epoch, checkpointSeq: raw.checkpointSeq };
+      let reconciled = await reconcileOpenWork(db, supervisorId, snapshot, session.pendingRows, session.taskRows);
+      if (neverStarted && String(reconciled.snapshot.value) !== 'initializing') {
+        // Open work settles it out of initializing, where resumeSupervisor would send START: it takes START first (its
+        // "started" entry, a save point of its own), then settles from idle where that work puts it.
+        const starting = host.adopt(snapshot, placement, raw.driver ?? 'manual');
+        await starting.send({ type: 'START', at: at() });
+        snapshot = starting.snapshot;
+        placement = { step: starting.step, epoch: claim.epoch, checkpointSeq: starting.committed.checkpointSeq ?? raw.checkpointSeq };
+        await host.stopLocal(supervisorId);
+        reconciled = await reconcileOpenWork(db, supervisorId, snapshot, session.pendingRows, session.taskRows);
+      }
+      session.supervisor = host.adopt(reconciled.snapshot, placement, raw.driver ?? 'manual');
+      return { warnings: [...reconciled.warnings, ...kept] };
     }),
 
     redeliverQuestions: step(async () => {

@@ -435,6 +435,47 @@ for (const target of await databaseTargets()) {
         await second.shutdown({ closeDatabase: false });
       });
 
+      it('an older checkpoint from before START, settled into waiting_for_user by a question the tables bring back, still takes START: the "started" entry is there, and the answer is taken', async () => {
+        const first = runtimeOn(database());
+        // Never started: paused by an operator while still initializing (checkpoint "created", then "interrupted").
+        const supervisor = await first.spawn({ name: 'unstarted with a question', start: false });
+        const [created] = await listCheckpoints(db(), supervisor.id, { limit: 1 });
+        await first.send(supervisor.id, { type: 'INTERRUPT', reason: 'paused before it started' });
+        await crash(first);
+        // A question recorded outside the runtime (a seed, an import): the tables know it, no snapshot does.
+        const questionId = 'imported-question';
+        await sql`INSERT INTO supervisor_questions (supervisor_id, id, question, asked_at) VALUES (${supervisor.id}, ${questionId}, 'Which region first?', now())`.execute(db());
+        // The interrupted snapshot is unreadable: the walk falls back to the initializing checkpoint before it.
+        await corruptSnapshot(supervisor.id, sql`'"garbage"'::jsonb`).execute(db());
+        const second = runtimeOn(database());
+        const info = await second.restore(supervisor.id, 'daemon_restart');
+        expect(info).toMatchObject({ recoveryAction: 'restore_from_checkpoint', checkpointSeq: created?.seq, restoredState: 'waiting_for_user' });
+        expect(created?.state).toBe('initializing');
+        expect(info.warnings).toContain(`question ${questionId} was asked after the restored state: pending again`);
+        const started = (await getConversation(db(), supervisor.id)).filter((entry) => entry.content === 'Supervisor "unstarted with a question" started in phase planning.');
+        expect(started).toHaveLength(1);
+        expect(info.questionsRedelivered.map((question) => question.id)).toEqual([questionId]);
+        await second.answerQuestion(supervisor.id, questionId, 'EU');
+        expect(second.get(supervisor.id)?.state).toBe('working');
+        await second.shutdown({ closeDatabase: false });
+      });
+
+      it('an older checkpoint from before START of a supervisor that did start (its "started" entry is stored) is not started twice', async () => {
+        const first = runtimeOn(database());
+        const supervisor = await first.spawn({ name: 'started once' });
+        const { questionId } = await first.askQuestion(supervisor.id, { question: 'Proceed?' });
+        await crash(first);
+        // Every checkpoint after the initializing one is unreadable.
+        await sql`UPDATE supervisor_checkpoints SET snapshot = '"garbage"'::jsonb WHERE supervisor_id = ${supervisor.id} AND state <> 'initializing'`.execute(db());
+        const second = runtimeOn(database());
+        const info = await second.restore(supervisor.id, 'daemon_restart');
+        expect(info).toMatchObject({ recoveryAction: 'restore_from_checkpoint', restoredState: 'waiting_for_user' });
+        expect(info.warnings).toContain(`question ${questionId} was asked after the restored state: pending again`);
+        const started = (await getConversation(db(), supervisor.id)).filter((entry) => entry.content === 'Supervisor "started once" started in phase planning.');
+        expect(started.map((entry) => entry.seq)).toEqual([0]);
+        await second.shutdown({ closeDatabase: false });
+      });
+
       it('when waiting_for_tasks has no running task, an older checkpoint that passes is used', async () => {
         const first = runtimeOn(database());
         const supervisor = await first.spawn({ name: 'tasks' });
