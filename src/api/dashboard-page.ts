@@ -1,4 +1,5 @@
-// The dashboard: one static page (no build step, no data in it) over the API. It lists the supervisors, answers their
+// The dashboard: one static page (no build step, no data in it) over the API. It lists the supervisors a page at a
+// time (GET /supervisors' `next` cursor; `?pageSize=` in the page's address, default 100), answers their
 // questions, shows one supervisor in full (tasks, state timeline from checkpoints, restorations, conversation), and
 // stays live on GET /live (the runtime's registry as Server-Sent Events). A daemon with a token asks for it once and
 // keeps it in the browser session.
@@ -45,6 +46,8 @@ export const DASHBOARD_HTML = String.raw`<!doctype html>
  .conversation{background:#fff;border:1px solid var(--line);border-radius:6px}
  .conversation div{padding:7px 10px;border-bottom:1px solid var(--line);white-space:pre-wrap}.conversation div:last-child{border-bottom:0}
  .role{display:inline-block;min-width:72px;font-weight:600;font-size:12px;color:var(--muted)}
+ .pager{display:flex;align-items:center;gap:10px;margin:8px 0}
+ .pager button{font:inherit;padding:3px 12px;border-radius:5px;border:1px solid #b9c2cf;background:#fff;cursor:pointer}.pager button:disabled{cursor:default;opacity:.5}
  #error{color:#b00020}
  [hidden]{display:none!important}
 </style></head>
@@ -67,6 +70,7 @@ export const DASHBOARD_HTML = String.raw`<!doctype html>
 
 <main id="list-view" hidden>
  <h2>Supervisors <span class="muted" id="count"></span></h2>
+ <div id="pager" class="pager" hidden><button type="button" id="page-prev">&larr; Newer</button><span id="page-info" class="muted"></span><button type="button" id="page-next">Older &rarr;</button></div>
  <table id="supervisors"><thead><tr><th>name</th><th>state</th><th>phase</th><th>progress</th><th>activity</th><th>questions</th><th>tasks</th><th>restored</th></tr></thead><tbody></tbody></table>
  <h2>Pending questions</h2>
  <table id="questions"><thead><tr><th>supervisor</th><th>question</th><th>answer</th><th>deliveries</th></tr></thead><tbody></tbody></table>
@@ -107,8 +111,12 @@ export const DASHBOARD_HTML = String.raw`<!doctype html>
   var when = function (iso) { return iso ? new Date(iso).toLocaleString() : ''; };
   var sleep = function (ms) { return new Promise(function (resolve) { setTimeout(resolve, ms); }); };
 
+  // The list shows one page of GET /supervisors at a time: cursors[i] is the "after" of page i (null for the first).
+  var requestedSize = Number(new URLSearchParams(location.search).get('pageSize'));
+  var PAGE_SIZE = requestedSize >= 1 && requestedSize <= 1000 ? Math.floor(requestedSize) : 100;
   var state = {
-    supervisors: new Map(), invalid: [], registry: new Map(), warnings: new Map(),
+    supervisors: new Map(), invalid: [], asking: new Map(), registry: new Map(), warnings: new Map(),
+    page: { cursors: [null], next: null, total: 0, busy: false },
     restorations: null, resuming: false, resumeProblem: null, detail: null, detailId: null, drafts: new Map(), answering: new Map(), needToken: false, streamAbort: null,
   };
 
@@ -196,7 +204,7 @@ export const DASHBOARD_HTML = String.raw`<!doctype html>
       var reply = await api('/supervisors/' + encodeURIComponent(supervisorId) + '/questions/' + encodeURIComponent(questionId) + '/answer', { method: 'POST', body: { answer: answer } });
       state.answering.delete(key);
       state.drafts.delete(key);
-      if (reply && reply.supervisor) state.supervisors.set(supervisorId, reply.supervisor);
+      if (reply && reply.supervisor) put(reply.supervisor);
       if (state.detailId === supervisorId) await refreshDetail();
     } catch (error) {
       state.answering.set(key, { problem: error.message });
@@ -240,8 +248,8 @@ export const DASHBOARD_HTML = String.raw`<!doctype html>
   // ---- rendering ---------------------------------------------------------------------------------------------
   function stateBadge(value) { return '<span class="state ' + esc(value) + '">' + esc(value) + '</span>'; }
   function bar(progress) { var p = Math.max(0, Math.min(100, Number(progress) || 0)); return '<span class="bar"><div style="width:' + p + '%"></div></span>' + p + '%'; }
-  function sorted() {
-    return Array.from(state.supervisors.values()).sort(function (a, b) { return (b.createdAt || '').localeCompare(a.createdAt || ''); });
+  function sorted(map) {
+    return Array.from(map.values()).sort(function (a, b) { return (b.createdAt || '').localeCompare(a.createdAt || '') || b.id.localeCompare(a.id); });
   }
   /** Re-rendering replaces the answer boxes: keep the focused one focused. */
   function keepFocus(paint) {
@@ -254,8 +262,16 @@ export const DASHBOARD_HTML = String.raw`<!doctype html>
     if (again) { again.focus(); again.setSelectionRange(again.value.length, again.value.length); }
   }
   function renderList() {
-    var list = sorted();
-    $('count').textContent = '(' + list.length + (state.invalid.length ? ', ' + state.invalid.length + ' invalid' : '') + ')';
+    var list = sorted(state.supervisors);
+    var page = state.page;
+    var shown = list.length + state.invalid.length;
+    var first = (page.cursors.length - 1) * PAGE_SIZE;
+    var range = shown === 0 ? '0' : (first + 1) + '–' + (first + shown);
+    $('count').textContent = '(' + range + ' of ' + page.total + (state.invalid.length ? ', ' + state.invalid.length + ' invalid here' : '') + ')';
+    $('pager').hidden = page.cursors.length === 1 && !page.next;
+    $('page-info').textContent = 'page ' + page.cursors.length + ' · ' + range + ' of ' + page.total;
+    $('page-prev').disabled = page.busy || page.cursors.length === 1;
+    $('page-next').disabled = page.busy || !page.next;
     $('supervisors').querySelector('tbody').innerHTML = list.map(function (s) {
       return '<tr data-id="' + esc(s.id) + '"><td><a href="#/supervisors/' + esc(s.id) + '">' + esc(s.name) + '</a><div class="muted mono">' + esc(s.id) + '</div></td><td>' + stateBadge(s.state) + '</td><td>' + esc(s.phase) +
         '</td><td>' + bar(s.progress) + '</td><td>' + esc(s.currentActivity) + '</td><td>' + s.pendingQuestions.length + '</td><td>' + s.spawnedTaskIds.length +
@@ -266,7 +282,8 @@ export const DASHBOARD_HTML = String.raw`<!doctype html>
     var r = state.restorations;
     $('restorations').textContent = !r ? '' : r.total === 0 ? 'Nothing was restored when this daemon started.' :
       r.restored + ' of ' + r.total + ' restored (' + r.fromCheckpoint + ' from a checkpoint, ' + r.startedFresh + ' fresh, ' + r.failed.length + ' failed) in ' + r.durationMs + ' ms.';
-    $('questions').querySelector('tbody').innerHTML = list.flatMap(function (s) {
+    // Every supervisor's pending questions, whatever page it is on.
+    $('questions').querySelector('tbody').innerHTML = sorted(state.asking).flatMap(function (s) {
       return s.pendingQuestions.map(function (q) {
         return '<tr data-question="' + esc(q.id) + '"><td><a href="#/supervisors/' + esc(s.id) + '">' + esc(s.name) + '</a></td><td>' + esc(q.question) + (q.context ? '<div class="muted">' + esc(q.context) + '</div>' : '') +
           '</td><td>' + answerControls(s.id, q) + '</td><td>' + q.deliveryCount + '</td></tr>';
@@ -326,16 +343,76 @@ export const DASHBOARD_HTML = String.raw`<!doctype html>
     var match = /^#\/supervisors\/([^/?#]+)/.exec(location.hash);
     return match ? { view: 'detail', id: decodeURIComponent(match[1]) } : { view: 'list' };
   }
-  async function refreshList() {
-    var both = await Promise.all([api('/supervisors'), api('/restorations')]);
-    var list = both[0];
+  function pageUrl(after) { return '/supervisors?limit=' + PAGE_SIZE + (after ? '&after=' + encodeURIComponent(after) : ''); }
+  function showPage(cursors, list) {
+    state.page.cursors = cursors;
+    state.page.next = list.next;
+    state.page.total = list.total;
     state.supervisors = new Map(list.supervisors.map(function (s) { return [s.id, s]; }));
     state.invalid = list.invalid || [];
-    state.restorations = both[1];
+  }
+  /** Every supervisor with a pending question, every page of them: the questions table is not paged. */
+  async function pendingQuestions() {
+    var asking = new Map();
+    var after = null;
+    do {
+      var list = await api('/supervisors?pendingQuestions=true&limit=' + Math.max(PAGE_SIZE, 1000) + (after ? '&after=' + encodeURIComponent(after) : ''));
+      list.supervisors.forEach(function (s) { asking.set(s.id, s); });
+      after = list.next;
+    } while (after);
+    return asking;
+  }
+  /** The page shown now, read again (the first page when its cursor is gone), with the questions and restorations. */
+  async function refreshList() {
+    var cursors = state.page.cursors;
+    var all = await Promise.all([api(pageUrl(cursors[cursors.length - 1])), pendingQuestions(), api('/restorations')]);
+    var list = all[0];
+    if (list.supervisors.length === 0 && list.invalid.length === 0 && cursors.length > 1) { cursors = [null]; list = await api(pageUrl(null)); }
+    showPage(cursors, list);
+    state.asking = all[1];
+    state.restorations = all[2];
+  }
+  /** Next (+1) or previous (-1) page; an empty page after a full one (nothing older after all) is not shown. */
+  async function turnPage(step) {
+    var cursors = step > 0 ? state.page.cursors.concat([state.page.next]) : state.page.cursors.slice(0, -1);
+    if (state.page.busy || cursors.length === 0 || (step > 0 && !state.page.next)) return;
+    state.page.busy = true;
+    render();
+    try {
+      var list = await api(pageUrl(cursors[cursors.length - 1]));
+      if (step > 0 && list.supervisors.length === 0 && list.invalid.length === 0) { state.page.next = null; state.page.total = list.total; }
+      else showPage(cursors, list);
+      $('error').textContent = '';
+    } catch (error) { if (error.status !== 401) $('error').textContent = error.message; }
+    state.page.busy = false;
+    render();
+  }
+  $('page-next').addEventListener('click', function () { turnPage(1); });
+  $('page-prev').addEventListener('click', function () { turnPage(-1); });
+  function hasOpenQuestion(s) { return s.pendingQuestions.length > 0 && s.state !== 'completed' && s.state !== 'failed'; }
+  /** A supervisor read again: updated where it is shown (its row on this page, its questions). */
+  function put(s) {
+    if (state.supervisors.has(s.id)) state.supervisors.set(s.id, s);
+    if (hasOpenQuestion(s)) state.asking.set(s.id, s); else state.asking.delete(s.id);
+  }
+  /** True when the supervisor belongs on the page shown but is not on it: a new one while the first page is shown. */
+  function belongsHere(s) {
+    if (state.supervisors.has(s.id) || state.page.cursors.length > 1) return false;
+    var list = sorted(state.supervisors);
+    var last = list[list.length - 1];
+    return !state.page.next || !last || (s.createdAt || '') >= (last.createdAt || '');
   }
   async function refreshOne(id) {
-    try { state.supervisors.set(id, await api('/supervisors/' + encodeURIComponent(id))); }
-    catch (error) { if (error.status === 404) state.supervisors.delete(id); else throw error; }
+    try {
+      var s = await api('/supervisors/' + encodeURIComponent(id));
+      put(s);
+      return belongsHere(s);
+    } catch (error) {
+      if (error.status !== 404) throw error;
+      var shown = state.supervisors.delete(id);
+      state.asking.delete(id);
+      return shown;
+    }
   }
   async function refreshDetail() {
     var id = state.detailId;
@@ -346,7 +423,7 @@ export const DASHBOARD_HTML = String.raw`<!doctype html>
       var from = Math.max(0, supervisor.conversationLength - 200);
       var parts = await Promise.all([api(base + '/tasks'), api(base + '/checkpoints?limit=100'), api(base + '/conversation?fromSeq=' + from + '&limit=200')]);
       if (state.detailId !== id) return;
-      state.supervisors.set(id, supervisor);
+      put(supervisor);
       state.detail = { id: id, supervisor: supervisor, tasks: parts[0].tasks, checkpoints: parts[1].checkpoints, conversation: parts[2].entries };
       $('detail-error').textContent = '';
     } catch (error) {
@@ -364,7 +441,10 @@ export const DASHBOARD_HTML = String.raw`<!doctype html>
       var ids = Array.from(dirty);
       dirty.clear();
       try {
-        if (ids.length > 25) await refreshList(); else await Promise.all(ids.map(refreshOne));
+        // A supervisor that joins or leaves the page shown (a new one on the first page, one removed) reads the page again,
+        // so it keeps its size and its count.
+        var moved = ids.length > 25 || (await Promise.all(ids.map(refreshOne))).some(Boolean);
+        if (moved) await refreshList();
         if (state.detailId && ids.indexOf(state.detailId) >= 0) await refreshDetail();
         $('error').textContent = '';
       } catch (error) { if (error.status !== 401) $('error').textContent = error.message; }

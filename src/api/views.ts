@@ -28,6 +28,8 @@ export interface SupervisorListResponse {
   invalid: InvalidSupervisorView[];
   /** More supervisors follow: pass this as `?after=` for the next page (null on the last page). */
   next: string | null;
+  /** Supervisors (valid and invalid) on every page with this filter, counted when this page was read. */
+  total: number;
 }
 
 export interface QuestionAskedResponse {

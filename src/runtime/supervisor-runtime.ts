@@ -203,7 +203,7 @@ export interface SupervisorRuntime {
   /** The stored detailed state (fresh read after commits). */
   describe(id: string): Promise<SupervisorDetailedState>;
   /** One page, newest first; `next` (null on the last page) is the `after` of the next one. */
-  listSupervisors(options?: ListSupervisorsOptions): Promise<{ supervisors: SupervisorDetailedState[]; invalid: InvalidSnapshotError[]; next: string | null }>;
+  listSupervisors(options?: ListSupervisorsOptions): Promise<{ supervisors: SupervisorDetailedState[]; invalid: InvalidSnapshotError[]; next: string | null; total: number }>;
   checkpoints(id: string, options?: { limit?: number; beforeSeq?: number }): Promise<CheckpointRecord[]>;
   conversation(id: string, options?: { fromSeq?: number; limit?: number }): Promise<ConversationEntry[]>;
   /** Every question the supervisor asked, newest first, with its answer once it has one (from supervisor_questions). */

@@ -197,6 +197,53 @@ interface View {
     await page.close();
   });
 
+  it('lists every supervisor a page at a time (next and previous, the count), questions from every page, and stays live on any page', { timeout: 120_000 }, async () => {
+    // Created one after another, so the newest-first order is theirs; the oldest asks a question (it is not on page one).
+    const paged: View[] = [];
+    for (let n = 0; n < 7; n += 1) paged.push(await call<View>('POST', '/supervisors', { name: `paged-${n}` }));
+    const asked = await call<{ questionId: string }>('POST', `/supervisors/${paged[0]!.id}/questions`, { question: 'Paged question?', choices: ['go'] });
+    const { total } = await call<{ total: number }>('GET', '/supervisors?limit=1');
+    expect(total).toBeGreaterThanOrEqual(7);
+    const pages = Math.ceil(total / 3);
+
+    const page = await signedIn('/dashboard?pageSize=3');
+    const rows = page.locator('#supervisors tbody tr');
+    const ids = async () => rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-id')));
+    await page.locator('#count', { hasText: `(1–3 of ${total})` }).waitFor(SHOWN);
+    expect(await ids()).toEqual([paged[6]!.id, paged[5]!.id, paged[4]!.id]);
+    expect(await page.locator('#page-prev').isDisabled()).toBe(true);
+    // The question of a supervisor on a later page is there to answer.
+    await page.locator(`#questions tr[data-question="${asked.questionId}"] button[data-answer="go"]`).waitFor(SHOWN);
+
+    await page.click('#page-next');
+    await page.locator('#count', { hasText: `(4–6 of ${total})` }).waitFor(SHOWN);
+    expect(await ids()).toEqual([paged[3]!.id, paged[2]!.id, paged[1]!.id]);
+    // Live on the second page too: a change shows without a reload.
+    await call('POST', `/supervisors/${paged[2]!.id}/events`, { type: 'SET_ACTIVITY', activity: 'on page two', progress: 55 });
+    await page.locator(`#supervisors tr[data-id="${paged[2]!.id}"]`, { hasText: 'on page two' }).waitFor(SHOWN);
+
+    // Every page in turn: each supervisor once, all of them, and the last page has no next.
+    const seen = [...(await ids())];
+    for (let n = 3; n <= pages; n += 1) {
+      await page.click('#page-next');
+      await page.locator('#page-info', { hasText: `page ${n} ·` }).waitFor(SHOWN);
+      seen.push(...(await ids()));
+    }
+    expect(await page.locator('#page-next').isDisabled()).toBe(true);
+    expect(seen).toHaveLength(total - 3);
+    expect(new Set(seen).size).toBe(total - 3);
+    expect(seen).toContain(paged[0]!.id);
+
+    // Back to the first page; a new supervisor shows on it live, and the count follows.
+    for (let n = pages; n > 1; n -= 1) await page.click('#page-prev');
+    await page.locator('#count', { hasText: `(1–3 of ${total})` }).waitFor(SHOWN);
+    const newest = await call<View>('POST', '/supervisors', { name: 'paged-new' });
+    await page.locator('#count', { hasText: `(1–3 of ${total + 1})` }).waitFor(SHOWN);
+    await page.locator(`#supervisors tr[data-id="${newest.id}"]`).waitFor(SHOWN);
+    expect(await ids()).toEqual([newest.id, paged[6]!.id, paged[5]!.id]);
+    await page.close();
+  });
+
   it('the list page as an operator sees it (the README\'s screenshot)', { timeout: 90_000 }, async () => {
     const supervisor = await call<View>('POST', '/supervisors', { name: 'nightly-report' });
     await call('POST', `/supervisors/${supervisor.id}/questions`, { question: 'Include the weekend numbers?', choices: ['yes', 'no', 'only Sunday'] });

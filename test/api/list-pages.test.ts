@@ -29,6 +29,8 @@ for (const target of await databaseTargets()) {
         } while (after && pages.length < 10);
         expect(pages.map((page) => page.supervisors.length)).toEqual([2, 2, 1]);
         expect(pages.at(-1)?.next).toBeNull();
+        // Each page counts every page's supervisors.
+        expect(pages.map((page) => page.total)).toEqual([5, 5, 5]);
         const listed = pages.flatMap((page) => page.supervisors.map((supervisor) => supervisor.id));
         expect(new Set(listed)).toEqual(new Set(spawned.map((supervisor) => supervisor.id)));
         expect(listed).toHaveLength(5);

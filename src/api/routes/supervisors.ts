@@ -85,7 +85,7 @@ export function registerSupervisorRoutes(app: FastifyInstance, runtime: Supervis
     { schema: { querystring: listSupervisorsQuery } },
     async (request) => {
       const { limit, after } = request.query;
-      const { supervisors, invalid, next } = await runtime.listSupervisors({
+      const { supervisors, invalid, next, total } = await runtime.listSupervisors({
         pendingQuestionsOnly: request.query.pendingQuestions === 'true',
         limit: Math.min(limit === undefined ? MAX_SUPERVISORS_PAGE : Number(limit), MAX_SUPERVISORS_PAGE),
         ...(after !== undefined ? { after: after.toLowerCase() } : {}),
@@ -94,6 +94,7 @@ export function registerSupervisorRoutes(app: FastifyInstance, runtime: Supervis
         supervisors: supervisors.map((state) => supervisorView(runtime, state)),
         invalid: invalid.map((error) => ({ id: error.supervisorId ?? '', problems: error.problems })),
         next,
+        total,
       };
     },
   );

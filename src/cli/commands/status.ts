@@ -31,7 +31,7 @@ export function formatSupervisorTable(list: Pick<SupervisorListResponse, 'superv
 
 /** Every supervisor the daemon lists, page after page (`pageSize` per page; the daemon's default and cap is 1,000). */
 export async function allSupervisors(client: Pick<DaemonClient, 'get'>, pageSize?: number, options: { pendingQuestions?: boolean } = {}): Promise<SupervisorListResponse> {
-  const all: SupervisorListResponse = { supervisors: [], invalid: [], next: null };
+  const all: SupervisorListResponse = { supervisors: [], invalid: [], next: null, total: 0 };
   let after: string | null = null;
   do {
     const query = [
@@ -42,6 +42,7 @@ export async function allSupervisors(client: Pick<DaemonClient, 'get'>, pageSize
     const page: SupervisorListResponse = await client.get<SupervisorListResponse>(query ? `/supervisors?${query}` : '/supervisors');
     all.supervisors.push(...page.supervisors);
     all.invalid.push(...page.invalid);
+    all.total = page.total;
     after = page.next;
   } while (after);
   return all;

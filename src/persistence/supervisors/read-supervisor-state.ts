@@ -19,23 +19,30 @@ export async function getSupervisorState(db: Executor, supervisorId: string): Pr
 
 /**
  * Supervisors, newest first, one page at a time: `next` names the last row of a full page (pass it as `after` for the
- * page after it), null on the last page. A corrupt row does not hide the others: it is listed with state and problems.
+ * page after it), null on the last page; `total` counts the rows of every page (same filters), read with this one.
+ * A corrupt row does not hide the others: it is listed with state and problems.
  */
 export async function listSupervisors(
   db: Executor,
   options: ListSupervisorsOptions = {},
-): Promise<{ supervisors: SupervisorDetailedState[]; invalid: InvalidSnapshotError[]; next: string | null }> {
+): Promise<{ supervisors: SupervisorDetailedState[]; invalid: InvalidSnapshotError[]; next: string | null; total: number }> {
   const limit = options.limit ?? 1000;
-  const rows = await withDatabaseErrors('listSupervisors', undefined, () => {
-    let query = db.selectFrom('supervisor_states').selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc');
+  const pendingOnly = options.pendingQuestionsOnly === true;
+  const states = options.states ?? [];
+  // The same filters for the page and its count. A finished supervisor's leftover questions can no longer be answered:
+  // they are not "pending" for anyone.
+  const matching = () =>
+    db
+      .selectFrom('supervisor_states')
+      .$if(pendingOnly, (query) => query.where(sql<boolean>`pending_questions <> '[]'::jsonb`).where('state', 'not in', ['completed', 'failed']))
+      .$if(states.length > 0, (query) => query.where('state', 'in', states));
+  const [rows, counted] = await withDatabaseErrors('listSupervisors', undefined, () => {
+    let query = matching().selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc');
     // Keyset: rows after the given one in this order (an id no longer stored yields an empty page).
     if (options.after !== undefined) {
       query = query.where(sql<boolean>`(created_at, id) < (SELECT a.created_at, a.id FROM supervisor_states a WHERE a.id = ${options.after}::uuid)`);
     }
-    // A finished supervisor's leftover questions can no longer be answered: they are not "pending" for anyone.
-    if (options.pendingQuestionsOnly) query = query.where(sql<boolean>`pending_questions <> '[]'::jsonb`).where('state', 'not in', ['completed', 'failed']);
-    if (options.states && options.states.length > 0) query = query.where('state', 'in', options.states);
-    return query.limit(limit).execute();
+    return Promise.all([query.limit(limit).execute(), matching().select(sql<string | number>`count(*)`.as('n')).executeTakeFirst()]);
   });
   const supervisors: SupervisorDetailedState[] = [];
   const invalid: InvalidSnapshotError[] = [];
@@ -47,7 +54,7 @@ export async function listSupervisors(
       else throw error;
     }
   }
-  return { supervisors, invalid, next: rows.length === limit ? (rows[rows.length - 1]?.id ?? null) : null };
+  return { supervisors, invalid, next: rows.length === limit ? (rows[rows.length - 1]?.id ?? null) : null, total: Number(counted?.n ?? 0) };
 }
 
 /** Supervisors with at least one pending question (served by the partial index), oldest update first. */
