@@ -48,6 +48,7 @@ export const DASHBOARD_HTML = String.raw`<!doctype html>
  .role{display:inline-block;min-width:72px;font-weight:600;font-size:12px;color:var(--muted)}
  .pager{display:flex;align-items:center;gap:10px;margin:8px 0}
  .pager button{font:inherit;padding:3px 12px;border-radius:5px;border:1px solid #b9c2cf;background:#fff;cursor:pointer}.pager button:disabled{cursor:default;opacity:.5}
+ .timeline button{font:inherit;font-size:12px;padding:1px 8px;margin-left:6px;border-radius:5px;border:1px solid #b9c2cf;background:#fff;cursor:pointer}.timeline button:disabled{opacity:.5}
  #error{color:#b00020}
  [hidden]{display:none!important}
 </style></head>
@@ -90,7 +91,10 @@ export const DASHBOARD_HTML = String.raw`<!doctype html>
  <table id="detail-tasks"><thead><tr><th>task</th><th>status</th><th>progress</th><th>result</th><th>updated</th></tr></thead><tbody></tbody></table>
  <h3>Restorations</h3>
  <div id="detail-restorations"></div>
- <h3>State timeline <span class="muted">(checkpoints, newest first)</span></h3>
+ <h3>Forks</h3>
+ <div id="detail-forks"></div>
+ <h3>State timeline <span class="muted">(checkpoints, newest first; fork one to try again from there)</span></h3>
+ <div id="fork-problem" class="problem"></div>
  <ol id="detail-timeline" class="timeline"></ol>
  <h3>Conversation <span class="muted" id="conversation-count"></span></h3>
  <div id="detail-conversation" class="conversation"></div>
@@ -221,6 +225,23 @@ export const DASHBOARD_HTML = String.raw`<!doctype html>
     if (!event.target.closest || !event.target.closest('#resume')) return;
     resume(state.detailId);
   });
+  // A checkpoint's fork button: a new supervisor from that checkpoint (as "supervisor-runtime fork" does), then its page.
+  document.addEventListener('click', function (event) {
+    var button = event.target.closest && event.target.closest('button[data-fork]');
+    if (!button) return;
+    fork(state.detailId, Number(button.dataset.fork), button);
+  });
+  async function fork(id, seq, button) {
+    button.disabled = true;
+    $('fork-problem').textContent = '';
+    try {
+      var made = await api('/supervisors/' + encodeURIComponent(id) + '/fork', { method: 'POST', body: { checkpointSeq: seq } });
+      location.hash = '#/supervisors/' + made.supervisor.id;
+    } catch (error) {
+      $('fork-problem').textContent = error.message;
+      button.disabled = false;
+    }
+  }
   async function resume(id) {
     state.resuming = true;
     state.resumeProblem = null;
@@ -319,8 +340,17 @@ export const DASHBOARD_HTML = String.raw`<!doctype html>
     $('detail-restorations').innerHTML = s.restorationCount === 0 ? '<span class="muted">Never restored.</span>' :
       'Restored ' + s.restorationCount + ' time(s); the last at ' + esc(when(s.lastRestoredAt)) + (s.restorationSource ? ' (' + esc(s.restorationSource) + ')' : '') + '.' +
       (restored.length ? '<ul>' + restored.map(function (c) { return '<li>' + esc(when(c.createdAt)) + ': step ' + c.step + ', back in ' + stateBadge(c.state) + '</li>'; }).join('') + '</ul>' : '');
+    var link = function (forkId, label) { return '<a href="#/supervisors/' + esc(forkId) + '" class="mono">' + esc(label || forkId) + '</a>'; };
+    var lineage = d.lineage || { forkedFrom: null, forks: [] };
+    $('detail-forks').innerHTML = (lineage.forkedFrom
+      ? '<div data-forked-from="' + esc(lineage.forkedFrom.sourceId) + '">Forked from ' + link(lineage.forkedFrom.sourceId) + ' at checkpoint ' + lineage.forkedFrom.checkpointSeq + ', ' + esc(when(lineage.forkedFrom.createdAt)) + '.</div>'
+      : '<div class="muted">Not a fork.</div>') +
+      (lineage.forks.length ? '<ul>' + lineage.forks.map(function (f) { return '<li data-fork-of="' + esc(f.supervisorId) + '">' + link(f.supervisorId) + ' from checkpoint ' + f.checkpointSeq + ', ' + esc(when(f.createdAt)) + '</li>'; }).join('') + '</ul>' : '');
     $('detail-timeline').innerHTML = d.checkpoints.map(function (c) {
-      return '<li>' + stateBadge(c.state) + ' <strong>' + esc(c.reason.replace(/_/g, ' ')) + '</strong> <span class="muted">step ' + c.step + ' · ' + esc(when(c.createdAt)) + '</span></li>';
+      // A finished checkpoint cannot be forked (the fork could do nothing): no button.
+      var forkable = c.state !== 'completed' && c.state !== 'failed';
+      return '<li data-seq="' + c.seq + '">' + stateBadge(c.state) + ' <strong>' + esc(c.reason.replace(/_/g, ' ')) + '</strong> <span class="muted">#' + c.seq + ' · step ' + c.step + ' · ' + esc(when(c.createdAt)) + '</span>' +
+        (forkable ? ' <button type="button" data-fork="' + c.seq + '">Fork</button>' : '') + '</li>';
     }).join('') || '<li class="muted">No checkpoint kept.</li>';
     $('conversation-count').textContent = d.conversation.length < s.conversationLength ? '(last ' + d.conversation.length + ' of ' + s.conversationLength + ')' : '(' + d.conversation.length + ')';
     $('detail-conversation').innerHTML = d.conversation.map(function (e) {
@@ -421,10 +451,10 @@ export const DASHBOARD_HTML = String.raw`<!doctype html>
     try {
       var supervisor = await api(base);
       var from = Math.max(0, supervisor.conversationLength - 200);
-      var parts = await Promise.all([api(base + '/tasks'), api(base + '/checkpoints?limit=100'), api(base + '/conversation?fromSeq=' + from + '&limit=200')]);
+      var parts = await Promise.all([api(base + '/tasks'), api(base + '/checkpoints?limit=100'), api(base + '/conversation?fromSeq=' + from + '&limit=200'), api(base + '/forks?limit=100')]);
       if (state.detailId !== id) return;
       put(supervisor);
-      state.detail = { id: id, supervisor: supervisor, tasks: parts[0].tasks, checkpoints: parts[1].checkpoints, conversation: parts[2].entries };
+      state.detail = { id: id, supervisor: supervisor, tasks: parts[0].tasks, checkpoints: parts[1].checkpoints, conversation: parts[2].entries, lineage: parts[3] };
       $('detail-error').textContent = '';
     } catch (error) {
       if (error.status === 401) return;

@@ -197,6 +197,38 @@ interface View {
     await page.close();
   });
 
+  it('a checkpoint is forked from the timeline: the fork\'s page opens, says where it came from, and the source lists it', { timeout: 90_000 }, async () => {
+    const source = await call<View>('POST', '/supervisors', { name: 'forked-from-page' });
+    await call('POST', `/supervisors/${source.id}/questions`, { question: 'Which way?', choices: ['left', 'right'] });
+    const { checkpoints } = await call<{ checkpoints: Array<{ seq: number; state: string }> }>('GET', `/supervisors/${source.id}/checkpoints?limit=1`);
+    const asked = checkpoints[0]!;
+    expect(asked.state).toBe('waiting_for_user');
+    await call('POST', `/supervisors/${source.id}/questions/${(await call<View>('GET', `/supervisors/${source.id}`)).pendingQuestions[0]!.id}/answer`, { answer: 'left' });
+    await call('POST', `/supervisors/${source.id}/events`, { type: 'COMPLETE', summary: 'went left' });
+
+    const page = await signedIn(`/dashboard#/supervisors/${source.id}`);
+    await page.locator('#detail-title .state', { hasText: 'completed' }).waitFor(SHOWN);
+    // The completed checkpoint has no button; the one where the question was asked has.
+    await page.locator(`#detail-timeline li[data-seq="${asked.seq}"] button[data-fork]`).waitFor(SHOWN);
+    expect(await page.locator('#detail-timeline li', { hasText: 'completed' }).locator('button[data-fork]').count()).toBe(0);
+    await page.click(`#detail-timeline li[data-seq="${asked.seq}"] button[data-fork]`);
+    // The fork's own page: waiting for the same question again, and saying where it came from.
+    await page.locator('#detail-title', { hasText: 'forked-from-page (fork)' }).waitFor(SHOWN);
+    await page.locator('#detail-title .state', { hasText: 'waiting_for_user' }).waitFor(SHOWN);
+    await page.locator(`#detail-forks [data-forked-from="${source.id}"]`, { hasText: `at checkpoint ${asked.seq}` }).waitFor(SHOWN);
+    await page.locator('#detail-questions', { hasText: 'Which way?' }).waitFor(SHOWN);
+    const forkId = /#\/supervisors\/([0-9a-f-]{36})/.exec(page.url())?.[1];
+    expect(forkId).toBeDefined();
+    // Answered on the fork's page, the other way: the fork's answer is its own.
+    await page.click('#detail-questions button[data-answer="right"]');
+    await page.locator('#detail-questions', { hasText: 'No question waits for an answer.' }).waitFor(SHOWN);
+    expect((await call<{ questions: Array<{ answer: string | null }> }>('GET', `/supervisors/${forkId}/questions`)).questions[0]?.answer).toBe('right');
+    expect((await call<{ questions: Array<{ answer: string | null }> }>('GET', `/supervisors/${source.id}/questions`)).questions[0]?.answer).toBe('left');
+    await page.click(`#detail-forks a[href="#/supervisors/${source.id}"]`);
+    await page.locator(`#detail-forks [data-fork-of="${forkId}"]`, { hasText: `from checkpoint ${asked.seq}` }).waitFor(SHOWN);
+    await page.close();
+  });
+
   it('lists every supervisor a page at a time (next and previous, the count), questions from every page, and stays live on any page', { timeout: 120_000 }, async () => {
     // Created one after another, so the newest-first order is theirs; the oldest asks a question (it is not on page one).
     const paged: View[] = [];
