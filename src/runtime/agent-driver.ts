@@ -53,8 +53,10 @@ export interface AgentDriver {
   /**
    * After a fork of a checkpoint committed (and started): this supervisor is the fork; `contextMessage` is the notice at
    * the end of its conversation saying where it came from and which of its tasks and questions were issued again.
+   * `started` says the fork was made from an initializing checkpoint and has just been STARTed: a fork gets this
+   * instead of onStarted, once. A fork made with `start: false` hears nothing until it runs.
    */
-  onForked?(supervisor: SupervisorHandle, fork: { sourceId: string; checkpointSeq: number; contextMessage: string }): void | Promise<void>;
+  onForked?(supervisor: SupervisorHandle, fork: { sourceId: string; checkpointSeq: number; contextMessage: string; started: boolean }): void | Promise<void>;
 }
 
 /** The driver used when none is named: it never acts on its own; the API or an orchestrator sends every event. */

@@ -249,6 +249,24 @@ export class DurableSupervisor {
     }
   }
 
+  /**
+   * RESUME, for a supervisor whose creation committed in `interrupted` (a fork of an interrupted checkpoint). Like
+   * start(): if the database goes away first, it resumes by itself once the database is back (and then STARTs, with
+   * `start`, if it comes back `initializing`). Resolves with the committed RESUME, or null when it waits for the database.
+   */
+  async resume(options: { start?: boolean } = {}): Promise<CommittedStep | null> {
+    try {
+      return await this.send({ type: 'RESUME', at: this.deps.now().toISOString() });
+    } catch (error) {
+      if (!(error instanceof SaveFailedError)) throw error;
+      this.#resumePending = true;
+      if (options.start) this.#startPending = true;
+      this.deps.logger.warn({ supervisorId: this.id, err: errorText(error) }, 'supervisor created; it resumes once the database is back');
+      this.#scheduleFlush();
+      return null;
+    }
+  }
+
   /** Wait until every queued step has settled. */
   async flush(): Promise<void> {
     await this.#queue.catch(() => undefined);

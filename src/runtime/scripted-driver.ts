@@ -31,17 +31,23 @@ export function createScriptedDriver(options: ScriptedDriverOptions = {}): Agent
     }
   }
 
+  async function run(supervisor: SupervisorHandle): Promise<void> {
+    await supervisor.send({ type: 'SET_ACTIVITY', activity: 'planning the work', progress: 5 });
+    await supervisor.send({ type: 'SET_PHASE', phase: 'execution' });
+    for (const description of tasks) await supervisor.send({ type: 'SPAWN_TASK', description });
+    await supervisor.send({ type: 'ASK_QUESTION', question, ...(choices ? { choices } : {}) });
+  }
+
   return {
     name: options.name ?? 'scripted',
-    async onStarted(supervisor) {
-      await supervisor.send({ type: 'SET_ACTIVITY', activity: 'planning the work', progress: 5 });
-      await supervisor.send({ type: 'SET_PHASE', phase: 'execution' });
-      for (const description of tasks) await supervisor.send({ type: 'SPAWN_TASK', description });
-      await supervisor.send({ type: 'ASK_QUESTION', question, ...(choices ? { choices } : {}) });
-    },
+    onStarted: run,
     onQuestionAnswered: (supervisor) => finishIfDone(supervisor),
     onTaskFinished: (supervisor) => finishIfDone(supervisor),
     onRestored: (supervisor) => finishIfDone(supervisor),
-    onForked: (supervisor) => finishIfDone(supervisor),
+    // A fork of a checkpoint from before the script ran runs it; any other fork carries on from where it was.
+    async onForked(supervisor, fork) {
+      if (fork.started) await run(supervisor);
+      else await finishIfDone(supervisor);
+    },
   };
 }

@@ -238,6 +238,9 @@ export function defaultDaemonId(): string {
   return `${hostname()}-${process.pid}-${randomUUID().slice(0, 6)}`;
 }
 
+/** What a caller-chosen id was created as: a retry takes up only a creation of its own kind. */
+type CreationKind = 'spawn' | 'fork';
+
 /** Thrown inside an ask's turn when the stored question is the same ask (a retry): answered as a replay, never seen outside. */
 class AskReplayed extends Error {
   override readonly name = 'AskReplayed';
@@ -265,7 +268,9 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
   // them from outside wait until the restoration is stored instead of slipping in between its steps.
   const restoring = new Map<string, { done: Promise<void>; resolve: () => void }>();
   // Caller-chosen ids whose creation's outcome is unknown (the database stopped answering mid-statement).
-  const unsettledCreations = new Set<string>();
+  const unsettledCreations = new Map<string, CreationKind>();
+  /** Forks whose START is their fork's: the driver hears onForked (started) instead of onStarted. */
+  const forkStarts = new Set<string>();
   /** Creations whose first save point is in flight: owned here once it commits, not running until it is answered. */
   const creating = new Set<string>();
   let stopping = false;
@@ -352,7 +357,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     const driver = driverFor(supervisor.driverName);
     const handle = handleFor(supervisor);
     const calls: Array<() => void | Promise<void>> = [];
-    if (step.event?.type === 'START' && driver.onStarted) calls.push(() => driver.onStarted?.(handle));
+    if (step.event?.type === 'START' && driver.onStarted && !forkStarts.has(supervisor.id)) calls.push(() => driver.onStarted?.(handle));
     const restored = step.event?.type === 'RESTORED' ? step.event : null;
     if (restored && driver.onRestored) calls.push(() => driver.onRestored?.(handle, { source: restored.source, contextMessage: restored.contextMessage }));
     for (const effect of step.effects) {
@@ -414,6 +419,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
    * null, and the retry creates it.
    */
   async function takeUpUnsettledCreation(id: string, begin: ((supervisor: DurableSupervisor) => Promise<void>) | null): Promise<DurableSupervisor | null> {
+    // The begin of the creation the retry makes: it runs once, whichever attempt committed.
     if (!(await getSupervisorState(database.db, id))) {
       unsettledCreations.delete(id);
       return null;
@@ -423,10 +429,41 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     // Not loaded (the database went away again, or another daemon has it): answered as taken; a later retry tries again.
     if (!supervisor) return null;
     unsettledCreations.delete(id);
-    if (begin) await begin(supervisor);
+    await beginCommitted(supervisor, begin);
     supervisor.startHeartbeat();
     logger.info({ supervisorId: id }, 'a creation whose outcome was unknown had committed: running it here');
     return supervisor;
+  }
+
+  /**
+   * A fork's first steps: RESUME one made from an interrupted checkpoint, then START one that is (or came back)
+   * initializing, and tell its driver once, with onForked (a fork's START does not also call onStarted).
+   */
+  async function beginFork(created: DurableSupervisor, source: string): Promise<void> {
+    const lineage = (await getForkLineage(database.db, created.id, { limit: 0 }).catch(() => null))?.forkedFrom ?? null;
+    if (created.state === 'interrupted') await created.resume({ start: true });
+    let started = false;
+    if (created.state === 'initializing') {
+      forkStarts.add(created.id);
+      try {
+        started = (await created.start()) !== null;
+      } finally {
+        forkStarts.delete(created.id);
+      }
+    }
+    const driver = driverFor(created.driverName);
+    if (!driver.onForked) return;
+    const handle = handleFor(created);
+    const contextMessage = (await getConversation(database.db, created.id, { fromSeq: Math.max(0, created.snapshot.context.conversationLength - 5), limit: 5 }).catch(() => []))
+      .filter((entry) => entry.role === 'system' && entry.content.startsWith('[fork]'))
+      .at(-1)?.content ?? '';
+    const fork = { sourceId: lineage?.sourceId ?? source, checkpointSeq: lineage?.checkpointSeq ?? 0, contextMessage, started };
+    setImmediate(() => {
+      if (created.stopped || stopping) return;
+      void Promise.resolve()
+        .then(() => driver.onForked?.(handle, fork))
+        .catch((error: unknown) => logger.warn({ supervisorId: created.id, driver: driver.name, err: errorText(error) }, 'agent driver failed'));
+    });
   }
 
   /** A new supervisor's id: the caller's (a UUID, stored lowercase) or a fresh one. */
@@ -458,16 +495,18 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
    */
   async function createOwned(input: {
     id: string;
+    kind: CreationKind;
     callerChoseId: boolean;
     initial: SupervisorSnapshot;
     driver: string;
     creation?: { effects?: SupervisorEffect[]; reason?: string; forkedFrom?: ForkOrigin };
     begin: ((supervisor: DurableSupervisor) => Promise<void>) | null;
-  }): Promise<DurableSupervisor> {
+  }): Promise<{ supervisor: DurableSupervisor; takenUp: boolean }> {
     const { id } = input;
-    if (input.callerChoseId && unsettledCreations.has(id)) {
+    // Only a retry of the same kind of creation takes it up (a spawn never answers with a fork, nor the other way).
+    if (input.callerChoseId && unsettledCreations.get(id) === input.kind) {
       const earlier = await takeUpUnsettledCreation(id, input.begin);
-      if (earlier) return earlier;
+      if (earlier) return { supervisor: earlier, takenUp: true };
     }
     // Only a caller-chosen id can be taken; a fresh UUID skips the read (the step fence would refuse an overwrite anyway).
     if (supervisors.has(id) || (input.callerChoseId && (await getSupervisorState(database.db, id)))) {
@@ -482,16 +521,26 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       // Two creations racing for one caller-chosen id: the loser's insert finds the winner's row.
       if (error instanceof StaleWriteError || error instanceof OwnershipLostError) throw new InvalidSupervisorDataError(id, 'id', ID_TAKEN);
       // The caller hears "outcome unknown" and retries with its id: that retry takes up the row if it committed.
-      if (input.callerChoseId && (error instanceof DatabaseUnavailableError || error instanceof SaveFailedError) && error.outcome === 'unknown') unsettledCreations.add(id);
+      if (input.callerChoseId && (error instanceof DatabaseUnavailableError || error instanceof SaveFailedError) && error.outcome === 'unknown') unsettledCreations.set(id, input.kind);
       throw error;
     }
     const supervisor = place(created);
     creating.delete(id);
     // The creation committed: from here a database outage leaves the supervisor interrupted and starting by itself
     // once the database is back, never a creation reported as not written.
-    if (input.begin) await input.begin(supervisor);
+    await beginCommitted(supervisor, input.begin);
     supervisor.startHeartbeat();
-    return supervisor;
+    return { supervisor, takenUp: false };
+  }
+
+  /** After the creation committed nothing may report it unwritten: a failure of its first steps is logged, not thrown. */
+  async function beginCommitted(supervisor: DurableSupervisor, begin: ((supervisor: DurableSupervisor) => Promise<void>) | null): Promise<void> {
+    if (!begin) return;
+    try {
+      await begin(supervisor);
+    } catch (error) {
+      logger.warn({ supervisorId: supervisor.id, state: supervisor.state, err: errorText(error) }, 'supervisor created; its first step failed (it is stored, in the state shown)');
+    }
   }
 
   /** Not running here: say why, in the words a caller can act on (finished, owned by another daemon, or not restored). */
@@ -725,8 +774,9 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
         ...(input.phase ? { phase: input.phase } : {}),
         createdAt: now().toISOString(),
       });
-      const supervisor = await createOwned({
+      const { supervisor } = await createOwned({
         id,
+        kind: 'spawn',
         callerChoseId: input.id !== undefined,
         initial,
         driver: input.driver ?? defaultDriver,
@@ -774,29 +824,24 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
         newTaskId: () => randomUUID(),
       });
       const sourceDriver = raw.driver !== null && drivers.has(raw.driver) ? raw.driver : defaultDriver;
-      const supervisor = await createOwned({
+      const run = input.start !== false;
+      const { supervisor, takenUp } = await createOwned({
         id,
+        kind: 'fork',
         callerChoseId: input.id !== undefined,
         initial: plan.snapshot,
         driver: input.driver ?? sourceDriver,
         creation: { effects: plan.effects, reason: 'forked', forkedFrom: plan.forkedFrom },
-        begin: async (created) => {
-          const driver = driverFor(created.driverName);
-          if (input.start !== false && created.state === 'initializing') await created.start();
-          else if (input.start !== false && created.state === 'interrupted') await created.send({ type: 'RESUME', at: now().toISOString() });
-          // The driver hears the fork once its first steps committed: its model reads the notice and carries on.
-          if (driver.onForked) {
-            const handle = handleFor(created);
-            const fork = { sourceId: source, checkpointSeq: seq, contextMessage: plan.contextMessage };
-            setImmediate(() => {
-              if (created.stopped || stopping) return;
-              void Promise.resolve()
-                .then(() => driver.onForked?.(handle, fork))
-                .catch((error: unknown) => logger.warn({ supervisorId: id, driver: driver.name, err: errorText(error) }, 'agent driver failed'));
-            });
-          }
-        },
+        begin: run ? (created) => beginFork(created, source) : null,
       });
+      if (takenUp) {
+        // An earlier attempt committed (its reply was lost): answer with what it stored, never with this retry's plan.
+        const origin = (await getForkLineage(database.db, id, { limit: 0 })).forkedFrom;
+        if (!origin || origin.sourceId !== source || (input.checkpointSeq !== undefined && origin.checkpointSeq !== input.checkpointSeq)) {
+          throw new InvalidSupervisorDataError(id, 'id', ID_TAKEN);
+        }
+        return { supervisor, forkedFrom: { supervisorId: origin.sourceId, checkpointSeq: origin.checkpointSeq }, tasks: origin.tasks, questionIds: supervisor.snapshot.context.pendingQuestions.map((question) => question.id) };
+      }
       logger.info({ supervisorId: id, source, checkpointSeq: seq, tasks: plan.tasks.length, questions: plan.questionIds.length }, 'supervisor forked');
       return { supervisor, forkedFrom: { supervisorId: source, checkpointSeq: seq }, tasks: plan.tasks, questionIds: plan.questionIds };
     },

@@ -33,18 +33,20 @@ const toFork = (row: { supervisor_id: string; source_id: string; source_seq: str
   createdAt: toIso(row.created_at) ?? '',
 });
 
-/** Both directions of a supervisor's lineage, in one round trip. */
+/** Both directions of a supervisor's lineage: its own origin (by key) and up to `limit` forks of it, newest first. */
 export async function getForkLineage(db: Executor, supervisorId: string, options: { limit?: number } = {}): Promise<ForkLineage> {
-  const rows = await withDatabaseErrors('getForkLineage', supervisorId, () =>
-    db
-      .selectFrom('supervisor_forks')
-      .selectAll()
-      .where((eb) => eb.or([eb('supervisor_id', '=', supervisorId), eb('source_id', '=', supervisorId)]))
-      .orderBy('created_at', 'desc')
-      .limit((options.limit ?? 1000) + 1)
-      .execute(),
+  const [origin, forks] = await withDatabaseErrors('getForkLineage', supervisorId, () =>
+    Promise.all([
+      db.selectFrom('supervisor_forks').selectAll().where('supervisor_id', '=', supervisorId).executeTakeFirst(),
+      db
+        .selectFrom('supervisor_forks')
+        .selectAll()
+        .where('source_id', '=', supervisorId)
+        .orderBy('created_at', 'desc')
+        .orderBy('supervisor_id', 'desc')
+        .limit(options.limit ?? 1000)
+        .execute(),
+    ]),
   );
-  const forks = rows.filter((row) => row.source_id === supervisorId && row.supervisor_id !== supervisorId).map(toFork);
-  const origin = rows.find((row) => row.supervisor_id === supervisorId);
-  return { forkedFrom: origin ? toFork(origin) : null, forks: forks.slice(0, options.limit ?? 1000) };
+  return { forkedFrom: origin ? toFork(origin) : null, forks: forks.map(toFork) };
 }

@@ -117,9 +117,8 @@ export function createOpenAiDriver(options: OpenAiDriverOptions): AgentDriver {
     onForked: (supervisor, fork) =>
       // The notice is the last entry of the conversation the fork was made with; repeated only if it fell outside.
       turn(supervisor, (history) =>
-        history.includes(fork.contextMessage)
-          ? '[runtime] You were just forked: the fork notice above says from where. Carry on from there.'
-          : `[runtime] ${fork.contextMessage}`,
+        (history.includes(fork.contextMessage) ? '[runtime] You were just forked: the fork notice above says from where.' : `[runtime] ${fork.contextMessage}`) +
+        (fork.started ? ' You have just been started. Plan your work and begin it with your tools.' : ' Carry on from there.'),
       ),
   };
 }
