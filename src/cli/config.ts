@@ -3,6 +3,7 @@
 import { hostname } from 'node:os';
 import { SupervisorRuntimeError } from '../domain/errors.js';
 import { DEFAULT_DATA_DIR } from '../persistence/database.js';
+import { parseCrashPoint, type CrashPointSpec } from '../runtime/crash-points.js';
 
 export class ConfigError extends SupervisorRuntimeError {
   override readonly name = 'ConfigError';
@@ -51,6 +52,8 @@ export interface DaemonSettings extends DatabaseSettings {
   noWorkerWarningMs: number;
   /** The OpenAI-compatible model server behind driver `openai`; undefined: that driver is not offered. */
   llm: LlmSettings | undefined;
+  /** SUPERVISOR_RUNTIME_CRASH_POINT: the named point where this process kills itself (the crash-point tests). */
+  crashPoint?: CrashPointSpec | undefined;
 }
 
 export interface LlmSettings {
@@ -221,6 +224,7 @@ export function daemonSettings(env: Env, flags: DaemonFlags = {}): DaemonSetting
     worker: workerSettings(env),
     noWorkerWarningMs: parseIntegerSetting('SUPERVISOR_RUNTIME_NO_WORKER_WARNING_MS', env.SUPERVISOR_RUNTIME_NO_WORKER_WARNING_MS, 30_000, 0, 86_400_000),
     llm: llmSettings(env, { baseUrl: flags.llmBaseUrl, model: flags.llmModel }),
+    crashPoint: parseCrashPoint(env.SUPERVISOR_RUNTIME_CRASH_POINT),
   };
 }
 

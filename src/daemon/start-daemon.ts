@@ -13,6 +13,7 @@ import type { Transport } from '../transport/transport.js';
 import { createLogger, type Logger } from '../runtime/logger.js';
 import type { MessagingOptions } from '../runtime/messaging.js';
 import { createOpenAiDriver } from '../runtime/llm/openai-driver.js';
+import { armCrashPoint } from '../runtime/crash-points.js';
 import type { SupervisorRuntime } from '../runtime/supervisor-runtime.js';
 
 export interface Daemon {
@@ -106,6 +107,9 @@ export async function startDaemon(settings: DaemonSettings, options: { logger?: 
     stepStarted = now;
   };
   const logger = options.logger ?? createLogger({ level: settings.logLevel, pretty: settings.logPretty });
+  // Armed once, before anything runs that passes a point (the crash-point sweep; unset in normal use).
+  armCrashPoint(settings.crashPoint);
+  if (settings.crashPoint) logger.warn({ crashPoint: settings.crashPoint }, 'crash point armed: this process kills itself with SIGKILL when it gets there');
   const opening = openDatabase({
     databaseUrl: settings.databaseUrl,
     dataDir: settings.dataDir,

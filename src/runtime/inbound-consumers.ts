@@ -14,6 +14,7 @@ import { recordInbound, type InboundRecord } from '../persistence/ownership/inbo
 import { parseAnswerMessage, parseTaskEventMessage } from '../transport/messages.js';
 import { ALL_ANSWERS, ALL_TASK_EVENTS, parseSupervisorSubjectParts, parseTaskEventsSubject, withPrefix } from '../transport/subjects.js';
 import { EPOCH_HEADER, type InboundMessage, type Subscription } from '../transport/transport.js';
+import { crashPoint } from './crash-points.js';
 import type { Logger } from './logger.js';
 import type { RuntimeHost } from './runtime-host.js';
 
@@ -218,6 +219,8 @@ export async function startInboundConsumers(parts: InboundConsumerParts, options
         return;
       }
       counts[which].recorded += 1;
+      // Recorded (its insert committed), not acked: the transport delivers it again.
+      crashPoint('inbox.after-record');
       if (result.outcome === 'refused') {
         // Finished supervisor: stamped refused as it was recorded (what its owner would do), nobody to wake.
         counts[which].refused += 1;

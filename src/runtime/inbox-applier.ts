@@ -8,6 +8,7 @@ import { listInboxForOwner, markInboxApplied, pruneInbox, type InboxOutcome, typ
 import { getTask } from '../persistence/supervisor-repository.js';
 import type { InboundCounts, InboundKind } from './inbound-consumers.js';
 import { QuestionAlreadyAnsweredError, TaskNotFoundError } from './errors.js';
+import { crashPoint } from './crash-points.js';
 import type { Logger } from './logger.js';
 import type { RuntimeHost } from './runtime-host.js';
 
@@ -175,6 +176,8 @@ export function startInboxApplier(
         logger.warn({ supervisorId: row.supervisorId, msgId: row.msgId, reason: result.detail }, 'message refused by the supervisor; nothing changed');
       }
       failures.delete(row.id);
+      // Applied (its save point committed), not stamped: the next owner finds the row unapplied.
+      if (result.outcome === 'applied') crashPoint('inbox.after-apply');
       await markInboxApplied(db, row.id, result, { owner: host.daemonId, epoch: running.epoch });
     }
     for (const id of waiting) waitingBefore.add(id);

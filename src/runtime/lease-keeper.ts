@@ -23,6 +23,7 @@ import {
   type Membership,
   type ProcessIdentity,
 } from '../persistence/ownership/memberships.js';
+import { crashPoint } from './crash-points.js';
 import type { Logger } from './logger.js';
 
 export interface LeaseSettings {
@@ -219,6 +220,7 @@ export function createLeaseKeeper(host: LeaseKeeperHost, initialSettings: LeaseS
         lookForUnclaimedOwn = true;
         throw error;
       }
+      if (claimed.length > 0) crashPoint('claim.after-commit');
       const claims = claimed.map((entry) => ({ claim: entry, source: sourceFor(entry, current) }));
       stats.claimed += claims.length;
       return claims;

@@ -11,6 +11,7 @@ import type { OutboxWrite } from '../persistence/supervisor-repository.js';
 import { TransportClosedError } from '../transport/errors.js';
 import { encodeMessage } from '../transport/messages.js';
 import { EPOCH_HEADER, type Transport } from '../transport/transport.js';
+import { crashPoint } from './crash-points.js';
 import type { Logger } from './logger.js';
 import type { RuntimeHooks } from './runtime-host.js';
 
@@ -149,6 +150,7 @@ export function startOutboxRelay(host: OutboxRelayHost, options: OutboxRelayOpti
             break;
           }
         }
+        if (done.length > 0) crashPoint('outbox.after-publish');
         await markOutboxSent(trx, done);
         sent = done.length;
       });
@@ -306,6 +308,7 @@ export function startOutboxRelay(host: OutboxRelayHost, options: OutboxRelayOpti
               else stats.published += 1;
               sent.push(row.msgId);
             }
+            if (sent.length > 0) crashPoint('outbox.after-publish');
             return sent;
           },
         );

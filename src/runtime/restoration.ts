@@ -37,6 +37,7 @@ import { listWaitingAnswers } from '../persistence/ownership/inbox.js';
 import { SupervisorOwnedElsewhereError } from '../persistence/ownership/errors.js';
 import type { DurableSupervisor } from './durable-supervisor.js';
 import { SaveFailedError } from './errors.js';
+import { crashPoint } from './crash-points.js';
 import type { Logger } from './logger.js';
 import type { Placement, RuntimeHost } from './runtime-host.js';
 import { taskSpawnOutbox } from './save-plan.js';
@@ -255,6 +256,7 @@ export function createRestorer(host: RuntimeHost): Restorer {
     await host.ready();
     const result = await claimSupervisor(host.database.db, { daemonId: host.daemonId, supervisorId });
     if (result.outcome === 'owned_elsewhere') throw new SupervisorOwnedElsewhereError(supervisorId, result.owner, result.ownerUrl);
+    if (result.outcome === 'claimed') crashPoint('claim.after-commit');
     if (result.outcome === 'not_found') {
       if (!options.startFreshIfMissing) throw new SupervisorNotFoundError(supervisorId);
       return 'missing';
@@ -713,6 +715,8 @@ async function restoreOnce(
       const supervisor = need(session.supervisor, 'a supervisor');
       const answerWaiting = session.waitingAnswers;
       await supervisor.send({ type: 'RESTORED', at: at(), source, contextMessage: session.contextMessage, redeliver: true, ...(answerWaiting.length > 0 ? { answerWaiting } : {}) });
+      // Committed; its re-delivery rows are queued for the relay, whose publish needs a database round trip first.
+      crashPoint('restore.after-restored');
       session.redelivered = redeliverable(supervisor.snapshot.context.pendingQuestions);
       return {};
     }),

@@ -12,6 +12,7 @@ import {
   type FullSaveResult,
   type HeartbeatWrite,
 } from '../persistence/supervisor-repository.js';
+import { crashPoint, type CrashPointName } from './crash-points.js';
 
 export interface SaveBatcherOptions {
   /** Most save points in one statement (default 250). */
@@ -59,6 +60,8 @@ export function createSaveBatcher(database: Database, options: SaveBatcherOption
     run: (inputs: I[]) => Promise<Array<{ ok: true; value: O } | { ok: false; error: Error }>>,
     counters: { statements: 'saveStatements' | 'heartbeatStatements'; items: 'savePoints' | 'heartbeats' },
     deferFirst: boolean,
+    /** Crash points around the statement (full save points only). */
+    points: { beforeStatement: CrashPointName; afterCommit: CrashPointName } | null,
   ) {
     let waiting: Array<Waiting<I, O>> = [];
     let inFlight = 0;
@@ -97,16 +100,21 @@ export function createSaveBatcher(database: Database, options: SaveBatcherOption
         stats[counters.statements] += 1;
         stats[counters.items] += group.length;
         stats.largestBatch = Math.max(stats.largestBatch, group.length);
+        if (points) crashPoint(points.beforeStatement);
         run(group.map((entry) => entry.input))
           .then(
-            (outcomes) => group.forEach((entry, index) => {
-              const outcome = outcomes[index];
-              if (outcome?.ok) entry.resolve(outcome.value);
-              else {
-                entry.reject(outcome?.error ?? new Error('group commit: no outcome for a save point'));
-                failWaitingIfNoAnswer(outcome?.error);
-              }
-            }),
+            (outcomes) => {
+              // Committed for every save point it reports ok, and nobody has heard yet.
+              if (points && outcomes.some((outcome) => outcome.ok)) crashPoint(points.afterCommit);
+              group.forEach((entry, index) => {
+                const outcome = outcomes[index];
+                if (outcome?.ok) entry.resolve(outcome.value);
+                else {
+                  entry.reject(outcome?.error ?? new Error('group commit: no outcome for a save point'));
+                  failWaitingIfNoAnswer(outcome?.error);
+                }
+              });
+            },
             (error: unknown) => {
               group.forEach((entry) => entry.reject(error));
               failWaitingIfNoAnswer(error);
@@ -138,12 +146,14 @@ export function createSaveBatcher(database: Database, options: SaveBatcherOption
     async (inputs) => (await saveSupervisorStatesFull(database.db, inputs)).map((outcome) => (outcome.ok ? { ok: true, value: outcome.result } : outcome)),
     { statements: 'saveStatements', items: 'savePoints' },
     false,
+    { beforeStatement: 'save.before-statement', afterCommit: 'save.after-commit' },
   );
   const heartbeat = queue<HeartbeatWrite, boolean>(
     'updateSupervisorHeartbeat',
     async (writes) => (await updateSupervisorHeartbeats(database.db, writes)).map((outcome) => (outcome.ok ? { ok: true, value: outcome.written } : outcome)),
     { statements: 'heartbeatStatements', items: 'heartbeats' },
     true,
+    null,
   );
   return { save, heartbeat, stats: () => ({ ...stats }) };
 }

@@ -3,6 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { ConfigError, daemonSettings } from '../../src/cli/config.js';
+import { CRASH_POINT_NAMES, UnknownCrashPointError } from '../../src/runtime/crash-points.js';
 
 describe('daemon settings', () => {
   it('lease settings default to a 10 s TTL renewed every 3 s, and the daemon id to <host>-<pid>', () => {
@@ -16,6 +17,16 @@ describe('daemon settings', () => {
     expect(() => daemonSettings({ SUPERVISOR_RUNTIME_LEASE_TTL_MS: '4000', SUPERVISOR_RUNTIME_LEASE_RENEW_MS: '2500' })).toThrow(ConfigError);
     expect(() => daemonSettings({ SUPERVISOR_RUNTIME_LEASE_TTL_MS: '4000', SUPERVISOR_RUNTIME_LEASE_RENEW_MS: '2500' })).toThrow(/SUPERVISOR_RUNTIME_LEASE_RENEW_MS/);
     expect(() => daemonSettings({ SUPERVISOR_RUNTIME_LEASE_TTL_MS: '500' })).toThrow(/SUPERVISOR_RUNTIME_LEASE_TTL_MS/);
+  });
+
+  it('SUPERVISOR_RUNTIME_CRASH_POINT takes <name> or <name>:<n>; anything else is refused with every valid name', () => {
+    expect(daemonSettings({}).crashPoint).toBeUndefined();
+    expect(daemonSettings({ SUPERVISOR_RUNTIME_CRASH_POINT: 'save.after-commit' }).crashPoint).toEqual({ name: 'save.after-commit', pass: 1 });
+    expect(daemonSettings({ SUPERVISOR_RUNTIME_CRASH_POINT: 'outbox.after-publish:3' }).crashPoint).toEqual({ name: 'outbox.after-publish', pass: 3 });
+    for (const value of ['save.after-comit', 'save.after-commit:0', 'save.after-commit:x', 'constructor', 'toString']) {
+      expect(() => daemonSettings({ SUPERVISOR_RUNTIME_CRASH_POINT: value })).toThrow(UnknownCrashPointError);
+    }
+    expect(() => daemonSettings({ SUPERVISOR_RUNTIME_CRASH_POINT: 'nope' })).toThrow(`the crash points are ${CRASH_POINT_NAMES.join(', ')}`);
   });
 
   it('--inspect-url implies --inspect instead of being ignored', () => {
