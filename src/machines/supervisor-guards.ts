@@ -6,6 +6,8 @@ import type {
   CompleteEvent,
   FailEvent,
   HeartbeatEvent,
+  ReceiveMessageEvent,
+  SendMessageEvent,
   SetActivityEvent,
   SetPhaseEvent,
   SpawnTaskEvent,
@@ -116,6 +118,24 @@ export function checkFail(_context: SupervisorContext, event: FailEvent): string
 }
 
 /** One check per event type; events whose data cannot be wrong accept unconditionally. */
+/** The longest message body a supervisor sends (it is stored in both conversations and travels on NATS). */
+export const MAX_MESSAGE_BODY = 32_768;
+
+export function checkSendMessage(context: SupervisorContext, event: SendMessageEvent): string | null {
+  if (event.messageId === '') return 'messageId must not be empty';
+  if (event.to === context.supervisorId) return 'a supervisor cannot send a message to itself';
+  if (event.body.trim() === '') return 'body must not be empty';
+  if (event.body.length > MAX_MESSAGE_BODY) return `body must be at most ${MAX_MESSAGE_BODY} characters (got ${event.body.length})`;
+  return null;
+}
+
+export function checkReceiveMessage(context: SupervisorContext, event: ReceiveMessageEvent): string | null {
+  if (event.messageId === '') return 'messageId must not be empty';
+  if (event.from === context.supervisorId) return 'a supervisor cannot receive a message from itself';
+  if (event.body.length > MAX_MESSAGE_BODY) return `body must be at most ${MAX_MESSAGE_BODY} characters (got ${event.body.length})`;
+  return null;
+}
+
 export const SUPERVISOR_CHECKS: { readonly [T in SupervisorEventType]: SupervisorCheck<SupervisorEventOf<T>> } = {
   START: accept,
   SET_ACTIVITY: checkSetActivity,
@@ -131,6 +151,8 @@ export const SUPERVISOR_CHECKS: { readonly [T in SupervisorEventType]: Superviso
   INTERRUPT: accept,
   RESUME: accept,
   RESTORED: accept,
+  SEND_MESSAGE: checkSendMessage,
+  RECEIVE_MESSAGE: checkReceiveMessage,
 };
 
 export function checkEvent(context: SupervisorContext, event: SupervisorEvent): string | null {

@@ -154,6 +154,28 @@ export interface RestoredEvent {
   answerWaiting?: readonly string[];
 }
 
+/** Send a message to another supervisor: it goes out through the outbox with this step, once. */
+export interface SendMessageEvent {
+  type: 'SEND_MESSAGE';
+  /** The receiving supervisor's id. */
+  to: string;
+  /** The sender's id for the message: a retried send under it is recognised, not sent twice. */
+  messageId: string;
+  body: string;
+  at: string;
+}
+
+/** A message from another supervisor, applied by this supervisor's owner from the inbox (never sent from outside). */
+export interface ReceiveMessageEvent {
+  type: 'RECEIVE_MESSAGE';
+  from: string;
+  messageId: string;
+  body: string;
+  /** When the sender sent it. */
+  sentAt: string;
+  at: string;
+}
+
 export type SupervisorEvent =
   | StartEvent
   | SetActivityEvent
@@ -168,7 +190,9 @@ export type SupervisorEvent =
   | FailEvent
   | InterruptEvent
   | ResumeEvent
-  | RestoredEvent;
+  | RestoredEvent
+  | SendMessageEvent
+  | ReceiveMessageEvent;
 
 export type SupervisorEventType = SupervisorEvent['type'];
 export type SupervisorEventOf<T extends SupervisorEventType> = Extract<SupervisorEvent, { type: T }>;
@@ -188,6 +212,8 @@ export const SUPERVISOR_EVENT_TYPES = [
   'INTERRUPT',
   'RESUME',
   'RESTORED',
+  'SEND_MESSAGE',
+  'RECEIVE_MESSAGE',
 ] as const satisfies readonly SupervisorEventType[];
 
 // Effects have the shape of xstate action objects so the machine can enqueue them unchanged.
@@ -220,6 +246,18 @@ export interface TaskProgressedEffect {
   params: { taskId: string; task: SpawnedTask };
 }
 
+/** A message this step sends: what the save point writes to supervisor_messages and the outbox. */
+export interface SendMessageEffect {
+  type: 'sendMessage';
+  params: { to: string; messageId: string; body: string; sentAt: string };
+}
+
+/** A message this step took in: what the save point writes to supervisor_messages; the driver hears it. */
+export interface MessageReceivedEffect {
+  type: 'messageReceived';
+  params: { from: string; messageId: string; body: string; sentAt: string; receivedAt: string };
+}
+
 export interface AppendConversationEffect {
   type: 'appendConversation';
   params: { entry: ConversationEntry };
@@ -239,7 +277,9 @@ export type SupervisorEffect =
   | TaskProgressedEffect
   | QuestionWithdrawnEffect
   | TaskFinishedEffect
-  | AppendConversationEffect;
+  | AppendConversationEffect
+  | SendMessageEffect
+  | MessageReceivedEffect;
 
 export type SupervisorEffectType = SupervisorEffect['type'];
 
@@ -251,6 +291,8 @@ export const SUPERVISOR_EFFECT_TYPES = [
   'taskProgressed',
   'taskFinished',
   'appendConversation',
+  'sendMessage',
+  'messageReceived',
 ] as const satisfies readonly SupervisorEffectType[];
 
 // Every effect type is listed above (the machine keeps only listed ones): a new effect left out fails to compile here.

@@ -11,7 +11,9 @@ import type {
   FailEvent,
   HeartbeatEvent,
   InterruptEvent,
+  ReceiveMessageEvent,
   RestoredEvent,
+  SendMessageEvent,
   ResumeEvent,
   SetActivityEvent,
   SetPhaseEvent,
@@ -246,6 +248,19 @@ export function applyInterrupt(context: SupervisorContext, event: InterruptEvent
 
 export function applyResume(context: SupervisorContext, _event: ResumeEvent): SupervisorUpdate {
   return unchanged({ ...context, errorMessage: null, interruptedFrom: null });
+}
+
+export function applySendMessage(context: SupervisorContext, event: SendMessageEvent): SupervisorUpdate {
+  const sent = withEffect(unchanged(context), { type: 'sendMessage', params: { to: event.to, messageId: event.messageId, body: event.body, sentAt: event.at } });
+  return withConversation(sent, 'assistant', `Sent message ${event.messageId} to supervisor ${event.to}: ${event.body}`, event.at);
+}
+
+export function applyReceiveMessage(context: SupervisorContext, event: ReceiveMessageEvent): SupervisorUpdate {
+  const received = withEffect(unchanged(context), {
+    type: 'messageReceived',
+    params: { from: event.from, messageId: event.messageId, body: event.body, sentAt: event.sentAt, receivedAt: event.at },
+  });
+  return withConversation(received, 'user', `Message ${event.messageId} from supervisor ${event.from}: ${event.body}`, event.at);
 }
 
 export function applyRestored(context: SupervisorContext, event: RestoredEvent): SupervisorUpdate {

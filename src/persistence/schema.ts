@@ -150,6 +150,17 @@ export interface SupervisorForksTable {
   created_at: Timestamp;
 }
 
+export interface SupervisorMessagesTable {
+  supervisor_id: string;
+  direction: 'sent' | 'received';
+  peer_id: string;
+  message_id: string;
+  body: string;
+  sent_at: Timestamp;
+  received_at: NullableTimestamp;
+  created_at: Timestamp;
+}
+
 export interface SchemaMigrationsTable {
   name: string;
   applied_at: Timestamp;
@@ -167,5 +178,6 @@ export interface DatabaseSchema {
   supervisor_inbox: SupervisorInboxTable;
   supervisor_dead_letters: SupervisorDeadLettersTable;
   supervisor_forks: SupervisorForksTable;
+  supervisor_messages: SupervisorMessagesTable;
   supervisor_runtime_migrations: SchemaMigrationsTable;
 }

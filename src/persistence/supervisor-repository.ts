@@ -12,6 +12,8 @@ export {
   type FullSaveResult,
   type HeartbeatUpdate,
   type ListSupervisorsOptions,
+  type MessageRecord,
+  type MessageWrite,
   type OutboxWrite,
   type PendingQuestionsSummary,
   type QuestionRecord,
@@ -45,3 +47,4 @@ export { countConversation, countConversations, getConversation } from './superv
 export { quarantineSupervisorRow } from './supervisors/quarantine.js';
 export { enqueueOutbox } from './supervisors/enqueue-outbox.js';
 export { getForkLineage, type ForkLineage, type ForkRecord } from './supervisors/forks.js';
+export { getMessage, listMessages } from './supervisors/messages.js';

@@ -5,7 +5,9 @@ import type { RestorationSource } from '../domain/restoration.js';
 import type { SupervisorState } from '../domain/supervisor-state.js';
 import type {
   AskQuestionEvent,
+  ReceiveMessageEvent,
   RestoredEvent,
+  SendMessageEvent,
   SpawnTaskEvent,
   SupervisorContext,
   SupervisorEvent,
@@ -18,7 +20,8 @@ type WithOptional<T, K extends keyof T> = Omit<T, K> & Partial<Pick<T, K>>;
 export type SupervisorCommand =
   | WithOptional<AskQuestionEvent, 'at' | 'questionId'>
   | WithOptional<SpawnTaskEvent, 'at' | 'taskId'>
-  | (DistributiveOmit<Exclude<SupervisorEvent, AskQuestionEvent | SpawnTaskEvent | RestoredEvent>, 'at'> & { at?: string });
+  | WithOptional<SendMessageEvent, 'at' | 'messageId'>
+  | (DistributiveOmit<Exclude<SupervisorEvent, AskQuestionEvent | SpawnTaskEvent | SendMessageEvent | RestoredEvent | ReceiveMessageEvent>, 'at'> & { at?: string });
 
 /** A task as it finished: its outcome is what the driver reacts to (it has left the supervisor's context). */
 export interface FinishedTask {
@@ -48,6 +51,8 @@ export interface AgentDriver {
   onQuestionAnswered?(supervisor: SupervisorHandle, answer: { questionId: string; question: string; answer: string }): void | Promise<void>;
   /** After a task's completion or failure committed. */
   onTaskFinished?(supervisor: SupervisorHandle, task: FinishedTask): void | Promise<void>;
+  /** After a message from another supervisor was taken in (committed, in this supervisor's conversation). */
+  onMessage?(supervisor: SupervisorHandle, message: { from: string; messageId: string; body: string; sentAt: string }): void | Promise<void>;
   /** After a restoration committed; `contextMessage` is what the LLM is told about the restart. */
   onRestored?(supervisor: SupervisorHandle, restoration: { source: RestorationSource; contextMessage: string }): void | Promise<void>;
   /**

@@ -107,3 +107,15 @@ export class ForkRefusedError extends SupervisorRuntimeError {
     super(`Cannot fork supervisor ${supervisorId} from checkpoint ${checkpointSeq}: ${reason}. Nothing was written; fork from another checkpoint (GET /supervisors/${supervisorId}/checkpoints lists them).`, supervisorId);
   }
 }
+
+/** A message this supervisor already took in (the same sender and message id): applied once, nothing changed. */
+export class MessageAlreadyReceivedError extends SupervisorRuntimeError {
+  override readonly name = 'MessageAlreadyReceivedError';
+  constructor(
+    supervisorId: string,
+    readonly from: string,
+    readonly messageId: string,
+  ) {
+    super(`Supervisor ${supervisorId} already took in message ${messageId} from ${from}; a message is taken in once.`, supervisorId);
+  }
+}

@@ -11,8 +11,8 @@ import { DatabaseUnavailableError, InvalidSupervisorDataError, errorText } from 
 import { isUuid } from '../domain/ids.js';
 import { recordDeadLetters, type DeadLetterWrite } from '../persistence/ownership/dead-letters.js';
 import { recordInbound, type InboundRecord } from '../persistence/ownership/inbox.js';
-import { parseAnswerMessage, parseTaskEventMessage } from '../transport/messages.js';
-import { ALL_ANSWERS, ALL_TASK_EVENTS, parseSupervisorSubjectParts, parseTaskEventsSubject, withPrefix } from '../transport/subjects.js';
+import { parseAnswerMessage, parseSupervisorMessage, parseTaskEventMessage } from '../transport/messages.js';
+import { ALL_ANSWERS, ALL_MESSAGES, ALL_TASK_EVENTS, parseSupervisorSubjectParts, parseTaskEventsSubject, withPrefix } from '../transport/subjects.js';
 import { EPOCH_HEADER, type InboundMessage, type Subscription } from '../transport/transport.js';
 import { crashPoint } from './crash-points.js';
 import type { Logger } from './logger.js';
@@ -20,6 +20,7 @@ import type { RuntimeHost } from './runtime-host.js';
 
 export const ANSWERS_DURABLE = 'runtime-answers';
 export const TASK_EVENTS_DURABLE = 'runtime-task-events';
+export const MESSAGES_DURABLE = 'runtime-messages';
 
 export interface InboundConsumerOptions {
   /** Redeliver a message not settled within this time (default 30 s). */
@@ -42,6 +43,7 @@ export interface InboundConsumerOptions {
   maxUnexpectedFailures?: number;
   answersDurable?: string;
   taskEventsDurable?: string;
+  messagesDurable?: string;
 }
 
 export interface InboundCounts {
@@ -66,6 +68,8 @@ export interface InboundCounts {
 export interface InboundConsumerStats {
   answers: InboundCounts;
   taskEvents: InboundCounts;
+  /** Messages from other supervisors. */
+  messages: InboundCounts;
   lastError: string | null;
 }
 
@@ -75,7 +79,7 @@ export interface InboundConsumers {
   stats(): InboundConsumerStats;
 }
 
-export type InboundKind = 'answers' | 'taskEvents';
+export type InboundKind = 'answers' | 'taskEvents' | 'messages';
 
 export const emptyInboundCounts = (): InboundCounts => ({ applied: 0, duplicates: 0, refused: 0, malformed: 0, unknown: 0, retried: 0, gaveUp: 0, recorded: 0 });
 
@@ -294,6 +298,20 @@ export async function startInboundConsumers(parts: InboundConsumerParts, options
     });
   }
 
+  async function onMessage(message: InboundMessage): Promise<void> {
+    const parts = parseSupervisorSubjectParts(message.subject, prefix);
+    const parsed = parseSupervisorMessage(message.data);
+    const problems = parsed.ok ? [] : [...parsed.problems];
+    if (parts === null || parts.kind !== 'messages') problems.push(`subject ${message.subject} is not ${prefix}supervisors.<id>.messages`);
+    else if (!isUuid(parts.supervisorId)) problems.push(`subject names supervisor "${parts.supervisorId}", which is not a UUID`);
+    else if (parsed.ok && parsed.value.to.toLowerCase() !== parts.supervisorId.toLowerCase()) problems.push(`to ${parsed.value.to} does not match the subject's ${parts.supervisorId}`);
+    if (parsed.ok && !isUuid(parsed.value.from)) problems.push(`from "${parsed.value.from}" is not a UUID`);
+    if (parsed.ok && containsNul(parsed.value)) problems.push('a text field contains a NUL character (U+0000), which cannot be stored');
+    if (!parsed.ok || parts === null || problems.length > 0) return terminateMalformed('messages', message, problems);
+    const { from, messageId, body, sentAt } = parsed.value;
+    await record('messages', message, { kind: 'message', supervisorId: parts.supervisorId, payload: { from: from.toLowerCase(), messageId, body, sentAt } });
+  }
+
   const subscriptions: Subscription[] = [];
   try {
     subscriptions.push(
@@ -304,6 +322,9 @@ export async function startInboundConsumers(parts: InboundConsumerParts, options
         { ...subscribeDefaults, durable: options.taskEventsDurable ?? TASK_EVENTS_DURABLE, filterSubject: withPrefix(ALL_TASK_EVENTS, prefix) },
         onTaskEvent,
       ),
+    );
+    subscriptions.push(
+      await transport.subscribe({ ...subscribeDefaults, durable: options.messagesDurable ?? MESSAGES_DURABLE, filterSubject: withPrefix(ALL_MESSAGES, prefix) }, onMessage),
     );
   } catch (error) {
     await Promise.all(subscriptions.map((subscription) => subscription.stop()));
@@ -318,6 +339,6 @@ export async function startInboundConsumers(parts: InboundConsumerParts, options
       await Promise.all(subscriptions.map((subscription) => subscription.stop()));
       await writingLetters;
     },
-    stats: () => ({ answers: { ...counts.answers }, taskEvents: { ...counts.taskEvents }, lastError }),
+    stats: () => ({ answers: { ...counts.answers }, taskEvents: { ...counts.taskEvents }, messages: { ...counts.messages }, lastError }),
   };
 }

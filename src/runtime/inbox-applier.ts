@@ -7,7 +7,7 @@ import { pruneDeadLetters } from '../persistence/ownership/dead-letters.js';
 import { listInboxForOwner, markInboxApplied, pruneInbox, type InboxOutcome, type InboxRow } from '../persistence/ownership/inbox.js';
 import { getTask } from '../persistence/supervisor-repository.js';
 import type { InboundCounts, InboundKind } from './inbound-consumers.js';
-import { QuestionAlreadyAnsweredError, TaskNotFoundError } from './errors.js';
+import { MessageAlreadyReceivedError, QuestionAlreadyAnsweredError, TaskNotFoundError } from './errors.js';
 import { crashPoint } from './crash-points.js';
 import type { Logger } from './logger.js';
 import type { RuntimeHost } from './runtime-host.js';
@@ -28,6 +28,8 @@ export interface InboxApplierOptions {
 export interface InboxCommands {
   answer(supervisorId: string, questionId: string, answer: string): Promise<unknown>;
   taskEvent(taskId: string, event: { type: 'progress' | 'completed' | 'failed'; progress?: number; result?: string; error?: string }): Promise<unknown>;
+  /** Take in a message another supervisor sent; MessageAlreadyReceivedError when it was taken in before. */
+  message(supervisorId: string, message: { from: string; messageId: string; body: string; sentAt: string }): Promise<unknown>;
 }
 
 export interface InboxApplier {
@@ -105,6 +107,8 @@ export function startInboxApplier(
     try {
       if (row.kind === 'answer') {
         await commands.answer(row.supervisorId, String(payload.questionId), String(payload.answer));
+      } else if (row.kind === 'message') {
+        await commands.message(row.supervisorId, { from: String(payload.from), messageId: String(payload.messageId), body: String(payload.body), sentAt: String(payload.sentAt) });
       } else {
         const type = payload.type === 'completed' || payload.type === 'failed' ? payload.type : 'progress';
         await commands.taskEvent(String(payload.taskId), {
@@ -116,7 +120,7 @@ export function startInboxApplier(
       }
       return { outcome: 'applied', detail: null };
     } catch (error) {
-      if (error instanceof QuestionAlreadyAnsweredError) return { outcome: 'duplicate', detail: error.message };
+      if (error instanceof QuestionAlreadyAnsweredError || error instanceof MessageAlreadyReceivedError) return { outcome: 'duplicate', detail: error.message };
       if (error instanceof SupervisorNotFoundError || error instanceof TaskNotFoundError) return { outcome: 'unknown', detail: error.message };
       if (error instanceof EventRefusedError) {
         // Not running here any more (lost, stopping): leave it for whoever owns it. Otherwise the machine said no.
@@ -152,7 +156,7 @@ export function startInboxApplier(
     const waiting = new Set<string>();
     for (const row of rows) {
       if (stopped) return;
-      const which: InboundKind = row.kind === 'answer' ? 'answers' : 'taskEvents';
+      const which: InboundKind = row.kind === 'answer' ? 'answers' : row.kind === 'message' ? 'messages' : 'taskEvents';
       const running = host.running(row.supervisorId);
       if (!running && (row.supervisorState === 'completed' || row.supervisorState === 'failed')) {
         // Finished and not loaded here: nothing can ever apply it.

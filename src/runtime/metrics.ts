@@ -90,11 +90,12 @@ export function createRuntimeMetrics(sources: MetricsSources): RuntimeMetrics {
   mirroredCounter(registry, 'outbox_published_total', 'Outbox rows this daemon published (new to the transport).', [], () => [[{}, stat((s) => s.relay?.published ?? 0)]]);
   mirroredCounter(registry, 'outbox_duplicates_total', 'Outbox rows this daemon published that the transport had already seen.', [], () => [[{}, stat((s) => s.relay?.duplicates ?? 0)]]);
   mirroredCounter(registry, 'outbox_failures_total', 'Relay attempts that failed (transport or database down).', [], () => [[{}, stat((s) => s.relay?.failures ?? 0)]]);
-  mirroredCounter(registry, 'inbound_messages_total', 'Inbound answers and task events, by what became of them.', ['kind', 'outcome'], () => {
+  const INBOUND_LABELS = { answers: 'answer', taskEvents: 'task_event', messages: 'message' } as const;
+  mirroredCounter(registry, 'inbound_messages_total', 'Inbound answers, task events and messages between supervisors, by what became of them.', ['kind', 'outcome'], () => {
     const inbound = stat((s) => s.inbound);
     if (!inbound) return [];
-    return (['answers', 'taskEvents'] as const).flatMap((kind) =>
-      Object.entries(inbound[kind]).map(([outcome, value]): [Record<string, string>, number] => [{ kind: kind === 'answers' ? 'answer' : 'task_event', outcome }, value]),
+    return (['answers', 'taskEvents', 'messages'] as const).flatMap((kind) =>
+      Object.entries(inbound[kind]).map(([outcome, value]): [Record<string, string>, number] => [{ kind: INBOUND_LABELS[kind], outcome }, value]),
     );
   });
   mirroredCounter(registry, 'save_statements_total', 'Statements sent by group commit, by what they carried.', ['kind'], () => {

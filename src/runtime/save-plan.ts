@@ -6,9 +6,9 @@ import type { SpawnedTask } from '../domain/spawned-task.js';
 import type { SupervisorState } from '../domain/supervisor-state.js';
 import type { SupervisorSnapshot } from '../machines/supervisor-machine.js';
 import type { SupervisorEffect, SupervisorEvent } from '../machines/supervisor-types.js';
-import type { ForkOrigin, FullSaveInput, OutboxWrite, QuestionWrite, TaskWrite } from '../persistence/supervisor-repository.js';
-import type { QuestionMessage, StateChangeMessage, TaskSpawnMessage } from '../transport/messages.js';
-import { questionsSubject, stateSubject, taskSpawnSubject } from '../transport/subjects.js';
+import type { ForkOrigin, FullSaveInput, MessageWrite, OutboxWrite, QuestionWrite, TaskWrite } from '../persistence/supervisor-repository.js';
+import type { QuestionMessage, StateChangeMessage, SupervisorMessage, TaskSpawnMessage } from '../transport/messages.js';
+import { messagesSubject, questionsSubject, stateSubject, taskSpawnSubject } from '../transport/subjects.js';
 
 export type SaveKind = 'full' | 'heartbeat';
 
@@ -25,10 +25,12 @@ const REASONS: Partial<Record<SupervisorEvent['type'], string>> = {
   INTERRUPT: 'interrupted',
   RESUME: 'resumed',
   RESTORED: 'restored',
+  SEND_MESSAGE: 'message_sent',
+  RECEIVE_MESSAGE: 'message_received',
 };
 
 /**
- * Full save on: task spawned, question asked or answered, phase changed, a task reported, restoration, and every
+ * Full save on: task spawned, question asked or answered, phase changed, a task reported, a message sent or taken in, restoration, and every
  * change of top-level state. The rest (HEARTBEAT, SET_ACTIVITY) only touch heartbeat, activity and progress.
  */
 export function saveKindFor(event: SupervisorEvent, before: SupervisorSnapshot, after: SupervisorSnapshot): { kind: SaveKind; reason: string } {
@@ -99,6 +101,7 @@ export function fullSaveInput(plan: FullSaveContext): FullSaveInput {
   const tasks: TaskWrite[] = [];
   const questions: QuestionWrite[] = [];
   const outbox: OutboxWrite[] = [];
+  const messages: MessageWrite[] = [];
   const taskWrite = (task: SpawnedTask): TaskWrite => ({
     id: task.id,
     description: task.description,
@@ -149,6 +152,18 @@ export function fullSaveInput(plan: FullSaveContext): FullSaveInput {
         questions.push({ id: questionId, ...asked, answer, answeredAt });
         break;
       }
+      case 'sendMessage': {
+        const { to, messageId, body, sentAt } = effect.params;
+        messages.push({ direction: 'sent', peerId: to, messageId, body, sentAt, receivedAt: null });
+        const message: SupervisorMessage = { v: 1, from: id, to, messageId, body, sentAt };
+        outbox.push({ subject: messagesSubject(to, plan.subjectPrefix), payload: message, msgId: msgId() });
+        break;
+      }
+      case 'messageReceived': {
+        const { from, messageId, body, sentAt, receivedAt } = effect.params;
+        messages.push({ direction: 'received', peerId: from, messageId, body, sentAt, receivedAt });
+        break;
+      }
       case 'questionWithdrawn': {
         const { questionId, withdrawnAt, reason, ...asked } = effect.params;
         questions.push({ id: questionId, ...asked, answer: null, answeredAt: null, withdrawnAt, withdrawnReason: reason });
@@ -178,6 +193,7 @@ export function fullSaveInput(plan: FullSaveContext): FullSaveInput {
     questions,
     tasks,
     outbox,
+    ...(messages.length > 0 ? { messages } : {}),
     driver: plan.driver,
     owner: plan.owner,
     epoch: plan.epoch,

@@ -24,18 +24,22 @@ import {
   getCheckpoint,
   getConversation,
   getForkLineage,
+  getMessage,
   getSupervisorState,
   getSupervisorStateForRestoration,
   getQuestion,
   getTask,
   listCheckpoints,
+  listMessages,
   listQuestions,
+  listSupervisorOwners,
   listSupervisors,
   listSupervisorTasks,
   StaleWriteError,
   type CheckpointRecord,
   type ForkLineage,
   type ForkOrigin,
+  type MessageRecord,
   type QuestionRecord,
   type TaskRecord,
   type ListSupervisorsOptions,
@@ -44,7 +48,7 @@ import {
 import type { Transport, TransportHealth } from '../transport/transport.js';
 import { manualDriver, type AgentDriver, type SupervisorCommand, type SupervisorHandle } from './agent-driver.js';
 import { DurableSupervisor, type CommittedStep, type DurableSupervisorDeps, type SaveRetryPolicy } from './durable-supervisor.js';
-import { CheckpointNotFoundError, ForkRefusedError, QuestionAlreadyAnsweredError, RuntimeStoppedError, SaveFailedError, SupervisorNotRunningError, TaskNotFoundError } from './errors.js';
+import { CheckpointNotFoundError, ForkRefusedError, MessageAlreadyReceivedError, QuestionAlreadyAnsweredError, RuntimeStoppedError, SaveFailedError, SupervisorNotRunningError, TaskNotFoundError } from './errors.js';
 import { emptyInboundCounts, type InboundConsumerStats } from './inbound-consumers.js';
 import { startOwnerInbox, type InboxApplierOptions, type OwnerInbox } from './inbox-applier.js';
 import { createRuntimeInspector, type InspectOption } from './inspection.js';
@@ -173,6 +177,15 @@ export interface SupervisorRuntime {
    * checkpoint not stored; ForkRefusedError for a finished or invalid one.
    */
   fork(sourceId: string, input?: ForkInput): Promise<ForkResult>;
+  /**
+   * Send a message from one supervisor (running here) to another, wherever it runs: committed with the sender's step
+   * (its conversation, its supervisor_messages row and the outbox message), delivered over the transport to the
+   * receiver's inbox and taken in once by the receiver's owner (its conversation and row; its driver's onMessage).
+   * With the caller's `messageId`, a retry of the same message is recognised (`replayed: true`) and sent once.
+   */
+  sendMessage(from: string, message: { to: string; body: string; messageId?: string }): Promise<{ messageId: string; replayed?: true }>;
+  /** The messages a supervisor sent and took in, newest first (from supervisor_messages). */
+  messages(id: string, options?: { direction?: 'sent' | 'received'; limit?: number }): Promise<MessageRecord[]>;
   /** Where a supervisor was forked from, and the forks made from it (newest first). */
   lineage(id: string, options?: { limit?: number }): Promise<ForkLineage>;
   /** The running supervisor, if this daemon runs it. */
@@ -236,6 +249,11 @@ const invalidQuestionId = (id: string) =>
 
 export function defaultDaemonId(): string {
   return `${hostname()}-${process.pid}-${randomUUID().slice(0, 6)}`;
+}
+
+/** Thrown inside a send's turn when the stored message is the same one (a retry): answered as a replay. */
+class MessageReplayed extends Error {
+  override readonly name = 'MessageReplayed';
 }
 
 /** What a caller-chosen id was created as: a retry takes up only a creation of its own kind. */
@@ -362,6 +380,10 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     if (restored && driver.onRestored) calls.push(() => driver.onRestored?.(handle, { source: restored.source, contextMessage: restored.contextMessage }));
     for (const effect of step.effects) {
       if (effect.type === 'answerReceived' && driver.onQuestionAnswered) calls.push(() => driver.onQuestionAnswered?.(handle, effect.params));
+      if (effect.type === 'messageReceived' && driver.onMessage) {
+        const { from, messageId, body, sentAt } = effect.params;
+        calls.push(() => driver.onMessage?.(handle, { from, messageId, body, sentAt }));
+      }
       if (effect.type === 'taskFinished' && driver.onTaskFinished) {
         const { taskId, status, task } = effect.params;
         calls.push(() => driver.onTaskFinished?.(handle, { taskId, status, description: task.description, result: task.result, error: task.error }));
@@ -590,6 +612,51 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     });
   }
 
+  /**
+   * A SEND_MESSAGE from any route. The receiver must exist and not be finished (read now; one that finishes before the
+   * message arrives refuses it in its inbox). A caller's message id already used is a replay when it is the same message
+   * (same receiver and body), refused otherwise; checked in the step's own turn, like an ask's question id.
+   */
+  async function sendMessageStep(
+    from: string,
+    command: Extract<SupervisorCommand, { type: 'SEND_MESSAGE' }>,
+    options: { replay: boolean },
+  ): Promise<{ messageId: string; step: CommittedStep | null }> {
+    const to = typeof command.to === 'string' ? command.to.toLowerCase() : '';
+    if (!isUuid(to)) throw new InvalidSupervisorDataError(from, 'to', 'must be the UUID of the receiving supervisor');
+    if (command.messageId !== undefined && !isCallerId(command.messageId)) {
+      throw new InvalidSupervisorDataError(from, 'messageId', 'must be 1–128 letters, digits, "_" or "-" (it is the message\'s idempotency key)');
+    }
+    if (to === from.toLowerCase()) throw new InvalidSupervisorDataError(from, 'to', 'names the sender itself: a supervisor does not send messages to itself');
+    const receiver = await listSupervisorOwners(database.db, { ids: [to] });
+    if (receiver.length === 0) throw new InvalidSupervisorDataError(from, 'to', `names no supervisor (${to} is not stored)`);
+    const state = receiver[0]?.state;
+    if (state === 'completed' || state === 'failed') throw new InvalidSupervisorDataError(from, 'to', `names a supervisor that is ${state} and takes no more messages`);
+    const event = toEvent({ ...command, to }) as Extract<SupervisorEvent, { type: 'SEND_MESSAGE' }>;
+    const replay = new MessageReplayed();
+    try {
+      const step = await enqueue(from, event, command.messageId === undefined ? undefined : async () => {
+        const earlier = await getMessage(database.db, from, { direction: 'sent', messageId: event.messageId });
+        if (!earlier) return;
+        if (options.replay && earlier.peerId === to && earlier.body === event.body) throw replay;
+        const what = earlier.peerId === to && earlier.body === event.body ? 'this message' : `to ${earlier.peerId}: ${JSON.stringify(earlier.body.slice(0, 80))}`;
+        throw new EventRefusedError(from, 'SEND_MESSAGE', `message ${event.messageId} was already sent (${what}); send with a new id`, supervisors.get(from)?.state ?? 'unknown');
+      });
+      return { messageId: event.messageId, step };
+    } catch (error) {
+      if (error === replay) return { messageId: event.messageId, step: null };
+      throw error;
+    }
+  }
+
+  /** The owner's side of a message: taken in once per sender and id (checked in the step's own turn). */
+  function receiveMessage(id: string, message: { from: string; messageId: string; body: string; sentAt: string }): Promise<CommittedStep> {
+    const from = message.from.toLowerCase();
+    return enqueue(id, { type: 'RECEIVE_MESSAGE', from, messageId: message.messageId, body: message.body, sentAt: message.sentAt, at: now().toISOString() }, async () => {
+      if (await getMessage(database.db, id, { direction: 'received', from, messageId: message.messageId })) throw new MessageAlreadyReceivedError(id, from, message.messageId);
+    });
+  }
+
   /** Enqueue synchronously when the supervisor runs here: a send made before shutdown() is a queued save it waits for. */
   function enqueue(id: string, event: SupervisorEvent, check?: () => Promise<void>): Promise<CommittedStep> {
     const restoration = restoring.get(id);
@@ -603,6 +670,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     const at = command.at ?? now().toISOString();
     if (command.type === 'ASK_QUESTION') return { ...command, questionId: command.questionId ?? randomUUID(), at };
     if (command.type === 'SPAWN_TASK') return { ...command, taskId: command.taskId ?? randomUUID(), at };
+    if (command.type === 'SEND_MESSAGE') return { ...command, to: command.to.toLowerCase(), messageId: command.messageId ?? randomUUID(), at };
     return { ...command, at } as SupervisorEvent;
   }
 
@@ -683,8 +751,9 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       {
         answer: (id, questionId, answer) => runtime.answerQuestion(id, questionId, answer),
         taskEvent: (taskId, event) => runtime.reportTaskEvent(taskId, event),
+        message: (id, message) => receiveMessage(id, message),
       },
-      { answers: emptyInboundCounts(), taskEvents: emptyInboundCounts() },
+      { answers: emptyInboundCounts(), taskEvents: emptyInboundCounts(), messages: emptyInboundCounts() },
       inboxOptions,
     ).then(
       (started) => (inbox = started),
@@ -846,6 +915,13 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       return { supervisor, forkedFrom: { supervisorId: source, checkpointSeq: seq }, tasks: plan.tasks, questionIds: plan.questionIds };
     },
 
+    async sendMessage(from, message) {
+      const sent = await sendMessageStep(from.toLowerCase(), { type: 'SEND_MESSAGE', to: message.to, body: message.body, ...(message.messageId !== undefined ? { messageId: message.messageId } : {}) }, { replay: true });
+      return sent.step === null ? { messageId: sent.messageId, replayed: true } : { messageId: sent.messageId };
+    },
+
+    messages: (id, options) => listMessages(database.db, id.toLowerCase(), options),
+
     async lineage(id, options) {
       const key = id.toLowerCase();
       if (!isUuid(key)) throw new SupervisorNotFoundError(id);
@@ -862,6 +938,8 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     send(id, command) {
       if (command.type === 'SPAWN_TASK' && command.taskId !== undefined) return spawnWithTaskId(id, command.taskId, command);
       if (command.type === 'ASK_QUESTION' && command.questionId !== undefined) return askWithQuestionId(id, command.questionId, command);
+      // Through send() a used message id is refused like a used question id; sendMessage() answers a retry as a replay.
+      if (command.type === 'SEND_MESSAGE') return sendMessageStep(id, command, { replay: false }).then((sent) => sent.step as CommittedStep);
       return enqueue(id, toEvent(command));
     },
 
@@ -1046,7 +1124,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       leases: leases.stats(),
       running: supervisors.size,
       relay: messaging?.relay?.stats() ?? null,
-      inbound: messaging?.consumers?.stats() ?? (inbox ? { answers: { ...inbox.counts.answers }, taskEvents: { ...inbox.counts.taskEvents }, lastError: null } : null),
+      inbound: messaging?.consumers?.stats() ?? (inbox ? { answers: { ...inbox.counts.answers }, taskEvents: { ...inbox.counts.taskEvents }, messages: { ...inbox.counts.messages }, lastError: null } : null),
       worker: messaging?.worker?.stats() ?? null,
       taskWorkers: messaging?.taskWorkerWatch?.stats() ?? null,
       saves: saves.stats(),

@@ -69,7 +69,18 @@ export interface StateChangeMessage {
   at: string;
 }
 
-export type TransportMessage = QuestionMessage | AnswerMessage | TaskSpawnMessage | TaskEventMessage | StateChangeMessage;
+/** supervisors.<to>.messages: a message from one supervisor to another, published from the sender's outbox. */
+export interface SupervisorMessage {
+  v: typeof MESSAGE_VERSION;
+  from: string;
+  to: string;
+  /** The sender's id for it; with `from`, what the receiver takes in once. */
+  messageId: string;
+  body: string;
+  sentAt: string;
+}
+
+export type TransportMessage = QuestionMessage | AnswerMessage | TaskSpawnMessage | TaskEventMessage | StateChangeMessage | SupervisorMessage;
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; problems: string[] };
 
@@ -109,6 +120,17 @@ export function parseAnswerMessage(data: unknown): ParseResult<AnswerMessage> {
     if (f.has('at')) value.at = f.timestamp('at');
     return value;
   });
+}
+
+export function parseSupervisorMessage(data: unknown): ParseResult<SupervisorMessage> {
+  return parseWith(data, (f) => ({
+    v: f.version(),
+    from: f.id('from'),
+    to: f.id('to'),
+    messageId: f.id('messageId'),
+    body: f.text('body'),
+    sentAt: f.timestamp('sentAt'),
+  }));
 }
 
 export function parseTaskSpawnMessage(data: unknown): ParseResult<TaskSpawnMessage> {

@@ -15,11 +15,12 @@ export const ALL_SUPERVISOR_SUBJECTS = 'supervisors.>';
 export const ALL_QUESTIONS = 'supervisors.*.questions';
 export const ALL_ANSWERS = 'supervisors.*.answers';
 export const ALL_STATE_CHANGES = 'supervisors.*.state';
+export const ALL_MESSAGES = 'supervisors.*.messages';
 export const ALL_TASK_SUBJECTS = 'tasks.>';
 export const ALL_TASK_EVENTS = 'tasks.*.events';
 
-export type SupervisorSubjectKind = 'questions' | 'answers' | 'state';
-const SUPERVISOR_SUBJECT_KINDS: readonly string[] = ['questions', 'answers', 'state'];
+export type SupervisorSubjectKind = 'questions' | 'answers' | 'state' | 'messages';
+const SUPERVISOR_SUBJECT_KINDS: readonly string[] = ['questions', 'answers', 'state', 'messages'];
 
 /** The two streams every transport creates; each owns every subject under its root. */
 export type StreamKey = 'supervisors' | 'tasks';
@@ -34,6 +35,11 @@ export function answersSubject(supervisorId: string, prefix = ''): string {
 
 export function stateSubject(supervisorId: string, prefix = ''): string {
   return `${normalizeSubjectPrefix(prefix)}${SUPERVISORS_ROOT}.${subjectToken(supervisorId, 'supervisorId')}.state`;
+}
+
+/** Where messages to a supervisor go (from other supervisors' outboxes). */
+export function messagesSubject(supervisorId: string, prefix = ''): string {
+  return `${normalizeSubjectPrefix(prefix)}${SUPERVISORS_ROOT}.${subjectToken(supervisorId, 'supervisorId')}.messages`;
 }
 
 export function taskSpawnSubject(prefix = ''): string {

@@ -18,7 +18,7 @@ describe('supervisor-runtime check on an embedded data folder', () => {
   it('before migrations it says to migrate; then it prints each verdict, exits 0 while all restore as stored and 1 once one would not', { timeout: 120_000 }, async () => {
     const unmigrated = await runCliHere(['check'], env);
     expect(unmigrated.code).toBe(1);
-    expect(unmigrated.stderr).toMatch(/lacks 13 migration\(s\) this version needs .*run `supervisor-runtime migrate` first/);
+    expect(unmigrated.stderr).toMatch(/lacks 14 migration\(s\) this version needs .*run `supervisor-runtime migrate` first/);
 
     const database = await openDatabase({ dataDir });
     let ids: string[];

@@ -21,9 +21,9 @@ describe('supervisor-runtime migrate on embedded PGlite', () => {
     const first = await runBin(['migrate'], { SUPERVISOR_RUNTIME_DATA: dataDir, DATABASE_URL: '' });
     expect(first.stderr).toBe('');
     expect(first.stdout).toMatch(/applied 20260201000001_enhanced_supervisor_state/);
-    expect(first.stdout).toMatch(/Applied 13 migration\(s\)/);
+    expect(first.stdout).toMatch(/Applied 14 migration\(s\)/);
     const second = await runBin(['migrate'], { SUPERVISOR_RUNTIME_DATA: dataDir, DATABASE_URL: '' });
-    expect(second.stdout).toMatch(/Nothing to apply: 13 migrations already applied/);
+    expect(second.stdout).toMatch(/Nothing to apply: 14 migrations already applied/);
     const status = await runBin(['migrate', '--status'], { SUPERVISOR_RUNTIME_DATA: dataDir, DATABASE_URL: '' });
     expect(status.stdout).toMatch(/Up to date/);
     expect(status.code).toBe(0);
@@ -91,9 +91,10 @@ if (targets.some((target) => target.name === 'postgres')) {
         '20261203000001_task_ids_per_supervisor',
         '20261204000001_task_outcome_applied',
         '20261204000002_forks',
+        '20261204000003_messages',
       ]);
       const third = await runBin(['migrate'], env);
-      expect(third.stdout).toMatch(/Nothing to apply: 13 migrations already applied/);
+      expect(third.stdout).toMatch(/Nothing to apply: 14 migrations already applied/);
       const check = new pg.Client({ connectionString: url.toString() });
       await check.connect();
       const columns = await check.query(`SELECT column_name FROM information_schema.columns WHERE table_name = 'supervisor_states'`);

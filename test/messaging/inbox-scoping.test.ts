@@ -105,10 +105,10 @@ for (const target of await messagingTargets()) {
           if (readyCalls <= 25) throw new DatabaseUnavailableError('join', undefined, new Error('connect ECONNREFUSED'));
         },
       };
-      const counts = { answers: emptyInboundCounts(), taskEvents: emptyInboundCounts() };
+      const counts = { answers: emptyInboundCounts(), taskEvents: emptyInboundCounts(), messages: emptyInboundCounts() };
       const consumers = await startInboundConsumers(
         { host, counts, channel: null, onRecordedForSelf: () => {} },
-        { ackWaitMs: 2_000, retryDelayMs: 1, maxRetryDelayMs: 5, maxUnexpectedFailures: 3, answersDurable: 'outage-answers', taskEventsDurable: 'outage-events' },
+        { ackWaitMs: 2_000, retryDelayMs: 1, maxRetryDelayMs: 5, maxUnexpectedFailures: 3, answersDurable: 'outage-answers', taskEventsDurable: 'outage-events', messagesDurable: 'outage-messages' },
       );
       env.defer(() => consumers.stop());
 

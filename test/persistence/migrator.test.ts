@@ -26,6 +26,7 @@ for (const target of await databaseTargets()) {
         '20261203000001_task_ids_per_supervisor',
         '20261204000001_task_outcome_applied',
         '20261204000002_forks',
+        '20261204000003_messages',
       ]);
       const second = await migrateToLatest(database());
       expect(second.applied).toEqual([]);

@@ -7,12 +7,12 @@ import { toIso } from '../row-parsers.js';
 import { wantedIds } from '../supervisors/wanted-ids.js';
 import type { Executor } from '../supervisor-repository.js';
 
-export type InboxKind = 'answer' | 'task_event';
+export type InboxKind = 'answer' | 'task_event' | 'message';
 export type InboxOutcome = 'applied' | 'duplicate' | 'refused' | 'unknown';
 
 export interface InboundRecord {
   kind: InboxKind;
-  /** For an answer: the supervisor the subject names. */
+  /** For an answer or a message: the supervisor the subject names. */
   supervisorId?: string;
   /** For a task event: the task the subject names (its supervisor is looked up in the same statement). */
   taskId?: string;
@@ -51,9 +51,9 @@ export interface InboxRow {
  */
 export async function recordInbound(db: Executor, record: InboundRecord, channel: string | null): Promise<RecordInboundResult> {
   const target =
-    record.kind === 'answer'
-      ? sql`SELECT s.id, s.owner, s.state::text AS state FROM supervisor_states s WHERE s.id = ${record.supervisorId ?? null}::uuid`
-      : sql`SELECT s.id, s.owner, s.state::text AS state FROM supervisor_tasks t JOIN supervisor_states s ON s.id = t.supervisor_id WHERE t.id = ${record.taskId ?? null}`;
+    record.kind === 'task_event'
+      ? sql`SELECT s.id, s.owner, s.state::text AS state FROM supervisor_tasks t JOIN supervisor_states s ON s.id = t.supervisor_id WHERE t.id = ${record.taskId ?? null}`
+      : sql`SELECT s.id, s.owner, s.state::text AS state FROM supervisor_states s WHERE s.id = ${record.supervisorId ?? null}::uuid`;
   return withDatabaseErrors('recordInbound', record.supervisorId, async () => {
     const result = await sql<{ id: string; owner: string | null; inserted: string | number; detail: string | null }>`
       WITH target AS (

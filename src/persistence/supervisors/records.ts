@@ -105,6 +105,8 @@ export interface FullSaveInput {
   /** Tasks spawned or finished in this transition (finished ones have left the snapshot). */
   tasks?: TaskWrite[];
   outbox?: OutboxWrite[];
+  /** Messages sent or taken in by this transition. */
+  messages?: MessageWrite[];
   /**
    * The writing daemon. Given, the write is fenced: refused with OwnershipLostError unless the row names this owner at
    * `epoch` (a new row is created with both). Left out (and `epoch` with it), it is a raw write fenced as an edit of
@@ -140,6 +142,23 @@ export class StaleWriteError extends SupervisorRuntimeError {
       supervisorId,
     );
   }
+}
+
+/** A message row the full save writes: one this step sent, or one it took in. */
+export interface MessageWrite {
+  direction: 'sent' | 'received';
+  /** The receiver of a sent message, the sender of a received one. */
+  peerId: string;
+  messageId: string;
+  body: string;
+  sentAt: string;
+  receivedAt: string | null;
+}
+
+/** A message as stored on one side. */
+export interface MessageRecord extends MessageWrite {
+  supervisorId: string;
+  createdAt: string;
 }
 
 /** A running task of the checkpoint a fork was made from, and the task spawned for the fork in its place. */

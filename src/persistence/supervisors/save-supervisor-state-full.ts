@@ -19,6 +19,7 @@ interface Shape {
   outbox: boolean;
   /** A fork's first save point: its lineage row and the copy of its source's conversation. */
   fork: boolean;
+  messages: boolean;
 }
 
 /** The row's fields as the single form sends them: each placeholder appears once, in this order. */
@@ -42,7 +43,7 @@ const statements = new Map<number, TemplateStringsArray>();
  * marker names the statement, so the Postgres seam prepares it once per connection.
  */
 function fullSaveStatement(shape: Shape): TemplateStringsArray {
-  const key = (shape.conversation ? 1 : 0) | (shape.questions ? 2 : 0) | (shape.tasks ? 4 : 0) | (shape.outbox ? 8 : 0) | (shape.single ? 16 : 0) | (shape.fork ? 32 : 0);
+  const key = (shape.conversation ? 1 : 0) | (shape.questions ? 2 : 0) | (shape.tasks ? 4 : 0) | (shape.outbox ? 8 : 0) | (shape.single ? 16 : 0) | (shape.fork ? 32 : 0) | (shape.messages ? 64 : 0);
   const cached = statements.get(key);
   if (cached) return cached;
   let next = 1;
@@ -172,6 +173,18 @@ outbox AS (
 )`
       : ''
   }${
+    shape.messages
+      ? `,
+messages AS (
+  -- No conflict clause: a message id taken twice (which the runtime checks in the step's own turn) fails the whole save.
+  INSERT INTO supervisor_messages (supervisor_id, direction, peer_id, message_id, body, sent_at, received_at)
+  SELECT up.id, m.direction, m."peerId", m."messageId", m.body, m."sentAt", m."receivedAt"
+  FROM jsonb_to_recordset(${param()}::jsonb)
+    AS m(sid uuid, direction text, "peerId" uuid, "messageId" text, body text, "sentAt" timestamptz, "receivedAt" timestamptz)
+    JOIN up ON up.id = m.sid
+)`
+      : ''
+  }${
     shape.fork
       ? `,
 fork_input AS MATERIALIZED (
@@ -260,7 +273,8 @@ async function executeGroup(db: Executor, inputs: readonly FullSaveInput[]): Pro
   const forks = inputs.flatMap((input) =>
     input.forkedFrom ? [{ sid: input.supervisorId, source_id: input.forkedFrom.supervisorId, source_seq: input.forkedFrom.checkpointSeq, conversation_length: input.forkedFrom.conversationLength, tasks: input.forkedFrom.tasks }] : [],
   );
-  for (const rows of [conversation, questions, tasks, outbox, forks]) if (rows.length > 0) parameters.push(JSON.stringify(rows));
+  const messages = inputs.flatMap((input) => (input.messages ?? []).map((message) => ({ sid: input.supervisorId, ...message })));
+  for (const rows of [conversation, questions, tasks, outbox, messages, forks]) if (rows.length > 0) parameters.push(JSON.stringify(rows));
   const statement = fullSaveStatement({
     single,
     conversation: conversation.length > 0,
@@ -268,6 +282,7 @@ async function executeGroup(db: Executor, inputs: readonly FullSaveInput[]): Pro
     tasks: tasks.length > 0,
     outbox: outbox.length > 0,
     fork: forks.length > 0,
+    messages: messages.length > 0,
   });
   const result = await sql<{ id: string; seq: string | number }>(statement, ...parameters).execute(db);
   // Postgres answers with the uuid in its lowercase form; an input may have named it in capitals.

@@ -1,0 +1,114 @@
+// Messages between supervisors: sent with the sender's step through the outbox, carried by the transport, recorded in
+// the inbox by whichever daemon gets them and taken in once by the receiver's owner.
+
+import { sql } from 'kysely';
+import { describe, expect, it } from 'vitest';
+import { InvalidSupervisorDataError } from '../../src/domain/errors.js';
+import { getConversation } from '../../src/persistence/supervisor-repository.js';
+import type { AgentDriver } from '../../src/runtime/agent-driver.js';
+import { EventRefusedError } from '../../src/domain/errors.js';
+import { encodeMessage, type SupervisorMessage } from '../../src/transport/messages.js';
+import { messagesSubject } from '../../src/transport/subjects.js';
+import { messagingTargets, useMessagingEnvironment } from './messaging-harness.js';
+
+for (const target of await messagingTargets()) {
+  describe(`messages between supervisors on ${target.name}`, () => {
+    const env = useMessagingEnvironment(target);
+
+    async function twoDaemons(drivers: AgentDriver[] = []) {
+      const one = await env.runtime({ daemonId: 'daemon-one', drivers });
+      const two = await env.runtime({ daemonId: 'daemon-two', drivers });
+      await one.start({ messaging: { embeddedWorker: false } });
+      await two.start({ messaging: { embeddedWorker: false } });
+      return { one, two };
+    }
+
+    it('a message from a supervisor on one daemon reaches one on another: both conversations, both rows, the receiver\'s driver told once', async () => {
+      const heard: Array<{ to: string; from: string; messageId: string; body: string }> = [];
+      const listening: AgentDriver = { name: 'listening', onMessage: (supervisor, message) => void heard.push({ to: supervisor.id, ...message }) };
+      const { one, two } = await twoDaemons([listening]);
+      const sender = await one.spawn({ name: 'planner' });
+      const receiver = await two.spawn({ name: 'builder', driver: 'listening' });
+
+      const sent = await one.sendMessage(sender.id, { to: receiver.id.toUpperCase(), body: 'Build the release branch, please.', messageId: 'handoff-1' });
+      expect(sent).toEqual({ messageId: 'handoff-1' });
+      await expect.poll(async () => (await two.messages(receiver.id)).length, { timeout: 20_000 }).toBe(1);
+
+      const [received] = await two.messages(receiver.id);
+      expect(received).toMatchObject({ direction: 'received', peerId: sender.id, messageId: 'handoff-1', body: 'Build the release branch, please.' });
+      expect(received?.receivedAt).not.toBeNull();
+      expect(await one.messages(sender.id)).toMatchObject([{ direction: 'sent', peerId: receiver.id, messageId: 'handoff-1', receivedAt: null }]);
+      const senderLine = (await getConversation(env.database().db, sender.id)).at(-1);
+      expect(senderLine).toMatchObject({ role: 'assistant', content: `Sent message handoff-1 to supervisor ${receiver.id}: Build the release branch, please.` });
+      const receiverLine = (await getConversation(env.database().db, receiver.id)).at(-1);
+      expect(receiverLine).toMatchObject({ role: 'user', content: `Message handoff-1 from supervisor ${sender.id}: Build the release branch, please.` });
+      await expect.poll(() => heard).toEqual([{ to: receiver.id, from: sender.id, messageId: 'handoff-1', body: 'Build the release branch, please.', sentAt: received?.sentAt }]);
+      // No state change on either side.
+      expect(one.get(sender.id)?.state).toBe('idle');
+      expect(two.get(receiver.id)?.state).toBe('idle');
+
+      // A retry with the same id is the same message: a replay, sent once, taken in once.
+      expect(await one.sendMessage(sender.id, { to: receiver.id, body: 'Build the release branch, please.', messageId: 'handoff-1' })).toEqual({ messageId: 'handoff-1', replayed: true });
+      // The same id for another message is refused, writing nothing.
+      await expect(one.sendMessage(sender.id, { to: receiver.id, body: 'Something else', messageId: 'handoff-1' })).rejects.toBeInstanceOf(EventRefusedError);
+      // Through send(), a used id is refused like a used question id.
+      await expect(one.send(sender.id, { type: 'SEND_MESSAGE', to: receiver.id, body: 'Build the release branch, please.', messageId: 'handoff-1' })).rejects.toBeInstanceOf(EventRefusedError);
+      const outbox = await sql<{ n: string }>`SELECT count(*)::text AS n FROM supervisor_outbox WHERE supervisor_id = ${sender.id} AND subject LIKE '%.messages'`.execute(env.database().db);
+      expect(outbox.rows[0]?.n).toBe('1');
+
+      // Redelivered under another transport id (a republish): recorded again, taken in once all the same.
+      const transport = await env.transport();
+      const copy: SupervisorMessage = { v: 1, from: sender.id, to: receiver.id, messageId: 'handoff-1', body: 'Build the release branch, please.', sentAt: received!.sentAt };
+      await transport.publish(messagesSubject(receiver.id, env.prefix()), encodeMessage(copy), { msgId: 'republished-1' });
+      await expect.poll(async () => (one.stats().inbound?.messages.duplicates ?? 0) + (two.stats().inbound?.messages.duplicates ?? 0), { timeout: 20_000 }).toBe(1);
+      expect(await two.messages(receiver.id)).toHaveLength(1);
+      expect(heard).toHaveLength(1);
+      expect((await getConversation(env.database().db, receiver.id)).filter((entry) => entry.content.startsWith('Message handoff-1'))).toHaveLength(1);
+    });
+
+    it('refuses what cannot be delivered before anything is written: an unknown or finished receiver, itself, an empty body, a bad id', async () => {
+      const { one } = await twoDaemons();
+      const sender = await one.spawn({ name: 'planner' });
+      const done = await one.spawn({ name: 'finished' });
+      await one.send(done.id, { type: 'COMPLETE', summary: 'done' });
+      const step = one.get(sender.id)?.committed.step;
+      for (const [message, field] of [
+        [{ to: '00000000-0000-4000-8000-000000000000', body: 'hi' }, 'to'],
+        [{ to: done.id, body: 'hi' }, 'to'],
+        [{ to: sender.id, body: 'hi' }, 'to'],
+        [{ to: 'not-a-uuid', body: 'hi' }, 'to'],
+        [{ to: done.id, body: 'hi', messageId: 'has space' }, 'messageId'],
+      ] as const) {
+        const refused = await one.sendMessage(sender.id, message).catch((error: unknown) => error);
+        expect(refused, JSON.stringify(message)).toBeInstanceOf(InvalidSupervisorDataError);
+        expect((refused as InvalidSupervisorDataError).field).toBe(field);
+      }
+      const live = await one.spawn({ name: 'live' });
+      await expect(one.sendMessage(sender.id, { to: live.id, body: '   ' })).rejects.toBeInstanceOf(EventRefusedError);
+      expect(one.get(sender.id)?.committed.step).toBe(step);
+      expect(await one.messages(sender.id)).toEqual([]);
+    });
+
+    it('a message to a supervisor that finished before it arrived is recorded refused; one to an interrupted supervisor is kept', async () => {
+      const { one, two } = await twoDaemons();
+      const sender = await one.spawn({ name: 'planner' });
+      const paused = await two.spawn({ name: 'paused' });
+      await two.send(paused.id, { type: 'INTERRUPT', reason: 'operator pause' });
+      await one.sendMessage(sender.id, { to: paused.id, body: 'When you are back: rebase first.' });
+      await expect.poll(async () => (await two.messages(paused.id)).length, { timeout: 20_000 }).toBe(1);
+      expect(two.get(paused.id)?.state).toBe('interrupted');
+
+      const closing = await two.spawn({ name: 'closing' });
+      // Sent while it runs; it finishes before the message is taken in (the owner's applier waits on its inbox row).
+      await one.sendMessage(sender.id, { to: closing.id, body: 'Too late?' });
+      await two.send(closing.id, { type: 'COMPLETE', summary: 'done' });
+      await expect
+        .poll(async () => (await sql<{ outcome: string | null }>`SELECT outcome FROM supervisor_inbox WHERE supervisor_id = ${closing.id}`.execute(env.database().db)).rows.map((row) => row.outcome), { timeout: 20_000 })
+        .toEqual(expect.arrayContaining([expect.stringMatching(/^(refused|applied)$/)]));
+      // Either it was taken in before COMPLETE (then it is in the conversation) or refused: never both, never lost silently.
+      const taken = (await two.messages(closing.id)).length;
+      const outcome = (await sql<{ outcome: string }>`SELECT outcome FROM supervisor_inbox WHERE supervisor_id = ${closing.id}`.execute(env.database().db)).rows[0]?.outcome;
+      expect(outcome === 'applied' ? taken : 1 - taken).toBe(1);
+    });
+  });
+}
