@@ -86,6 +86,7 @@ export function describeSchemaError(error: FastifySchemaValidationError, dataVar
       return `${at}.${String(params.missingProperty)} is required`;
     case 'discriminator': {
       const tagValue = params.tagValue;
+      if (tagValue === 'RECEIVE_MESSAGE') return `${at}.type RECEIVE_MESSAGE cannot be sent from outside: a supervisor receives only what another one sends it (SEND_MESSAGE, or POST /supervisors/:id/messages)`;
       if (tagValue === 'RESTORED') return `${at}.type RESTORED cannot be sent from outside: only the restoration protocol restores (POST /supervisors/:id/resume)`;
       if (params.error === 'tag') return `${at}.type is required and must be one of ${SENDABLE_EVENT_TYPES.join(', ')}`;
       return `${at}.type ${JSON.stringify(tagValue)} is not an event type; use one of ${SENDABLE_EVENT_TYPES.join(', ')}`;

@@ -33,6 +33,7 @@ export function wholeNumberText(digits: number, from: 0 | 1) {
 const callerIdText = patterned(CALLER_ID_PATTERN, 'letters, digits, _ and - only, 1 to 128 characters (it is used in subjects and URLs as it is)');
 const taskIdText = callerIdText;
 const questionIdText = callerIdText;
+const messageIdText = callerIdText;
 const anyText = { type: 'string' } as const;
 const progress = { type: 'integer', minimum: 0, maximum: 100 } as const;
 const choices = { type: 'array', items: text, minItems: 1 } as const;
@@ -122,6 +123,20 @@ export interface ForkBody {
   start?: boolean;
 }
 
+export const sendMessageBody = body({ to: supervisorIdText, body: text, messageId: messageIdText }, ['to', 'body']);
+export interface SendMessageBody {
+  to: string;
+  body: string;
+  /** The sender's id for the message: a retried send of the same message under it is recognised, not sent twice. */
+  messageId?: string;
+}
+
+export const listMessagesQuery = body({ direction: { type: 'string', enum: ['sent', 'received'] }, limit: wholeNumberText(4, 1) });
+export interface ListMessagesQuery {
+  direction?: 'sent' | 'received';
+  limit?: string;
+}
+
 export const askQuestionBody = body({ question: text, choices, context: anyText, questionId: questionIdText }, ['question']);
 export interface AskQuestionBody {
   question: string;
@@ -164,7 +179,7 @@ function event(type: string, properties: Record<string, object> = {}, required: 
 
 /**
  * Events a client may send, one schema each. RESTORED is missing on purpose: only the restoration protocol may claim a
- * restore. `at` is missing on purpose too: the daemon stamps every event with its own clock.
+ * restore; so is RECEIVE_MESSAGE: only a message another supervisor sent is received. `at` is missing on purpose too: the daemon stamps every event with its own clock.
  */
 const SENDABLE_EVENTS = {
   START: event('START'),
@@ -180,6 +195,7 @@ const SENDABLE_EVENTS = {
   FAIL: event('FAIL', { error: text }, ['error']),
   INTERRUPT: event('INTERRUPT', { reason: text }, ['reason']),
   RESUME: event('RESUME'),
+  SEND_MESSAGE: event('SEND_MESSAGE', { to: supervisorIdText, body: text, messageId: messageIdText }, ['to', 'body']),
 } satisfies Record<SupervisorCommand['type'], object>;
 
 export const SENDABLE_EVENT_TYPES = Object.keys(SENDABLE_EVENTS) as Array<SupervisorCommand['type']>;

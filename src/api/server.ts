@@ -16,6 +16,7 @@ import { registerLiveRoutes } from './routes/live.js';
 import { registerRestorationRoutes } from './routes/restorations.js';
 import { registerSupervisorRoutes } from './routes/supervisors.js';
 import { registerForkRoutes } from './routes/forks.js';
+import { registerMessageRoutes } from './routes/messages.js';
 import { registerTaskRoutes } from './routes/tasks.js';
 
 export interface ApiServerOptions {
@@ -121,6 +122,7 @@ export async function createApiServer(runtime: SupervisorRuntime, options: ApiSe
   registerTaskRoutes(app, runtime);
   registerRestorationRoutes(app, runtime);
   registerForkRoutes(app, runtime);
+  registerMessageRoutes(app, runtime);
   registerConversationRoutes(app, runtime);
   registerHistoryRoutes(app, runtime);
   registerMetricsRoutes(app, runtime);

@@ -11,6 +11,7 @@ import { migrateCommand } from './commands/migrate.js';
 import { questionsCommand } from './commands/questions.js';
 import { resumeCommand } from './commands/resume.js';
 import { forkCommand } from './commands/fork.js';
+import { messageCommand, messagesCommand } from './commands/messages.js';
 import { spawnCommand } from './commands/spawn.js';
 import { statusCommand } from './commands/status.js';
 import { askCommand, checkpointsCommand, conversationCommand, eventCommand, tasksCommand, withdrawCommand } from './commands/supervisor-detail.js';
@@ -33,6 +34,8 @@ const commands: CliCommand[] = [
   conversationCommand,
   resumeCommand,
   forkCommand,
+  messageCommand,
+  messagesCommand,
   workerCommand,
 ];
 

@@ -16,6 +16,7 @@ import { createChatCompletionsClient, type ChatMessage } from '../../src/runtime
 import { LlmHttpError, LlmMalformedResponseError, LlmRoundLimitError, LlmTimeoutError, LlmUnreachableError } from '../../src/runtime/llm/llm-errors.js';
 import { createOpenAiDriver, type OpenAiDriverOptions } from '../../src/runtime/llm/openai-driver.js';
 import { silentLogger } from '../../src/runtime/logger.js';
+import { createInProcessBus } from '../../src/transport/in-process-bus.js';
 import { databaseTargets, useIsolatedDatabase } from '../helpers/databases.js';
 import { checkpointReasons, recordingLogger, useRuntimes } from './runtime-fixtures.js';
 import { seedDataFolder } from '../helpers/pglite-template.js';
@@ -147,7 +148,7 @@ for (const target of await databaseTargets()) {
       expect(first?.path).toBe('/v1/chat/completions');
       expect(first?.headers.authorization).toBe('Bearer sk-stub');
       expect(first?.body).toMatchObject({ model: 'stub-model', tool_choice: 'auto' });
-      expect(first?.body.tools.map((tool) => tool.function.name)).toEqual(['spawn_task', 'ask_question', 'set_phase', 'set_activity', 'complete', 'fail']);
+      expect(first?.body.tools.map((tool) => tool.function.name)).toEqual(['spawn_task', 'ask_question', 'set_phase', 'set_activity', 'send_message', 'complete', 'fail']);
       expect(first?.body.messages.map((message) => message.role)).toEqual(['system', 'user']);
       expect(first?.body.messages[0]?.content).toContain('"quarterly report"');
       // The stored conversation, then what just happened.
@@ -165,6 +166,37 @@ for (const target of await databaseTargets()) {
       expect(stored?.pendingQuestions).toMatchObject([{ question: 'Which format?', choices: ['csv', 'json'] }]);
       expect(await checkpointReasons(db(), supervisor.id)).toEqual(['created', 'started', 'phase_changed', 'task_spawned', 'question_asked']);
       expect(toolResults(second)[1]?.result).toBe(`task ${stored?.spawnedTaskIds[0]} spawned`);
+    });
+
+    it('send_message reaches another supervisor, whose model is handed the message in a turn of its own', async () => {
+      const stub = await startStub();
+      const transport = createInProcessBus({ subjectPrefix: 'llm-messages.', logger: { info: () => {}, warn: () => {}, error: () => {} } });
+      await transport.start();
+      const runtime = startRuntime({ drivers: [driverOn(stub)], transport, subjectPrefix: 'llm-messages.' });
+      try {
+        await runtime.start({ messaging: { embeddedWorker: false } });
+        const receiver = await runtime.spawn({ name: 'builder', driver: 'manual' });
+        // The receiver runs under the model only once the sender's message is on its way: its first turn is the message.
+        stub.script({ json: calls(['send_message', { to: receiver.id, body: 'Please build the release branch.' }]) }, { json: say('Sent.') });
+        const sender = await runtime.spawn({ name: 'planner', driver: 'openai' });
+        await vi.waitFor(async () => expect(await runtime.messages(sender.id, { direction: 'sent' })).toHaveLength(1), deadline);
+        await vi.waitFor(async () => expect(await runtime.messages(receiver.id, { direction: 'received' })).toHaveLength(1), deadline);
+        const [message] = await runtime.messages(receiver.id);
+        expect(message).toMatchObject({ peerId: sender.id, body: 'Please build the release branch.' });
+        await vi.waitFor(() => expect(stub.requests.length).toBeGreaterThanOrEqual(2), deadline);
+        expect(toolResults(stub.requests[1])[0]).toMatchObject({ ok: true, result: expect.stringMatching(new RegExp(`^message [0-9a-f-]{36} sent to supervisor ${receiver.id}$`)) });
+        // An openai supervisor that receives one is handed it.
+        const listener = await runtime.spawn({ name: 'listener', driver: 'openai' });
+        await vi.waitFor(() => expect(stub.requests.length).toBeGreaterThanOrEqual(3), deadline);
+        const before = stub.requests.length;
+        await runtime.sendMessage(receiver.id, { to: listener.id, body: 'Status?' });
+        await vi.waitFor(() => expect(stub.requests.length).toBeGreaterThan(before), deadline);
+        expect(contents(stub.requests.at(-1))).toContain(`[runtime] Message`);
+        expect(contents(stub.requests.at(-1))).toContain(`from supervisor ${receiver.id}: "Status?"`);
+      } finally {
+        await runtime.shutdown({ closeDatabase: false });
+        await transport.close();
+      }
     });
 
     it('an answer and a task result go to the model with the conversation; a refused or invalid tool call comes back to it as the tool result', async () => {

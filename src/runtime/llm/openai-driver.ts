@@ -114,6 +114,8 @@ export function createOpenAiDriver(options: OpenAiDriverOptions): AgentDriver {
           ? '[runtime] You were just restored: the restoration notice above says what happened. Carry on from where you were.'
           : `[runtime] ${restoration.contextMessage}\nCarry on from where you were.`,
       ),
+    onMessage: (supervisor, message) =>
+      turn(supervisor, `[runtime] Message ${message.messageId} from supervisor ${message.from}: ${JSON.stringify(message.body)}. Reply with send_message if it needs an answer, and carry on with your work.`),
     onForked: (supervisor, fork) =>
       // The notice is the last entry of the conversation the fork was made with; repeated only if it fell outside.
       turn(supervisor, (history) =>

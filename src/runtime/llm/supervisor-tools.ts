@@ -59,6 +59,19 @@ export const SUPERVISOR_TOOLS: readonly ChatTool[] = [
   {
     type: 'function',
     function: {
+      name: 'send_message',
+      description: 'Send a message to another supervisor (by its id). It reaches that supervisor once, wherever it runs; its reply, if any, comes to you later as a message.',
+      parameters: {
+        type: 'object',
+        properties: { to: { type: 'string', description: "The receiving supervisor's id (a UUID)." }, body: { type: 'string' } },
+        required: ['to', 'body'],
+        additionalProperties: false,
+      },
+    },
+  },
+  {
+    type: 'function',
+    function: {
       name: 'complete',
       description: 'Finish your work with a summary. Only possible when no task is running and no question is open.',
       parameters: { type: 'object', properties: { summary: { type: 'string' } }, required: ['summary'], additionalProperties: false },
@@ -142,6 +155,14 @@ export function parseToolCall(call: ChatToolCall): ParsedToolCall {
         command: { type: 'SET_ACTIVITY', activity, ...(typeof progress === 'number' ? { progress } : {}) },
         describe: 'activity recorded',
       };
+    }
+    case 'send_message': {
+      const to = text(args, 'to', true);
+      if (failed(to)) return invalid(to.error);
+      const body = text(args, 'body', true);
+      if (failed(body)) return invalid(body.error);
+      const messageId = randomUUID();
+      return { ok: true, command: { type: 'SEND_MESSAGE', to, body, messageId }, describe: `message ${messageId} sent to supervisor ${to}` };
     }
     case 'complete': {
       const summary = text(args, 'summary', false);
