@@ -34,6 +34,9 @@ for (const target of await databaseTargets()) {
         const listed = pages.flatMap((page) => page.supervisors.map((supervisor) => supervisor.id));
         expect(new Set(listed)).toEqual(new Set(spawned.map((supervisor) => supervisor.id)));
         expect(listed).toHaveLength(5);
+        // A last page that is full says so too: no cursor to an empty page.
+        const exact = (await app.inject({ method: 'GET', url: '/supervisors?limit=5' })).json<SupervisorListResponse>();
+        expect([exact.supervisors.length, exact.next]).toEqual([5, null]);
         const whole = (await app.inject({ method: 'GET', url: '/supervisors' })).json<SupervisorListResponse>();
         expect(whole.supervisors.map((supervisor) => supervisor.id)).toEqual(listed);
         expect(whole.next).toBeNull();

@@ -18,8 +18,8 @@ export async function getSupervisorState(db: Executor, supervisorId: string): Pr
 }
 
 /**
- * Supervisors, newest first, one page at a time: `next` names the last row of a full page (pass it as `after` for the
- * page after it), null on the last page; `total` counts the rows of every page (same filters), read with this one.
+ * Supervisors, newest first, one page at a time: `next` names the last row of a page another one follows (pass it as
+ * `after` for that page), null on the last page, full or not; `total` counts the rows of every page (same filters), read with this one.
  * A corrupt row does not hide the others: it is listed with state and problems.
  */
 export async function listSupervisors(
@@ -42,11 +42,13 @@ export async function listSupervisors(
     if (options.after !== undefined) {
       query = query.where(sql<boolean>`(created_at, id) < (SELECT a.created_at, a.id FROM supervisor_states a WHERE a.id = ${options.after}::uuid)`);
     }
-    return Promise.all([query.limit(limit).execute(), matching().select(sql<string | number>`count(*)`.as('n')).executeTakeFirst()]);
+    // One row more than the page: whether another page follows, so the last page says next null even when it is full.
+    return Promise.all([query.limit(limit + 1).execute(), matching().select(sql<string | number>`count(*)`.as('n')).executeTakeFirst()]);
   });
   const supervisors: SupervisorDetailedState[] = [];
   const invalid: InvalidSnapshotError[] = [];
-  for (const row of rows) {
+  const more = rows.length > limit;
+  for (const row of more ? rows.slice(0, limit) : rows) {
     try {
       supervisors.push(toDetailedState(row));
     } catch (error) {
@@ -54,7 +56,7 @@ export async function listSupervisors(
       else throw error;
     }
   }
-  return { supervisors, invalid, next: rows.length === limit ? (rows[rows.length - 1]?.id ?? null) : null, total: Number(counted?.n ?? 0) };
+  return { supervisors, invalid, next: more ? (rows[limit - 1]?.id ?? null) : null, total: Number(counted?.n ?? 0) };
 }
 
 /** Supervisors with at least one pending question (served by the partial index), oldest update first. */
