@@ -91,6 +91,8 @@ export const DASHBOARD_HTML = String.raw`<!doctype html>
  <table id="detail-tasks"><thead><tr><th>task</th><th>status</th><th>progress</th><th>result</th><th>updated</th></tr></thead><tbody></tbody></table>
  <h3>Restorations</h3>
  <div id="detail-restorations"></div>
+ <h3>Messages <span class="muted">(with other supervisors, newest first)</span></h3>
+ <table id="detail-messages"><thead><tr><th></th><th>supervisor</th><th>message</th><th>sent</th></tr></thead><tbody></tbody></table>
  <h3>Forks</h3>
  <div id="detail-forks"></div>
  <h3>State timeline <span class="muted">(checkpoints, newest first; fork one to try again from there)</span></h3>
@@ -340,6 +342,10 @@ export const DASHBOARD_HTML = String.raw`<!doctype html>
     $('detail-restorations').innerHTML = s.restorationCount === 0 ? '<span class="muted">Never restored.</span>' :
       'Restored ' + s.restorationCount + ' time(s); the last at ' + esc(when(s.lastRestoredAt)) + (s.restorationSource ? ' (' + esc(s.restorationSource) + ')' : '') + '.' +
       (restored.length ? '<ul>' + restored.map(function (c) { return '<li>' + esc(when(c.createdAt)) + ': step ' + c.step + ', back in ' + stateBadge(c.state) + '</li>'; }).join('') + '</ul>' : '');
+    $('detail-messages').querySelector('tbody').innerHTML = (d.messages || []).length ? d.messages.map(function (m) {
+      return '<tr data-message="' + esc(m.messageId) + '" data-direction="' + esc(m.direction) + '"><td>' + (m.direction === 'sent' ? 'to' : 'from') + '</td><td><a href="#/supervisors/' + esc(m.peerId) + '" class="mono">' + esc(m.peerId) + '</a></td><td>' + esc(m.body) +
+        '<div class="muted mono">' + esc(m.messageId) + '</div></td><td>' + esc(when(m.sentAt)) + '</td></tr>';
+    }).join('') : '<tr><td colspan="4" class="muted">No message sent or taken in.</td></tr>';
     var link = function (forkId, label) { return '<a href="#/supervisors/' + esc(forkId) + '" class="mono">' + esc(label || forkId) + '</a>'; };
     var lineage = d.lineage || { forkedFrom: null, forks: [] };
     $('detail-forks').innerHTML = (lineage.forkedFrom
@@ -451,10 +457,10 @@ export const DASHBOARD_HTML = String.raw`<!doctype html>
     try {
       var supervisor = await api(base);
       var from = Math.max(0, supervisor.conversationLength - 200);
-      var parts = await Promise.all([api(base + '/tasks'), api(base + '/checkpoints?limit=100'), api(base + '/conversation?fromSeq=' + from + '&limit=200'), api(base + '/forks?limit=100')]);
+      var parts = await Promise.all([api(base + '/tasks'), api(base + '/checkpoints?limit=100'), api(base + '/conversation?fromSeq=' + from + '&limit=200'), api(base + '/forks?limit=100'), api(base + '/messages?limit=50')]);
       if (state.detailId !== id) return;
       put(supervisor);
-      state.detail = { id: id, supervisor: supervisor, tasks: parts[0].tasks, checkpoints: parts[1].checkpoints, conversation: parts[2].entries, lineage: parts[3] };
+      state.detail = { id: id, supervisor: supervisor, tasks: parts[0].tasks, checkpoints: parts[1].checkpoints, conversation: parts[2].entries, lineage: parts[3], messages: parts[4].messages };
       $('detail-error').textContent = '';
     } catch (error) {
       if (error.status === 401) return;

@@ -229,6 +229,19 @@ interface View {
     await page.close();
   });
 
+  it('a supervisor\'s page lists the messages it sent and took in, each linked to the other supervisor', { timeout: 90_000 }, async () => {
+    const sender = await call<View>('POST', '/supervisors', { name: 'messaging-sender' });
+    const receiver = await call<View>('POST', '/supervisors', { name: 'messaging-receiver' });
+    await call('POST', `/supervisors/${sender.id}/messages`, { to: receiver.id, body: 'Please take the review.', messageId: 'dash-1' });
+    const page = await signedIn(`/dashboard#/supervisors/${receiver.id}`);
+    // Taken in by the receiver's owner from the inbox; the page shows it once it is stored (live, or the next refresh).
+    await page.locator('#detail-messages tr[data-message="dash-1"][data-direction="received"]', { hasText: 'Please take the review.' }).waitFor(SHOWN);
+    await page.click(`#detail-messages a[href="#/supervisors/${sender.id}"]`);
+    await page.locator('#detail-title', { hasText: 'messaging-sender' }).waitFor(SHOWN);
+    await page.locator('#detail-messages tr[data-message="dash-1"][data-direction="sent"]', { hasText: 'to' }).waitFor(SHOWN);
+    await page.close();
+  });
+
   it('lists every supervisor a page at a time (next and previous, the count), questions from every page, and stays live on any page', { timeout: 120_000 }, async () => {
     // Created one after another, so the newest-first order is theirs; the oldest asks a question (it is not on page one).
     const paged: View[] = [];

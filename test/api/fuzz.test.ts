@@ -30,6 +30,12 @@ const ROUTES: Array<[Method, string]> = [
   ['GET', '/supervisors/:id/tasks'],
   ['GET', '/supervisors/:id/conversation'],
   ['POST', '/supervisors/:id/resume'],
+  ['POST', '/supervisors/:id/fork'],
+  ['GET', '/supervisors/:id/forks'],
+  ['POST', '/supervisors/:id/messages'],
+  ['GET', '/supervisors/:id/messages'],
+  ['GET', '/supervisors/:id/check'],
+  ['GET', '/check'],
   ['GET', '/restorations'],
   ['GET', '/daemons'],
   ['GET', '/healthz'],
@@ -44,8 +50,8 @@ const nastyString = fc.oneof(
   fc.constantFrom('', ' ', '\u0000', 'a\u0000b', '\ud800', '../..', '%00', '-5', '0', '1e309', 'null', 'true', '[]', '{}', 'x'.repeat(5_000)),
 );
 
-const FIELDS = ['id', 'name', 'phase', 'driver', 'type', 'question', 'questionId', 'choices', 'context', 'answer', 'reason', 'description', 'taskId', 'kind', 'progress', 'result', 'error', 'activity', 'summary', 'startFreshIfMissing', 'at'];
-const EVENT_TYPES = ['START', 'SET_ACTIVITY', 'SPAWN_TASK', 'TASK_EVENT', 'ASK_QUESTION', 'ANSWER', 'WITHDRAW_QUESTION', 'SET_PHASE', 'HEARTBEAT', 'COMPLETE', 'FAIL', 'INTERRUPT', 'RESUME', 'RESTORED', 'progress', 'completed', 'failed'];
+const FIELDS = ['id', 'name', 'phase', 'driver', 'type', 'question', 'questionId', 'choices', 'context', 'answer', 'reason', 'description', 'taskId', 'kind', 'progress', 'result', 'error', 'activity', 'summary', 'startFreshIfMissing', 'at', 'to', 'body', 'messageId', 'checkpointSeq', 'start', 'direction'];
+const EVENT_TYPES = ['START', 'SET_ACTIVITY', 'SPAWN_TASK', 'TASK_EVENT', 'ASK_QUESTION', 'ANSWER', 'WITHDRAW_QUESTION', 'SET_PHASE', 'HEARTBEAT', 'COMPLETE', 'FAIL', 'INTERRUPT', 'RESUME', 'RESTORED', 'SEND_MESSAGE', 'RECEIVE_MESSAGE', 'progress', 'completed', 'failed'];
 
 /** Percent-encode a path segment; a lone surrogate (not encodable) goes out as the invalid UTF-8 a raw client would send. */
 function segment(text: string): string {
