@@ -32,11 +32,13 @@ const PEERS = ['cp-peer-a', 'cp-peer-b'];
 
 /** The sweep, in order. `<name>:<n>`: the n-th pass; the script below says which operation gets there. */
 const SWEEP = [
-  // Save points of the victim's supervisor: create (1), START (2), ASK q1 (3).
-  'save.before-statement:3',
+  // Save points of the victim's supervisor: create (1), START (2), its message to a peer's supervisor (3), ASK q1 (4).
+  'save.before-statement:4',
   'save.after-commit:3',
-  // Outbox publishes: the creation's state change (1), START's (2), then the ASK's question and state change (3).
+  'save.after-commit:4',
+  // Outbox publishes: the creation's state change (1), START's (2), the message (3), the ASK's question and state change (4).
   'outbox.after-publish:3',
+  'outbox.after-publish:4',
   // The first inbound message the victim records (copies of q1's answer, published until it takes one).
   'inbox.after-record',
   // The first inbox row the victim applies: q1's answer, published over NATS.
@@ -52,7 +54,14 @@ interface Tracked {
   /** What each request got: `ask q1 lost`, `ask q1 201`, `ask q1 200 replay`… (the evidence of each window). */
   replies: string[];
   /** Acknowledged writes only: what the invariants require to be stored. */
-  acked: { spawned: boolean; completed: boolean; questions: Map<string, { question: string; answer: string | null }>; tasks: Map<string, { description: string; completed: boolean }> };
+  acked: {
+    spawned: boolean;
+    completed: boolean;
+    questions: Map<string, { question: string; answer: string | null }>;
+    tasks: Map<string, { description: string; completed: boolean }>;
+    /** Messages it sent, by id: to whom, and the text. */
+    sent: Map<string, { to: string; body: string }>;
+  };
 }
 
 interface ListView {
@@ -279,6 +288,15 @@ const exited = (daemon: DaemonProcess) => daemon.child.exitCode !== null || daem
       supervisor.acked.completed = true;
       return 'ok';
     },
+    /** A message to another supervisor, sent by whoever runs the sender now; its retry (same id and text) is a replay. */
+    async message(supervisor: Tracked, to: Tracked, messageId: string, body: string): Promise<'ok' | 'lost'> {
+      const reply = await onOwner(supervisor.id, 'POST', `/supervisors/${supervisor.id}/messages`, { to: to.id, body, messageId });
+      supervisor.replies.push(`message ${messageId} ${reply === 'lost' ? 'lost' : reply.status}`);
+      if (reply === 'lost') return 'lost';
+      expectOk(reply, `message ${messageId}`);
+      supervisor.acked.sent.set(messageId, { to: to.id, body });
+      return 'ok';
+    },
     /** The victim resumes its own supervisor (claim, restore): the way into the claim and restore windows. */
     async resumeOnVictim(supervisor: Tracked): Promise<'ok' | 'lost'> {
       if (!victim || exited(victim)) return 'ok';
@@ -290,7 +308,7 @@ const exited = (daemon: DaemonProcess) => daemon.child.exitCode !== null || daem
   };
 
   function track(name: string): Tracked {
-    const supervisor: Tracked = { id: randomUUID(), name, replies: [], acked: { spawned: false, completed: false, questions: new Map(), tasks: new Map() } };
+    const supervisor: Tracked = { id: randomUUID(), name, replies: [], acked: { spawned: false, completed: false, questions: new Map(), tasks: new Map(), sent: new Map() } };
     tracked.set(supervisor.id, supervisor);
     return supervisor;
   }
@@ -312,7 +330,24 @@ const exited = (daemon: DaemonProcess) => daemon.child.exitCode !== null || daem
         expect(stored?.supervisor_id, `task ${taskId}`).toBe(supervisor.id);
         if (task.completed) expect(stored?.status, `task ${taskId}`).toBe('completed');
       }
+      for (const [messageId, message] of supervisor.acked.sent) {
+        const sent = await sql<{ peer_id: string; body: string }>`SELECT peer_id, body FROM supervisor_messages WHERE supervisor_id = ${supervisor.id} AND direction = 'sent' AND message_id = ${messageId}`.execute(db.db);
+        expect(sent.rows, `message ${messageId} sent`).toEqual([{ peer_id: message.to, body: message.body }]);
+      }
     }
+  }
+
+  /** Every message sent was taken in by its receiver exactly once (after the outbox drained and the inbox was stamped). */
+  async function checkMessagesOnce(): Promise<void> {
+    const pairs = await sql<{ message_id: string; sender: string; receiver: string; received: string }>`
+      SELECT s.message_id, s.supervisor_id AS sender, s.peer_id AS receiver,
+        (SELECT count(*) FROM supervisor_messages r WHERE r.supervisor_id = s.peer_id AND r.direction = 'received' AND r.peer_id = s.supervisor_id AND r.message_id = s.message_id) AS received
+      FROM supervisor_messages s WHERE s.direction = 'sent'`.execute(db.db);
+    for (const pair of pairs.rows) expect(Number(pair.received), `message ${pair.message_id} from ${pair.sender} to ${pair.receiver}`).toBe(1);
+    const orphans = await sql<{ n: string }>`
+      SELECT count(*) AS n FROM supervisor_messages r WHERE r.direction = 'received'
+        AND NOT EXISTS (SELECT 1 FROM supervisor_messages s WHERE s.supervisor_id = r.peer_id AND s.direction = 'sent' AND s.message_id = r.message_id)`.execute(db.db);
+    expect(Number(orphans.rows[0]?.n), 'messages taken in that nobody sent').toBe(0);
   }
 
   /** What the tables say happened, counted: each answer, task outcome, ask and spawn applied once; nothing twice. */
@@ -327,6 +362,8 @@ const exited = (daemon: DaemonProcess) => daemon.child.exitCode !== null || daem
       SELECT supervisor_id, count(*) AS asked, count(answer) AS answered FROM supervisor_questions GROUP BY supervisor_id`.execute(db.db);
     const tasks = await sql<{ supervisor_id: string; spawned: string; finished: string }>`
       SELECT supervisor_id, count(*) AS spawned, count(*) FILTER (WHERE status IN ('completed', 'failed')) AS finished FROM supervisor_tasks GROUP BY supervisor_id`.execute(db.db);
+    const messages = await sql<{ supervisor_id: string; sent: string; received: string }>`
+      SELECT supervisor_id, count(*) FILTER (WHERE direction = 'sent') AS sent, count(*) FILTER (WHERE direction = 'received') AS received FROM supervisor_messages GROUP BY supervisor_id`.execute(db.db);
     const bySupervisor = new Map<string, { state: string; restorations: number; roles: Record<string, number>; entries: number; maxSeq: number | null }>();
     for (const row of counts.rows) {
       const entry = bySupervisor.get(row.id) ?? { state: row.state, restorations: Number(row.restoration_count), roles: {}, entries: Number(row.seqs), maxSeq: row.max_seq === null ? null : Number(row.max_seq) };
@@ -338,13 +375,15 @@ const exited = (daemon: DaemonProcess) => daemon.child.exitCode !== null || daem
       const answered = Number(questions.rows.find((row) => row.supervisor_id === id)?.answered ?? 0);
       const spawned = Number(tasks.rows.find((row) => row.supervisor_id === id)?.spawned ?? 0);
       const finished = Number(tasks.rows.find((row) => row.supervisor_id === id)?.finished ?? 0);
+      const sent = Number(messages.rows.find((row) => row.supervisor_id === id)?.sent ?? 0);
+      const received = Number(messages.rows.find((row) => row.supervisor_id === id)?.received ?? 0);
       const started = entry.state === 'initializing' ? 0 : 1;
       const what = `conversation of ${id} (${JSON.stringify(entry)})`;
       // Seqs 0..n-1 with no gap and no repeat.
       expect(entry.maxSeq === null ? 0 : entry.maxSeq + 1, what).toBe(entry.entries);
-      expect(entry.roles.user ?? 0, `${what}: one entry per answer`).toBe(answered);
+      expect(entry.roles.user ?? 0, `${what}: one entry per answer and per message taken in`).toBe(answered + received);
       expect(entry.roles.tool ?? 0, `${what}: one entry per task outcome`).toBe(finished);
-      expect(entry.roles.assistant ?? 0, `${what}: one entry per ask and per task spawn`).toBe(asked + spawned);
+      expect(entry.roles.assistant ?? 0, `${what}: one entry per ask, per task spawn and per message sent`).toBe(asked + spawned + sent);
       expect(entry.roles.system ?? 0, `${what}: START, one per restoration, COMPLETE`).toBe(started + entry.restorations + (entry.state === 'completed' ? 1 : 0));
     }
     // One tasks.spawn message per task in the outbox (a restore on NATS never spawns again).
@@ -352,9 +391,9 @@ const exited = (daemon: DaemonProcess) => daemon.child.exitCode !== null || daem
       SELECT payload->>'taskId' AS task_id, count(*) AS n FROM supervisor_outbox WHERE subject = ${`${prefix}tasks.spawn`} GROUP BY 1`.execute(db.db);
     const allTasks = await sql<{ id: string }>`SELECT id FROM supervisor_tasks`.execute(db.db);
     expect(new Map(spawns.rows.map((row) => [row.task_id, Number(row.n)]))).toEqual(new Map(allTasks.rows.map((row) => [row.id, 1])));
-    // The inbox applied each answer and each task outcome at most once.
+    // The inbox applied each answer, task outcome and message at most once.
     const applied = await sql<{ key: string; n: string }>`
-      SELECT supervisor_id || ':' || kind || ':' || coalesce(payload->>'questionId', payload->>'taskId') || ':' || coalesce(payload->>'type', '') AS key, count(*) AS n
+      SELECT supervisor_id || ':' || kind || ':' || coalesce(payload->>'questionId', payload->>'taskId', (payload->>'from') || '/' || (payload->>'messageId')) || ':' || coalesce(payload->>'type', '') AS key, count(*) AS n
       FROM supervisor_inbox WHERE outcome = 'applied' GROUP BY 1 HAVING count(*) > 1`.execute(db.db);
     expect(applied.rows, 'inbox rows applied twice').toEqual([]);
     // No fork in any checkpoint sequence.
@@ -379,20 +418,27 @@ const exited = (daemon: DaemonProcess) => daemon.child.exitCode !== null || daem
   }
 
   /** What shows that the crash fell in the window the point names, and that the survivors closed it. */
-  async function checkWindow(name: string, supervisor: Tracked, ids: { q1: string }): Promise<void> {
+  async function checkWindow(name: string, supervisor: Tracked, ids: { q1: string; m1: string; point: string }): Promise<void> {
     const row = (await sql<{ epoch: string; restoration_count: number }>`SELECT epoch, restoration_count FROM supervisor_states WHERE id = ${supervisor.id}`.execute(db.db)).rows[0]!;
     const inbox = await sql<{ received_by: string; outcome: string | null }>`
       SELECT received_by, outcome FROM supervisor_inbox WHERE supervisor_id = ${supervisor.id} AND payload->>'questionId' = ${ids.q1} ORDER BY id`.execute(db.db);
     const what = `${name}: replies ${JSON.stringify(supervisor.replies)}, row ${JSON.stringify(row)}, inbox ${JSON.stringify(inbox.rows)}`;
-    if (name === 'save.before-statement') {
+    if (ids.point === 'save.after-commit:3') {
+      // The message committed and its sender's caller never heard: the retry is a replay (200), sent and taken in once.
+      expect(supervisor.replies.slice(0, 2), what).toEqual([`message ${ids.m1} lost`, `message ${ids.m1} 200`]);
+    } else if (ids.point === 'outbox.after-publish:3') {
+      // The message (step 3) went out from the victim, which died before marking it: a survivor marked it after the crash.
+      const sent = await sql<{ sent_at: Date | null }>`SELECT sent_at FROM supervisor_outbox WHERE msg_id = ${`${supervisor.id}:3:0`}`.execute(db.db);
+      expect(sent.rows[0]?.sent_at?.getTime() ?? 0, what).toBeGreaterThan(victimExitAt);
+    } else if (name === 'save.before-statement') {
       // The ask never reached the database: its retry on the survivor asked it (201), once.
-      expect(supervisor.replies.slice(0, 2), what).toEqual([`ask ${ids.q1} lost`, `ask ${ids.q1} 201`]);
+      expect(supervisor.replies.slice(1, 3), what).toEqual([`ask ${ids.q1} lost`, `ask ${ids.q1} 201`]);
     } else if (name === 'save.after-commit') {
       // The ask committed and its caller never heard: the retry is recognised as a replay (200), not asked again.
-      expect(supervisor.replies.slice(0, 2), what).toEqual([`ask ${ids.q1} lost`, `ask ${ids.q1} 200`]);
+      expect(supervisor.replies.slice(1, 3), what).toEqual([`ask ${ids.q1} lost`, `ask ${ids.q1} 200`]);
     } else if (name === 'outbox.after-publish') {
       // The ASK (step 3) was published by the victim, which died before marking it: a survivor marked it after the crash.
-      const sent = await sql<{ sent_at: Date | null }>`SELECT sent_at FROM supervisor_outbox WHERE msg_id = ${`${supervisor.id}:3:0`}`.execute(db.db);
+      const sent = await sql<{ sent_at: Date | null }>`SELECT sent_at FROM supervisor_outbox WHERE msg_id = ${`${supervisor.id}:4:0`}`.execute(db.db);
       expect(sent.rows[0]?.sent_at?.getTime() ?? 0, what).toBeGreaterThan(victimExitAt);
     } else if (name === 'inbox.after-record') {
       // The victim recorded a copy and died before acking it; the survivors applied the first answer, the rest are duplicates.
@@ -457,11 +503,16 @@ const exited = (daemon: DaemonProcess) => daemon.child.exitCode !== null || daem
       const started = Date.now();
       await startVictim(point);
       const supervisor = track(`victim-${index}`);
-      const [q1, q2, t1] = [`q1-${index}`, `q2-${index}`, `t1-${index}`];
+      const [q1, q2, t1, m1, m2] = [`q1-${index}`, `q2-${index}`, `t1-${index}`, `m1-${index}`, `m2-${index}`];
+      // A background supervisor on a peer: the victim's supervisor writes to it first, and it answers later.
+      const peer = [...tracked.values()].find((candidate) => candidate.name === `${PEERS[0]}-background-0`)!;
       const recordPoint = point.startsWith('inbox.after-record');
       // The workload, in order; the victim runs the supervisor until it dies, the survivors after.
       const script: Array<() => Promise<'ok' | 'lost'>> = [
         () => ops.spawn(supervisor, supervisor.acked.spawned || victimExitAt !== 0 ? null : victim),
+        // Any daemon's consumer may record the message for the peer: at the record point it would race q1's answer
+        // copies for the victim's first record, so there it is sent once the victim is gone (the save passes count on).
+        recordPoint ? () => ops.ask(supervisor, `q0-${index}`, `Warm up ${index}?`) : () => ops.message(supervisor, peer, m1, `Starting run ${index}; will report back.`),
         () => ops.ask(supervisor, q1, `Ship ${index}?`),
         () => ops.task(supervisor, t1, `build ${index}`),
         () => ops.ask(supervisor, q2, `Tag ${index}?`),
@@ -469,7 +520,10 @@ const exited = (daemon: DaemonProcess) => daemon.child.exitCode !== null || daem
         () => ops.answerOverNats(supervisor, q1, 'yes', () => recordPoint && victimExitAt === 0),
         () => ops.completeTaskOverNats(supervisor, t1),
         () => ops.resumeOnVictim(supervisor),
+        ...(recordPoint ? [() => ops.message(supervisor, peer, m1, `Starting run ${index}; will report back.`)] : []),
+        () => ops.message(peer, supervisor, m2, `Noted run ${index}.`),
         () => ops.answerOverHttp(supervisor, q2, 'no'),
+        ...(recordPoint ? [() => ops.answerOverHttp(supervisor, `q0-${index}`, 'yes')] : []),
         () => ops.complete(supervisor),
       ];
       let crashHandled = false;
@@ -498,7 +552,8 @@ const exited = (daemon: DaemonProcess) => daemon.child.exitCode !== null || daem
       await checkDrained();
       await checkAcknowledged();
       await checkAppliedOnce();
-      await checkWindow(point.split(':')[0]!, supervisor, { q1 });
+      await checkMessagesOnce();
+      await checkWindow(point.split(':')[0]!, supervisor, { q1, m1, point });
     });
   }
 
@@ -514,6 +569,7 @@ const exited = (daemon: DaemonProcess) => daemon.child.exitCode !== null || daem
     await checkDrained();
     await checkAcknowledged();
     await checkAppliedOnce();
+    await checkMessagesOnce();
 
     // What reached NATS: every question delivered at least once and never twice with one delivery count; every task
     // spawned exactly once; no message id twice.
@@ -529,7 +585,7 @@ const exited = (daemon: DaemonProcess) => daemon.child.exitCode !== null || daem
         }
       }
       // Outbound exactly once: each outbox row is in JetStream once, under its own id, and nothing else went out.
-      const outbound = seen.filter((m) => /\.(questions|state)$/.test(m.subject) || m.subject === `${prefix}tasks.spawn`).map((m) => m.msgId ?? '(no id)').sort();
+      const outbound = seen.filter((m) => /\.(questions|state|messages)$/.test(m.subject) || m.subject === `${prefix}tasks.spawn`).map((m) => m.msgId ?? '(no id)').sort();
       const rows = await sql<{ msg_id: string }>`SELECT msg_id FROM supervisor_outbox ORDER BY msg_id`.execute(db.db);
       expect(outbound, 'outbound messages in JetStream against the outbox rows').toEqual(rows.rows.map((row) => row.msg_id).sort());
       const deliveries = new Map<string, number[]>();
