@@ -118,22 +118,43 @@ export function checkFail(_context: SupervisorContext, event: FailEvent): string
 }
 
 /** One check per event type; events whose data cannot be wrong accept unconditionally. */
-/** The longest message body a supervisor sends (it is stored in both conversations and travels on NATS). */
-export const MAX_MESSAGE_BODY = 32_768;
+/**
+ * The longest message body a supervisor sends, in UTF-8 bytes (it is stored in both conversations and travels on NATS):
+ * 16 KiB, so that any such body, JSON-escaped as ordinary text is, fits the HTTP API's 64 KiB request limit.
+ */
+export const MAX_MESSAGE_BODY = 16_384;
+
+/** UTF-8 length without encoding (the machine runs anywhere, so no Buffer); a lone surrogate counts as its 3-byte U+FFFD. */
+function utf8Length(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) bytes += 1;
+    else if (code < 0x800) bytes += 2;
+    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 4;
+      i += 1;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+const bodyTooLong = (body: string): string | null => {
+  const bytes = utf8Length(body);
+  return bytes > MAX_MESSAGE_BODY ? `body must be at most ${MAX_MESSAGE_BODY} bytes of UTF-8 (got ${bytes})` : null;
+};
 
 export function checkSendMessage(context: SupervisorContext, event: SendMessageEvent): string | null {
   if (event.messageId === '') return 'messageId must not be empty';
   if (event.to === context.supervisorId) return 'a supervisor cannot send a message to itself';
   if (event.body.trim() === '') return 'body must not be empty';
-  if (event.body.length > MAX_MESSAGE_BODY) return `body must be at most ${MAX_MESSAGE_BODY} characters (got ${event.body.length})`;
-  return null;
+  return bodyTooLong(event.body);
 }
 
 export function checkReceiveMessage(context: SupervisorContext, event: ReceiveMessageEvent): string | null {
   if (event.messageId === '') return 'messageId must not be empty';
   if (event.from === context.supervisorId) return 'a supervisor cannot receive a message from itself';
-  if (event.body.length > MAX_MESSAGE_BODY) return `body must be at most ${MAX_MESSAGE_BODY} characters (got ${event.body.length})`;
-  return null;
+  return bodyTooLong(event.body);
 }
 
 export const SUPERVISOR_CHECKS: { readonly [T in SupervisorEventType]: SupervisorCheck<SupervisorEventOf<T>> } = {

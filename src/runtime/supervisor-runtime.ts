@@ -628,6 +628,12 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       throw new InvalidSupervisorDataError(from, 'messageId', 'must be 1–128 letters, digits, "_" or "-" (it is the message\'s idempotency key)');
     }
     if (to === from.toLowerCase()) throw new InvalidSupervisorDataError(from, 'to', 'names the sender itself: a supervisor does not send messages to itself');
+    // A retry of a message that was sent is answered as sent, whatever became of the receiver since (it may have
+    // finished after taking it in); the check in the step's turn below covers a retry racing its original.
+    if (options.replay && command.messageId !== undefined) {
+      const earlier = await getMessage(database.db, from, { direction: 'sent', messageId: command.messageId });
+      if (earlier && earlier.peerId === to && earlier.body === command.body) return { messageId: command.messageId, step: null };
+    }
     const receiver = await listSupervisorOwners(database.db, { ids: [to] });
     if (receiver.length === 0) throw new InvalidSupervisorDataError(from, 'to', `names no supervisor (${to} is not stored)`);
     const state = receiver[0]?.state;

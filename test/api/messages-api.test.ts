@@ -41,6 +41,8 @@ for (const target of await databaseTargets()) {
         for (const body of [{ to: b.id }, { to: 'b', body: 'x' }, { to: b.id, body: '' }, { to: b.id, body: 'x', messageId: 'a b' }, { to: b.id, body: 'x', extra: 1 }]) {
           expect((await send(body)).statusCode, JSON.stringify(body)).toBe(400);
         }
+        // The largest body a message may have goes through the HTTP API whole (16 KiB of UTF-8 in three-byte characters).
+        expect((await send({ to: b.id, body: '消'.repeat(5_461), messageId: 'largest' })).statusCode).toBe(201);
         const unknown = await send({ to: '00000000-0000-4000-8000-000000000000', body: 'hello?' });
         expect(unknown.statusCode).toBe(400);
         expect(unknown.json()).toMatchObject({ field: 'to' });
@@ -49,9 +51,9 @@ for (const target of await databaseTargets()) {
         expect(forged.statusCode).toBe(400);
         expect(forged.body).toContain('cannot be sent from outside');
 
-        await expect.poll(async () => (await runtime.messages(b.id)).length, { timeout: 20_000 }).toBe(2);
+        await expect.poll(async () => (await runtime.messages(b.id)).length, { timeout: 20_000 }).toBe(3);
         const received = (await app.inject({ method: 'GET', url: `/supervisors/${b.id}/messages?direction=received` })).json<{ messages: MessageRecord[] }>().messages;
-        expect(received.map((message) => message.body).sort()).toEqual(['Keyed.', 'Take the review.']);
+        expect(received.map((message) => message.body).sort()).toEqual(['Keyed.', 'Take the review.', '消'.repeat(5_461)]);
         expect((await app.inject({ method: 'GET', url: `/supervisors/${b.id}/messages?direction=sent` })).json<{ messages: MessageRecord[] }>().messages).toEqual([]);
         expect((await app.inject({ method: 'GET', url: `/supervisors/${b.id}/messages?direction=both` })).statusCode).toBe(400);
 

@@ -66,6 +66,24 @@ for (const target of await messagingTargets()) {
       expect((await getConversation(env.database().db, receiver.id)).filter((entry) => entry.content.startsWith('Message handoff-1'))).toHaveLength(1);
     });
 
+    it('a retry of a sent message after its receiver finished is still a replay; a body up to 16 KiB of UTF-8 is sent, one byte more is refused', async () => {
+      const { one } = await twoDaemons();
+      const sender = await one.spawn({ name: 'planner' });
+      const receiver = await one.spawn({ name: 'builder' });
+      const message = { to: receiver.id, body: 'Build the release branch, please.', messageId: 'handoff-1' };
+      expect(await one.sendMessage(sender.id, message)).toEqual({ messageId: 'handoff-1' });
+      await expect.poll(async () => (await one.messages(receiver.id, { direction: 'received' })).length, { timeout: 20_000 }).toBe(1);
+      await one.send(receiver.id, { type: 'COMPLETE', summary: 'built' });
+      // The caller never heard (a timeout) and retries: it was sent, so it is a replay, not "receiver finished".
+      expect(await one.sendMessage(sender.id, message)).toEqual({ messageId: 'handoff-1', replayed: true });
+
+      const other = await one.spawn({ name: 'reader' });
+      // 16,384 bytes of three-byte characters, a little under; and one four-byte character over.
+      const fits = '消'.repeat(5_461);
+      expect(await one.sendMessage(sender.id, { to: other.id, body: fits, messageId: 'big' })).toEqual({ messageId: 'big' });
+      await expect(one.sendMessage(sender.id, { to: other.id, body: `${'a'.repeat(16_381)}😀`, messageId: 'too-big' })).rejects.toThrow(/at most 16384 bytes of UTF-8 \(got 16385\)/);
+    });
+
     it('refuses what cannot be delivered before anything is written: an unknown or finished receiver, itself, an empty body, a bad id', async () => {
       const { one } = await twoDaemons();
       const sender = await one.spawn({ name: 'planner' });
