@@ -265,7 +265,9 @@ for (const target of await databaseTargets()) {
       expect(listed).toEqual([...(await listSupervisors(db())).supervisors.map((supervisor) => supervisor.id)]);
       expect(new Set(listed)).toEqual(new Set([...together, ...later].map((input) => input.supervisorId)));
       expect(listed.slice(0, 2)).toEqual([later[1]?.supervisorId, later[0]?.supervisorId]);
-      expect((await listSupervisors(db(), { limit: 5 })).next).toBe(listed[4]);
+      // A cursor only when another page follows: a full last page says null too.
+      expect((await listSupervisors(db(), { limit: 4 })).next).toBe(listed[3]);
+      expect((await listSupervisors(db(), { limit: 5 })).next).toBeNull();
       expect((await listSupervisors(db(), { limit: 6 })).next).toBeNull();
     });
 
