@@ -926,7 +926,11 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       return sent.step === null ? { messageId: sent.messageId, replayed: true } : { messageId: sent.messageId };
     },
 
-    messages: (id, options) => listMessages(database.db, id.toLowerCase(), options),
+    async messages(id, options) {
+      const key = id.toLowerCase();
+      if (!isUuid(key) || (await listSupervisorOwners(database.db, { ids: [key] })).length === 0) throw new SupervisorNotFoundError(id);
+      return listMessages(database.db, key, options);
+    },
 
     async lineage(id, options) {
       const key = id.toLowerCase();

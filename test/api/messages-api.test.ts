@@ -56,6 +56,7 @@ for (const target of await databaseTargets()) {
         expect(received.map((message) => message.body).sort()).toEqual(['Keyed.', 'Take the review.', '消'.repeat(5_461)]);
         expect((await app.inject({ method: 'GET', url: `/supervisors/${b.id}/messages?direction=sent` })).json<{ messages: MessageRecord[] }>().messages).toEqual([]);
         expect((await app.inject({ method: 'GET', url: `/supervisors/${b.id}/messages?direction=both` })).statusCode).toBe(400);
+        expect((await app.inject({ method: 'GET', url: '/supervisors/00000000-0000-4000-8000-000000000000/messages' })).statusCode).toBe(404);
 
         const url = await app.listen({ host: '127.0.0.1', port: 0 });
         const cli = await runCliHere(['message', b.id, a.id, 'Done', 'reviewing.', '--id', 'reply-1', '--url', url]);

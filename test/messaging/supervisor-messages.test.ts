@@ -76,12 +76,17 @@ for (const target of await messagingTargets()) {
       await one.send(receiver.id, { type: 'COMPLETE', summary: 'built' });
       // The caller never heard (a timeout) and retries: it was sent, so it is a replay, not "receiver finished".
       expect(await one.sendMessage(sender.id, message)).toEqual({ messageId: 'handoff-1', replayed: true });
-
+      // And after its sender finished, asked of a daemon that does not run it (finished supervisors are not loaded).
       const other = await one.spawn({ name: 'reader' });
+      await one.send(sender.id, { type: 'COMPLETE', summary: 'handed off' });
+      const elsewhere = await env.runtime({ daemonId: 'daemon-three' });
+      expect(await elsewhere.sendMessage(sender.id, message)).toEqual({ messageId: 'handoff-1', replayed: true });
+      const writer = await one.spawn({ name: 'writer' });
+
       // 16,384 bytes of three-byte characters, a little under; and one four-byte character over.
       const fits = '消'.repeat(5_461);
-      expect(await one.sendMessage(sender.id, { to: other.id, body: fits, messageId: 'big' })).toEqual({ messageId: 'big' });
-      await expect(one.sendMessage(sender.id, { to: other.id, body: `${'a'.repeat(16_381)}😀`, messageId: 'too-big' })).rejects.toThrow(/at most 16384 bytes of UTF-8 \(got 16385\)/);
+      expect(await one.sendMessage(writer.id, { to: other.id, body: fits, messageId: 'big' })).toEqual({ messageId: 'big' });
+      await expect(one.sendMessage(writer.id, { to: other.id, body: `${'a'.repeat(16_381)}😀`, messageId: 'too-big' })).rejects.toThrow(/at most 16384 bytes of UTF-8 \(got 16385\)/);
     });
 
     it('refuses what cannot be delivered before anything is written: an unknown or finished receiver, itself, an empty body, a bad id', async () => {

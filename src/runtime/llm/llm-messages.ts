@@ -11,6 +11,7 @@ export function systemPrompt(context: Readonly<SupervisorContext>, state: Superv
     'You act only through your tools; each call is saved before it takes effect and its result tells you whether it was applied.',
     '- spawn_task starts a worker task; its result reaches you later. ask_question asks your human; the answer reaches you later.',
     '- set_phase and set_activity report where you are. complete ends the work (only with no task running and no question open); fail gives up.',
+    '- send_message writes to another supervisor by its id; messages from other supervisors reach you as [human] turns that begin "Message <id> from supervisor <id>".',
     'When you have nothing to do until a task result or an answer arrives, reply briefly without calling a tool.',
     'Messages marked [runtime] are facts recorded by the runtime, [task result] are your workers\' outcomes, [human] are your human\'s answers.',
   ];
