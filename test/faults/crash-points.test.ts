@@ -297,6 +297,15 @@ const exited = (daemon: DaemonProcess) => daemon.child.exitCode !== null || daem
       supervisor.acked.sent.set(messageId, { to: to.id, body });
       return 'ok';
     },
+    async received(receiver: Tracked, from: Tracked, messageId: string): Promise<'ok'> {
+      await eventually(`message ${messageId} to be taken in by ${receiver.id}`, async () => {
+        const rows = await sql<{ n: string }>`SELECT count(*) AS n FROM supervisor_messages WHERE supervisor_id = ${receiver.id} AND direction = 'received' AND peer_id = ${from.id} AND message_id = ${messageId}`.execute(db.db);
+        return Number(rows.rows[0]?.n) > 0 ? true : undefined;
+      }, LEASE_TTL_MS + TAKEOVER_SLACK_MS + 15_000, 50).catch((error: Error) => {
+        throw new Error(`${error.message}\n${diagnosis()}`);
+      });
+      return 'ok';
+    },
     /** The victim resumes its own supervisor (claim, restore): the way into the claim and restore windows. */
     async resumeOnVictim(supervisor: Tracked): Promise<'ok' | 'lost'> {
       if (!victim || exited(victim)) return 'ok';
@@ -539,6 +548,8 @@ const exited = (daemon: DaemonProcess) => daemon.child.exitCode !== null || daem
         () => ops.resumeOnVictim(supervisor),
         ...(recordPoint ? [() => ops.message(supervisor, peer, m1, `Starting run ${index}; will report back.`)] : []),
         () => ops.message(peer, supervisor, m2, `Noted run ${index}.`),
+        // Taken in before the supervisor completes (a message that arrives after COMPLETE is refused, by design).
+        () => ops.received(supervisor, peer, m2),
         () => ops.answerOverHttp(supervisor, q2, 'no'),
         ...(recordPoint ? [() => ops.answerOverHttp(supervisor, `q0-${index}`, 'yes')] : []),
         () => ops.complete(supervisor),
