@@ -1,7 +1,7 @@
 // Faults of the connection, injected by a test's kysely plugin on the real database: what pg throws when a connection
 // drops, and how to recognise the reply whose loss is the interesting case.
 
-import type { QueryResult, UnknownRow } from 'kysely';
+import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from 'kysely';
 
 /** What pg throws when the connection resets (mid-statement, or between COMMIT and its reply). */
 export function connectionReset(): Error {
@@ -12,4 +12,41 @@ export function connectionReset(): Error {
 export function isSingleFullSaveReply(result: QueryResult<UnknownRow>): boolean {
   const [row] = result.rows;
   return result.rows.length === 1 && row !== undefined && Object.keys(row).join(',') === 'id,seq';
+}
+
+/** What pg throws when nothing listens (the database is down): the statement never reached the server. */
+export function connectionRefused(): Error {
+  return Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+}
+
+/**
+ * A test's kysely plugin around the next full save point of one supervisor, once armed: with `loseReply` (the default)
+ * its reply is lost after it committed (what pg throws when the connection resets), and then the next
+ * `outageAfterSave` statements are refused before they reach the server (the database is down).
+ */
+export class NextSaveFault implements KyselyPlugin {
+  armed = false;
+  loseReply = true;
+  /** Replies lost so far. */
+  lost = 0;
+  outageAfterSave = 0;
+  private down = 0;
+  transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
+    if (this.down > 0) {
+      this.down -= 1;
+      throw connectionRefused();
+    }
+    return args.node;
+  }
+  async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+    if (this.armed && isSingleFullSaveReply(args.result)) {
+      this.armed = false;
+      this.down = this.outageAfterSave;
+      if (this.loseReply) {
+        this.lost += 1;
+        throw connectionReset();
+      }
+    }
+    return args.result;
+  }
 }

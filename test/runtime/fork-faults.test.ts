@@ -1,61 +1,13 @@
 // Forks under faults and at the edges: a creation whose reply is lost, a RESUME that cannot be saved, retries that
 // must answer with what was stored, the driver told once, and lineage paging.
 
-import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from 'kysely';
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { getConversation, listSupervisorTasks } from '../../src/persistence/supervisor-repository.js';
 import type { AgentDriver } from '../../src/runtime/agent-driver.js';
 import { createRuntime } from '../../src/runtime/supervisor-runtime.js';
-import { connectionReset, isSingleFullSaveReply } from '../helpers/connection-faults.js';
+import { NextSaveFault } from '../helpers/connection-faults.js';
 import { databaseTargets, useIsolatedDatabase } from '../helpers/databases.js';
-
-const refused = () => Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
-
-/** Loses the reply of the next full save once armed (it committed), then refuses the next `outageAfterLoss` statements. */
-class LoseNextSaveReply implements KyselyPlugin {
-  armed = false;
-  lost = 0;
-  outageAfterLoss = 0;
-  private down = 0;
-  transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
-    if (this.down > 0) {
-      this.down -= 1;
-      throw refused();
-    }
-    return args.node;
-  }
-  async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
-    if (this.armed && isSingleFullSaveReply(args.result)) {
-      this.armed = false;
-      this.lost += 1;
-      this.down = this.outageAfterLoss;
-      throw connectionReset();
-    }
-    return args.result;
-  }
-}
-
-/** After the next full save commits (its reply delivered), refuses the next `downFor` statements. */
-class DownAfterNextSave implements KyselyPlugin {
-  armed = false;
-  downFor = 0;
-  private down = 0;
-  transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
-    if (this.down > 0) {
-      this.down -= 1;
-      throw refused();
-    }
-    return args.node;
-  }
-  async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
-    if (this.armed && isSingleFullSaveReply(args.result)) {
-      this.armed = false;
-      this.down = this.downFor;
-    }
-    return args.result;
-  }
-}
 
 for (const target of await databaseTargets()) {
   describe(`forks under faults on ${target.name}`, () => {
@@ -63,7 +15,7 @@ for (const target of await databaseTargets()) {
     const states = async () => Number((await sql<{ n: string }>`SELECT count(*)::text AS n FROM supervisor_states`.execute(database().db)).rows[0]?.n);
 
     it('a fork whose creation reply was lost is recognised on the save\'s own retry: one fork, its conversation whole', async () => {
-      const plugin = new LoseNextSaveReply();
+      const plugin = new NextSaveFault();
       const runtime = createRuntime({ database: { ...database(), db: database().db.withPlugin(plugin) }, heartbeatIntervalMs: 0, saveRetry: { attempts: 3, baseDelayMs: 5 } });
       try {
         const source = await runtime.spawn({ name: 'src' });
@@ -82,14 +34,14 @@ for (const target of await databaseTargets()) {
     });
 
     it('a fork whose outcome was unknown, retried with its id after the source moved on, answers with what it stored', async () => {
-      const plugin = new LoseNextSaveReply();
+      const plugin = new NextSaveFault();
       const runtime = createRuntime({ database: { ...database(), db: database().db.withPlugin(plugin) }, heartbeatIntervalMs: 0, saveRetry: { attempts: 2, baseDelayMs: 5 } });
       try {
         const source = await runtime.spawn({ name: 'src' });
         await runtime.spawnTask(source.id, { description: 'build' });
         const id = '6a0e6a38-2f7c-4b8e-9d1a-0c1f2e3d4b5a';
         plugin.armed = true;
-        plugin.outageAfterLoss = 1;
+        plugin.outageAfterSave = 1;
         await expect(runtime.fork(source.id, { id })).rejects.toMatchObject({ outcome: 'unknown' });
         await runtime.send(source.id, { type: 'SET_PHASE', phase: 'execution' });
         const retry = await runtime.fork(source.id, { id });
@@ -105,14 +57,14 @@ for (const target of await databaseTargets()) {
     });
 
     it('an unknown-outcome fork of A retried as a fork of B under the same id is refused as taken', async () => {
-      const plugin = new LoseNextSaveReply();
+      const plugin = new NextSaveFault();
       const runtime = createRuntime({ database: { ...database(), db: database().db.withPlugin(plugin) }, heartbeatIntervalMs: 0, saveRetry: { attempts: 2, baseDelayMs: 5 } });
       try {
         const a = await runtime.spawn({ name: 'A' });
         const b = await runtime.spawn({ name: 'B' });
         const id = '7b1e6a38-2f7c-4b8e-9d1a-0c1f2e3d4b5a';
         plugin.armed = true;
-        plugin.outageAfterLoss = 1;
+        plugin.outageAfterSave = 1;
         await expect(runtime.fork(a.id, { id })).rejects.toMatchObject({ outcome: 'unknown' });
         await expect(runtime.fork(b.id, { id })).rejects.toThrow(/already taken/);
         expect((await runtime.lineage(id)).forkedFrom?.sourceId).toBe(a.id);
@@ -122,14 +74,16 @@ for (const target of await databaseTargets()) {
     });
 
     it('a fork of an interrupted checkpoint whose RESUME cannot be saved is answered as made, and resumes by itself', async () => {
-      const plugin = new DownAfterNextSave();
+      // The creation commits and answers; the next statements (the RESUME's save and its retry) are refused.
+      const plugin = new NextSaveFault();
+      plugin.loseReply = false;
       const runtime = createRuntime({ database: { ...database(), db: database().db.withPlugin(plugin) }, heartbeatIntervalMs: 0, saveRetry: { attempts: 2, baseDelayMs: 5 } });
       try {
         const source = await runtime.spawn({ name: 'paused' });
         await runtime.send(source.id, { type: 'INTERRUPT', reason: 'operator pause' });
         const before = await states();
         plugin.armed = true;
-        plugin.downFor = 2;
+        plugin.outageAfterSave = 2;
         const { supervisor: fork } = await runtime.fork(source.id);
         expect(await states()).toBe(before + 1);
         await expect.poll(() => fork.state, { timeout: 20_000 }).toBe('idle');

@@ -1,45 +1,19 @@
 // A save point whose commit succeeded but whose reply never arrived (the connection dropped in between): the retry is
 // refused as stale, the runtime sees that the stored row is its own step, and carries on instead of wedging.
 
-import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { getSupervisorState, listCheckpoints } from '../../src/persistence/supervisor-repository.js';
 import { SaveFailedError } from '../../src/runtime/errors.js';
 import { createRuntime } from '../../src/runtime/supervisor-runtime.js';
-import { connectionReset, isSingleFullSaveReply } from '../helpers/connection-faults.js';
+import { NextSaveFault } from '../helpers/connection-faults.js';
 import { databaseTargets, useIsolatedDatabase } from '../helpers/databases.js';
-
-/** After the next save statement has run, throws what pg throws when the connection resets: the commit happened. */
-class LoseNextSaveReply implements KyselyPlugin {
-  armed = false;
-  lost = 0;
-  /** After losing the reply, this many statements fail before reaching the server (the database is down). */
-  outageAfterLoss = 0;
-  private down = 0;
-  transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
-    if (this.down > 0) {
-      this.down -= 1;
-      throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
-    }
-    return args.node;
-  }
-  async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
-    if (this.armed && isSingleFullSaveReply(args.result)) {
-      this.armed = false;
-      this.lost += 1;
-      this.down = this.outageAfterLoss;
-      throw connectionReset();
-    }
-    return args.result;
-  }
-}
 
 for (const target of await databaseTargets()) {
   describe(`a lost commit reply on ${target.name}`, () => {
     const database = useIsolatedDatabase(target);
 
     it('is recognised as the supervisor\'s own committed step: no interruption, no duplicate checkpoint, later steps still save', async () => {
-      const plugin = new LoseNextSaveReply();
+      const plugin = new NextSaveFault();
       const handle = { ...database(), db: database().db.withPlugin(plugin) };
       const runtime = createRuntime({ database: handle, heartbeatIntervalMs: 0, saveRetry: { attempts: 3, baseDelayMs: 5 } });
       try {
@@ -59,13 +33,13 @@ for (const target of await databaseTargets()) {
     });
 
     it('followed by an outage, the copy that fell behind reloads itself from the database instead of wedging', async () => {
-      const plugin = new LoseNextSaveReply();
+      const plugin = new NextSaveFault();
       const handle = { ...database(), db: database().db.withPlugin(plugin) };
       const runtime = createRuntime({ database: handle, heartbeatIntervalMs: 0, saveRetry: { attempts: 3, baseDelayMs: 5 } });
       try {
         const supervisor = await runtime.spawn({ name: 'lossy-then-down' });
         plugin.armed = true;
-        plugin.outageAfterLoss = 2;
+        plugin.outageAfterSave = 2;
         // The save commits, its reply is lost, and both retries find the database down: the caller is told it failed.
         await expect(runtime.send(supervisor.id, { type: 'SET_PHASE', phase: 'execution' })).rejects.toBeInstanceOf(SaveFailedError);
         expect(supervisor.state).toBe('interrupted');
