@@ -16,7 +16,7 @@ import { CRASH_POINT_NAMES } from '../../src/runtime/crash-points.js';
 import { createNatsTransport } from '../../src/transport/nats-transport.js';
 import { answersSubject, streamNames, taskEventsSubject } from '../../src/transport/subjects.js';
 import type { Transport } from '../../src/transport/transport.js';
-import { createDaemonDatabase, startDaemonProcess, type DaemonDatabase, type DaemonProcess } from '../helpers/daemon.js';
+import { clusterDaemonEnv, createDaemonDatabase, startDaemonProcess, type DaemonDatabase, type DaemonProcess } from '../helpers/daemon.js';
 import { natsUrlForTests } from '../helpers/nats-server.js';
 import { runBin } from '../helpers/processes.js';
 import { bytes, deleteStreams, eventually, messagingTargets, quietLogger, sleep, uniquePrefix } from '../messaging/messaging-harness.js';
@@ -101,18 +101,9 @@ const exited = (daemon: DaemonProcess) => daemon.child.exitCode !== null || daem
   let db: Database;
   let front: Transport;
 
-  const env = (daemonId: string, extra: Record<string, string> = {}) => ({
-    ...database.env,
-    NATS_URL: natsUrl,
-    SUPERVISOR_RUNTIME_SUBJECT_PREFIX: prefix,
-    SUPERVISOR_RUNTIME_DAEMON_ID: daemonId,
-    SUPERVISOR_RUNTIME_LEASE_TTL_MS: String(LEASE_TTL_MS),
-    SUPERVISOR_RUNTIME_LEASE_RENEW_MS: String(RENEW_MS),
-    // No background saves: every save point a daemon makes is one the test caused, so the passes are countable.
-    SUPERVISOR_RUNTIME_HEARTBEAT_MS: '3600000',
-    SUPERVISOR_RUNTIME_NO_WORKER_WARNING_MS: '0',
-    ...extra,
-  });
+  // No background saves: every save point a daemon makes is one the test caused, so the passes are countable.
+  const env = (daemonId: string, extra: Record<string, string> = {}) =>
+    clusterDaemonEnv({ database, natsUrl, prefix, leaseTtlMs: LEASE_TTL_MS, renewMs: RENEW_MS }, daemonId, { SUPERVISOR_RUNTIME_NO_WORKER_WARNING_MS: '0', ...extra });
 
   const live = (): Map<string, DaemonProcess> => {
     const all = new Map(peers);

@@ -133,6 +133,27 @@ export async function createDaemonDatabase(target: DatabaseTarget, prefix = 'sr_
 }
 
 /** Call the daemon's API with JSON; throws with the status and body when the answer is not 2xx. */
+/**
+ * The environment of one daemon of several sharing a database and a NATS subject prefix, with short leases and no
+ * heartbeat saves of its own (every save point one makes is one the test caused, and nothing is written behind it).
+ */
+export function clusterDaemonEnv(
+  cluster: { database: DaemonDatabase; natsUrl: string; prefix: string; leaseTtlMs: number; renewMs: number },
+  daemonId: string,
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  return {
+    ...cluster.database.env,
+    NATS_URL: cluster.natsUrl,
+    SUPERVISOR_RUNTIME_SUBJECT_PREFIX: cluster.prefix,
+    SUPERVISOR_RUNTIME_DAEMON_ID: daemonId,
+    SUPERVISOR_RUNTIME_LEASE_TTL_MS: String(cluster.leaseTtlMs),
+    SUPERVISOR_RUNTIME_LEASE_RENEW_MS: String(cluster.renewMs),
+    SUPERVISOR_RUNTIME_HEARTBEAT_MS: '3600000',
+    ...extra,
+  };
+}
+
 export async function daemonRequest<T>(daemon: Pick<DaemonProcess, 'url'>, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
   const response = await fetch(`${daemon.url}${path}`, {
     method,

@@ -6,7 +6,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Database } from '../../src/persistence/database.js';
-import { createDaemonDatabase, daemonRequest, startDaemonProcess, type DaemonDatabase, type DaemonProcess } from '../helpers/daemon.js';
+import { clusterDaemonEnv, createDaemonDatabase, daemonRequest, startDaemonProcess, type DaemonDatabase, type DaemonProcess } from '../helpers/daemon.js';
 import { natsUrlForTests } from '../helpers/nats-server.js';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -67,17 +67,8 @@ async function footprint(database: Database) {
   let database: DaemonDatabase;
   let db: Database;
 
-  const env = (daemonId: string, extra: Record<string, string> = {}) => ({
-    ...database.env,
-    NATS_URL: natsUrl,
-    SUPERVISOR_RUNTIME_SUBJECT_PREFIX: prefix,
-    SUPERVISOR_RUNTIME_DAEMON_ID: daemonId,
-    SUPERVISOR_RUNTIME_LEASE_TTL_MS: String(LEASE_TTL_MS),
-    SUPERVISOR_RUNTIME_LEASE_RENEW_MS: String(RENEW_MS),
-    // No daemon writes on its own after its restores, so "nothing written after the takeover" is checkable.
-    SUPERVISOR_RUNTIME_HEARTBEAT_MS: '3600000',
-    ...extra,
-  });
+  // No daemon writes on its own after its restores, so "nothing written after the takeover" is checkable.
+  const env = (daemonId: string, extra: Record<string, string> = {}) => clusterDaemonEnv({ database, natsUrl, prefix, leaseTtlMs: LEASE_TTL_MS, renewMs: RENEW_MS }, daemonId, extra);
 
   const ownersNow = async () => {
     const rows = await sql<{ id: string; owner: string | null; restoration_source: string | null }>`SELECT id, owner, restoration_source FROM supervisor_states`.execute(db.db);
