@@ -260,20 +260,30 @@ export async function startInboundConsumers(parts: InboundConsumerParts, options
     }
   }
 
-  async function onAnswer(message: InboundMessage): Promise<void> {
-    const parts = parseSupervisorSubjectParts(message.subject, prefix);
-    const parsed = parseAnswerMessage(message.data);
-    const problems = parsed.ok ? [] : [...parsed.problems];
-    if (parts === null || parts.kind !== 'answers') problems.push(`subject ${message.subject} is not ${prefix}supervisors.<id>.answers`);
-    else if (!isUuid(parts.supervisorId)) problems.push(`subject names supervisor "${parts.supervisorId}", which is not a UUID`);
-    // A UUID is the same in either case (the subject may name it in capitals, the body copy it from a question).
-    else if (parsed.ok && parsed.value.supervisorId !== undefined && parsed.value.supervisorId.toLowerCase() !== parts.supervisorId.toLowerCase()) {
-      problems.push(`supervisorId ${parsed.value.supervisorId} does not match the subject's ${parts.supervisorId}`);
+  /**
+   * The supervisor a `supervisors.<id>.<kind>` subject names (null when it names none, or no UUID), with what is wrong;
+   * an id the body gives as well (`named`) must be the same one. A UUID is the same in either case: the subject may
+   * name it in capitals, the body copy it from elsewhere.
+   */
+  function subjectSupervisor(subject: string, kind: 'answers' | 'messages', named: { field: string; id: string } | undefined): { supervisorId: string | null; problems: string[] } {
+    const parts = parseSupervisorSubjectParts(subject, prefix);
+    if (parts === null || parts.kind !== kind) return { supervisorId: null, problems: [`subject ${subject} is not ${prefix}supervisors.<id>.${kind}`] };
+    if (!isUuid(parts.supervisorId)) return { supervisorId: null, problems: [`subject names supervisor "${parts.supervisorId}", which is not a UUID`] };
+    if (named && named.id.toLowerCase() !== parts.supervisorId.toLowerCase()) {
+      return { supervisorId: parts.supervisorId, problems: [`${named.field} ${named.id} does not match the subject's ${parts.supervisorId}`] };
     }
+    return { supervisorId: parts.supervisorId, problems: [] };
+  }
+
+  async function onAnswer(message: InboundMessage): Promise<void> {
+    const parsed = parseAnswerMessage(message.data);
+    const named = parsed.ok && parsed.value.supervisorId !== undefined ? { field: 'supervisorId', id: parsed.value.supervisorId } : undefined;
+    const { supervisorId, problems } = subjectSupervisor(message.subject, 'answers', named);
+    if (!parsed.ok) problems.unshift(...parsed.problems);
     if (parsed.ok && containsNul(parsed.value)) problems.push('a text field contains a NUL character (U+0000), which cannot be stored');
-    if (!parsed.ok || parts === null || problems.length > 0) return terminateMalformed('answers', message, problems);
+    if (!parsed.ok || supervisorId === null || problems.length > 0) return terminateMalformed('answers', message, problems);
     const { questionId, answer } = parsed.value;
-    await record('answers', message, { kind: 'answer', supervisorId: parts.supervisorId, payload: { questionId, answer } });
+    await record('answers', message, { kind: 'answer', supervisorId, payload: { questionId, answer } });
   }
 
   async function onTaskEvent(message: InboundMessage): Promise<void> {
@@ -299,17 +309,14 @@ export async function startInboundConsumers(parts: InboundConsumerParts, options
   }
 
   async function onMessage(message: InboundMessage): Promise<void> {
-    const parts = parseSupervisorSubjectParts(message.subject, prefix);
     const parsed = parseSupervisorMessage(message.data);
-    const problems = parsed.ok ? [] : [...parsed.problems];
-    if (parts === null || parts.kind !== 'messages') problems.push(`subject ${message.subject} is not ${prefix}supervisors.<id>.messages`);
-    else if (!isUuid(parts.supervisorId)) problems.push(`subject names supervisor "${parts.supervisorId}", which is not a UUID`);
-    else if (parsed.ok && parsed.value.to.toLowerCase() !== parts.supervisorId.toLowerCase()) problems.push(`to ${parsed.value.to} does not match the subject's ${parts.supervisorId}`);
+    const { supervisorId, problems } = subjectSupervisor(message.subject, 'messages', parsed.ok ? { field: 'to', id: parsed.value.to } : undefined);
+    if (!parsed.ok) problems.unshift(...parsed.problems);
     if (parsed.ok && !isUuid(parsed.value.from)) problems.push(`from "${parsed.value.from}" is not a UUID`);
     if (parsed.ok && containsNul(parsed.value)) problems.push('a text field contains a NUL character (U+0000), which cannot be stored');
-    if (!parsed.ok || parts === null || problems.length > 0) return terminateMalformed('messages', message, problems);
+    if (!parsed.ok || supervisorId === null || problems.length > 0) return terminateMalformed('messages', message, problems);
     const { from, messageId, body, sentAt } = parsed.value;
-    await record('messages', message, { kind: 'message', supervisorId: parts.supervisorId, payload: { from: from.toLowerCase(), messageId, body, sentAt } });
+    await record('messages', message, { kind: 'message', supervisorId, payload: { from: from.toLowerCase(), messageId, body, sentAt } });
   }
 
   const subscriptions: Subscription[] = [];
