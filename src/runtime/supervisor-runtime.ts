@@ -256,6 +256,9 @@ class MessageReplayed extends Error {
   override readonly name = 'MessageReplayed';
 }
 
+/** A new supervisor's first steps once its creation committed (`takenUp`: an earlier attempt's creation, taken up by its retry). */
+type Begin = (supervisor: DurableSupervisor, takenUp: boolean) => Promise<void>;
+
 /** What a caller-chosen id was created as: a retry takes up only a creation of its own kind. */
 type CreationKind = 'spawn' | 'fork';
 
@@ -440,8 +443,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
    * daemon's, epoch 1) and start it, rather than answer "already taken" for a supervisor that runs nowhere. Not stored:
    * null, and the retry creates it.
    */
-  async function takeUpUnsettledCreation(id: string, begin: ((supervisor: DurableSupervisor) => Promise<void>) | null): Promise<DurableSupervisor | null> {
-    // The begin of the creation the retry makes: it runs once, whichever attempt committed.
+  async function takeUpUnsettledCreation(id: string, begin: Begin | null): Promise<DurableSupervisor | null> {
     if (!(await getSupervisorState(database.db, id))) {
       unsettledCreations.delete(id);
       return null;
@@ -451,7 +453,8 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     // Not loaded (the database went away again, or another daemon has it): answered as taken; a later retry tries again.
     if (!supervisor) return null;
     unsettledCreations.delete(id);
-    await beginCommitted(supervisor, begin);
+    // The first steps of the creation the retry makes: they run once, whichever attempt committed.
+    await beginCommitted(supervisor, begin, true);
     supervisor.startHeartbeat();
     logger.info({ supervisorId: id }, 'a creation whose outcome was unknown had committed: running it here');
     return supervisor;
@@ -459,10 +462,11 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
 
   /**
    * A fork's first steps: RESUME one made from an interrupted checkpoint, then START one that is (or came back)
-   * initializing, and tell its driver once, with onForked (a fork's START does not also call onStarted).
+   * initializing, and tell its driver once, with onForked (a fork's START does not also call onStarted). `notice` is
+   * what the fork was made with; null when an earlier attempt's creation is taken up, whose lineage and notice are read
+   * back (only for a driver that listens).
    */
-  async function beginFork(created: DurableSupervisor, source: string): Promise<void> {
-    const lineage = (await getForkLineage(database.db, created.id, { limit: 0 }).catch(() => null))?.forkedFrom ?? null;
+  async function beginFork(created: DurableSupervisor, notice: { sourceId: string; checkpointSeq: number; contextMessage: string } | null): Promise<void> {
     if (created.state === 'interrupted') await created.resume({ start: true });
     let started = false;
     if (created.state === 'initializing') {
@@ -475,17 +479,31 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     }
     const driver = driverFor(created.driverName);
     if (!driver.onForked) return;
+    const told = notice ?? (await storedForkNotice(created));
+    if (!told) return;
     const handle = handleFor(created);
-    const contextMessage = (await getConversation(database.db, created.id, { fromSeq: Math.max(0, created.snapshot.context.conversationLength - 5), limit: 5 }).catch(() => []))
-      .filter((entry) => entry.role === 'system' && entry.content.startsWith('[fork]'))
-      .at(-1)?.content ?? '';
-    const fork = { sourceId: lineage?.sourceId ?? source, checkpointSeq: lineage?.checkpointSeq ?? 0, contextMessage, started };
+    const fork = { ...told, started };
     setImmediate(() => {
       if (created.stopped || stopping) return;
       void Promise.resolve()
         .then(() => driver.onForked?.(handle, fork))
         .catch((error: unknown) => logger.warn({ supervisorId: created.id, driver: driver.name, err: errorText(error) }, 'agent driver failed'));
     });
+  }
+
+  /** A stored fork's origin and the notice at the end of the conversation it was made with; null when it cannot be read. */
+  async function storedForkNotice(fork: DurableSupervisor): Promise<{ sourceId: string; checkpointSeq: number; contextMessage: string } | null> {
+    try {
+      const origin = (await getForkLineage(database.db, fork.id, { limit: 0 })).forkedFrom;
+      if (!origin) return null;
+      // The notice is the last system entry it was made with; a RESUME and a START may follow it.
+      const recent = await getConversation(database.db, fork.id, { fromSeq: Math.max(0, fork.snapshot.context.conversationLength - 5), limit: 5 });
+      const contextMessage = recent.filter((entry) => entry.role === 'system' && entry.content.startsWith('[fork]')).at(-1)?.content ?? '';
+      return { sourceId: origin.sourceId, checkpointSeq: origin.checkpointSeq, contextMessage };
+    } catch (error) {
+      logger.warn({ supervisorId: fork.id, err: errorText(error) }, "could not read the fork's origin back: its driver is not told it was forked");
+      return null;
+    }
   }
 
   /** A new supervisor's id: the caller's (a UUID, stored lowercase) or a fresh one. */
@@ -522,7 +540,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     initial: SupervisorSnapshot;
     driver: string;
     creation?: { effects?: SupervisorEffect[]; reason?: string; forkedFrom?: ForkOrigin };
-    begin: ((supervisor: DurableSupervisor) => Promise<void>) | null;
+    begin: Begin | null;
   }): Promise<{ supervisor: DurableSupervisor; takenUp: boolean }> {
     const { id } = input;
     // Only a retry of the same kind of creation takes it up (a spawn never answers with a fork, nor the other way).
@@ -550,16 +568,16 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     creating.delete(id);
     // The creation committed: from here a database outage leaves the supervisor interrupted and starting by itself
     // once the database is back, never a creation reported as not written.
-    await beginCommitted(supervisor, input.begin);
+    await beginCommitted(supervisor, input.begin, false);
     supervisor.startHeartbeat();
     return { supervisor, takenUp: false };
   }
 
   /** After the creation committed nothing may report it unwritten: a failure of its first steps is logged, not thrown. */
-  async function beginCommitted(supervisor: DurableSupervisor, begin: ((supervisor: DurableSupervisor) => Promise<void>) | null): Promise<void> {
+  async function beginCommitted(supervisor: DurableSupervisor, begin: Begin | null, takenUp: boolean): Promise<void> {
     if (!begin) return;
     try {
-      await begin(supervisor);
+      await begin(supervisor, takenUp);
     } catch (error) {
       logger.warn({ supervisorId: supervisor.id, state: supervisor.state, err: errorText(error) }, 'supervisor created; its first step failed (it is stored, in the state shown)');
     }
@@ -907,7 +925,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
         initial: plan.snapshot,
         driver: input.driver ?? sourceDriver,
         creation: { effects: plan.effects, reason: 'forked', forkedFrom: plan.forkedFrom },
-        begin: run ? (created) => beginFork(created, source) : null,
+        begin: run ? (created, takenUp) => beginFork(created, takenUp ? null : { sourceId: source, checkpointSeq: seq, contextMessage: plan.contextMessage }) : null,
       });
       if (takenUp) {
         // An earlier attempt committed (its reply was lost): answer with what it stored, never with this retry's plan.

@@ -35,9 +35,11 @@ for (const target of await databaseTargets()) {
 
     it('a fork whose outcome was unknown, retried with its id after the source moved on, answers with what it stored', async () => {
       const plugin = new NextSaveFault();
-      const runtime = createRuntime({ database: { ...database(), db: database().db.withPlugin(plugin) }, heartbeatIntervalMs: 0, saveRetry: { attempts: 2, baseDelayMs: 5 } });
+      const told: Array<{ sourceId: string; checkpointSeq: number; notice: boolean }> = [];
+      const driver: AgentDriver = { name: 'rec', onForked: (_supervisor, fork) => void told.push({ sourceId: fork.sourceId, checkpointSeq: fork.checkpointSeq, notice: fork.contextMessage.startsWith('[fork]') }) };
+      const runtime = createRuntime({ database: { ...database(), db: database().db.withPlugin(plugin) }, heartbeatIntervalMs: 0, saveRetry: { attempts: 2, baseDelayMs: 5 }, drivers: [driver] });
       try {
-        const source = await runtime.spawn({ name: 'src' });
+        const source = await runtime.spawn({ name: 'src', driver: 'rec' });
         await runtime.spawnTask(source.id, { description: 'build' });
         const id = '6a0e6a38-2f7c-4b8e-9d1a-0c1f2e3d4b5a';
         plugin.armed = true;
@@ -49,6 +51,8 @@ for (const target of await databaseTargets()) {
         expect(retry.tasks).toEqual(origin?.tasks);
         expect(retry.tasks.map((task) => task.to)).toEqual((await listSupervisorTasks(database().db, id)).map((row) => row.id));
         expect(retry.forkedFrom).toEqual({ supervisorId: source.id, checkpointSeq: origin?.checkpointSeq });
+        // Its driver is told once, by the retry that took it up, with the stored origin and notice.
+        await expect.poll(() => told).toEqual([{ sourceId: source.id, checkpointSeq: origin?.checkpointSeq, notice: true }]);
         // Nor does a spawn retried under that id answer with the fork.
         await expect(runtime.spawn({ id, name: 'src (fork)' })).rejects.toThrow(/already taken/);
       } finally {

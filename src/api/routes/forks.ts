@@ -1,12 +1,12 @@
 // Forks over HTTP: make a new supervisor from a checkpoint of another, and read a supervisor's lineage.
 
 import type { FastifyInstance } from 'fastify';
-import { DatabaseUnavailableError, InvalidSupervisorDataError } from '../../domain/errors.js';
+import { InvalidSupervisorDataError } from '../../domain/errors.js';
 import type { ForkedTask, ForkLineage } from '../../persistence/supervisor-repository.js';
 import { ID_TAKEN, type SupervisorRuntime } from '../../runtime/supervisor-runtime.js';
 import { idFromIdempotencyKey } from '../idempotency-key.js';
 import { forkBody, listLimitQuery, supervisorIdParams, type ForkBody, type ListLimitQuery, type SupervisorIdParams } from '../schemas.js';
-import { committedView, describeAfterCommit, type SupervisorView } from '../views.js';
+import { describeAfterCommit, type SupervisorView } from '../views.js';
 import { REPLAY_HEADER } from './supervisors.js';
 
 export interface ForkResponse {
@@ -32,11 +32,8 @@ export function registerForkRoutes(app: FastifyInstance, runtime: SupervisorRunt
       const id = body.id ?? idFromIdempotencyKey(request, `supervisors/${source}/fork`);
       try {
         const result = await runtime.fork(source, { ...body, ...(id !== undefined ? { id } : {}) });
-        const view = await describeAfterCommit(runtime, result.supervisor.id).catch((error: unknown) => {
-          if (error instanceof DatabaseUnavailableError) return committedView(runtime, result.supervisor);
-          throw error;
-        });
-        return reply.code(201).send({ supervisor: view, forkedFrom: result.forkedFrom, tasks: result.tasks });
+        // The fork runs here, so a read-back the database cannot answer falls back to what this daemon committed.
+        return reply.code(201).send({ supervisor: await describeAfterCommit(runtime, result.supervisor.id), forkedFrom: result.forkedFrom, tasks: result.tasks });
       } catch (error) {
         // The caller's id is its idempotency key: a retry (a fork of the same source, and checkpoint when named) answers
         // with the fork the first one made.
