@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import { sql } from 'kysely';
 import { initialTransition } from 'xstate';
 import type { ConversationEntry } from '../domain/conversation.js';
-import { DatabaseUnavailableError, EventRefusedError, errorText, InvalidSupervisorDataError, SupervisorNotFoundError, InvalidSnapshotError } from '../domain/errors.js';
+import { DatabaseUnavailableError, EventRefusedError, errorText, InvalidSupervisorDataError, SupervisorNotFoundError, type InvalidSnapshotError } from '../domain/errors.js';
 import { isCallerId, isUuid } from '../domain/ids.js';
 import type { RestorationInfo, RestorationSource } from '../domain/restoration.js';
 import { isTerminalState, type SupervisorState } from '../domain/supervisor-state.js';
@@ -506,6 +506,13 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     }
   }
 
+  /** The id of a stored supervisor, as stored (lowercase), for a read of its rows; SupervisorNotFoundError otherwise (a corrupt row is stored). */
+  async function storedId(id: string): Promise<string> {
+    const key = id.toLowerCase();
+    if (!isUuid(key) || (await listSupervisorOwners(database.db, { ids: [key] })).length === 0) throw new SupervisorNotFoundError(id);
+    return key;
+  }
+
   /** A new supervisor's id: the caller's (a UUID, stored lowercase) or a fresh one. */
   function checkedNewId(given: string | undefined): string {
     const id = (given ?? randomUUID()).toLowerCase();
@@ -648,9 +655,10 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     if (to === from.toLowerCase()) throw new InvalidSupervisorDataError(from, 'to', 'names the sender itself: a supervisor does not send messages to itself');
     // A retry of a message that was sent is answered as sent, whatever became of the receiver since (it may have
     // finished after taking it in); the check in the step's turn below covers a retry racing its original.
+    const sameMessage = (earlier: MessageRecord) => earlier.peerId === to && earlier.body === command.body;
     if (options.replay && command.messageId !== undefined) {
       const earlier = await getMessage(database.db, from, { direction: 'sent', messageId: command.messageId });
-      if (earlier && earlier.peerId === to && earlier.body === command.body) return { messageId: command.messageId, step: null };
+      if (earlier && sameMessage(earlier)) return { messageId: command.messageId, step: null };
     }
     const receiver = await listSupervisorOwners(database.db, { ids: [to] });
     if (receiver.length === 0) throw new InvalidSupervisorDataError(from, 'to', `names no supervisor (${to} is not stored)`);
@@ -662,8 +670,8 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       const step = await enqueue(from, event, command.messageId === undefined ? undefined : async () => {
         const earlier = await getMessage(database.db, from, { direction: 'sent', messageId: event.messageId });
         if (!earlier) return;
-        if (options.replay && earlier.peerId === to && earlier.body === event.body) throw replay;
-        const what = earlier.peerId === to && earlier.body === event.body ? 'this message' : `to ${earlier.peerId}: ${JSON.stringify(earlier.body.slice(0, 80))}`;
+        if (options.replay && sameMessage(earlier)) throw replay;
+        const what = sameMessage(earlier) ? 'this message' : `to ${earlier.peerId}: ${JSON.stringify(earlier.body.slice(0, 80))}`;
         throw new EventRefusedError(from, 'SEND_MESSAGE', `message ${event.messageId} was already sent (${what}); send with a new id`, supervisors.get(from)?.state ?? 'unknown');
       });
       return { messageId: event.messageId, step };
@@ -944,20 +952,9 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       return sent.step === null ? { messageId: sent.messageId, replayed: true } : { messageId: sent.messageId };
     },
 
-    async messages(id, options) {
-      const key = id.toLowerCase();
-      if (!isUuid(key) || (await listSupervisorOwners(database.db, { ids: [key] })).length === 0) throw new SupervisorNotFoundError(id);
-      return listMessages(database.db, key, options);
-    },
+    messages: async (id, options) => listMessages(database.db, await storedId(id), options),
 
-    async lineage(id, options) {
-      const key = id.toLowerCase();
-      if (!isUuid(key)) throw new SupervisorNotFoundError(id);
-      if (!(await getSupervisorState(database.db, key).catch((error: unknown) => (error instanceof InvalidSnapshotError ? true : Promise.reject(error))))) {
-        throw new SupervisorNotFoundError(key);
-      }
-      return getForkLineage(database.db, key, options);
-    },
+    lineage: async (id, options) => getForkLineage(database.db, await storedId(id), options),
 
     get: (id) => (restoring.has(id) ? undefined : host.running(id)),
 
