@@ -110,6 +110,17 @@ export function createRuntimeMetrics(sources: MetricsSources): RuntimeMetrics {
   mirroredCounter(registry, 'supervisors_claimed_total', 'Supervisors this daemon claimed (start-up and takeovers).', [], () => [[{}, stat((s) => s.leases.claimed)]]);
   mirroredCounter(registry, 'supervisors_lost_total', 'Supervisors another daemon claimed from this one.', [], () => [[{}, stat((s) => s.leases.lost)]]);
   new Gauge({
+    name: `${PREFIX}save_points_waiting`,
+    help: 'Save points and heartbeats queued behind the group-commit statements in flight.',
+    labelNames: ['kind'],
+    registers: [registry],
+    collect() {
+      const batch = stat((s) => s.saves);
+      this.set({ kind: 'full' }, batch.savesWaiting);
+      this.set({ kind: 'heartbeat' }, batch.heartbeatsWaiting);
+    },
+  });
+  new Gauge({
     name: `${PREFIX}lease_joined`,
     help: '1 while this daemon holds its membership lease.',
     registers: [registry],

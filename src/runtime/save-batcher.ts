@@ -28,6 +28,9 @@ export interface SaveBatcherStats {
   heartbeatStatements: number;
   heartbeats: number;
   largestBatch: number;
+  /** Save points and heartbeats queued now behind the statements in flight (they go together in the next one). */
+  savesWaiting: number;
+  heartbeatsWaiting: number;
 }
 
 export interface SaveBatcher {
@@ -52,7 +55,7 @@ interface Waiting<I, O> {
 export function createSaveBatcher(database: Database, options: SaveBatcherOptions = {}): SaveBatcher {
   const maxBatch = Math.max(1, options.maxBatch ?? 250);
   const maxInFlight = Math.max(1, options.maxInFlight ?? 2);
-  const stats: SaveBatcherStats = { saveStatements: 0, savePoints: 0, heartbeatStatements: 0, heartbeats: 0, largestBatch: 0 };
+  const stats: Omit<SaveBatcherStats, 'savesWaiting' | 'heartbeatsWaiting'> = { saveStatements: 0, savePoints: 0, heartbeatStatements: 0, heartbeats: 0, largestBatch: 0 };
 
   /** `statements` and `items` name the counters this queue adds to. */
   function queue<I extends { supervisorId: string }, O>(
@@ -126,7 +129,7 @@ export function createSaveBatcher(database: Database, options: SaveBatcherOption
           });
       }
     };
-    return (input: I) =>
+    const enqueue = (input: I) =>
       new Promise<O>((resolve, reject) => {
         waiting.push({ input, resolve, reject });
         // Heartbeats of one round fire in the same tick: gather them before the first goes.
@@ -139,6 +142,7 @@ export function createSaveBatcher(database: Database, options: SaveBatcherOption
           flush();
         }
       });
+    return { enqueue, waiting: () => waiting.length };
   }
 
   const save = queue<FullSaveInput, FullSaveResult>(
@@ -155,5 +159,9 @@ export function createSaveBatcher(database: Database, options: SaveBatcherOption
     true,
     null,
   );
-  return { save, heartbeat, stats: () => ({ ...stats }) };
+  return {
+    save: save.enqueue,
+    heartbeat: heartbeat.enqueue,
+    stats: () => ({ ...stats, savesWaiting: save.waiting(), heartbeatsWaiting: heartbeat.waiting() }),
+  };
 }

@@ -47,6 +47,7 @@ for (const target of await databaseTargets()) {
         expect(sample(text, 'supervisor_runtime_save_point_seconds_count', { kind: 'full' })).toBe(8);
         expect(sample(text, 'supervisor_runtime_save_point_seconds_bucket', { kind: 'full', le: '+Inf' })).toBe(8);
         expect(sample(text, 'supervisor_runtime_save_statements_total', { kind: 'full' })).toBeGreaterThanOrEqual(1);
+        expect(sample(text, 'supervisor_runtime_save_points_waiting', { kind: 'full' })).toBe(0);
         // No transport, so no relay: every outbox row (question, task spawn, state changes) is still waiting.
         expect(sample(text, 'supervisor_runtime_outbox_unsent')).toBeGreaterThanOrEqual(2);
         expect(sample(text, 'supervisor_runtime_outbox_oldest_unsent_seconds')).toBeGreaterThanOrEqual(0);

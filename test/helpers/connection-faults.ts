@@ -50,3 +50,37 @@ export class NextSaveFault implements KyselyPlugin {
     return args.result;
   }
 }
+
+/** A full save point's reply, of one supervisor or a group: rows of id and seq. */
+export function isFullSaveReply(result: QueryResult<UnknownRow>): boolean {
+  return result.rows.length > 0 && result.rows.every((row) => Object.keys(row).join(',') === 'id,seq');
+}
+
+/**
+ * A test's kysely plugin that, while closed, holds full save points' replies (after they committed) until `open()`:
+ * group commit then has statements in flight, and what arrives meanwhile queues for the next statement.
+ */
+export class SaveReplyGate implements KyselyPlugin {
+  /** Replies held now. */
+  held = 0;
+  private gate: Promise<void> | null = null;
+  private release: () => void = () => {};
+  close(): void {
+    this.gate ??= new Promise<void>((resolve) => (this.release = resolve));
+  }
+  open(): void {
+    this.release();
+    this.gate = null;
+  }
+  transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
+    return args.node;
+  }
+  async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+    if (this.gate && isFullSaveReply(args.result)) {
+      this.held += 1;
+      await this.gate;
+      this.held -= 1;
+    }
+    return args.result;
+  }
+}
