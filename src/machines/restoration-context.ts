@@ -14,6 +14,7 @@ export interface RestorationContextInput {
   downSince: string | null;
   restoredAt: string;
   tasks: TaskResumption[];
+  /** Pending questions delivered to the human again with this restoration; other open ones are listed as unchanged. */
   redelivered: PendingQuestion[];
   /** Pending questions whose answer is already recorded and reaches the supervisor next (not delivered again). */
   answerWaiting?: readonly string[];
@@ -34,10 +35,25 @@ const RECOVERY_TEXT: Record<StateRecoveryAction, string> = {
   start_fresh: 'No usable saved state was found, so you start fresh: treat earlier work as unknown.',
 };
 
+/** Pending questions by what becomes of them: asked again, still with the human as they were, or answered already. */
+function questionsOf(input: RestorationContextInput) {
+  const waiting = new Set(input.answerWaiting ?? []);
+  const again = new Set(input.redelivered.map((question) => question.id));
+  const pending = input.context.pendingQuestions;
+  return {
+    redelivered: pending.filter((question) => !waiting.has(question.id) && again.has(question.id)),
+    unchanged: pending.filter((question) => !waiting.has(question.id) && !again.has(question.id)),
+    answered: pending.filter((question) => waiting.has(question.id)),
+  };
+}
+
 function nextStep(input: RestorationContextInput): string {
   const running = input.tasks.filter((task) => task.action === 'resumed').length;
   if (input.state === 'completed' || input.state === 'failed') return `Nothing: you are ${input.state}.`;
-  if (input.context.pendingQuestions.length > 0) return `Wait for the human's answer to ${input.context.pendingQuestions.length} open question(s); they were delivered again.`;
+  const { redelivered, unchanged, answered } = questionsOf(input);
+  const open = redelivered.length + unchanged.length;
+  if (open > 0) return `Wait for the human's answer to ${open} open question(s)${unchanged.length === 0 ? '; they were delivered again' : ''}.`;
+  if (answered.length > 0) return `Take the ${answered.length} answer(s) recorded while you were down; they reach you next.`;
   if (running > 0) return `Wait for ${running} running task(s) to report.`;
   if (input.recoveryAction === 'start_fresh') return 'Start your work from the beginning.';
   return 'Continue your work from where you were.';
@@ -66,13 +82,15 @@ export function buildRestorationContextMessage(input: RestorationContextInput): 
       lines.push(`- ${task.taskId} (${task.description || 'unknown task'}): ${outcome}`);
     }
   }
-  const waiting = new Set(input.answerWaiting ?? []);
-  const open = context.pendingQuestions.filter((q) => !waiting.has(q.id));
-  const answered = context.pendingQuestions.filter((q) => waiting.has(q.id));
+  const { redelivered, unchanged, answered } = questionsOf(input);
   const listed = (q: PendingQuestion) => `- ${q.id}: ${q.question}${q.choices ? ` [${q.choices.join(' / ')}]` : ''}`;
-  if (open.length > 0) {
+  if (redelivered.length > 0) {
     lines.push('Questions still open (delivered again to the human):');
-    for (const q of open) lines.push(listed(q));
+    for (const q of redelivered) lines.push(listed(q));
+  }
+  if (unchanged.length > 0) {
+    lines.push('Questions still open (the human has them already):');
+    for (const q of unchanged) lines.push(listed(q));
   }
   if (answered.length > 0) {
     lines.push('Questions answered while you were down (the answer reaches you next):');
