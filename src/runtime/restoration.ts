@@ -380,6 +380,11 @@ export function createRestorer(host: RuntimeHost): Restorer {
   };
 }
 
+/** When the supervisor was last known alive: its last heartbeat or its last save point, whichever came later. */
+function lastSignOfLife(raw: SupervisorRestorationContext): Date {
+  return raw.lastHeartbeat && raw.lastHeartbeat > raw.updatedAt ? raw.lastHeartbeat : raw.updatedAt;
+}
+
 /** The database was away (not the data): a later attempt may well succeed. */
 function isTransient(error: unknown): boolean {
   for (let current = error; current instanceof Error; current = current.cause) {
@@ -700,7 +705,7 @@ async function restoreOnce(
         source,
         recoveryAction: snapshot.recoveryAction,
         checkpointSeq: snapshot.checkpointSeq,
-        downSince: raw ? (raw.lastHeartbeat ?? raw.updatedAt).toISOString() : null,
+        downSince: raw ? lastSignOfLife(raw).toISOString() : null,
         owners: { previous: claim.previousOwner, current: host.daemonId },
         restoredAt: at(),
         tasks: session.tasks,

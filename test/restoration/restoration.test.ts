@@ -103,6 +103,25 @@ for (const target of await databaseTargets()) {
       await second.shutdown({ closeDatabase: false });
     });
 
+    it('the notice dates the last sign of life from the newest of its heartbeat and its last save point', async () => {
+      const first = runtimeOn(database());
+      const busy = await busySupervisor(first);
+      await crash(first);
+      // The last heartbeat an hour before the last save point (heartbeats run every 15 s; save points in between).
+      const { rows } = await sql<{ updated_at: Date }>`UPDATE supervisor_states SET last_heartbeat = updated_at - interval '1 hour' WHERE id = ${busy.id} RETURNING updated_at`.execute(db());
+      const lastSave = new Date(rows[0]!.updated_at).toISOString();
+      const second = runtimeOn(database());
+      const summary = await second.restoreAll();
+      expect(summary.results[0]?.contextMessage).toContain(`You were last known alive at ${lastSave}.`);
+      await crash(second);
+      // A heartbeat after the last save point is the later sign.
+      const beat = new Date(Date.now() + 60_000);
+      await sql`UPDATE supervisor_states SET last_heartbeat = ${beat} WHERE id = ${busy.id}`.execute(db());
+      const third = runtimeOn(database());
+      expect((await third.restoreAll()).results[0]?.contextMessage).toContain(`You were last known alive at ${beat.toISOString()}.`);
+      await crash(third);
+    });
+
     it('a question whose answer another daemon recorded in the inbox meanwhile is not delivered again, and the answer is applied after the restore', async () => {
       const first = runtimeOn(database());
       const supervisor = await first.spawn({ name: 'answered while down' });
