@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import { DatabaseUnavailableError, InvalidSupervisorDataError, errorText } from '../domain/errors.js';
 import { isUuid } from '../domain/ids.js';
+import { unstorableText } from '../domain/storable-text.js';
 import { recordDeadLetters, type DeadLetterWrite } from '../persistence/ownership/dead-letters.js';
 import { recordInbound, type InboundRecord } from '../persistence/ownership/inbox.js';
 import { parseAnswerMessage, parseSupervisorMessage, parseTaskEventMessage } from '../transport/messages.js';
@@ -83,9 +84,6 @@ export type InboundKind = 'answers' | 'taskEvents' | 'messages';
 
 export const emptyInboundCounts = (): InboundCounts => ({ applied: 0, duplicates: 0, refused: 0, malformed: 0, unknown: 0, retried: 0, gaveUp: 0, recorded: 0 });
 
-/** Postgres text and jsonb cannot hold U+0000; such a message could never be stored, so it is poison, not "later". */
-const NUL = '\u0000';
-
 export interface InboundConsumerParts {
   host: Pick<RuntimeHost, 'database' | 'transport' | 'logger' | 'daemonId' | 'ready'>;
   /** Counts shared with the inbox applier, which adds applied / duplicates / refused. */
@@ -96,10 +94,15 @@ export interface InboundConsumerParts {
   onRecordedForSelf(): void;
 }
 
-function containsNul(value: unknown): boolean {
-  if (typeof value === 'string') return value.includes(NUL);
-  if (Array.isArray(value)) return value.some(containsNul);
-  if (typeof value === 'object' && value !== null) return Object.entries(value).some(([key, inner]) => key.includes(NUL) || containsNul(inner));
+/**
+ * A NUL character or a lone UTF-16 surrogate in any text or key: Postgres text and jsonb hold neither, so such a
+ * message could never be stored; it is poison, not "later".
+ */
+function containsUnstorableText(value: unknown): boolean {
+  const bad = (text: string) => unstorableText(text) !== null;
+  if (typeof value === 'string') return bad(value);
+  if (Array.isArray(value)) return value.some(containsUnstorableText);
+  if (typeof value === 'object' && value !== null) return Object.entries(value).some(([key, inner]) => bad(key) || containsUnstorableText(inner));
   return false;
 }
 
@@ -280,7 +283,7 @@ export async function startInboundConsumers(parts: InboundConsumerParts, options
     const named = parsed.ok && parsed.value.supervisorId !== undefined ? { field: 'supervisorId', id: parsed.value.supervisorId } : undefined;
     const { supervisorId, problems } = subjectSupervisor(message.subject, 'answers', named);
     if (!parsed.ok) problems.unshift(...parsed.problems);
-    if (parsed.ok && containsNul(parsed.value)) problems.push('a text field contains a NUL character (U+0000), which cannot be stored');
+    if (parsed.ok && containsUnstorableText(parsed.value)) problems.push('a text field contains a NUL character (U+0000) or a lone UTF-16 surrogate, which cannot be stored');
     if (!parsed.ok || supervisorId === null || problems.length > 0) return terminateMalformed('answers', message, problems);
     const { questionId, answer } = parsed.value;
     await record('answers', message, { kind: 'answer', supervisorId, payload: { questionId, answer } });
@@ -292,7 +295,7 @@ export async function startInboundConsumers(parts: InboundConsumerParts, options
     const problems = parsed.ok ? [] : [...parsed.problems];
     if (taskId === null) problems.push(`subject ${message.subject} is not ${prefix}tasks.<taskId>.events`);
     else if (parsed.ok && parsed.value.taskId !== taskId) problems.push(`taskId ${parsed.value.taskId} does not match the subject's ${taskId}`);
-    if (parsed.ok && containsNul(parsed.value)) problems.push('a text field contains a NUL character (U+0000), which cannot be stored');
+    if (parsed.ok && containsUnstorableText(parsed.value)) problems.push('a text field contains a NUL character (U+0000) or a lone UTF-16 surrogate, which cannot be stored');
     if (!parsed.ok || taskId === null || problems.length > 0) return terminateMalformed('taskEvents', message, problems);
     const event = parsed.value;
     await record('taskEvents', message, {
@@ -313,7 +316,7 @@ export async function startInboundConsumers(parts: InboundConsumerParts, options
     const { supervisorId, problems } = subjectSupervisor(message.subject, 'messages', parsed.ok ? { field: 'to', id: parsed.value.to } : undefined);
     if (!parsed.ok) problems.unshift(...parsed.problems);
     if (parsed.ok && !isUuid(parsed.value.from)) problems.push(`from "${parsed.value.from}" is not a UUID`);
-    if (parsed.ok && containsNul(parsed.value)) problems.push('a text field contains a NUL character (U+0000), which cannot be stored');
+    if (parsed.ok && containsUnstorableText(parsed.value)) problems.push('a text field contains a NUL character (U+0000) or a lone UTF-16 surrogate, which cannot be stored');
     if (!parsed.ok || supervisorId === null || problems.length > 0) return terminateMalformed('messages', message, problems);
     const { from, messageId, body, sentAt } = parsed.value;
     await record('messages', message, { kind: 'message', supervisorId, payload: { from: from.toLowerCase(), messageId, body, sentAt } });

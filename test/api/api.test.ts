@@ -201,6 +201,30 @@ for (const target of targets) {
       expect(listed.body.supervisors.some((view) => view.name.includes('\u0000') || view.name === 'ab')).toBe(false);
     });
 
+    it('a lone UTF-16 surrogate in any text field is 400 naming the field, before the database sees it, and nothing is written', async () => {
+      const supervisor = await spawnSupervisor('well-formed');
+      const other = await spawnSupervisor('listener');
+      const asked = await post<{ questionId: string }>(`/supervisors/${supervisor.id}/questions`, { question: 'Clean?' });
+      const before = (await get<SupervisorView>(`/supervisors/${supervisor.id}`)).body;
+      const cases: Array<[string, unknown, string]> = [
+        ['/supervisors', { name: 'x\ud800y' }, 'body.name'],
+        [`/supervisors/${supervisor.id}/events`, { type: 'SET_PHASE', phase: '\udc00p' }, 'body.phase'],
+        [`/supervisors/${supervisor.id}/questions`, { question: 'q', choices: ['ok', 'n\ud83do'] }, 'body.choices.1'],
+        [`/supervisors/${supervisor.id}/questions/${asked.body.questionId}/answer`, { answer: 'yes\ud800' }, 'body.answer'],
+        [`/supervisors/${supervisor.id}/messages`, { to: other.id, body: 'hi \udfff' }, 'body.body'],
+      ];
+      for (const [path, body, field] of cases) {
+        const refused = await post(path, body);
+        expect(refused.status, path).toBe(400);
+        expect(refused.body.message).toContain(`${field} contains a lone UTF-16 surrogate`);
+      }
+      const after = (await get<SupervisorView>(`/supervisors/${supervisor.id}`)).body;
+      expect({ ...after, lastHeartbeat: null, updatedAt: '' }).toEqual({ ...before, lastHeartbeat: null, updatedAt: '' });
+      // A surrogate pair (an emoji) is text like any other.
+      expect((await post(`/supervisors/${supervisor.id}/events`, { type: 'SET_PHASE', phase: 'ship \ud83d\ude80' })).status).toBe(200);
+      expect((await get<SupervisorView>(`/supervisors/${supervisor.id}`)).body.phase).toBe('ship \u{1F680}');
+    });
+
     it('an event the machine refuses is 409 with the reason and the state, and the state is unchanged; an unknown id is 404', async () => {
       const supervisor = await spawnSupervisor('refusing');
       const refused = await post(`/supervisors/${supervisor.id}/events`, { type: 'ANSWER', questionId: 'never-asked', answer: 'x' });

@@ -148,12 +148,13 @@ for (const target of await messagingTargets()) {
       expect(stats.taskEvents).toMatchObject({ applied: 1, malformed: 4, retried: 0 });
     });
 
-    it('poison answers (a subject that names no UUID, a NUL character the database cannot store) are terminated, never retried, and a good answer after 1,000 of them applies', async () => {
+    it('poison answers (a subject that names no UUID, a NUL character or a lone surrogate the database cannot store) are terminated, never retried, and a good answer after 1,000 of them applies', async () => {
       const { runtime, messaging, transport } = await messagingRuntime();
       const supervisor = await runtime.spawn({ name: 'poisoned' });
       const { questionId } = await runtime.askQuestion(supervisor.id, { question: 'Still listening?' });
       for (let n = 0; n < 990; n++) await publishAnswer(transport, `not-a-uuid-${n}`, { questionId: 'q', answer: 'x' }, `poison-subject-${n}`);
-      for (let n = 0; n < 10; n++) await publishAnswer(transport, supervisor.id, { questionId, answer: `nul\u0000${n}` }, `poison-nul-${n}`);
+      for (let n = 0; n < 5; n++) await publishAnswer(transport, supervisor.id, { questionId, answer: `nul\u0000${n}` }, `poison-nul-${n}`);
+      for (let n = 0; n < 5; n++) await publishAnswer(transport, supervisor.id, { questionId, answer: `half\ud800${n}` }, `poison-surrogate-${n}`);
       await publishAnswer(transport, supervisor.id, { questionId, answer: 'yes' }, 'good-after-poison');
       await eventually('the good answer to apply', () => (supervisor.state === 'working' ? true : undefined), 20_000);
       expect(supervisor.snapshot.context.answeredQuestionCount).toBe(1);
@@ -173,6 +174,9 @@ for (const target of await messagingTargets()) {
       const nul = deadLetters.find((letter) => letter.msgId === 'poison-nul-3');
       expect(nul?.reason).toMatch(/NUL character/);
       expect(nul?.payload).toContain('nul\\u00003');
+      const surrogate = deadLetters.find((letter) => letter.msgId === 'poison-surrogate-2');
+      expect(surrogate?.reason).toMatch(/lone UTF-16 surrogate/);
+      expect(surrogate?.payload).toContain('half\\ud8002');
     });
 
     it('a message that fails with an unexpected database error on every delivery is retried a bounded number of times, then dead-lettered; the next answer applies', async () => {
