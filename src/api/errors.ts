@@ -114,6 +114,9 @@ export function formatSchemaErrors(errors: FastifySchemaValidationError[], dataV
   return new RequestValidationError(errors.map((error) => describeSchemaError(error, dataVar)));
 }
 
+/** Longest path parameter routed (percent-encoded as sent); ids the API hands out or accepts are at most 128. */
+export const MAX_PARAM_LENGTH = 256;
+
 function reply(statusCode: number, error: Error, details: Record<string, unknown> = {}): ErrorReply {
   return { statusCode, body: { error: error.name, message: error.message, ...details }, unexpected: false };
 }
@@ -147,6 +150,14 @@ export function toErrorReply(error: unknown): ErrorReply {
   // `outcome` tells a client whether to retry as new (not_written) or with the same ids (unknown: it may have committed).
   if (error instanceof SaveFailedError || error instanceof DatabaseUnavailableError) return reply(503, error, { outcome: error.outcome });
   if (error instanceof RuntimeStoppedError) return reply(503, error);
+  // A path segment longer than any route takes: the URL is not echoed back (it may be kilobytes).
+  if ((error as { code?: unknown } | null)?.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    return {
+      statusCode: 414,
+      body: { error: 'URI Too Long', message: `A path segment is longer than ${MAX_PARAM_LENGTH} characters; no id this API takes is (supervisor ids are UUIDs, question and task ids at most 128 characters).` },
+      unexpected: false,
+    };
+  }
   // Fastify's own client errors: malformed JSON, body too large, wrong content type.
   const status = httpStatusCode(error);
   if (status !== undefined && status < 500 && error instanceof Error) {

@@ -48,10 +48,10 @@ function body(properties: Record<string, object>, required: string[] = []) {
 /** A plain UUID, as Postgres' uuid type takes it (Ajv's format "uuid" also lets "urn:uuid:…" through). */
 const supervisorIdText = patterned(UUID_PATTERN, 'a UUID');
 export const supervisorIdParams = body({ id: supervisorIdText }, ['id']);
-export const questionParams = body({ id: supervisorIdText, questionId: text }, ['id', 'questionId']);
+export const questionParams = body({ id: supervisorIdText, questionId: callerIdText }, ['id', 'questionId']);
 /** A listing route without query parameters: any one given is a 400 naming it, not silently ignored. */
 export const noQuery = body({});
-export const taskIdParams = body({ taskId: text }, ['taskId']);
+export const taskIdParams = body({ taskId: callerIdText }, ['taskId']);
 
 export interface SupervisorIdParams {
   id: string;

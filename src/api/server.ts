@@ -1,12 +1,12 @@
 // The HTTP API: a Fastify server over a SupervisorRuntime, JSON in and out, every error mapped in one place.
 
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { errorText } from '../domain/errors.js';
 import { silentLogger, type Logger } from '../runtime/logger.js';
 import type { SupervisorRuntime } from '../runtime/supervisor-runtime.js';
 import { requireBearerToken, requireLoopbackHost } from './auth.js';
 import { refuseNulCharacters } from './nul-guard.js';
-import { formatSchemaErrors, toErrorReply, type ApiErrorBody } from './errors.js';
+import { formatSchemaErrors, MAX_PARAM_LENGTH, toErrorReply, type ApiErrorBody } from './errors.js';
 import { registerConversationRoutes } from './routes/conversation.js';
 import { registerHistoryRoutes } from './routes/history.js';
 import { registerMetricsRoutes } from './routes/metrics.js';
@@ -61,8 +61,6 @@ function closeGracefully(app: FastifyInstance): void {
   });
 }
 
-/** Longest path parameter routed (percent-encoded as sent); ids the API hands out or accepts are at most 128. */
-const MAX_PARAM_LENGTH = 256;
 
 export async function createApiServer(runtime: SupervisorRuntime, options: ApiServerOptions = {}): Promise<FastifyInstance> {
   const logger = options.logger ?? silentLogger;
@@ -72,6 +70,11 @@ export async function createApiServer(runtime: SupervisorRuntime, options: ApiSe
     bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
     // Fastify's default (100) makes an id longer than 100 characters "no route": task and question ids go up to 128.
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // The router's own refusals (a path segment past that length, a malformed URL) in the API's error body.
+    frameworkErrors: (error, _request, reply) => {
+      const { statusCode, body } = toErrorReply(error);
+      void (reply as FastifyReply).code(statusCode).send(body);
+    },
     ajv: {
       customOptions: {
         // Fastify's defaults strip unknown fields and coerce types; we want a bad body refused, naming the field.
@@ -82,6 +85,19 @@ export async function createApiServer(runtime: SupervisorRuntime, options: ApiSe
       },
     },
     schemaErrorFormatter: formatSchemaErrors,
+  });
+
+  // An empty body labelled application/json (many HTTP clients label every POST) is no body, not a 400: routes whose
+  // body is optional take it as absent, and the others refuse it as a missing body naming what they need.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text.trim() === '') {
+      done(null, undefined);
+      return;
+    }
+    parseJson(request, text, done);
   });
 
   closeGracefully(app);
@@ -101,7 +117,7 @@ export async function createApiServer(runtime: SupervisorRuntime, options: ApiSe
   app.setNotFoundHandler((request, reply) => {
     const body: ApiErrorBody = {
       error: 'Not Found',
-      message: `No route ${request.method} ${request.url.split('?')[0]}. The API serves /supervisors, /supervisors/:id/… (including …/questions, …/tasks, …/conversation, …/checkpoints), /tasks/:taskId/events, /restorations, /live, /metrics, /dashboard and /healthz.`,
+      message: `No route ${request.method} ${request.url.split('?')[0]}. The API serves /supervisors, /supervisors/:id/… (…/events, …/questions, …/tasks, …/messages, …/conversation, …/checkpoints, …/fork, …/forks, …/resume, …/check), /tasks/:taskId/events, /restorations, /check, /daemons, /dead-letters, /live, /metrics, /dashboard and /healthz.`,
     };
     return reply.code(404).send(body);
   });

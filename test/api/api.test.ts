@@ -225,6 +225,41 @@ for (const target of targets) {
       expect((await get<SupervisorView>(`/supervisors/${supervisor.id}`)).body.phase).toBe('ship \u{1F680}');
     });
 
+    it('a question or task id in the path that no id can be is 400 naming it, not "not pending" or a router error', async () => {
+      const supervisor = await spawnSupervisor('path ids');
+      const spaced = await post(`/supervisors/${supervisor.id}/questions/a%20b/answer`, { answer: 'x' });
+      expect(spaced.status).toBe(400);
+      expect(spaced.body.message).toMatch(/params.questionId must be letters, digits, _ and - only, 1 to 128 characters/);
+      const withdrawn = await post(`/supervisors/${supervisor.id}/questions/${'q'.repeat(129)}/withdraw`, {});
+      expect(withdrawn.status).toBe(400);
+      expect(withdrawn.body.message).toMatch(/params.questionId must be letters, digits/);
+      const task = await post(`/tasks/t.1/events`, { type: 'progress', progress: 5 });
+      expect(task.status).toBe(400);
+      expect(task.body.message).toMatch(/params.taskId must be letters, digits/);
+      // Longer than any route takes: refused as such, with the API's error body.
+      const huge = await post(`/supervisors/${supervisor.id}/questions/${'q'.repeat(5_000)}/answer`, { answer: 'x' });
+      expect(huge.status).toBe(414);
+      expect(huge.body).toMatchObject({ error: 'URI Too Long', message: expect.stringMatching(/^A path segment is longer than 256 characters; .* at most 128 characters/) });
+      expect(huge.body.message.length).toBeLessThan(300);
+    });
+
+    it('an empty body labelled application/json is no body: routes whose body is optional take it, the others say what they need', async () => {
+      const supervisor = await spawnSupervisor('labelled');
+      const asked = await post<{ questionId: string }>(`/supervisors/${supervisor.id}/questions`, { question: 'Keep?' });
+      const withdrawn = await post<SupervisorView>(`/supervisors/${supervisor.id}/questions/${asked.body.questionId}/withdraw`, undefined, { raw: '' });
+      expect(withdrawn.status, JSON.stringify(withdrawn.body)).toBe(200);
+      expect(withdrawn.body.pendingQuestions).toEqual([]);
+      const resumed = await post<{ supervisorId: string }>(`/supervisors/${supervisor.id}/resume`, undefined, { raw: '' });
+      expect(resumed.status, JSON.stringify(resumed.body)).toBe(200);
+      expect(resumed.body.supervisorId).toBe(supervisor.id);
+      const forked = await post<{ supervisor: SupervisorView }>(`/supervisors/${supervisor.id}/fork`, undefined, { raw: ' ' });
+      expect(forked.status, JSON.stringify(forked.body)).toBe(201);
+      expect(forked.body.supervisor.id).not.toBe(supervisor.id);
+      const answered = await post(`/supervisors/${supervisor.id}/questions/${asked.body.questionId}/answer`, undefined, { raw: '' });
+      expect(answered.status).toBe(400);
+      expect(answered.body.message).toMatch(/body/);
+    });
+
     it('an event the machine refuses is 409 with the reason and the state, and the state is unchanged; an unknown id is 404', async () => {
       const supervisor = await spawnSupervisor('refusing');
       const refused = await post(`/supervisors/${supervisor.id}/events`, { type: 'ANSWER', questionId: 'never-asked', answer: 'x' });
