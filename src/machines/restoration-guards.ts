@@ -61,6 +61,11 @@ function contextProblems(context: unknown, supervisorId: string): string[] {
     if (!Number.isInteger(value)) problems.push(`snapshot context.${key} is not an integer`);
     else if ((value as number) < 0 || (value as number) >= MAX_COUNTER) problems.push(`snapshot context.${key} ${String(value)} is outside 0–${MAX_COUNTER - 1}`);
   }
+  // Absent in snapshots from before it was recorded; otherwise a seq of this conversation.
+  const since = context.interruptedAtSeq;
+  if (since !== undefined && since !== null && (!Number.isInteger(since) || (since as number) < 0 || (since as number) > Number(context.conversationLength))) {
+    problems.push(`snapshot context.interruptedAtSeq ${String(since)} is not a seq of its conversation (0–${String(context.conversationLength)})`);
+  }
   if (Array.isArray(context.tasks)) {
     context.tasks.forEach((task, index) => {
       const where = `snapshot context.tasks[${index}]`;

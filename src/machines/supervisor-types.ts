@@ -33,6 +33,12 @@ export interface SupervisorContext {
   restorationSource: string | null;
   lastHeartbeatAt: string | null;
   interruptedFrom: SupervisorState | null;
+  /**
+   * The conversation's length when it was interrupted: the entries from this seq on were taken in while it was
+   * interrupted (answers, messages, task outcomes), when a driver that acts only on a running supervisor did not act on
+   * them. Set by INTERRUPT, null after RESUME; absent in snapshots written before it was recorded.
+   */
+  interruptedAtSeq?: number | null;
   createdAt: string;
 }
 

@@ -243,11 +243,11 @@ export function applyFail(context: SupervisorContext, event: FailEvent): Supervi
 }
 
 export function applyInterrupt(context: SupervisorContext, event: InterruptEvent, from: SupervisorState): SupervisorUpdate {
-  return unchanged({ ...context, errorMessage: event.reason, interruptedFrom: from });
+  return unchanged({ ...context, errorMessage: event.reason, interruptedFrom: from, interruptedAtSeq: context.conversationLength });
 }
 
 export function applyResume(context: SupervisorContext, _event: ResumeEvent): SupervisorUpdate {
-  return unchanged({ ...context, errorMessage: null, interruptedFrom: null });
+  return unchanged({ ...context, errorMessage: null, interruptedFrom: null, interruptedAtSeq: null });
 }
 
 export function applySendMessage(context: SupervisorContext, event: SendMessageEvent): SupervisorUpdate {

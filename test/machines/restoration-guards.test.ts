@@ -44,3 +44,27 @@ describe('progressInRange', () => {
     expect(validateStoredState(storedIdle('50'), new Map()).result.errors).toEqual(['progress "50" is not a whole number from 0 to 100']);
   });
 });
+
+describe('interruptedAtSeq', () => {
+  /** The stored idle supervisor, its snapshot's interruptedAtSeq set (or left out, as snapshots from before it have it). */
+  function withInterruptedAtSeq(value: unknown): StoredStateCandidate {
+    const stored = storedIdle(0);
+    const snapshot = stored.snapshot as { context: Record<string, unknown> };
+    return { ...stored, snapshot: { ...snapshot, context: { ...snapshot.context, interruptedAtSeq: value } } };
+  }
+
+  it('passes one that is absent, null, or a seq of the conversation (its length included: nothing arrived yet)', () => {
+    const { snapshot } = storedIdle(0) as { snapshot: { context: Record<string, unknown> } };
+    expect(snapshot.context).not.toHaveProperty('interruptedAtSeq');
+    expect(snapshot.context.conversationLength).toBe(1);
+    for (const value of [undefined, null, 0, 1]) expect(validateStoredState(withInterruptedAtSeq(value), new Map()).result).toMatchObject({ valid: true, errors: [] });
+  });
+
+  it('reports one past the conversation, negative or not a whole number, with the value and the range', () => {
+    for (const value of [2, -1, 0.5, '1']) {
+      expect(validateStoredState(withInterruptedAtSeq(value), new Map()).result.errors).toEqual([
+        `snapshot context.interruptedAtSeq ${String(value)} is not a seq of its conversation (0–1)`,
+      ]);
+    }
+  });
+});

@@ -711,6 +711,8 @@ describe('INTERRUPT', () => {
       expect(snapshot.value).toBe('interrupted');
       expect(snapshot.context.errorMessage).toBe('daemon shutting down');
       expect(snapshot.context.interruptedFrom).toBe(state);
+      // Where the interruption began in the conversation: what is appended from here on arrived while interrupted.
+      expect(snapshot.context.interruptedAtSeq).toBe(snapshotsByState()[state].context.conversationLength);
       expect(effects).toEqual([]);
     },
   );
@@ -731,6 +733,7 @@ describe('RESUME', () => {
     expect(snapshot.value).toBe('working');
     expect(snapshot.context.errorMessage).toBeNull();
     expect(snapshot.context.interruptedFrom).toBeNull();
+    expect(snapshot.context.interruptedAtSeq).toBeNull();
     expect(effects).toEqual([]);
   });
 
