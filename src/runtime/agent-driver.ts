@@ -32,6 +32,21 @@ export interface FinishedTask {
   error: string | null;
 }
 
+/** A RESUME that committed: where the supervisor was interrupted, why, and what it took in meanwhile. */
+export interface ResumedSupervisor {
+  /** The state it was interrupted in (it resumes there, or where its open work puts it). */
+  interruptedFrom: SupervisorState | null;
+  /** What the interruption recorded as its reason (its error message). */
+  reason: string | null;
+  /**
+   * The stored conversation entries taken in while it was interrupted, in seq order: answers, messages from other
+   * supervisors, task outcomes, withdrawals. Their callbacks ran while it was interrupted; a driver that acts only on a
+   * running supervisor acts on them now. Read from the database (the snapshot records where the interruption began), so
+   * it holds whatever arrived, whichever daemon took it in. Empty when nothing arrived.
+   */
+  arrived: ConversationEntry[];
+}
+
 /** What a driver sees of its supervisor and how it acts on it. */
 export interface SupervisorHandle {
   readonly id: string;
@@ -53,6 +68,12 @@ export interface AgentDriver {
   onTaskFinished?(supervisor: SupervisorHandle, task: FinishedTask): void | Promise<void>;
   /** After a message from another supervisor was taken in (committed, in this supervisor's conversation). */
   onMessage?(supervisor: SupervisorHandle, message: { from: string; messageId: string; body: string; sentAt: string }): void | Promise<void>;
+  /**
+   * After a RESUME committed that is not a restoration's or a fork's (a RESUME event, or the one a supervisor sends
+   * itself once the database that interrupted it is back). A restoration that resumes the supervisor tells onRestored
+   * instead, and a fork onForked: they run after its RESUME, with the same conversation.
+   */
+  onResumed?(supervisor: SupervisorHandle, resume: ResumedSupervisor): void | Promise<void>;
   /** After a restoration committed; `contextMessage` is what the LLM is told about the restart. */
   onRestored?(supervisor: SupervisorHandle, restoration: { source: RestorationSource; contextMessage: string }): void | Promise<void>;
   /**

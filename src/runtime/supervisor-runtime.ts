@@ -46,7 +46,7 @@ import {
   type SupervisorDetailedState,
 } from '../persistence/supervisor-repository.js';
 import type { Transport, TransportHealth } from '../transport/transport.js';
-import { manualDriver, type AgentDriver, type SupervisorCommand, type SupervisorHandle } from './agent-driver.js';
+import { manualDriver, type AgentDriver, type ResumedSupervisor, type SupervisorCommand, type SupervisorHandle } from './agent-driver.js';
 import { DurableSupervisor, type CommittedStep, type DurableSupervisorDeps, type SaveRetryPolicy } from './durable-supervisor.js';
 import { CheckpointNotFoundError, ForkRefusedError, MessageAlreadyReceivedError, QuestionAlreadyAnsweredError, RuntimeStoppedError, SaveFailedError, SupervisorNotRunningError, TaskNotFoundError } from './errors.js';
 import { emptyInboundCounts, type InboundConsumerStats } from './inbound-consumers.js';
@@ -290,8 +290,8 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
   const restoring = new Map<string, { done: Promise<void>; resolve: () => void }>();
   // Caller-chosen ids whose creation's outcome is unknown (the database stopped answering mid-statement).
   const unsettledCreations = new Map<string, CreationKind>();
-  /** Forks whose START is their fork's: the driver hears onForked (started) instead of onStarted. */
-  const forkStarts = new Set<string>();
+  /** Forks whose RESUME and START are their fork's: the driver hears onForked (started) instead of onResumed and onStarted. */
+  const forkBegins = new Set<string>();
   /** Creations whose first save point is in flight: owned here once it commits, not running until it is answered. */
   const creating = new Set<string>();
   let stopping = false;
@@ -378,7 +378,12 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     const driver = driverFor(supervisor.driverName);
     const handle = handleFor(supervisor);
     const calls: Array<() => void | Promise<void>> = [];
-    if (step.event?.type === 'START' && driver.onStarted && !forkStarts.has(supervisor.id)) calls.push(() => driver.onStarted?.(handle));
+    if (step.event?.type === 'START' && driver.onStarted && !forkBegins.has(supervisor.id)) calls.push(() => driver.onStarted?.(handle));
+    // A restoration's RESUME (its callbacks are held) is told by onRestored, which runs after it, and a fork's by onForked.
+    if (step.event?.type === 'RESUME' && driver.onResumed && !heldDrivers.has(supervisor.id) && !forkBegins.has(supervisor.id)) {
+      const resume = resumedSupervisor(supervisor.id, step);
+      calls.push(async () => driver.onResumed?.(handle, await resume()));
+    }
     const restored = step.event?.type === 'RESTORED' ? step.event : null;
     if (restored && driver.onRestored) calls.push(() => driver.onRestored?.(handle, { source: restored.source, contextMessage: restored.contextMessage }));
     for (const effect of step.effects) {
@@ -408,6 +413,22 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     const held = heldDrivers.get(supervisor.id);
     if (held) held.push(run);
     else setImmediate(run);
+  }
+
+  /**
+   * What a committed RESUME tells the driver. What arrived while it was interrupted is read from the stored conversation,
+   * from the seq its INTERRUPT recorded in the snapshot up to the RESUME (which appends nothing), so it does not depend
+   * on this daemon having seen the interruption.
+   */
+  function resumedSupervisor(supervisorId: string, step: CommittedStep): () => Promise<ResumedSupervisor> {
+    const { context } = step.before;
+    const since = context.interruptedAtSeq ?? null;
+    const until = context.conversationLength;
+    const info = { interruptedFrom: context.interruptedFrom, reason: context.errorMessage };
+    return async () => ({
+      ...info,
+      arrived: since === null || since >= until ? [] : await getConversation(database.db, supervisorId, { fromSeq: since, limit: until - since }),
+    });
   }
 
   function handleFor(supervisor: DurableSupervisor): SupervisorHandle {
@@ -467,15 +488,13 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
    * back (only for a driver that listens).
    */
   async function beginFork(created: DurableSupervisor, notice: { sourceId: string; checkpointSeq: number; contextMessage: string } | null): Promise<void> {
-    if (created.state === 'interrupted') await created.resume({ start: true });
     let started = false;
-    if (created.state === 'initializing') {
-      forkStarts.add(created.id);
-      try {
-        started = (await created.start()) !== null;
-      } finally {
-        forkStarts.delete(created.id);
-      }
+    forkBegins.add(created.id);
+    try {
+      if (created.state === 'interrupted') await created.resume({ start: true });
+      if (created.state === 'initializing') started = (await created.start()) !== null;
+    } finally {
+      forkBegins.delete(created.id);
     }
     const driver = driverFor(created.driverName);
     if (!driver.onForked) return;

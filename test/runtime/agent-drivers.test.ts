@@ -2,7 +2,7 @@
 // and the scripted driver (the runtime's stand-in for an LLM) runs a supervisor from start to completion.
 
 import { describe, expect, it, vi } from 'vitest';
-import { getConversation, getSupervisorState, getTask } from '../../src/persistence/supervisor-repository.js';
+import { getConversation, getSupervisorState, getTask, listCheckpoints } from '../../src/persistence/supervisor-repository.js';
 import type { AgentDriver } from '../../src/runtime/agent-driver.js';
 import { databaseTargets, useIsolatedDatabase } from '../helpers/databases.js';
 import { checkpointReasons, expectStoredEqualsLive, observeCommits, useRuntimes, type CommittedStatement } from './runtime-fixtures.js';
@@ -64,6 +64,66 @@ for (const target of await databaseTargets()) {
         { callback: 'onQuestionAnswered', questionId, committed: 1, pending: [], lastEntry: 'no' },
         { callback: 'onTaskFinished', taskId, committed: 1, status: 'failed' },
       ]);
+    });
+
+    it('onResumed hears a RESUME event once, with what was taken in while interrupted; a restoration or a fork that resumes tells onRestored or onForked instead', async () => {
+      const heard: Array<Record<string, unknown>> = [];
+      const recorder: AgentDriver = {
+        name: 'recorder',
+        async onResumed(handle, resume) {
+          // Told after the RESUME committed: the row is running again.
+          const stored = await getSupervisorState(db(), handle.id);
+          heard.push({ callback: 'onResumed', id: handle.id, storedState: stored?.state, ...resume, arrived: resume.arrived.map(({ role, content }) => ({ role, content })) });
+        },
+        onRestored: (handle) => void heard.push({ callback: 'onRestored', id: handle.id, state: handle.state() }),
+        onForked: (handle) => void heard.push({ callback: 'onForked', id: handle.id, state: handle.state() }),
+      };
+      const quiet = () => new Promise((resolve) => setTimeout(resolve, 200));
+      const first = startRuntime({ drivers: [recorder] });
+      const supervisor = await first.spawn({ name: 'driven', driver: 'recorder' });
+      const { taskId } = await first.spawnTask(supervisor.id, { description: 'build' });
+      const { questionId } = await first.askQuestion(supervisor.id, { question: 'Ship it?' });
+      await first.send(supervisor.id, { type: 'INTERRUPT', reason: 'maintenance' });
+      await first.reportTaskEvent(taskId, { type: 'completed', result: 'built' });
+      await first.answerQuestion(supervisor.id, questionId, 'yes');
+      await quiet();
+      expect(heard).toEqual([]);
+
+      await first.send(supervisor.id, { type: 'RESUME' });
+      await vi.waitFor(() => expect(heard).toHaveLength(1));
+      expect(heard[0]).toEqual({
+        callback: 'onResumed',
+        id: supervisor.id,
+        storedState: 'working',
+        interruptedFrom: 'waiting_for_user',
+        reason: 'maintenance',
+        arrived: [
+          { role: 'tool', content: `Task ${taskId} completed: built` },
+          { role: 'user', content: 'yes' },
+        ],
+      });
+
+      // Nothing arrived this time: told, with nothing in it.
+      await first.send(supervisor.id, { type: 'INTERRUPT', reason: 'maintenance' });
+      await first.send(supervisor.id, { type: 'RESUME' });
+      await vi.waitFor(() => expect(heard).toHaveLength(2));
+      expect(heard[1]).toMatchObject({ callback: 'onResumed', interruptedFrom: 'working', arrived: [] });
+
+      // Interrupted when its daemon stops: the restoration resumes it and says so through onRestored alone.
+      await first.send(supervisor.id, { type: 'INTERRUPT', reason: 'maintenance' });
+      await first.shutdown({ closeDatabase: false });
+      const second = startRuntime({ drivers: [recorder] });
+      expect(await second.restoreAll()).toMatchObject({ restored: 1, failed: [] });
+      await vi.waitFor(() => expect(heard).toHaveLength(3));
+      expect(heard[2]).toEqual({ callback: 'onRestored', id: supervisor.id, state: 'working' });
+
+      // A fork of the interrupted checkpoint is resumed as it is made: onForked alone.
+      const interruptedAt = (await listCheckpoints(db(), supervisor.id, { limit: 1000 })).find((checkpoint) => checkpoint.state === 'interrupted');
+      const { supervisor: fork } = await second.fork(supervisor.id, { checkpointSeq: interruptedAt?.seq ?? -1 });
+      await vi.waitFor(() => expect(heard).toHaveLength(4));
+      expect(heard[3]).toEqual({ callback: 'onForked', id: fork.id, state: 'working' });
+      await quiet();
+      expect(heard).toHaveLength(4);
     });
 
     it('a scripted supervisor waits for its human with two running tasks, then completes once answered and both tasks are done', async () => {
