@@ -340,6 +340,145 @@ for (const target of await databaseTargets()) {
       expect(await getSupervisorState(db(), supervisor.id)).toMatchObject({ state: 'working', currentActivity: 'step 3', progress: 3 });
     });
 
+    /** A runtime with messaging on the in-process bus (no task worker), so supervisors can message each other. */
+    async function withMessaging(prefix: string, drivers: AgentDriver[]) {
+      const transport = createInProcessBus({ subjectPrefix: prefix, logger: { info: () => {}, warn: () => {}, error: () => {} } });
+      await transport.start();
+      const runtime = startRuntime({ drivers, transport, subjectPrefix: prefix });
+      await runtime.start({ messaging: { embeddedWorker: false } });
+      return { runtime, transport };
+    }
+
+    /** Waits until no request has come in for `quietMs`, so every turn the steps so far caused has been asked; the count. */
+    async function settled(stub: Stub, quietMs = 400): Promise<number> {
+      let seen = -1;
+      while (seen !== stub.requests.length) {
+        seen = stub.requests.length;
+        await new Promise((resolve) => setTimeout(resolve, quietMs));
+      }
+      return seen;
+    }
+
+    /** The text of a request's last message: what its turn is about. */
+    const trigger = (request: StubRequest | undefined) => request?.body.messages.at(-1)?.content ?? '';
+    const RESUMED_TURN = /You were interrupted \(operator pause\) and are running again\. While you were interrupted, this arrived/;
+
+    it('a RESUME event gives the model one turn for the answer and the message taken in while it was interrupted, once', async () => {
+      const stub = await startStub();
+      stub.script({ json: calls(['ask_question', { question: 'Which region?', choices: ['eu', 'us'] }]) });
+      const { runtime, transport } = await withMessaging('llm-resume-event.', [driverOn(stub)]);
+      let supervisorId = '';
+      try {
+        const peer = await runtime.spawn({ name: 'peer', driver: 'manual' });
+        const supervisor = await runtime.spawn({ name: 'deployer', driver: 'openai' });
+        supervisorId = supervisor.id;
+        await vi.waitFor(() => expect(supervisor.snapshot.context.pendingQuestions).toHaveLength(1), deadline);
+        const questionId = supervisor.snapshot.context.pendingQuestions[0]?.id ?? '';
+        expect(await settled(stub)).toBe(2);
+
+        await runtime.send(supervisor.id, { type: 'INTERRUPT', reason: 'operator pause' });
+        await runtime.answerQuestion(supervisor.id, questionId, 'eu');
+        await runtime.sendMessage(peer.id, { to: supervisor.id, body: 'The eu cluster is ready.' });
+        await vi.waitFor(async () => expect(await runtime.messages(supervisor.id, { direction: 'received' })).toHaveLength(1), deadline);
+        // Interrupted: the driver heard both, and asked the model nothing.
+        expect(await settled(stub)).toBe(2);
+
+        stub.script({ json: calls(['set_phase', { phase: 'deploying to eu' }]) });
+        await runtime.send(supervisor.id, { type: 'RESUME' });
+        await vi.waitFor(async () => expect((await getSupervisorState(db(), supervisor.id))?.phase).toBe('deploying to eu'), deadline);
+        // One turn (its request and the one answering its tool call) carries both; no turn follows for either alone.
+        expect(await settled(stub)).toBe(4);
+        const resumed = stub.requests[2];
+        expect(contents(resumed)).toContain('[human] eu');
+        expect(trigger(resumed)).toMatch(RESUMED_TURN);
+        expect(trigger(resumed)).toContain('\n- [human] eu\n');
+        expect(trigger(resumed)).toContain(`\n- [human] Message `);
+        expect(trigger(resumed)).toContain(`from supervisor ${peer.id}: The eu cluster is ready.\n`);
+        expect(resumed?.body.messages[0]?.content).toContain('Status now: state working');
+
+        // Interrupted and resumed again with nothing new: the model is not asked again.
+        await runtime.send(supervisor.id, { type: 'INTERRUPT', reason: 'operator pause' });
+        await runtime.send(supervisor.id, { type: 'RESUME' });
+        expect(await settled(stub)).toBe(4);
+      } finally {
+        await runtime.shutdown({ closeDatabase: false });
+        await transport.close();
+      }
+
+      // Restored by another daemon (with its manual peer): the restoration's own turn, which does not announce them again.
+      const again = startRuntime({ drivers: [driverOn(stub)] });
+      expect(await again.restoreAll()).toMatchObject({ restored: 2, failed: [] });
+      expect(await settled(stub)).toBe(5);
+      expect(trigger(stub.requests[4])).toMatch(/You were just restored/);
+      expect(trigger(stub.requests[4])).not.toMatch(/While you were interrupted/);
+      expect((await getSupervisorState(db(), supervisorId))?.state).toBe('working');
+    });
+
+    it('runtime.resume (POST /supervisors/:id/resume) gives one turn, its restoration\'s, with the answer taken in while interrupted', async () => {
+      const stub = await startStub();
+      stub.script({ json: calls(['ask_question', { question: 'Which region?', choices: ['eu', 'us'] }]) });
+      const runtime = startRuntime({ drivers: [driverOn(stub)] });
+      const supervisor = await runtime.spawn({ name: 'deployer', driver: 'openai' });
+      await vi.waitFor(() => expect(supervisor.snapshot.context.pendingQuestions).toHaveLength(1), deadline);
+      const questionId = supervisor.snapshot.context.pendingQuestions[0]?.id ?? '';
+      expect(await settled(stub)).toBe(2);
+      await runtime.send(supervisor.id, { type: 'INTERRUPT', reason: 'operator pause' });
+      await runtime.answerQuestion(supervisor.id, questionId, 'eu');
+      expect(await settled(stub)).toBe(2);
+
+      expect(await runtime.resume(supervisor.id)).toMatchObject({ restoredState: 'working' });
+      expect(await settled(stub)).toBe(3);
+      expect(contents(stub.requests[2])).toContain('[human] eu');
+      expect(trigger(stub.requests[2])).toMatch(/You were just restored/);
+    });
+
+    it('a daemon that stops while its supervisor is interrupted: the restore that resumes it gives one turn with what arrived; a later restore only its own', async () => {
+      const stub = await startStub();
+      stub.script({ json: calls(['ask_question', { question: 'Which region?', choices: ['eu', 'us'] }]) });
+      const first = startRuntime({ drivers: [driverOn(stub)] });
+      const supervisor = await first.spawn({ name: 'deployer', driver: 'openai' });
+      await vi.waitFor(() => expect(supervisor.snapshot.context.pendingQuestions).toHaveLength(1), deadline);
+      const questionId = supervisor.snapshot.context.pendingQuestions[0]?.id ?? '';
+      expect(await settled(stub)).toBe(2);
+      await first.send(supervisor.id, { type: 'INTERRUPT', reason: 'operator pause' });
+      await first.answerQuestion(supervisor.id, questionId, 'eu');
+      expect(await settled(stub)).toBe(2);
+      await first.shutdown({ closeDatabase: false });
+
+      const second = startRuntime({ drivers: [driverOn(stub)] });
+      expect(await second.restoreAll()).toMatchObject({ restored: 1, failed: [] });
+      expect(await settled(stub)).toBe(3);
+      expect(contents(stub.requests[2])).toContain('[human] eu');
+      expect(trigger(stub.requests[2])).toMatch(/You were just restored/);
+      await second.shutdown({ closeDatabase: false });
+
+      const third = startRuntime({ drivers: [driverOn(stub)] });
+      expect(await third.restoreAll()).toMatchObject({ restored: 1, failed: [] });
+      expect(await settled(stub)).toBe(4);
+      expect(trigger(stub.requests[3])).toMatch(/You were just restored/);
+    });
+
+    it('a fork of an interrupted checkpoint, made unstarted in another daemon and then sent RESUME, gets one turn for what its source took in while interrupted', async () => {
+      const stub = await startStub();
+      const first = startRuntime({ drivers: [driverOn(stub)] });
+      const source = await first.spawn({ name: 'deployer', driver: 'manual' });
+      const { questionId } = await first.askQuestion(source.id, { question: 'Which region?' });
+      await first.send(source.id, { type: 'INTERRUPT', reason: 'operator pause' });
+      await first.answerQuestion(source.id, questionId, 'eu');
+      await first.shutdown({ closeDatabase: false });
+
+      // This daemon never saw the interruption: where it began is in the checkpoint the fork is made from.
+      const second = startRuntime({ drivers: [driverOn(stub)] });
+      const { supervisor: fork } = await second.fork(source.id, { driver: 'openai', start: false });
+      expect(fork.state).toBe('interrupted');
+      expect(await settled(stub)).toBe(0);
+      await second.send(fork.id, { type: 'RESUME' });
+      expect(await settled(stub)).toBe(1);
+      expect(trigger(stub.requests[0])).toMatch(RESUMED_TURN);
+      expect(trigger(stub.requests[0])).toContain('\n- [human] eu\n');
+      expect(trigger(stub.requests[0])).toContain(`\n- [runtime] [fork]`);
+    });
+
     it('spawning with driver openai where it is not configured is refused, naming the settings to give', async () => {
       const runtime = startRuntime();
       const spawning = runtime.spawn({ name: 'no model', driver: 'openai' });

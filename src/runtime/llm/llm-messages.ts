@@ -33,6 +33,11 @@ export function systemPrompt(context: Readonly<SupervisorContext>, state: Superv
 // system message after the first one.
 const PREFIX: Record<ConversationEntry['role'], string | null> = { assistant: null, user: '[human] ', tool: '[task result] ', system: '[runtime] ' };
 
+/** One stored entry as the model reads it: its text, with the marker of its role (none for the model's own). */
+export function entryText(entry: ConversationEntry): string {
+  return `${PREFIX[entry.role] ?? ''}${entry.content}`;
+}
+
 /**
  * The stored conversation as chat messages, consecutive turns of one role merged (some chat templates require
  * user and assistant to alternate), so the first message after the system prompt is a user one.
@@ -45,10 +50,7 @@ export function conversationMessages(entries: readonly ConversationEntry[], omit
     else messages.push({ role, content });
   };
   if (omitted > 0) push('user', `[runtime] ${omitted} earlier conversation entries are not shown.`);
-  for (const entry of entries) {
-    const prefix = PREFIX[entry.role];
-    push(prefix === null ? 'assistant' : 'user', `${prefix ?? ''}${entry.content}`);
-  }
+  for (const entry of entries) push(PREFIX[entry.role] === null ? 'assistant' : 'user', entryText(entry));
   return messages;
 }
 

@@ -7,7 +7,7 @@ import type { AgentDriver, SupervisorHandle } from '../agent-driver.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { createChatCompletionsClient, type ChatCompletionsClientOptions, type ChatMessage } from './chat-completions-client.js';
 import { LlmRoundLimitError } from './llm-errors.js';
-import { conversationMessages, systemPrompt, turnMessages } from './llm-messages.js';
+import { conversationMessages, entryText, systemPrompt, turnMessages } from './llm-messages.js';
 import { parseToolCall, SUPERVISOR_TOOLS } from './supervisor-tools.js';
 
 /** The name the daemon registers the driver under when the LLM settings are given. */
@@ -116,6 +116,17 @@ export function createOpenAiDriver(options: OpenAiDriverOptions): AgentDriver {
       ),
     onMessage: (supervisor, message) =>
       turn(supervisor, `[runtime] Message ${message.messageId} from supervisor ${message.from}: ${JSON.stringify(message.body)}. Reply with send_message if it needs an answer, and carry on with your work.`),
+    onResumed: (supervisor, resume) => {
+      // The callbacks of what arrived meanwhile ran while it was interrupted and asked the model nothing: this turn is
+      // theirs, one for all of them. A supervisor that resumes into initializing hears it all at its START instead.
+      if (resume.arrived.length === 0 || supervisor.state() === 'initializing') return;
+      const why = resume.reason ? ` (${resume.reason})` : '';
+      const arrived = resume.arrived.map((entry) => `- ${entryText(entry)}`).join('\n');
+      return turn(
+        supervisor,
+        `[runtime] You were interrupted${why} and are running again. While you were interrupted, this arrived and you have not acted on it yet:\n${arrived}\nCarry on with your work.`,
+      );
+    },
     onForked: (supervisor, fork) =>
       // The notice is the last entry of the conversation the fork was made with; repeated only if it fell outside.
       turn(supervisor, (history) =>
