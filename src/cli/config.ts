@@ -20,6 +20,8 @@ export type Env = Readonly<Record<string, string | undefined>>;
 export interface DatabaseSettings {
   databaseUrl: string | undefined;
   dataDir: string;
+  /** The Postgres schema the runtime works in (created if missing); undefined: the connection's own search_path. */
+  schema: string | undefined;
 }
 
 export interface DaemonSettings extends DatabaseSettings {
@@ -175,7 +177,15 @@ export function databaseSettings(env: Env, flags: { databaseUrl?: string | undef
   return {
     databaseUrl: parseUrlSetting(flags.databaseUrl !== undefined ? '--database-url' : 'DATABASE_URL', flags.databaseUrl ?? env.DATABASE_URL, ['postgres:', 'postgresql:']),
     dataDir: nonEmpty(flags.dataDir) ?? nonEmpty(env.SUPERVISOR_RUNTIME_DATA) ?? DEFAULT_DATA_DIR,
+    schema: parseSchemaSetting('SUPERVISOR_RUNTIME_DATABASE_SCHEMA', env.SUPERVISOR_RUNTIME_DATABASE_SCHEMA),
   };
+}
+
+function parseSchemaSetting(setting: string, raw: string | undefined): string | undefined {
+  const value = nonEmpty(raw);
+  if (value === undefined) return undefined;
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(value)) throw new ConfigError(setting, `"${value}" is not a schema name this runtime takes: lower-case letters, digits and _, starting with a letter or _, at most 63`);
+  return value;
 }
 
 export interface DaemonFlags {

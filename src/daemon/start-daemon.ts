@@ -113,6 +113,7 @@ export async function startDaemon(settings: DaemonSettings, options: { logger?: 
   const opening = openDatabase({
     databaseUrl: settings.databaseUrl,
     dataDir: settings.dataDir,
+    schema: settings.schema,
     statementTimeoutMs: settings.statementTimeoutMs,
     onBackgroundError: (error) => logger.warn({ err: errorText(error) }, 'idle database connection failed; it will be replaced'),
   });

@@ -103,5 +103,30 @@ if (targets.some((target) => target.name === 'postgres')) {
         expect.arrayContaining(['state', 'current_activity', 'progress', 'error_message', 'spawned_task_ids', 'pending_questions', 'restoration_count', 'last_restored_at', 'restoration_source']),
       );
     });
+
+    it('SUPERVISOR_RUNTIME_DATABASE_SCHEMA migrates into that schema, creating it; a search_path naming a missing schema fails saying how to fix it', async () => {
+      const schema = `sr_cli_schema_${process.pid}`;
+      const missing = `sr_cli_missing_${process.pid}`;
+      const client = admin();
+      await client.connect();
+      try {
+        const migrated = await runBin(['migrate'], { DATABASE_URL: TEST_DATABASE_URL, SUPERVISOR_RUNTIME_DATABASE_SCHEMA: schema });
+        expect(migrated.stderr).toBe('');
+        expect(migrated.stdout).toMatch(/Applied 14 migration\(s\)/);
+        const tables = await client.query(`SELECT table_name FROM information_schema.tables WHERE table_schema = $1`, [schema]);
+        expect(tables.rows.map((row: { table_name: string }) => row.table_name)).toEqual(expect.arrayContaining(['supervisor_states', 'supervisor_checkpoints']));
+        const bad = await runBin(['migrate'], { DATABASE_URL: TEST_DATABASE_URL, SUPERVISOR_RUNTIME_DATABASE_SCHEMA: 'Has-Caps' });
+        expect(bad.code).toBe(1);
+        expect(bad.stderr).toMatch(/Invalid setting SUPERVISOR_RUNTIME_DATABASE_SCHEMA: "Has-Caps" is not a schema name/);
+        const withPath = new URL(TEST_DATABASE_URL);
+        withPath.searchParams.set('options', `-c search_path=${missing}`);
+        const lost = await runBin(['migrate'], { DATABASE_URL: withPath.toString() });
+        expect(lost.code).toBe(1);
+        expect(lost.stderr).toMatch(/search_path names no schema that exists.*CREATE SCHEMA.*SUPERVISOR_RUNTIME_DATABASE_SCHEMA/s);
+      } finally {
+        await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+        await client.end();
+      }
+    });
   });
 }
