@@ -30,11 +30,12 @@ export interface CrashPointSpec {
 /** SUPERVISOR_RUNTIME_CRASH_POINT names no crash point, or its count is not a positive integer. */
 export class UnknownCrashPointError extends SupervisorRuntimeError {
   override readonly name = 'UnknownCrashPointError';
-  constructor(readonly value: string) {
-    super(
-      `Invalid setting SUPERVISOR_RUNTIME_CRASH_POINT: "${value}" is not <name> or <name>:<n> (n a whole number from 1); ` +
-        `the crash points are ${CRASH_POINT_NAMES.join(', ')}`,
-    );
+  constructor(
+    readonly value: string,
+    /** What is wrong with it: the form, the name, or the count. */
+    problem = `is not <name> or <name>:<n> (n a whole number from 1)`,
+  ) {
+    super(`Invalid setting SUPERVISOR_RUNTIME_CRASH_POINT: "${value}" ${problem}; the crash points are ${CRASH_POINT_NAMES.join(', ')}`);
   }
 }
 
@@ -49,7 +50,9 @@ export function parseCrashPoint(value: string | undefined): CrashPointSpec | und
   const match = /^([a-z.-]+)(?::(\d{1,9}))?$/.exec(text);
   const name = match?.[1] ?? '';
   const pass = match?.[2] === undefined ? 1 : Number(match[2]);
-  if (!match || !isCrashPointName(name) || pass < 1) throw new UnknownCrashPointError(text);
+  if (!match) throw new UnknownCrashPointError(text);
+  if (!isCrashPointName(name)) throw new UnknownCrashPointError(text, `names no crash point ("${name}")`);
+  if (pass < 1) throw new UnknownCrashPointError(text, `counts from 1 (got ${pass})`);
   return { name, pass };
 }
 

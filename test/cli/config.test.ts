@@ -27,6 +27,10 @@ describe('daemon settings', () => {
       expect(() => daemonSettings({ SUPERVISOR_RUNTIME_CRASH_POINT: value })).toThrow(UnknownCrashPointError);
     }
     expect(() => daemonSettings({ SUPERVISOR_RUNTIME_CRASH_POINT: 'nope' })).toThrow(`the crash points are ${CRASH_POINT_NAMES.join(', ')}`);
+    // Each refusal says what is wrong: the name, the count, or the form.
+    expect(() => daemonSettings({ SUPERVISOR_RUNTIME_CRASH_POINT: 'bogus' })).toThrow('"bogus" names no crash point ("bogus");');
+    expect(() => daemonSettings({ SUPERVISOR_RUNTIME_CRASH_POINT: 'save.after-commit:0' })).toThrow('counts from 1 (got 0);');
+    expect(() => daemonSettings({ SUPERVISOR_RUNTIME_CRASH_POINT: 'save.after-commit:x' })).toThrow('is not <name> or <name>:<n>');
   });
 
   it('--inspect-url implies --inspect instead of being ignored', () => {
