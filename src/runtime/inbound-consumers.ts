@@ -12,6 +12,7 @@ import { isUuid } from '../domain/ids.js';
 import { unstorableText } from '../domain/storable-text.js';
 import { recordDeadLetters, type DeadLetterWrite } from '../persistence/ownership/dead-letters.js';
 import { recordInbound, type InboundRecord } from '../persistence/ownership/inbox.js';
+import { UnknownSenderError } from '../transport/errors.js';
 import { parseAnswerMessage, parseSupervisorMessage, parseTaskEventMessage } from '../transport/messages.js';
 import { ALL_ANSWERS, ALL_MESSAGES, ALL_TASK_EVENTS, parseSupervisorSubjectParts, parseTaskEventsSubject, withPrefix } from '../transport/subjects.js';
 import { EPOCH_HEADER, type InboundMessage, type Subscription } from '../transport/transport.js';
@@ -56,7 +57,7 @@ export interface InboundCounts {
   refused: number;
   /** Not JSON, wrong fields, a subject that names no supervisor or task, or text the database cannot store: terminated. */
   malformed: number;
-  /** Names a supervisor or task that does not exist: terminated. */
+  /** Names a supervisor or task that does not exist (as receiver, task, or a message's sender): terminated. */
   unknown: number;
   /** Could not be recorded now (database down): nak'd, comes back later. */
   retried: number;
@@ -219,6 +220,15 @@ export async function startInboundConsumers(parts: InboundConsumerParts, options
         await settle(message, 'term', { reason: 'unknown supervisor or task' });
         return;
       }
+      if (result.outcome === 'unknownSender') {
+        // Nothing recorded: the receiver takes in nothing from a supervisor that does not exist.
+        const refused = new UnknownSenderError(message.subject, result.senderId, result.supervisorId);
+        counts[which].unknown += 1;
+        logger.warn({ ...details, supervisorId: result.supervisorId, from: result.senderId, err: refused.message }, 'message from an unknown sender terminated (see GET /dead-letters)');
+        deadLetter(message, `unknown sender ${result.senderId}: no stored supervisor sent it`);
+        await settle(message, 'term', { reason: 'unknown sender' });
+        return;
+      }
       if (result.outcome === 'duplicate') {
         counts[which].duplicates += 1;
         logger.debug(details, 'message already recorded; acked, nothing changed');
@@ -319,7 +329,7 @@ export async function startInboundConsumers(parts: InboundConsumerParts, options
     if (parsed.ok && containsUnstorableText(parsed.value)) problems.push('a text field contains a NUL character (U+0000) or a lone UTF-16 surrogate, which cannot be stored');
     if (!parsed.ok || supervisorId === null || problems.length > 0) return terminateMalformed('messages', message, problems);
     const { from, messageId, body, sentAt } = parsed.value;
-    await record('messages', message, { kind: 'message', supervisorId, payload: { from: from.toLowerCase(), messageId, body, sentAt } });
+    await record('messages', message, { kind: 'message', supervisorId, senderId: from.toLowerCase(), payload: { from: from.toLowerCase(), messageId, body, sentAt } });
   }
 
   const subscriptions: Subscription[] = [];

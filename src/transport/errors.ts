@@ -52,6 +52,26 @@ export class MalformedMessageError extends SupervisorRuntimeError {
   }
 }
 
+/**
+ * A message between supervisors whose `from` names no stored supervisor: only a raw publish on
+ * `supervisors.<to>.messages` can carry one (runtime.sendMessage sends from a stored supervisor only). It is never
+ * retried and nothing is taken in; it is kept as a dead letter.
+ */
+export class UnknownSenderError extends SupervisorRuntimeError {
+  override readonly name = 'UnknownSenderError';
+  constructor(
+    readonly subject: string,
+    readonly from: string,
+    readonly to: string,
+  ) {
+    super(
+      `Message on ${subject} says it is from supervisor ${from}, which is not a stored supervisor: it was not taken in by ${to} and will not be retried. ` +
+        'Send messages with runtime.sendMessage(from, { to, body }) or POST /supervisors/:from/messages, which send them from a stored supervisor; ' +
+        'a message published on supervisors.<to>.messages directly must name an existing supervisor in `from`.',
+    );
+  }
+}
+
 /** A subject, filter or prefix that cannot be routed to a stream. Nothing was sent. */
 export class InvalidSubjectError extends SupervisorRuntimeError {
   override readonly name = 'InvalidSubjectError';

@@ -112,6 +112,39 @@ for (const target of await messagingTargets()) {
       expect(await one.messages(sender.id)).toEqual([]);
     });
 
+    it('a raw message whose from names no stored supervisor is dead-lettered and counted, nothing taken in; a finished or forked sender still counts', async () => {
+      const heard: string[] = [];
+      const listening: AgentDriver = { name: 'listening', onMessage: (_supervisor, message) => void heard.push(message.messageId) };
+      const { one, two } = await twoDaemons([listening]);
+      const receiver = await two.spawn({ name: 'builder', driver: 'listening' });
+      const transport = await env.transport();
+      const subject = messagesSubject(receiver.id, env.prefix());
+      const raw = (from: string, messageId: string): SupervisorMessage => ({ v: 1, from, to: receiver.id, messageId, body: `from ${messageId}`, sentAt: new Date().toISOString() });
+
+      const nobody = '00000000-0000-4000-8000-00000000beef';
+      await transport.publish(subject, encodeMessage(raw(nobody, 'forged-1')), { msgId: 'forged-1' });
+      const unknown = () => (one.stats().inbound?.messages.unknown ?? 0) + (two.stats().inbound?.messages.unknown ?? 0);
+      await expect.poll(unknown, { timeout: 20_000 }).toBe(1);
+      await expect.poll(async () => (await one.deadLetters()).deadLetters.map((letter) => letter.reason), { timeout: 20_000 }).toEqual([`unknown sender ${nobody}: no stored supervisor sent it`]);
+      const inbox = await sql<{ n: string }>`SELECT count(*)::text AS n FROM supervisor_inbox WHERE supervisor_id = ${receiver.id}`.execute(env.database().db);
+      expect(inbox.rows[0]?.n).toBe('0');
+
+      // Senders that exist count, whatever became of them: a finished one, and a fork (its own supervisor row).
+      const finished = await one.spawn({ name: 'finished' });
+      await one.send(finished.id, { type: 'COMPLETE', summary: 'done' });
+      const source = await one.spawn({ name: 'source' });
+      const fork = await one.fork(source.id, { start: false });
+      await transport.publish(subject, encodeMessage(raw(finished.id.toUpperCase(), 'from-finished')), { msgId: 'from-finished' });
+      await transport.publish(subject, encodeMessage(raw(fork.supervisor.id, 'from-fork')), { msgId: 'from-fork' });
+      await expect.poll(async () => (await two.messages(receiver.id)).map((message) => message.messageId).sort(), { timeout: 20_000 }).toEqual(['from-finished', 'from-fork']);
+      await expect.poll(() => [...heard].sort()).toEqual(['from-finished', 'from-fork']);
+      // The forged one was never taken in: not in the conversation, not heard, and the daemon kept taking the rest.
+      const conversation = await getConversation(env.database().db, receiver.id);
+      expect(conversation.filter((entry) => entry.content.includes(nobody))).toEqual([]);
+      expect(unknown()).toBe(1);
+      expect(two.get(receiver.id)?.state).toBe('idle');
+    });
+
     it('a message to a supervisor that finished before it arrived is recorded refused; one to an interrupted supervisor is kept', async () => {
       const { one, two } = await twoDaemons();
       const sender = await one.spawn({ name: 'planner' });

@@ -16,6 +16,12 @@ export interface InboundRecord {
   supervisorId?: string;
   /** For a task event: the task the subject names (its supervisor is looked up in the same statement). */
   taskId?: string;
+  /**
+   * For a message: the supervisor it says it is from. It must be a stored supervisor (any state, a fork or a finished
+   * one included), looked up by primary key in the same statement; supervisors are never deleted, so a sender found
+   * now existed when it sent.
+   */
+  senderId?: string;
   payload: unknown;
   msgId: string;
   epoch: number | null;
@@ -27,6 +33,8 @@ export type RecordInboundResult =
   /** Recorded already stamped refused: the supervisor is finished, so nothing can ever apply it (and no owner is woken). */
   | { outcome: 'refused'; supervisorId: string; detail: string }
   | { outcome: 'duplicate'; supervisorId: string }
+  /** A message whose `from` names no stored supervisor: nothing recorded (only a raw publish can send one). */
+  | { outcome: 'unknownSender'; supervisorId: string; senderId: string }
   | { outcome: 'unknown' };
 
 export interface InboxRow {
@@ -44,7 +52,8 @@ export interface InboxRow {
 
 /**
  * Record one inbound message for its supervisor, once per message id, and wake the owner (`channel`, delivered at
- * commit). `unknown`: no such supervisor or task; `duplicate`: this message id was recorded before; `refused`: the
+ * commit). `unknown`: no such supervisor or task; `unknownSender`: a message from no stored supervisor, not recorded;
+ * `duplicate`: this message id was recorded before; `refused`: the
  * supervisor is completed or failed, so the row is stamped at once (as the owner's applier would stamp it) instead of
  * waiting for an owner that may be gone for good: nobody claims a finished supervisor, and an unstamped row is never
  * pruned.
@@ -54,25 +63,29 @@ export async function recordInbound(db: Executor, record: InboundRecord, channel
     record.kind === 'task_event'
       ? sql`SELECT s.id, s.owner, s.state::text AS state FROM supervisor_tasks t JOIN supervisor_states s ON s.id = t.supervisor_id WHERE t.id = ${record.taskId ?? null}`
       : sql`SELECT s.id, s.owner, s.state::text AS state FROM supervisor_states s WHERE s.id = ${record.supervisorId ?? null}::uuid`;
+  // A message's sender must be stored: one primary-key probe in the same statement (true for anything but a message).
+  const senderKnown =
+    record.kind === 'message' ? sql`EXISTS (SELECT 1 FROM supervisor_states f WHERE f.id = ${record.senderId ?? null}::uuid)` : sql`true`;
   return withDatabaseErrors('recordInbound', record.supervisorId, async () => {
-    const result = await sql<{ id: string; owner: string | null; inserted: string | number; detail: string | null }>`
+    const result = await sql<{ id: string; owner: string | null; inserted: string | number; detail: string | null; sender_known: boolean }>`
       WITH target AS (
-        SELECT t.id, t.owner, CASE WHEN t.state IN ('completed', 'failed') THEN 'supervisor is ' || t.state END AS finished
+        SELECT t.id, t.owner, CASE WHEN t.state IN ('completed', 'failed') THEN 'supervisor is ' || t.state END AS finished, ${senderKnown} AS sender_known
         FROM (${target}) t
       ),
       ins AS (
         INSERT INTO supervisor_inbox (supervisor_id, kind, payload, msg_id, epoch, received_by, applied_at, outcome, detail)
         SELECT target.id, ${record.kind}, ${JSON.stringify(record.payload)}::jsonb, ${record.msgId}, ${record.epoch}::bigint, ${record.receivedBy},
           CASE WHEN target.finished IS NOT NULL THEN now() END, CASE WHEN target.finished IS NOT NULL THEN 'refused' END, target.finished
-        FROM target
+        FROM target WHERE target.sender_known
         ON CONFLICT (msg_id) DO NOTHING
         RETURNING id
       )
-      SELECT target.id, target.owner, (SELECT count(*) FROM ins) AS inserted, target.finished AS detail,
+      SELECT target.id, target.owner, (SELECT count(*) FROM ins) AS inserted, target.finished AS detail, target.sender_known,
         CASE WHEN ${channel}::text IS NOT NULL AND target.finished IS NULL AND EXISTS (SELECT 1 FROM ins) THEN pg_notify(${channel}::text, 'inbox ' || coalesce(target.owner, '')) END AS notified
       FROM target`.execute(db);
     const row = result.rows[0];
     if (!row) return { outcome: 'unknown' };
+    if (!row.sender_known) return { outcome: 'unknownSender', supervisorId: row.id, senderId: record.senderId ?? '' };
     if (Number(row.inserted) === 0) return { outcome: 'duplicate', supervisorId: row.id };
     return row.detail !== null ? { outcome: 'refused', supervisorId: row.id, detail: row.detail } : { outcome: 'recorded', supervisorId: row.id, owner: row.owner };
   });
