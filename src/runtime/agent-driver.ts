@@ -66,7 +66,10 @@ export interface AgentDriver {
   onQuestionAnswered?(supervisor: SupervisorHandle, answer: { questionId: string; question: string; answer: string }): void | Promise<void>;
   /** After a task's completion or failure committed. */
   onTaskFinished?(supervisor: SupervisorHandle, task: FinishedTask): void | Promise<void>;
-  /** After a message from another supervisor was taken in (committed, in this supervisor's conversation). */
+  /**
+   * After a message from another supervisor was taken in (committed, in this supervisor's conversation). One taken in
+   * before this supervisor started (initializing, or interrupted from there) is told after its START, after onStarted.
+   */
   onMessage?(supervisor: SupervisorHandle, message: { from: string; messageId: string; body: string; sentAt: string }): void | Promise<void>;
   /**
    * After a RESUME committed that is not a restoration's or a fork's (a RESUME event, or the one a supervisor sends

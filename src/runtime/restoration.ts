@@ -645,6 +645,10 @@ async function restoreOnce(
         kept.push(`${stored - snapshot.context.conversationLength} conversation entries are newer than the restored state; kept`);
         snapshot = withContext(snapshot, { conversationLength: stored });
       }
+      // Never started (initializing, or interrupted from it, with nothing written after): the messages it took in are
+      // held for its driver, which hears them after the START this restoration gives it. One that started heard them.
+      const beforeStart = String(snapshot.value) === 'initializing' || (String(snapshot.value) === 'interrupted' && snapshot.context.interruptedFrom === 'initializing');
+      if (beforeStart && stored <= snapshot.context.conversationLength) await host.holdUnstartedMessages(supervisorId, raw.driver ?? 'manual');
       let placement: Placement = { step: session.step, epoch: claim.epoch, checkpointSeq: raw.checkpointSeq };
       let reconciled = await reconcileOpenWork(db, supervisorId, snapshot, session.pendingRows, session.taskRows);
       if (neverStarted && String(reconciled.snapshot.value) !== 'initializing') {

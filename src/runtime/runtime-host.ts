@@ -50,4 +50,10 @@ export interface RuntimeHost {
   holdDriver(id: string): void;
   /** Run the queued callbacks in order and stop queueing; `discard` drops them (the restoration failed). */
   releaseDriver(id: string, options?: { discard?: boolean }): void;
+  /**
+   * A restoration of a supervisor that never started (nothing written after its restored state): the messages it took
+   * in are read back and held for its driver, which hears them (onMessage) after the START the restoration gives it.
+   * Called inside the hold, so no message is taken in meanwhile.
+   */
+  holdUnstartedMessages(id: string, driverName: string): Promise<void>;
 }

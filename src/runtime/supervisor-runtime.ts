@@ -251,6 +251,16 @@ export function defaultDaemonId(): string {
   return `${hostname()}-${process.pid}-${randomUUID().slice(0, 6)}`;
 }
 
+type ReceivedMessage = Parameters<NonNullable<AgentDriver['onMessage']>>[1];
+
+/** Messages a restored supervisor that never started took in, read back for its driver (the newest this many). */
+const MAX_UNSTARTED_MESSAGES = 1_000;
+
+/** Before START: `initializing`, or interrupted from it. A supervisor that started never goes back there. */
+function notStarted(snapshot: SupervisorSnapshot): boolean {
+  return snapshot.value === 'initializing' || (snapshot.value === 'interrupted' && snapshot.context.interruptedFrom === 'initializing');
+}
+
 /** Thrown inside a send's turn when the stored message is the same one (a retry): answered as a replay. */
 class MessageReplayed extends Error {
   override readonly name = 'MessageReplayed';
@@ -290,6 +300,12 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
   const restoring = new Map<string, { done: Promise<void>; resolve: () => void }>();
   // Caller-chosen ids whose creation's outcome is unknown (the database stopped answering mid-statement).
   const unsettledCreations = new Map<string, CreationKind>();
+  /**
+   * Messages taken in before the supervisor started (in `initializing`, or interrupted from it): its driver hears them
+   * (onMessage, in the order taken in) right after START, as the START's own callbacks. A restoration of a supervisor
+   * that never started reads them back (holdUnstartedMessages); one that started has none held.
+   */
+  const unstartedMessages = new Map<string, ReceivedMessage[]>();
   /** Forks whose RESUME and START are their fork's: the driver hears onForked (started) instead of onResumed and onStarted. */
   const forkBegins = new Set<string>();
   /** Creations whose first save point is in flight: owned here once it commits, not running until it is answered. */
@@ -336,6 +352,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     if (supervisors.get(supervisor.id) !== supervisor) return;
     supervisors.delete(supervisor.id);
     heldDrivers.delete(supervisor.id);
+    unstartedMessages.delete(supervisor.id);
     registry.trigger.remove({ id: supervisor.id });
     logger.info({ supervisorId: supervisor.id, owner: error?.current.owner ?? null }, 'supervisor handed to another daemon; no longer running here');
   }
@@ -378,7 +395,12 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     const driver = driverFor(supervisor.driverName);
     const handle = handleFor(supervisor);
     const calls: Array<() => void | Promise<void>> = [];
-    if (step.event?.type === 'START' && driver.onStarted && !forkBegins.has(supervisor.id)) calls.push(() => driver.onStarted?.(handle));
+    if (step.event?.type === 'START') {
+      if (driver.onStarted && !forkBegins.has(supervisor.id)) calls.push(() => driver.onStarted?.(handle));
+      const held = unstartedMessages.get(supervisor.id) ?? [];
+      unstartedMessages.delete(supervisor.id);
+      for (const message of held) calls.push(() => driver.onMessage?.(handle, message));
+    }
     // A restoration's RESUME (its callbacks are held) is told by onRestored, which runs after it, and a fork's by onForked.
     if (step.event?.type === 'RESUME' && driver.onResumed && !heldDrivers.has(supervisor.id) && !forkBegins.has(supervisor.id)) {
       const resume = resumedSupervisor(supervisor.id, step);
@@ -390,7 +412,9 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       if (effect.type === 'answerReceived' && driver.onQuestionAnswered) calls.push(() => driver.onQuestionAnswered?.(handle, effect.params));
       if (effect.type === 'messageReceived' && driver.onMessage) {
         const { from, messageId, body, sentAt } = effect.params;
-        calls.push(() => driver.onMessage?.(handle, { from, messageId, body, sentAt }));
+        // Not started yet: the driver hears it after START, not while the supervisor cannot act on it.
+        if (notStarted(step.after)) unstartedMessages.set(supervisor.id, [...(unstartedMessages.get(supervisor.id) ?? []), { from, messageId, body, sentAt }]);
+        else calls.push(() => driver.onMessage?.(handle, { from, messageId, body, sentAt }));
       }
       if (effect.type === 'taskFinished' && driver.onTaskFinished) {
         const { taskId, status, task } = effect.params;
@@ -775,11 +799,25 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     stopLocal,
     holdDriver: (id) => {
       if (!heldDrivers.has(id)) heldDrivers.set(id, []);
+      // What this copy held is the restoration's to read back (holdUnstartedMessages), or was heard already.
+      unstartedMessages.delete(id);
       if (!restoring.has(id)) {
         let resolve = () => {};
         const done = new Promise<void>((settle) => (resolve = settle));
         restoring.set(id, { done, resolve });
       }
+    },
+    holdUnstartedMessages: async (id, driverName) => {
+      if (!driverFor(driverName).onMessage) return;
+      const received = await listMessages(database.db, id, { direction: 'received', limit: MAX_UNSTARTED_MESSAGES });
+      if (received.length === 0) return;
+      if (received.length === MAX_UNSTARTED_MESSAGES) {
+        logger.warn({ supervisorId: id, held: MAX_UNSTARTED_MESSAGES }, 'a supervisor that never started took in more messages than its driver is told after START; the older ones are in its conversation only');
+      }
+      unstartedMessages.set(
+        id,
+        received.reverse().map((message) => ({ from: message.peerId, messageId: message.messageId, body: message.body, sentAt: message.sentAt })),
+      );
     },
     releaseDriver: (id, releaseOptions = {}) => {
       const held = heldDrivers.get(id);

@@ -9,7 +9,7 @@ import type { AgentDriver } from '../../src/runtime/agent-driver.js';
 import { EventRefusedError } from '../../src/domain/errors.js';
 import { encodeMessage, type SupervisorMessage } from '../../src/transport/messages.js';
 import { messagesSubject } from '../../src/transport/subjects.js';
-import { messagingTargets, useMessagingEnvironment } from './messaging-harness.js';
+import { messagingTargets, sleep, useMessagingEnvironment } from './messaging-harness.js';
 
 for (const target of await messagingTargets()) {
   describe(`messages between supervisors on ${target.name}`, () => {
@@ -143,6 +143,70 @@ for (const target of await messagingTargets()) {
       expect(conversation.filter((entry) => entry.content.includes(nobody))).toEqual([]);
       expect(unknown()).toBe(1);
       expect(two.get(receiver.id)?.state).toBe('idle');
+    });
+
+    it('a message to a supervisor that has not started is taken in at once, and its driver hears it only after START, once, across restarts', async () => {
+      const heard = new Map<string, string[]>();
+      const hear = (id: string, what: string) => void heard.set(id, [...(heard.get(id) ?? []), what]);
+      const recording: AgentDriver = {
+        name: 'recording',
+        onStarted: (supervisor) => hear(supervisor.id, 'started'),
+        onRestored: (supervisor) => hear(supervisor.id, 'restored'),
+        onMessage: (supervisor, message) => hear(supervisor.id, `message ${message.messageId}`),
+      };
+      const one = await env.runtime({ daemonId: 'daemon-one', drivers: [recording] });
+      await one.start({ messaging: { embeddedWorker: false } });
+      const sender = await one.spawn({ name: 'planner' });
+      const later = await one.spawn({ name: 'started later', driver: 'recording', start: false });
+      const unstarted = await one.spawn({ name: 'never started here', driver: 'recording', start: false });
+      const takenIn = async (id: string, messageId: string) => {
+        await expect.poll(async () => (await one.messages(id, { direction: 'received' })).map((message) => message.messageId), { timeout: 20_000 }).toEqual([messageId]);
+        expect((await getConversation(env.database().db, id)).at(-1)?.content).toBe(`Message ${messageId} from supervisor ${sender.id}: for ${messageId}`);
+      };
+
+      await one.sendMessage(sender.id, { to: later.id, body: 'for m-1', messageId: 'm-1' });
+      await one.sendMessage(sender.id, { to: unstarted.id, body: 'for m-2', messageId: 'm-2' });
+      await takenIn(later.id, 'm-1');
+      await takenIn(unstarted.id, 'm-2');
+      // Taken in (conversation and row), the state unchanged, and the driver told nothing before START.
+      await sleep(100);
+      expect(one.get(later.id)?.state).toBe('initializing');
+      expect(heard.get(later.id)).toBeUndefined();
+      expect(heard.get(unstarted.id)).toBeUndefined();
+
+      await one.send(later.id, { type: 'START' });
+      await expect.poll(() => heard.get(later.id)).toEqual(['started', 'message m-1']);
+
+      // Interrupted before it started is not started either: held through RESUME (back to initializing) until START.
+      const paused = await one.spawn({ name: 'paused before start', driver: 'recording', start: false });
+      await one.send(paused.id, { type: 'INTERRUPT', reason: 'operator pause' });
+      await one.sendMessage(sender.id, { to: paused.id, body: 'for m-3', messageId: 'm-3' });
+      await takenIn(paused.id, 'm-3');
+      await one.send(paused.id, { type: 'RESUME' });
+      expect(one.get(paused.id)?.state).toBe('initializing');
+      await sleep(100);
+      expect(heard.get(paused.id)).toBeUndefined();
+      await one.send(paused.id, { type: 'START' });
+      await expect.poll(() => heard.get(paused.id)).toEqual(['started', 'message m-3']);
+
+      // A restart before START: the restoration starts it, and its driver hears the message after that, once.
+      await one.shutdown({ closeDatabase: false, closeTransport: false });
+      heard.clear();
+      const two = await env.runtime({ daemonId: 'daemon-two', drivers: [recording] });
+      await two.restoreAll();
+      expect(two.get(unstarted.id)?.state).toBe('idle');
+      await expect.poll(() => heard.get(unstarted.id)).toEqual(['restored', 'started', 'message m-2']);
+      // The one that started heard its message already: nothing again.
+      await expect.poll(() => heard.get(later.id)).toEqual(['restored']);
+
+      // And after a second restart, neither hears a message again.
+      await two.shutdown({ closeDatabase: false, closeTransport: false });
+      heard.clear();
+      const three = await env.runtime({ daemonId: 'daemon-three', drivers: [recording] });
+      await three.restoreAll();
+      await expect.poll(() => [heard.get(later.id), heard.get(unstarted.id)]).toEqual([['restored'], ['restored']]);
+      await sleep(100);
+      expect([heard.get(later.id), heard.get(unstarted.id)]).toEqual([['restored'], ['restored']]);
     });
 
     it('a message to a supervisor that finished before it arrived is recorded refused; one to an interrupted supervisor is kept', async () => {
