@@ -66,6 +66,8 @@ function contextProblems(context: unknown, supervisorId: string): string[] {
   if (since !== undefined && since !== null && (!Number.isInteger(since) || (since as number) < 0 || (since as number) > Number(context.conversationLength))) {
     problems.push(`snapshot context.interruptedAtSeq ${String(since)} is not a seq of its conversation (0–${String(context.conversationLength)})`);
   }
+  // Absent when not held (and in snapshots from before it was recorded); otherwise a boolean.
+  if (context.held !== undefined && typeof context.held !== 'boolean') problems.push(`snapshot context.held ${JSON.stringify(context.held) ?? String(context.held)} is not a boolean`);
   if (Array.isArray(context.tasks)) {
     context.tasks.forEach((task, index) => {
       const where = `snapshot context.tasks[${index}]`;

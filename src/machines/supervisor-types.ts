@@ -39,6 +39,15 @@ export interface SupervisorContext {
    * them. Set by INTERRUPT, null after RESUME; absent in snapshots written before it was recorded.
    */
   interruptedAtSeq?: number | null;
+  /**
+   * Held: made with `start: false` (a spawn, or a fork) and not begun since. A restore leaves a held supervisor as it is
+   * (initializing, or interrupted for a fork of an interrupted checkpoint) instead of starting or resuming it, so it
+   * waits for someone to START (or RESUME) it across restarts and takeovers. Set true in the creation snapshot only;
+   * START makes it false, and so does a RESUME that leaves initializing behind (one that resumes into initializing still
+   * waits for its START). Absent in a supervisor made to start, and in snapshots written before it was recorded: those
+   * are begun by a restore.
+   */
+  held?: boolean;
   createdAt: string;
 }
 
@@ -48,6 +57,8 @@ export interface SupervisorInput {
   /** Defaults to `planning`. */
   phase?: string;
   createdAt: string;
+  /** Made with `start: false`: the context records it as held (see SupervisorContext.held). */
+  held?: boolean;
 }
 
 /** The states a supervisor settles in after a change to its questions or tasks. */

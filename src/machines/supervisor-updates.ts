@@ -53,7 +53,18 @@ export function initialSupervisorContext(input: SupervisorInput): SupervisorCont
     lastHeartbeatAt: null,
     interruptedFrom: null,
     createdAt: input.createdAt,
+    ...(input.held ? { held: true } : {}),
   };
+}
+
+/** Made with start: false and not begun: only an initializing or interrupted supervisor is held (see SupervisorContext.held). */
+export function isHeld(state: string, context: Pick<SupervisorContext, 'held'>): boolean {
+  return context.held === true && (state === 'initializing' || state === 'interrupted');
+}
+
+/** The context with its hold released: the supervisor is begun. (False, not removed: an assignment merges into the context.) */
+function begun(context: SupervisorContext): SupervisorContext {
+  return context.held === true ? { ...context, held: false } : context;
 }
 
 /** Questions block everything; otherwise running tasks are waited on; otherwise the supervisor works. */
@@ -95,7 +106,7 @@ function withConversation(update: SupervisorUpdate, role: ConversationRole, cont
 
 export function applyStart(context: SupervisorContext, event: StartEvent): SupervisorUpdate {
   return withConversation(
-    unchanged(context),
+    unchanged(begun(context)),
     'system',
     `Supervisor "${context.name}" started in phase ${context.phase}.`,
     event.at,
@@ -247,7 +258,9 @@ export function applyInterrupt(context: SupervisorContext, event: InterruptEvent
 }
 
 export function applyResume(context: SupervisorContext, _event: ResumeEvent): SupervisorUpdate {
-  return unchanged({ ...context, errorMessage: null, interruptedFrom: null, interruptedAtSeq: null });
+  // Resumed into initializing, a held supervisor has not begun: it still waits for its START.
+  const resumed = resumeTarget(context) === 'initializing' ? context : begun(context);
+  return unchanged({ ...resumed, errorMessage: null, interruptedFrom: null, interruptedAtSeq: null });
 }
 
 export function applySendMessage(context: SupervisorContext, event: SendMessageEvent): SupervisorUpdate {

@@ -68,3 +68,20 @@ describe('interruptedAtSeq', () => {
     }
   });
 });
+
+describe('held', () => {
+  function withHeld(value: unknown): StoredStateCandidate {
+    const stored = storedIdle(0);
+    const snapshot = stored.snapshot as { context: Record<string, unknown> };
+    return { ...stored, snapshot: { ...snapshot, context: { ...snapshot.context, held: value } } };
+  }
+
+  it('passes one that is absent (not held, as in snapshots from before it) or a boolean', () => {
+    for (const value of [undefined, true, false]) expect(validateStoredState(withHeld(value), new Map()).result).toMatchObject({ valid: true, errors: [] });
+  });
+
+  it('reports one that is not a boolean, with the value', () => {
+    expect(validateStoredState(withHeld('yes'), new Map()).result.errors).toEqual(['snapshot context.held "yes" is not a boolean']);
+    expect(validateStoredState(withHeld(null), new Map()).result.errors).toEqual(['snapshot context.held null is not a boolean']);
+  });
+});

@@ -722,6 +722,38 @@ describe('INTERRUPT', () => {
   });
 });
 
+describe('held (made with start: false)', () => {
+  const held = () => initial({ ...INPUT, held: true });
+
+  it('is recorded in the initial context only when asked; a supervisor made to start has no such field', () => {
+    expect(held().context.held).toBe(true);
+    expect(initial().context).not.toHaveProperty('held');
+  });
+
+  it('START begins it: the hold is gone', () => {
+    const { snapshot } = apply(held(), ev.start());
+    expect(snapshot.value).toBe('idle');
+    expect(snapshot.context.held).toBe(false);
+  });
+
+  it('an INTERRUPT keeps it; a RESUME back into initializing keeps it (it still waits for START)', () => {
+    const interrupted = run(held(), ev.interrupt());
+    expect(interrupted.context.held).toBe(true);
+    const resumed = apply(interrupted, ev.resume()).snapshot;
+    expect(resumed.value).toBe('initializing');
+    expect(resumed.context.held).toBe(true);
+  });
+
+  it('a RESUME out of an interruption into a running state begins it', () => {
+    // A held fork of a checkpoint interrupted while working.
+    const interrupted = run(working(), ev.interrupt());
+    const forked = supervisorMachine.resolveState({ value: 'interrupted', context: { ...interrupted.context, held: true } });
+    const { snapshot } = apply(forked, ev.resume());
+    expect(snapshot.value).toBe('working');
+    expect(snapshot.context.held).toBe(false);
+  });
+});
+
 describe('RESUME', () => {
   it('returns to idle or initializing when nothing was in flight', () => {
     expect(apply(run(started(), ev.interrupt()), ev.resume()).snapshot.value).toBe('idle');
