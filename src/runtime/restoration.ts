@@ -16,6 +16,7 @@ import { RESTORATION_STEP_NAMES, restorationMachine, type RestorationMachineCont
 import { runRestorationSteps, type RestorationStep, type RestorationStepName } from '../machines/restoration-runner.js';
 import { deriveWaitingState, supervisorMachine, type SupervisorSnapshot } from '../machines/supervisor-machine.js';
 import type { SupervisorContext } from '../machines/supervisor-types.js';
+import { isHeld } from '../machines/supervisor-updates.js';
 import {
   countConversations,
   enqueueOutbox,
@@ -732,9 +733,12 @@ async function restoreOnce(
 
     resumeSupervisor: step(async (context) => {
       const supervisor = need(session.supervisor, 'a supervisor');
-      if (supervisor.state === 'interrupted') await supervisor.send({ type: 'RESUME', at: at() });
+      // One made with start: false (held) stays as it is until someone STARTs or RESUMEs it: only an unheld one is begun
+      // here, such as a spawn whose creation committed before its START did.
+      const held = isHeld(supervisor.state, supervisor.snapshot.context);
+      if (!held && supervisor.state === 'interrupted') await supervisor.send({ type: 'RESUME', at: at() });
       // Also after RESUME: a supervisor interrupted before it started resumes into initializing.
-      if (supervisor.state === 'initializing') await supervisor.send({ type: 'START', at: at() });
+      if (!held && supervisor.state === 'initializing') await supervisor.send({ type: 'START', at: at() });
       // Timers re-armed once, from the stored heartbeat: the next beat keeps its remaining time.
       supervisor.startHeartbeat();
       await redispatchRunningTasks(host, supervisor, session.tasks);

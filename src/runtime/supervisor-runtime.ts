@@ -16,6 +16,7 @@ import { isTerminalState, type SupervisorState } from '../domain/supervisor-stat
 import { validateStoredState } from '../machines/restoration-guards.js';
 import { supervisorMachine, type SupervisorSnapshot } from '../machines/supervisor-machine.js';
 import type { SupervisorEffect, SupervisorEvent } from '../machines/supervisor-types.js';
+import { isHeld } from '../machines/supervisor-updates.js';
 import type { Database, DatabaseHealth } from '../persistence/database.js';
 import { getOwner } from '../persistence/ownership/claims.js';
 import { OwnershipLostError, SupervisorOwnedElsewhereError } from '../persistence/ownership/errors.js';
@@ -407,7 +408,8 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       calls.push(async () => driver.onResumed?.(handle, await resume()));
     }
     const restored = step.event?.type === 'RESTORED' ? step.event : null;
-    if (restored && driver.onRestored) calls.push(() => driver.onRestored?.(handle, { source: restored.source, contextMessage: restored.contextMessage }));
+    // A held supervisor (made with start: false) is restored but not begun: its driver hears nothing until it runs.
+    if (restored && driver.onRestored && !isHeld(String(step.after.value), step.after.context)) calls.push(() => driver.onRestored?.(handle, { source: restored.source, contextMessage: restored.contextMessage }));
     for (const effect of step.effects) {
       if (effect.type === 'answerReceived' && driver.onQuestionAnswered) calls.push(() => driver.onQuestionAnswered?.(handle, effect.params));
       if (effect.type === 'messageReceived' && driver.onMessage) {
@@ -931,6 +933,8 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
         name: input.name.trim(),
         ...(input.phase ? { phase: input.phase } : {}),
         createdAt: now().toISOString(),
+        // Recorded in the creation snapshot, so a restore leaves it unstarted too.
+        ...(input.start === false ? { held: true } : {}),
       });
       const { supervisor } = await createOwned({
         id,
@@ -983,11 +987,16 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       });
       const sourceDriver = raw.driver !== null && drivers.has(raw.driver) ? raw.driver : defaultDriver;
       const run = input.start !== false;
+      // Held or not as this fork is asked, whatever its checkpoint was: a restore leaves a held fork as it was made. Only
+      // one that has a first step to hold back (RESUME, START) is held; any other fork runs as made.
+      const { held: sourceHeld, ...unheld } = plan.snapshot.context;
+      const holds = !run && (plan.snapshot.value === 'initializing' || plan.snapshot.value === 'interrupted');
+      const initial = holds || sourceHeld !== undefined ? supervisorMachine.resolveState({ value: plan.snapshot.value as string, context: holds ? { ...unheld, held: true } : unheld }) : plan.snapshot;
       const { supervisor, takenUp } = await createOwned({
         id,
         kind: 'fork',
         callerChoseId: input.id !== undefined,
-        initial: plan.snapshot,
+        initial,
         driver: input.driver ?? sourceDriver,
         creation: { effects: plan.effects, reason: 'forked', forkedFrom: plan.forkedFrom },
         begin: run ? (created, takenUp) => beginFork(created, takenUp ? null : { sourceId: source, checkpointSeq: seq, contextMessage: plan.contextMessage }) : null,

@@ -33,6 +33,11 @@ function corruptSnapshot(id: string, value: ReturnType<typeof sql>) {
   return sql`UPDATE supervisor_checkpoints c SET snapshot = ${value} FROM supervisor_states s WHERE s.id = c.supervisor_id AND c.seq = s.checkpoint_seq AND s.id = ${id}`;
 }
 
+/** Drop the hold from every stored snapshot of a supervisor: what a creation that was to start (or one from before holds) stored. */
+function unhold(id: string) {
+  return sql`UPDATE supervisor_checkpoints SET snapshot = snapshot #- '{context,held}' WHERE supervisor_id = ${id}`;
+}
+
 async function busySupervisor(runtime: SupervisorRuntime) {
   const supervisor = await runtime.spawn({ name: 'busy' });
   await runtime.send(supervisor.id, { type: 'SET_ACTIVITY', activity: 'building', progress: 30 });
@@ -608,13 +613,90 @@ for (const target of await databaseTargets()) {
       await runtime.shutdown({ closeDatabase: false });
     });
 
+    it('a supervisor spawned with start: false stays initializing across restarts (restored and counted, its driver told nothing) until it is sent START', async () => {
+      const calls: string[] = [];
+      const driver: AgentDriver = {
+        name: 'rec',
+        onStarted: () => void calls.push('started'),
+        onRestored: () => void calls.push('restored'),
+        onResumed: () => void calls.push('resumed'),
+      };
+      const first = runtimeOn(database(), { drivers: [driver] });
+      const held = await first.spawn({ name: 'held', start: false, driver: 'rec' });
+      expect(held.snapshot.context.held).toBe(true);
+      await crash(first);
+
+      const second = runtimeOn(database(), { drivers: [driver] });
+      expect(await second.restoreAll()).toMatchObject({ total: 1, restored: 1, failed: [] });
+      const restored = second.get(held.id);
+      expect(restored?.state).toBe('initializing');
+      expect(restored?.snapshot.context).toMatchObject({ held: true, restorationCount: 1 });
+      expect(await getSupervisorState(db(), held.id)).toMatchObject({ state: 'initializing', restorationCount: 1 });
+      await crash(second);
+
+      // A takeover by a third daemon holds it too.
+      const third = runtimeOn(database(), { drivers: [driver] });
+      const info = await third.restore(held.id, 'reassignment');
+      expect(info).toMatchObject({ restoredState: 'initializing', restorationCount: 2 });
+      // Callbacks run after the restore is committed, a turn later: give them that turn.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(calls).toEqual([]);
+      const startedEntry = 'Supervisor "held" started in phase planning.';
+      expect((await getConversation(db(), held.id)).filter((entry) => entry.content === startedEntry)).toEqual([]);
+
+      await third.send(held.id, { type: 'START' });
+      expect(third.get(held.id)?.state).toBe('idle');
+      expect(third.get(held.id)?.snapshot.context.held).toBe(false);
+      await expect.poll(() => calls).toEqual(['started']);
+      await crash(third);
+      // Begun: from here a restore treats it as any other.
+      const fourth = runtimeOn(database(), { drivers: [driver] });
+      expect((await fourth.restoreAll()).results[0]).toMatchObject({ restoredState: 'idle', restorationCount: 3 });
+      await expect.poll(() => calls).toEqual(['started', 'restored']);
+      expect((await getConversation(db(), held.id)).filter((entry) => entry.content === startedEntry)).toHaveLength(1);
+      await fourth.shutdown({ closeDatabase: false });
+    });
+
+    it('a held supervisor an operator interrupted stays interrupted across a restart; RESUME brings it back to initializing, still held, and START begins it', async () => {
+      const first = runtimeOn(database());
+      const held = await first.spawn({ name: 'held and paused', start: false });
+      await first.send(held.id, { type: 'INTERRUPT', reason: 'not yet' });
+      await crash(first);
+      const second = runtimeOn(database());
+      expect((await second.restoreAll()).results[0]).toMatchObject({ restoredState: 'interrupted', restorationCount: 1 });
+      await second.send(held.id, { type: 'RESUME' });
+      expect(second.get(held.id)?.state).toBe('initializing');
+      expect(second.get(held.id)?.snapshot.context.held).toBe(true);
+      await crash(second);
+      const third = runtimeOn(database());
+      expect((await third.restoreAll()).results[0]).toMatchObject({ restoredState: 'initializing', restorationCount: 2 });
+      await third.send(held.id, { type: 'START' });
+      expect(third.get(held.id)?.state).toBe('idle');
+      await third.shutdown({ closeDatabase: false });
+    });
+
+    it('a spawn whose creation committed but whose START did not (no hold in its snapshot, as in snapshots from before holds) is started by the restore, once', async () => {
+      const first = runtimeOn(database());
+      const supervisor = await first.spawn({ name: 'crashed before start', start: false });
+      await crash(first);
+      // What a spawn to start left when the daemon died between its creation save point and its START.
+      await unhold(supervisor.id).execute(db());
+      const second = runtimeOn(database());
+      expect((await second.restoreAll()).results[0]).toMatchObject({ restoredState: 'idle', restorationCount: 1 });
+      const started = (await getConversation(db(), supervisor.id)).filter((entry) => entry.content === 'Supervisor "crashed before start" started in phase planning.');
+      expect(started).toHaveLength(1);
+      await second.shutdown({ closeDatabase: false });
+    });
+
     it('a supervisor that cannot be restored is marked interrupted with the reason, the others come back, and it resumes once the cause is gone', async () => {
       const first = runtimeOn(database());
       const good = await first.spawn({ name: 'good' });
       const bad = await first.spawn({ name: 'bad' });
-      // One that never started: interrupted from initializing, it must still start once resumed.
+      // One that never started: interrupted from initializing, it must still start once resumed. Spawned to start, its
+      // START never committed (the creation snapshot has no hold, as one made before holds were recorded).
       const unstarted = await first.spawn({ name: 'unstarted', start: false });
       await crash(first);
+      await unhold(unstarted.id).execute(db());
       // The database refuses the bad supervisors' restoration save points (an injected failure, as a broken disk would).
       await sql`CREATE FUNCTION refuse_restoration() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN

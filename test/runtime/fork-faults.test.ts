@@ -120,6 +120,102 @@ for (const target of await databaseTargets()) {
       }
     });
 
+    it('a fork made with start: false stays held across restarts (interrupted, restored, its driver told nothing); the RESUME that begins it is told once', async () => {
+      const calls: string[] = [];
+      const driver: AgentDriver = {
+        name: 'rec',
+        onStarted: (supervisor) => void calls.push(`started ${supervisor.id}`),
+        onRestored: (supervisor) => void calls.push(`restored ${supervisor.id}`),
+        onResumed: (supervisor) => void calls.push(`resumed ${supervisor.id} ${supervisor.state()}`),
+        onForked: (supervisor, fork) => void calls.push(`forked ${supervisor.id} started=${fork.started}`),
+      };
+      const first = createRuntime({ database: database(), heartbeatIntervalMs: 0, drivers: [driver] });
+      const source = await first.spawn({ name: 'src' });
+      await first.send(source.id, { type: 'INTERRUPT', reason: 'operator pause' });
+      const { supervisor: held } = await first.fork(source.id, { start: false, driver: 'rec' });
+      expect(held.state).toBe('interrupted');
+      expect(held.snapshot.context.held).toBe(true);
+      await first.shutdown({ closeDatabase: false });
+
+      const second = createRuntime({ database: database(), heartbeatIntervalMs: 0, drivers: [driver] });
+      try {
+        const summary = await second.restoreAll();
+        expect(summary.failed).toEqual([]);
+        const info = summary.results.find((result) => result.supervisorId === held.id);
+        expect(info).toMatchObject({ restoredState: 'interrupted', restorationCount: 1 });
+        // The source, interrupted by its operator, was restored and resumed as before; the fork was not.
+        expect(second.get(source.id)?.state).toBe('idle');
+        expect(second.get(held.id)?.snapshot.context.held).toBe(true);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        expect(calls).toEqual([]);
+
+        await second.send(held.id, { type: 'RESUME' });
+        expect(second.get(held.id)?.state).toBe('idle');
+        expect(second.get(held.id)?.snapshot.context.held).toBe(false);
+        await expect.poll(() => calls).toEqual([`resumed ${held.id} idle`]);
+      } finally {
+        await second.shutdown({ closeDatabase: false });
+      }
+      // Begun: the next restore treats it as any other, and its driver hears that restore.
+      const third = createRuntime({ database: database(), heartbeatIntervalMs: 0, drivers: [driver] });
+      try {
+        expect((await third.restore(held.id, 'daemon_restart')).restoredState).toBe('idle');
+        await expect.poll(() => calls).toEqual([`resumed ${held.id} idle`, `restored ${held.id}`]);
+      } finally {
+        await third.shutdown({ closeDatabase: false });
+      }
+    });
+
+    it('a fork made with start: false of a checkpoint from before START stays initializing across a restart; its START is told once', async () => {
+      const calls: string[] = [];
+      const driver: AgentDriver = {
+        name: 'rec',
+        onStarted: (supervisor) => void calls.push(`started ${supervisor.id}`),
+        onRestored: (supervisor) => void calls.push(`restored ${supervisor.id}`),
+        onForked: (supervisor, fork) => void calls.push(`forked ${supervisor.id} started=${fork.started}`),
+      };
+      const first = createRuntime({ database: database(), heartbeatIntervalMs: 0, drivers: [driver] });
+      const source = await first.spawn({ name: 'never started', start: false });
+      const { supervisor: held } = await first.fork(source.id, { start: false, driver: 'rec' });
+      expect(held.state).toBe('initializing');
+      await first.shutdown({ closeDatabase: false });
+
+      const second = createRuntime({ database: database(), heartbeatIntervalMs: 0, drivers: [driver] });
+      try {
+        const summary = await second.restoreAll();
+        expect(summary).toMatchObject({ total: 2, restored: 2, failed: [] });
+        expect(second.get(held.id)?.state).toBe('initializing');
+        expect(second.get(source.id)?.state).toBe('initializing');
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        expect(calls).toEqual([]);
+        await second.send(held.id, { type: 'START' });
+        expect(second.get(held.id)?.state).toBe('idle');
+        await expect.poll(() => calls).toEqual([`started ${held.id}`]);
+      } finally {
+        await second.shutdown({ closeDatabase: false });
+      }
+    });
+
+    it('a fork made to start whose checkpoint was held is not held itself: it runs, and its driver hears onForked once', async () => {
+      const calls: string[] = [];
+      const driver: AgentDriver = { name: 'rec', onForked: (supervisor, fork) => void calls.push(`forked ${supervisor.id} started=${fork.started}`) };
+      const runtime = createRuntime({ database: database(), heartbeatIntervalMs: 0, drivers: [driver] });
+      try {
+        const source = await runtime.spawn({ name: 'never started', start: false });
+        const { supervisor: fork } = await runtime.fork(source.id, { driver: 'rec' });
+        expect(fork.state).toBe('idle');
+        expect(fork.snapshot.context).not.toHaveProperty('held');
+        await expect.poll(() => calls).toEqual([`forked ${fork.id} started=true`]);
+        // A fork with no first step to hold back (its checkpoint runs) is not held either.
+        await runtime.send(source.id, { type: 'START' });
+        const { supervisor: running } = await runtime.fork(source.id, { start: false });
+        expect(running.state).toBe('idle');
+        expect(running.snapshot.context).not.toHaveProperty('held');
+      } finally {
+        await runtime.shutdown({ closeDatabase: false });
+      }
+    });
+
     it('lineage keeps where a fork came from however many forks of it are listed', async () => {
       const runtime = createRuntime({ database: database(), heartbeatIntervalMs: 0 });
       try {
