@@ -189,8 +189,14 @@ for (const target of await messagingTargets()) {
       await one.send(paused.id, { type: 'START' });
       await expect.poll(() => heard.get(paused.id)).toEqual(['started', 'message m-3']);
 
-      // A restart before START: the restoration starts it, and its driver hears the message after that, once.
+      const staged = await one.spawn({ name: 'held across restarts', driver: 'recording', start: false });
+      await one.sendMessage(sender.id, { to: staged.id, body: 'for m-4', messageId: 'm-4' });
+      await takenIn(staged.id, 'm-4');
+      // A restart before START. Spawned with start: false it is held (it stays unstarted across restarts); without the
+      // hold in its snapshot it stands for a spawn whose START never committed, which the restoration starts: its driver
+      // hears the message after that, once.
       await one.shutdown({ closeDatabase: false, closeTransport: false });
+      await sql`UPDATE supervisor_checkpoints SET snapshot = snapshot #- '{context,held}' WHERE supervisor_id = ${unstarted.id}`.execute(env.database().db);
       heard.clear();
       const two = await env.runtime({ daemonId: 'daemon-two', drivers: [recording] });
       await two.restoreAll();
@@ -198,6 +204,11 @@ for (const target of await messagingTargets()) {
       await expect.poll(() => heard.get(unstarted.id)).toEqual(['restored', 'started', 'message m-2']);
       // The one that started heard its message already: nothing again.
       await expect.poll(() => heard.get(later.id)).toEqual(['restored']);
+      // The held one stays unstarted and hears nothing; its START tells it the message taken in before the restart.
+      expect(two.get(staged.id)?.state).toBe('initializing');
+      expect(heard.get(staged.id)).toBeUndefined();
+      await two.send(staged.id, { type: 'START' });
+      await expect.poll(() => heard.get(staged.id)).toEqual(['started', 'message m-4']);
 
       // And after a second restart, neither hears a message again.
       await two.shutdown({ closeDatabase: false, closeTransport: false });
