@@ -86,6 +86,17 @@ export class DataFolderLockedError extends SupervisorRuntimeError {
   }
 }
 
+/** A data folder that holds no embedded database yet, opened with `mustExist` (a reader such as check); nothing was created. */
+export class NoEmbeddedDatabaseError extends SupervisorRuntimeError {
+  override readonly name = 'NoEmbeddedDatabaseError';
+  constructor(readonly folder: string) {
+    super(
+      `There is no embedded database in ${folder} (no PGlite data there yet), and nothing was created. ` +
+        'Open the data folder a daemon uses (SUPERVISOR_RUNTIME_DATA), or set DATABASE_URL to its Postgres.',
+    );
+  }
+}
+
 /** An event the machine refuses in its current state; the state is unchanged. */
 export class EventRefusedError extends SupervisorRuntimeError {
   override readonly name = 'EventRefusedError';

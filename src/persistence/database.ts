@@ -13,6 +13,12 @@ export interface DatabaseConfig {
   databaseUrl?: string | undefined;
   /** PGlite data folder (default ./.supervisor-runtime); ignored with databaseUrl. */
   dataDir?: string | undefined;
+  /**
+   * PGlite: open the data folder only if it already holds a database; a missing or empty folder raises
+   * NoEmbeddedDatabaseError and nothing is created (no folder, no initdb). For readers such as `check`. Ignored with
+   * databaseUrl, inMemory and pglite.
+   */
+  mustExist?: boolean | undefined;
   /** PGlite in memory, nothing on disk (tests, throwaway demos). */
   inMemory?: boolean | undefined;
   /** Use this already open PGlite instance; close() leaves it open (tests share one per file, a schema per test). */

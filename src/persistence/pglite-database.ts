@@ -3,7 +3,9 @@
 import { PGlite } from '@electric-sql/pglite';
 import { Kysely } from 'kysely';
 import { PGliteDialect } from 'kysely-pglite-dialect';
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { NoEmbeddedDatabaseError } from '../domain/errors.js';
 import { lockDataFolder, type DataFolderLock } from './data-folder-lock.js';
 import { checkHealth } from './database-health.js';
 import { channelName, DEFAULT_DATA_DIR, type Database, type DatabaseConfig } from './database.js';
@@ -23,6 +25,8 @@ export async function openPglite(config: DatabaseConfig): Promise<Database> {
     description = 'PGlite (in memory)';
   } else {
     const folder = resolve(config.dataDir ?? DEFAULT_DATA_DIR);
+    // PGlite starts on a folder without PG_VERSION by running initdb there; a reader wants the database that is there.
+    if (config.mustExist && !existsSync(join(folder, 'pgdata', 'PG_VERSION'))) throw new NoEmbeddedDatabaseError(folder);
     lock = lockDataFolder(folder);
     try {
       pglite = new PGlite(resolve(folder, 'pgdata'));

@@ -1,9 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/persistence/database.js';
+import { lockDataFolder } from '../../src/persistence/data-folder-lock.js';
 import { migrateOrThrow } from '../../src/persistence/migrator.js';
 import { createRuntime } from '../../src/runtime/supervisor-runtime.js';
 import { seedDataFolder } from '../helpers/pglite-template.js';
@@ -53,5 +54,38 @@ describe('supervisor-runtime check on an embedded data folder', () => {
     const json = await runCliHere(['check', ids[0] as string, '--json'], env);
     expect(json.code).toBe(0);
     expect(JSON.parse(json.stdout)).toMatchObject({ checked: 1, restore: 1, supervisors: [{ supervisorId: ids[0], name: 'good', verdict: 'restore' }] });
+  });
+
+  it('a folder a running process holds is refused, pointing at `check --url` (the way to check a running daemon)', async () => {
+    const held = lockDataFolder(dataDir);
+    try {
+      const locked = await runCliHere(['check'], { ...env, SUPERVISOR_RUNTIME_URL: 'http://127.0.0.1:7999' });
+      expect(locked.code).toBe(1);
+      expect(locked.stdout).toBe('');
+      expect(locked.stderr).toMatch(new RegExp(`in use by process ${process.pid}, a running daemon most likely: check a running daemon through its API with \`supervisor-runtime check --url http://127\\.0\\.0\\.1:7999\``));
+    } finally {
+      held.release();
+    }
+  });
+});
+
+describe('supervisor-runtime check where there is no database', () => {
+  const parent = mkdtempSync(join(tmpdir(), 'sr-check-none-'));
+  afterAll(() => rmSync(parent, { recursive: true, force: true }));
+
+  it('creates nothing (no folder, no initdb) and says what to point it at, for a missing folder and an empty one', async () => {
+    const missing = join(parent, 'never-made');
+    const empty = mkdtempSync(join(parent, 'empty-'));
+    for (const dataDir of [missing, empty]) {
+      const refused = await runCliHere(['check'], { SUPERVISOR_RUNTIME_DATA: dataDir, DATABASE_URL: '', SUPERVISOR_RUNTIME_URL: '' });
+      expect(refused.code, refused.stderr).toBe(1);
+      expect(refused.stdout).toBe('');
+      expect(refused.stderr).toBe(
+        `There is no database at ${dataDir}, and check created none (it changes nothing). Point it at the database to check: ` +
+          "--data-dir with the daemon's data folder, --database-url with its Postgres, or --url http://127.0.0.1:7077 to ask a running daemon.\n",
+      );
+    }
+    expect(existsSync(missing)).toBe(false);
+    expect(readdirSync(empty)).toEqual([]);
   });
 });

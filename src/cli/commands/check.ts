@@ -3,7 +3,8 @@
 // nothing: run it before a new version's daemons start.
 
 import type { CliCommand, CliIo } from '../command.js';
-import { databaseSettings } from '../config.js';
+import { clientSettings, databaseSettings, DEFAULT_URL } from '../config.js';
+import { DataFolderLockedError, NoEmbeddedDatabaseError } from '../../domain/errors.js';
 import { table, truncate } from '../format.js';
 import type { CheckReport, SupervisorCheck } from '../../runtime/check.js';
 import { clientOptions, daemonClientFor } from './http-client.js';
@@ -60,10 +61,33 @@ function printReport(report: CheckReport, values: Record<string, unknown>, io: C
   return report.fromCheckpoint + report.startFresh + report.notFound > 0 ? 1 : 0;
 }
 
+/** Why the database could not be opened here, in check's words (what to pass instead), or null for any other error. */
+function openRefusal(error: unknown, io: CliIo): string | null {
+  let url = DEFAULT_URL;
+  try {
+    url = clientSettings(io.env, {}).url;
+  } catch {
+    // A bad SUPERVISOR_RUNTIME_URL is reported by the command that uses it; here the default stands in.
+  }
+  if (error instanceof NoEmbeddedDatabaseError) {
+    return (
+      `There is no database at ${error.folder}, and check created none (it changes nothing). Point it at the database to check: ` +
+      `--data-dir with the daemon's data folder, --database-url with its Postgres, or --url ${url} to ask a running daemon.\n`
+    );
+  }
+  if (error instanceof DataFolderLockedError) {
+    return (
+      `The embedded database in ${error.folder} is in use by process ${error.holderPid}, a running daemon most likely: ` +
+      `check a running daemon through its API with \`supervisor-runtime check --url ${url}\` (it checks with its own guards), or stop it and check again.\n`
+    );
+  }
+  return null;
+}
+
 export const checkCommand: CliCommand = {
   name: 'check',
   summary: 'dry-run the restoration of stored supervisors: what restoring each would do, changing nothing',
-  help: `Usage: supervisor-runtime check [id...] [--json] [--database-url URL] [--data-dir DIR]
+  help: `Usage: supervisor-runtime check [id...] [--json] [--database-url URL | --data-dir DIR | --url URL]
 
 For every stored supervisor (or the ids given), runs this version's restoration guards and
 snapshot migrations over its stored row, walks back through its checkpoints when the row is
@@ -74,7 +98,8 @@ would restore as stored, 1 when any would not (or is not found), so a deploy can
   --json              the report as JSON
   --database-url URL  Postgres to read (default: $DATABASE_URL; unset = embedded PGlite)
   --data-dir DIR      PGlite data folder (default: $SUPERVISOR_RUNTIME_DATA or ./.supervisor-runtime);
-                      a running daemon holds it: ask that daemon with --url instead
+                      one without a database is refused, never created; a running daemon holds
+                      its folder: ask that daemon with --url instead
   --url URL           ask the daemon at URL (GET /check) instead of reading the database here; it
                       checks with its own version's guards`,
   options: {
@@ -96,7 +121,16 @@ would restore as stored, 1 when any would not (or is not found), so a deploy can
       import('../../persistence/migrator.js'),
       import('../../runtime/check.js'),
     ]);
-    const database = await openDatabase(settings);
+    let database: Awaited<ReturnType<typeof openDatabase>>;
+    try {
+      // mustExist: check changes nothing, so a folder without a database stays without one (no folder, no initdb).
+      database = await openDatabase({ ...settings, mustExist: true });
+    } catch (error) {
+      const refusal = openRefusal(error, io);
+      if (refusal === null) throw error;
+      io.err(refusal);
+      return 1;
+    }
     try {
       const pending = (await migrationStatus(database)).filter((migration) => !migration.appliedAt);
       if (pending.length > 0) {
