@@ -635,15 +635,18 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     }
   }
 
-  /** Not running here: say why, in the words a caller can act on (finished, owned by another daemon, or not restored). */
-  async function requireRunning(id: string): Promise<DurableSupervisor> {
+  /**
+   * Not running here: say why, in the words a caller can act on (finished, owned by another daemon, or not restored).
+   * `eventType` is what the caller sent, named in the refusal as when the running machine refuses it.
+   */
+  async function requireRunning(id: string, eventType: SupervisorEvent['type']): Promise<DurableSupervisor> {
     if (stopping) throw new RuntimeStoppedError();
     const supervisor = supervisors.get(id);
     if (supervisor && !supervisor.stopped) return supervisor;
     const stored = await getSupervisorState(database.db, id);
     if (!stored) throw new SupervisorNotFoundError(id);
     if (isTerminalState(stored.state)) {
-      throw new EventRefusedError(id, 'event', `supervisor is ${stored.state} and accepts no more events`, stored.state);
+      throw new EventRefusedError(id, eventType, `supervisor is ${stored.state} and accepts no more events`, stored.state);
     }
     const owner = await getOwner(database.db, id);
     if (owner?.owner && owner.owner !== daemonId && owner.ownerLive) throw new SupervisorOwnedElsewhereError(id, owner.owner, owner.ownerUrl);
@@ -662,8 +665,9 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       throw new EventRefusedError(id, 'SPAWN_TASK', `task ${taskId} was already spawned (it is ${existing.status}); spawn with a new id`, supervisors.get(id)?.state ?? 'unknown');
     }
     await restoring.get(id)?.done;
-    const supervisor = await requireRunning(id);
-    return supervisor.send(toEvent(command));
+    const event = toEvent(command);
+    const supervisor = await requireRunning(id, event.type);
+    return supervisor.send(event);
   }
 
   /** Why a caller-chosen question id cannot be asked again, from its supervisor_questions row (settled questions have left the snapshot). */
@@ -740,7 +744,7 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
     if (restoration && !stopping) return restoration.done.then(() => enqueue(id, event, check));
     const supervisor = stopping ? undefined : supervisors.get(id);
     if (supervisor && !supervisor.stopped) return supervisor.send(event, check);
-    return requireRunning(id).then((found) => found.send(event, check));
+    return requireRunning(id, event.type).then((found) => found.send(event, check));
   }
 
   function toEvent(command: SupervisorCommand): SupervisorEvent {

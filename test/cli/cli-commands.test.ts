@@ -208,6 +208,37 @@ for (const target of targets) {
       expect(json.entries).toHaveLength(seqs.length);
     });
 
+    it('refusals name the command to run, never the HTTP route (which HTTP clients still get), and a finished supervisor no daemon runs names the event it refused', async () => {
+      const noRoute = /\b(GET|POST) \//;
+      const unknown = '00000000-0000-4000-8000-000000000000';
+      const resumed = await runCliHere(['resume', unknown], env);
+      expect(resumed.code).toBe(1);
+      expect(resumed.stderr).toContain(
+        `Supervisor ${unknown} does not exist. Check the id with \`supervisor-runtime status\` or create one with \`supervisor-runtime spawn <name>\`, ` +
+          `or start a fresh one under this id with \`supervisor-runtime resume ${unknown} --start-fresh-if-missing\`.`,
+      );
+      // Elsewhere in the same process a finished supervisor is laid down and left: nobody here runs it.
+      const elsewhere = createRuntime({ database: database(), heartbeatIntervalMs: 0 });
+      const done = await elsewhere.spawn({ name: 'finished' });
+      await elsewhere.send(done.id, { type: 'COMPLETE', summary: 'shipped' });
+      await elsewhere.shutdown({ closeDatabase: false });
+      const forked = await runCliHere(['fork', done.id], env);
+      expect(forked.code).toBe(1);
+      expect(forked.stderr).toMatch(new RegExp(`Cannot fork supervisor ${done.id} from checkpoint \\d+: .*fork from another checkpoint \\(\`supervisor-runtime checkpoints ${done.id}\` lists them\\)`));
+      const missingCheckpoint = await runCliHere(['fork', done.id, '--checkpoint', '999'], env);
+      expect(missingCheckpoint.stderr).toContain(`List the stored ones with \`supervisor-runtime checkpoints ${done.id}\` and fork from one of those.`);
+      const restored = await runCliHere(['event', done.id, 'RESTORED'], env);
+      expect(restored.code).toBe(1);
+      expect(restored.stderr).toContain(`RESTORED cannot be sent from outside: only the restoration protocol restores (\`supervisor-runtime resume ${done.id}\`)`);
+      const asked = await runCliHere(['ask', done.id, 'x?'], env);
+      expect(asked.code).toBe(1);
+      expect(asked.stderr).toBe(`Supervisor ${done.id} refused ASK_QUESTION in state completed: supervisor is completed and accepts no more events\n`);
+      for (const refusal of [resumed, forked, missingCheckpoint, restored, asked]) expect(refusal.stderr).not.toMatch(noRoute);
+      // Over HTTP the same refusal names the route, for an HTTP client.
+      const overHttp = await fetch(`${env.SUPERVISOR_RUNTIME_URL}/supervisors/${unknown}/resume`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      expect(((await overHttp.json()) as { message: string }).message).toMatch(/create it with POST \/supervisors\./);
+    });
+
     it('spawn and ask that time out (SUPERVISOR_RUNTIME_CLIENT_TIMEOUT_MS) say how to retry safely: run again with the printed --idempotency-key, applied once', { timeout: 60_000 }, async () => {
       const impatient = { ...env, SUPERVISOR_RUNTIME_CLIENT_TIMEOUT_MS: '1000' };
       const asker = await runtime.spawn({ name: 'asker' });

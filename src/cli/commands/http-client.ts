@@ -32,10 +32,13 @@ export const IDEMPOTENCY_KEY_OPTION = 'idempotency-key';
 export const IDEMPOTENCY_KEY_HELP = `  --idempotency-key K a retry with the same key is applied once (default: a new one, printed if the daemon times out)`;
 
 /**
- * The daemon names what it refused by where it sits in the HTTP request (`params.id`, `body.taskId`, `querystring.limit`);
- * a person at the command line typed an argument, a JSON field or a flag. Say it in those words.
+ * The daemon names what it refused by where it sits in the HTTP request (`params.id`, `body.taskId`, `querystring.limit`),
+ * and what to do next by an HTTP route (`POST /supervisors/:id/resume`); a person at the command line typed an
+ * argument, a JSON field or a flag, and runs a command. Say it in those words. A route's `:id` is the supervisor the
+ * request named.
  */
-const CLI_WORDS: Array<[RegExp, string]> = [
+type Words = string | ((supervisorId: string, ...groups: string[]) => string);
+const CLI_WORDS: Array<[RegExp, Words]> = [
   [/\bparams\.id must be a UUID\b/g, 'the supervisor id must be a UUID like 11111111-1111-4111-8111-111111111111 (`supervisor-runtime status` lists them)'],
   [/\bparams\.id\b/g, 'the supervisor id'],
   [/\bparams\.questionId\b/g, 'the question id'],
@@ -44,10 +47,31 @@ const CLI_WORDS: Array<[RegExp, string]> = [
   [/\bquerystring\.(\w+)/g, '--$1'],
   [/\bbody\.(\w+)/g, 'the field "$1"'],
   [/^body (must|is)\b/g, 'the JSON $1'],
+  [/\bcreate it with POST \/supervisors\b/g, (id) => `create one with \`supervisor-runtime spawn <name>\`, or start a fresh one under this id with \`supervisor-runtime resume ${id} --start-fresh-if-missing\``],
+  [/\bPOST \/supervisors\/([^/\s]+)\/resume\b/g, (id, named = ':id') => `\`supervisor-runtime resume ${named === ':id' ? id : named}\``],
+  [/\bGET \/supervisors\/([^/\s]+)\/checkpoints\b/g, (id, named = ':id') => `\`supervisor-runtime checkpoints ${named === ':id' ? id : named}\``],
+  [/\bPOST \/supervisors\/:id\/messages\b/g, '`supervisor-runtime message <fromId> <toId> <text…>`'],
 ];
 
-export function inCliWords(message: string): string {
-  return CLI_WORDS.reduce((text, [pattern, words]) => text.replace(pattern, words), message);
+/** A daemon's message in the command line's words; `supervisorId` fills the routes' `:id` (default `<id>`). */
+export function inCliWords(message: string, supervisorId = '<id>'): string {
+  return CLI_WORDS.reduce((text, [pattern, words]) => {
+    if (typeof words === 'string') return text.replace(pattern, words);
+    // The replacer gets the match, its groups, then the offset (a number) and the whole text.
+    return text.replace(pattern, (_match, ...rest: unknown[]) => words(supervisorId, ...rest.slice(0, rest.findIndex((arg) => typeof arg === 'number')).map(String)));
+  }, message);
+}
+
+/** The supervisor a request concerns: the one the error names, else the one in its path. */
+function supervisorOf(body: ApiErrorBody, path: string): string | undefined {
+  if (typeof body.supervisorId === 'string' && body.supervisorId !== '') return body.supervisorId;
+  const inPath = /^\/supervisors\/([^/?]+)/.exec(path)?.[1];
+  if (inPath === undefined) return undefined;
+  try {
+    return decodeURIComponent(inPath);
+  } catch {
+    return inPath;
+  }
 }
 
 /** The daemon refused the request; the message is the daemon's own (in the CLI's words), which says what to do. */
@@ -56,8 +80,10 @@ export class DaemonRequestError extends SupervisorRuntimeError {
   constructor(
     readonly status: number,
     readonly body: ApiErrorBody,
+    /** The request's path, whose supervisor fills the routes the message names. */
+    path = '',
   ) {
-    super(status === 400 ? inCliWords(body.message) : body.message);
+    super(inCliWords(body.message, supervisorOf(body, path)));
   }
 }
 
@@ -105,7 +131,7 @@ export function createDaemonClient(settings: ClientSettings, timeoutMs = setting
       parsed = undefined;
     }
     if (response.ok && parsed !== undefined) return parsed as T;
-    if (isApiErrorBody(parsed)) throw new DaemonRequestError(response.status, parsed);
+    if (isApiErrorBody(parsed)) throw new DaemonRequestError(response.status, parsed, path);
     throw new DaemonRequestError(response.status, {
       error: 'UnexpectedResponse',
       message:
