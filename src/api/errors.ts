@@ -10,6 +10,7 @@ import {
   InvalidSupervisorDataError,
   SupervisorNotFoundError,
   SupervisorRuntimeError,
+  UnknownDriverError,
   errorText,
 } from '../domain/errors.js';
 import {
@@ -64,6 +65,28 @@ export class RequestValidationError extends SupervisorRuntimeError {
   override readonly name = 'RequestValidationError';
   constructor(readonly problems: string[]) {
     super(`Invalid request: ${problems.join('; ')}. Nothing was changed; fix the request and retry.`);
+  }
+}
+
+/**
+ * An Idempotency-Key sent again with a different creation than the one it first made (another name, another checkpoint):
+ * nothing was written. The key, not an id the caller never chose, is what to change.
+ */
+export class IdempotencyKeyReusedError extends SupervisorRuntimeError {
+  override readonly name = 'IdempotencyKeyReusedError';
+  constructor(
+    readonly idempotencyKey: string,
+    readonly operation: 'spawn' | 'fork',
+    /** What the key made the first time. */
+    readonly existingId: string,
+    existingName: string,
+  ) {
+    super(
+      `Refusing the ${operation}: the Idempotency-Key header ${JSON.stringify(idempotencyKey)} was already used for a different ${operation} ` +
+        `(it made supervisor ${existingId}, ${JSON.stringify(existingName)}). Nothing was written; use a new key for a new ${operation} ` +
+        `(a key replays only the ${operation} it first made).`,
+      existingId,
+    );
   }
 }
 
@@ -139,6 +162,8 @@ export function toErrorReply(error: unknown): ErrorReply {
   if (error instanceof TaskNotFoundError) return reply(404, error, { taskId: error.taskId });
   if (error instanceof CheckpointNotFoundError) return reply(404, error, { supervisorId: error.supervisorId, checkpointSeq: error.checkpointSeq });
   if (error instanceof ForkRefusedError) return reply(409, error, { supervisorId: error.supervisorId, checkpointSeq: error.checkpointSeq, reason: error.reason, problems: error.problems });
+  if (error instanceof IdempotencyKeyReusedError) return reply(400, error, { idempotencyKey: error.idempotencyKey, supervisorId: error.existingId });
+  if (error instanceof UnknownDriverError) return reply(400, error, { field: error.field, driver: error.driver, drivers: error.knownDrivers });
   if (error instanceof InvalidSupervisorDataError) return reply(400, error, { field: error.field });
   if (error instanceof SupervisorNotRunningError || error instanceof StaleWriteError) return reply(409, error, { supervisorId: error.supervisorId });
   // Another daemon runs it: the body names that daemon and where its API answers.

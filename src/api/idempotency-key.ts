@@ -29,3 +29,9 @@ export function idFromIdempotencyKey(request: FastifyRequest, scope: string): st
   const hex = hash.subarray(0, 16).toString('hex');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
+
+/** The request's Idempotency-Key as sent (read after idFromIdempotencyKey has accepted it), or undefined without one. */
+export function idempotencyKeyOf(request: FastifyRequest): string | undefined {
+  const header = request.headers[IDEMPOTENCY_KEY_HEADER];
+  return typeof header === 'string' ? header : undefined;
+}

@@ -38,13 +38,43 @@ export class InvalidSnapshotError extends SupervisorRuntimeError {
 
 /** A value about to be written is out of range or unknown; nothing was written. */
 export class InvalidSupervisorDataError extends SupervisorRuntimeError {
-  override readonly name = 'InvalidSupervisorDataError';
+  override readonly name: string = 'InvalidSupervisorDataError';
   constructor(
     supervisorId: string,
     readonly field: string,
     readonly detail: string,
+    /** A subclass's own sentence, for a refusal the generic one would misdescribe. */
+    message = `Refusing to write supervisor ${supervisorId}: ${field} ${detail}. Nothing was written; fix the value and retry.`,
   ) {
-    super(`Refusing to write supervisor ${supervisorId}: ${field} ${detail}. Nothing was written; fix the value and retry.`, supervisorId);
+    super(message, supervisorId);
+  }
+}
+
+/**
+ * A spawn or fork naming an agent driver this daemon does not have; nothing was written. The message lists the drivers
+ * it has and says nothing of the supervisor's id, which the caller usually never chose.
+ */
+export class UnknownDriverError extends InvalidSupervisorDataError {
+  override readonly name = 'UnknownDriverError';
+  constructor(
+    supervisorId: string,
+    readonly driver: string,
+    readonly knownDrivers: readonly string[],
+    /** How to get this driver, when there is a way (the LLM driver's settings). */
+    readonly howToConfigure?: string,
+  ) {
+    const detail =
+      howToConfigure !== undefined
+        ? `"${driver}" is not configured in this daemon (drivers here: ${knownDrivers.join(', ')}): ${howToConfigure}`
+        : `must be one of ${knownDrivers.join(', ')} (got "${driver}")`;
+    super(
+      supervisorId,
+      'driver',
+      detail,
+      howToConfigure !== undefined
+        ? `Agent driver "${driver}" is not configured in this daemon (drivers here: ${knownDrivers.join(', ')}): ${howToConfigure}. Nothing was written.`
+        : `Unknown agent driver "${driver}": this daemon has ${knownDrivers.join(', ')}. Nothing was written; use one of those, or leave the driver out for the default.`,
+    );
   }
 }
 

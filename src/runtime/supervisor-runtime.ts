@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import { sql } from 'kysely';
 import { initialTransition } from 'xstate';
 import type { ConversationEntry } from '../domain/conversation.js';
-import { DatabaseUnavailableError, EventRefusedError, errorText, InvalidSupervisorDataError, SupervisorNotFoundError, type InvalidSnapshotError } from '../domain/errors.js';
+import { DatabaseUnavailableError, EventRefusedError, errorText, InvalidSupervisorDataError, SupervisorNotFoundError, UnknownDriverError, type InvalidSnapshotError } from '../domain/errors.js';
 import { isCallerId, isUuid } from '../domain/ids.js';
 import type { RestorationInfo, RestorationSource } from '../domain/restoration.js';
 import { isTerminalState, type SupervisorState } from '../domain/supervisor-state.js';
@@ -567,17 +567,18 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
 
   function checkDriver(id: string, driver: string | undefined): void {
     if (driver === undefined || drivers.has(driver)) return;
-    const known = [...drivers.keys()].join(', ');
+    const known = [...drivers.keys()];
     // The LLM driver exists only where its settings are given: say which ones, not just "unknown".
     if (driver === OPENAI_DRIVER_NAME) {
-      throw new InvalidSupervisorDataError(
+      throw new UnknownDriverError(
         id,
-        'driver',
-        `"${OPENAI_DRIVER_NAME}" is not configured in this daemon (drivers here: ${known}): set SUPERVISOR_RUNTIME_LLM_BASE_URL and SUPERVISOR_RUNTIME_LLM_MODEL ` +
+        driver,
+        known,
+        'set SUPERVISOR_RUNTIME_LLM_BASE_URL and SUPERVISOR_RUNTIME_LLM_MODEL ' +
           '(or --llm-base-url and --llm-model; the key, if the server needs one, in SUPERVISOR_RUNTIME_LLM_API_KEY) and restart the daemon; in a library, pass createOpenAiDriver({ baseUrl, model }) in the runtime\'s drivers',
       );
     }
-    throw new InvalidSupervisorDataError(id, 'driver', `must be one of ${known} (got "${driver}")`);
+    throw new UnknownDriverError(id, driver, known);
   }
 
   /**

@@ -87,7 +87,7 @@ for (const target of targets) {
         [{ name: 'x', colour: 'red' }, /body\.colour is not an accepted field/],
         [{ name: '' }, /body\.name must not be empty/],
         [{ phase: 'x' }, /body\.name is required/],
-        [{ name: 'x', driver: 'gpt-9' }, /driver must be one of manual, scripted/],
+        [{ name: 'x', driver: 'gpt-9' }, /^Unknown agent driver "gpt-9": this daemon has manual, scripted\. Nothing was written/],
         [{ name: 'x', id: 'not-a-uuid' }, /id must be a UUID/],
         [{ name: 'x', id: taken.id }, /id is already taken/],
       ];
@@ -95,7 +95,7 @@ for (const target of targets) {
         const refused = await post('/supervisors', body);
         expect(refused.status, JSON.stringify(body)).toBe(400);
         expect(refused.body.message).toMatch(message);
-        expect(['Bad Request', 'InvalidSupervisorDataError']).toContain(refused.body.error);
+        expect(['Bad Request', 'InvalidSupervisorDataError', 'UnknownDriverError']).toContain(refused.body.error);
       }
       expect((await get<SupervisorListResponse>('/supervisors')).body.supervisors.length).toBe(before);
       expect((await get<SupervisorView>(`/supervisors/${taken.id}`)).body.name).toBe('taken');

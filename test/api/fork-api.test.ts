@@ -50,6 +50,11 @@ for (const target of await databaseTargets()) {
         const keyedAgain = await post(undefined, { 'idempotency-key': 'fork-once' });
         expect(keyedAgain.statusCode).toBe(200);
         expect(keyedAgain.json<ForkResponse>().supervisor.id).toBe(keyed.json<ForkResponse>().supervisor.id);
+        // The key again with another checkpoint is refused naming the key (the id it stands for was never the caller's).
+        const reused = await post({ checkpointSeq: seq }, { 'idempotency-key': 'fork-once' });
+        expect(reused.statusCode).toBe(400);
+        expect(reused.json()).toMatchObject({ error: 'IdempotencyKeyReusedError', idempotencyKey: 'fork-once', supervisorId: keyed.json<ForkResponse>().supervisor.id });
+        expect(reused.json<{ message: string }>().message).toMatch(/^Refusing the fork: the Idempotency-Key header "fork-once" was already used for a different fork \(it made supervisor /);
         // With no body: the newest checkpoint, in which the question was answered (nothing pending).
         expect(keyed.json<ForkResponse>().supervisor.pendingQuestions).toEqual([]);
 

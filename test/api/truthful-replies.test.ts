@@ -165,7 +165,13 @@ for (const target of await databaseTargets()) {
       const other = await keyed<SupervisorView>('/supervisors', `${key}-2`, { name: 'keyed', driver: 'manual' });
       expect(other.status).toBe(201);
       expect(other.body.id).not.toBe(first.body.id);
-      expect((await keyed('/supervisors', key, { name: 'someone else' })).status).toBe(400);
+      const reused = await keyed<{ error: string; idempotencyKey: string }>('/supervisors', key, { name: 'someone else' });
+      expect(reused.status).toBe(400);
+      expect(reused.body).toMatchObject({ error: 'IdempotencyKeyReusedError', idempotencyKey: key, supervisorId: first.body.id });
+      expect(reused.body.message).toBe(
+        `Refusing the spawn: the Idempotency-Key header "${key}" was already used for a different spawn (it made supervisor ${first.body.id}, "keyed"). ` +
+          'Nothing was written; use a new key for a new spawn (a key replays only the spawn it first made).',
+      );
       const id = first.body.id;
 
       const asked = await keyed<QuestionAskedResponse>(`/supervisors/${id}/questions`, 'ask-1', { question: 'Ship it?' });

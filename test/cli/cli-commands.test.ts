@@ -159,7 +159,7 @@ for (const target of targets) {
       expect(unknown.stderr).toMatch(/Supervisor 00000000-0000-4000-8000-000000000000 does not exist/);
       const badDriver = await runCliHere(['spawn', 'x', '--driver', 'gpt-9'], env);
       expect(badDriver.code).toBe(1);
-      expect(badDriver.stderr).toMatch(/driver"? must be one of manual, scripted/);
+      expect(badDriver.stderr).toBe('Unknown agent driver "gpt-9": this daemon has manual, scripted. Nothing was written; use one of those, or leave the driver out for the default.\n');
       // Refusals in the CLI's words: an argument, a JSON field, a flag, never the HTTP request's `params.id`.
       const badId = await runCliHere(['status', 'not-a-uuid'], env);
       expect(badId.code).toBe(1);
@@ -237,6 +237,26 @@ for (const target of targets) {
       // Over HTTP the same refusal names the route, for an HTTP client.
       const overHttp = await fetch(`${env.SUPERVISOR_RUNTIME_URL}/supervisors/${unknown}/resume`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
       expect(((await overHttp.json()) as { message: string }).message).toMatch(/create it with POST \/supervisors\./);
+    });
+
+    it('spawn names what the user gave: an --idempotency-key used for another spawn, an unknown --driver; never an id it made up', async () => {
+      const first = await runCliHere(['spawn', 'k1', '--idempotency-key', 'K'], env);
+      expect(first.code, first.stderr).toBe(0);
+      const id = /^Spawned supervisor (\S+) /.exec(first.stdout)?.[1];
+      expect((await runCliHere(['spawn', 'k1', '--idempotency-key', 'K'], env)).stdout).toBe(first.stdout);
+      const reused = await runCliHere(['spawn', 'k2', '--idempotency-key', 'K'], env);
+      expect(reused.code).toBe(1);
+      expect(reused.stderr).toBe(
+        `Refusing the spawn: --idempotency-key "K" was already used for a different spawn (it made supervisor ${id}, "k1"). ` +
+          'Nothing was written; use a new key for a new spawn (a key replays only the spawn it first made).\n',
+      );
+      const unknownDriver = await runCliHere(['spawn', 'x', '--driver', 'nope'], env);
+      expect(unknownDriver.code).toBe(1);
+      expect(unknownDriver.stderr).toBe('Unknown agent driver "nope": this daemon has manual, scripted. Nothing was written; use one of those, or leave the driver out for the default.\n');
+      const unconfigured = await runCliHere(['spawn', 'x', '--driver', 'openai'], env);
+      expect(unconfigured.stderr).toMatch(/^Agent driver "openai" is not configured in this daemon \(drivers here: manual, scripted\): set SUPERVISOR_RUNTIME_LLM_BASE_URL/);
+      for (const refusal of [reused, unknownDriver, unconfigured]) expect(refusal.stderr).not.toMatch(/Refusing to write supervisor/);
+      expect((await runtime.listSupervisors()).supervisors.map((supervisor) => supervisor.name)).toEqual(['k1']);
     });
 
     it('spawn and ask that time out (SUPERVISOR_RUNTIME_CLIENT_TIMEOUT_MS) say how to retry safely: run again with the printed --idempotency-key, applied once', { timeout: 60_000 }, async () => {

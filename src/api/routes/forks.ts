@@ -4,7 +4,8 @@ import type { FastifyInstance } from 'fastify';
 import { InvalidSupervisorDataError } from '../../domain/errors.js';
 import type { ForkedTask, ForkLineage } from '../../persistence/supervisor-repository.js';
 import { ID_TAKEN, type SupervisorRuntime } from '../../runtime/supervisor-runtime.js';
-import { idFromIdempotencyKey } from '../idempotency-key.js';
+import { IdempotencyKeyReusedError } from '../errors.js';
+import { idempotencyKeyOf, idFromIdempotencyKey } from '../idempotency-key.js';
 import { forkBody, listLimitQuery, supervisorIdParams, type ForkBody, type ListLimitQuery, type SupervisorIdParams } from '../schemas.js';
 import { describeAfterCommit, type SupervisorView } from '../views.js';
 import { REPLAY_HEADER } from './supervisors.js';
@@ -40,7 +41,12 @@ export function registerForkRoutes(app: FastifyInstance, runtime: SupervisorRunt
         if (id === undefined || !(error instanceof InvalidSupervisorDataError) || error.field !== 'id' || error.detail !== ID_TAKEN) throw error;
         const lineage = await runtime.lineage(id);
         const origin = lineage.forkedFrom;
-        if (!origin || origin.sourceId !== source || (body.checkpointSeq !== undefined && origin.checkpointSeq !== body.checkpointSeq)) throw error;
+        if (!origin || origin.sourceId !== source || (body.checkpointSeq !== undefined && origin.checkpointSeq !== body.checkpointSeq)) {
+          // An id the key stands for was taken by the key's first fork: the key is what to change.
+          const key = body.id === undefined ? idempotencyKeyOf(request) : undefined;
+          if (key !== undefined && origin) throw new IdempotencyKeyReusedError(key, 'fork', id, (await runtime.describe(id)).name);
+          throw error;
+        }
         reply.header(REPLAY_HEADER, 'true');
         return reply.code(200).send({ supervisor: await describeAfterCommit(runtime, id), forkedFrom: { supervisorId: origin.sourceId, checkpointSeq: origin.checkpointSeq }, tasks: origin.tasks });
       }

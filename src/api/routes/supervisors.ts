@@ -5,7 +5,8 @@ import { DatabaseUnavailableError, EventRefusedError, InvalidSupervisorDataError
 import { phaseAlreadyReason } from '../../machines/supervisor-guards.js';
 import { QuestionAlreadyAnsweredError } from '../../runtime/errors.js';
 import { ID_TAKEN, type SupervisorRuntime } from '../../runtime/supervisor-runtime.js';
-import { idFromIdempotencyKey } from '../idempotency-key.js';
+import { IdempotencyKeyReusedError } from '../errors.js';
+import { idempotencyKeyOf, idFromIdempotencyKey } from '../idempotency-key.js';
 import {
   answerBody,
   withdrawBody,
@@ -72,8 +73,10 @@ export function registerSupervisorRoutes(app: FastifyInstance, runtime: Supervis
           if (!(readError instanceof DatabaseUnavailableError) || !running) throw readError;
           existing = committedView(runtime, running);
         }
-        // "Taken" only when what holds the id is known to differ.
+        // "Taken" only when what holds the id is known to differ; an id the key stands for was taken by the key's first spawn.
         if (existing.name === name.trim()) return reply.code(200).header(REPLAY_HEADER, 'true').send(existing);
+        const key = request.body.id === undefined ? idempotencyKeyOf(request) : undefined;
+        if (key !== undefined) throw new IdempotencyKeyReusedError(key, 'spawn', existing.id, existing.name);
       }
       throw error;
     }
