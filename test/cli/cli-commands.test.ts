@@ -319,6 +319,10 @@ describe('supervisor-runtime client commands without a daemon', () => {
     const answer = await runCliHere(['answer', 'only-one']);
     expect(answer.code).toBe(2);
     expect(answer.stderr).toMatch(/answer needs a supervisor id, a question id and the answer text/);
+    // --every belongs to --watch: alone it is refused, not ignored (no daemon is asked).
+    const every = await runCliHere(['status', '--every', '2', '--url', `http://127.0.0.1:${await freePort()}`]);
+    expect([every.code, every.stdout]).toEqual([2, '']);
+    expect(every.stderr).toMatch(/^--every sets how often --watch looks: add --watch \(`supervisor-runtime status --watch --every 2`\)\.\n\nUsage: supervisor-runtime status/);
     const status = await runCliHere(['status', '--url', 'ftp://x']);
     expect(status.code).toBe(1);
     expect(status.stderr).toMatch(/Invalid setting --url: expected http:\/\/… or https:\/\/…/);

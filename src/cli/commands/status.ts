@@ -91,12 +91,17 @@ With an id: that supervisor in detail, with its pending questions.
   --json              print the daemon's JSON answer instead of a table
   --watch             keep looking (every 2 s, or --every SECONDS) and print again, with the time, whenever
                       it changes; stop with Ctrl-C. A daemon that stops answering is reported, and watched for.
+  --every SECONDS     with --watch: how often to look (0.2 to 3600); without --watch it is refused
 ${CLIENT_HELP}`,
   options: { ...clientOptions, json: { type: 'boolean' }, watch: { type: 'boolean' }, every: { type: 'string' } },
   positionals: true,
   async run({ values, positionals }, io) {
     if (positionals.length > 1) {
       io.err(`status takes at most one supervisor id (got ${positionals.length} arguments).\n\n${statusCommand.help}\n`);
+      return 2;
+    }
+    if (typeof values.every === 'string' && !values.watch) {
+      io.err(`--every sets how often --watch looks: add --watch (\`supervisor-runtime status${positionals[0] !== undefined ? ` ${positionals[0]}` : ''} --watch --every ${values.every}\`).\n\n${statusCommand.help}\n`);
       return 2;
     }
     const client = daemonClientFor(io, values);
