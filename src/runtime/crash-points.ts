@@ -63,14 +63,17 @@ export function armCrashPoint(spec: CrashPointSpec | undefined): void {
   armed = spec ? { ...spec, passed: 0 } : null;
 }
 
-/** Pass the named point: the armed one's n-th pass kills this process with SIGKILL, at once, running nothing else. */
-export function crashPoint(name: CrashPointName): void {
+/**
+ * Pass the named point: the armed one's n-th pass kills this process with SIGKILL, at once, running nothing else. Its
+ * last log line carries `detail` (what the window held: the outbox rows just published), so a test can tell which.
+ */
+export function crashPoint(name: CrashPointName, detail?: Readonly<Record<string, unknown>>): void {
   if (armed === null || armed.name !== name) return;
   armed.passed += 1;
   if (armed.passed < armed.pass) return;
   // Written synchronously, so the line is in the log of a process that runs nothing after it.
   try {
-    writeSync(2, `${JSON.stringify({ level: 50, time: Date.now(), pid: process.pid, crashPoint: name, pass: armed.passed, msg: `crash point ${name} reached (pass ${armed.passed}): SIGKILL` })}\n`);
+    writeSync(2, `${JSON.stringify({ level: 50, time: Date.now(), pid: process.pid, crashPoint: name, pass: armed.passed, ...detail, msg: `crash point ${name} reached (pass ${armed.passed}): SIGKILL` })}\n`);
   } catch {
     // No stderr: crash all the same.
   }

@@ -136,6 +136,7 @@ export function startOutboxRelay(host: OutboxRelayHost, options: OutboxRelayOpti
         const rows = await claimOutboxBatch(trx, batchSize, filter);
         claimed = rows.length;
         const done: number[] = [];
+        const published: string[] = [];
         for (const row of rows) {
           try {
             // The epoch travels as a header: a consumer can tell a message written by an owner that has since lost the supervisor.
@@ -144,13 +145,14 @@ export function startOutboxRelay(host: OutboxRelayHost, options: OutboxRelayOpti
             if (result.duplicate) stats.duplicates += 1;
             else stats.published += 1;
             done.push(row.id);
+            published.push(row.msgId);
           } catch (error) {
             // Later rows of this batch stay unsent, so they keep their place behind this one.
             publishError = error;
             break;
           }
         }
-        if (done.length > 0) crashPoint('outbox.after-publish');
+        if (done.length > 0) crashPoint('outbox.after-publish', { msgIds: published });
         await markOutboxSent(trx, done);
         sent = done.length;
       });
@@ -308,7 +310,7 @@ export function startOutboxRelay(host: OutboxRelayHost, options: OutboxRelayOpti
               else stats.published += 1;
               sent.push(row.msgId);
             }
-            if (sent.length > 0) crashPoint('outbox.after-publish');
+            if (sent.length > 0) crashPoint('outbox.after-publish', { msgIds: sent });
             return sent;
           },
         );
