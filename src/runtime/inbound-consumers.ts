@@ -326,6 +326,8 @@ export async function startInboundConsumers(parts: InboundConsumerParts, options
     const { supervisorId, problems } = subjectSupervisor(message.subject, 'messages', parsed.ok ? { field: 'to', id: parsed.value.to } : undefined);
     if (!parsed.ok) problems.unshift(...parsed.problems);
     if (parsed.ok && !isUuid(parsed.value.from)) problems.push(`from "${parsed.value.from}" is not a UUID`);
+    // runtime.sendMessage refuses a message to oneself; a raw publish of one is refused the same.
+    else if (parsed.ok && parsed.value.from.toLowerCase() === parsed.value.to.toLowerCase()) problems.push(`from and to are the same supervisor (${parsed.value.to}): a supervisor does not send messages to itself`);
     if (parsed.ok && containsUnstorableText(parsed.value)) problems.push('a text field contains a NUL character (U+0000) or a lone UTF-16 surrogate, which cannot be stored');
     if (!parsed.ok || supervisorId === null || problems.length > 0) return terminateMalformed('messages', message, problems);
     const { from, messageId, body, sentAt } = parsed.value;

@@ -143,6 +143,14 @@ for (const target of await messagingTargets()) {
       expect(conversation.filter((entry) => entry.content.includes(nobody))).toEqual([]);
       expect(unknown()).toBe(1);
       expect(two.get(receiver.id)?.state).toBe('idle');
+
+      // One from the receiver to itself (sendMessage refuses that) is refused the same when published raw.
+      await transport.publish(subject, encodeMessage(raw(receiver.id, 'to-itself')), { msgId: 'to-itself' });
+      await expect
+        .poll(async () => (await one.deadLetters()).deadLetters.map((letter) => letter.reason).filter((reason) => reason.includes('same supervisor')), { timeout: 20_000 })
+        .toEqual([expect.stringContaining(`from and to are the same supervisor (${receiver.id})`)]);
+      expect((await two.messages(receiver.id)).map((message) => message.messageId).sort()).toEqual(['from-finished', 'from-fork']);
+      expect([...heard].sort()).toEqual(['from-finished', 'from-fork']);
     });
 
     it('a message to a supervisor that has not started is taken in at once, and its driver hears it only after START, once, across restarts', async () => {
