@@ -76,15 +76,15 @@ export class IdempotencyKeyReusedError extends SupervisorRuntimeError {
   override readonly name = 'IdempotencyKeyReusedError';
   constructor(
     readonly idempotencyKey: string,
-    readonly operation: 'spawn' | 'fork',
-    /** What the key made the first time. */
+    readonly operation: 'spawn' | 'fork' | 'question',
+    /** The supervisor the key's first request made (spawn, fork) or asked (question). */
     readonly existingId: string,
-    existingName: string,
+    /** What that first request made, in words: `supervisor <id>, "name"` or `question <id>, "text"`. */
+    made: string,
   ) {
     super(
       `Refusing the ${operation}: the Idempotency-Key header ${JSON.stringify(idempotencyKey)} was already used for a different ${operation} ` +
-        `(it made supervisor ${existingId}, ${JSON.stringify(existingName)}). Nothing was written; use a new key for a new ${operation} ` +
-        `(a key replays only the ${operation} it first made).`,
+        `(it made ${made}). Nothing was written; use a new key for a new ${operation} (a key replays only the ${operation} it first made).`,
       existingId,
     );
   }

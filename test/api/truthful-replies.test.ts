@@ -188,6 +188,15 @@ for (const target of await databaseTargets()) {
       expect(blankAgain.body.questionId).toBe(blankAsked.body.questionId);
       const blankWithoutContext = await keyed<QuestionAskedResponse>(`/supervisors/${id}/questions`, 'ask-2', { question: 'Any notes?' });
       expect(blankWithoutContext.status).toBe(200);
+      // The same key for another question is refused naming the key and the question it asked, asking nothing.
+      const reusedAsk = await keyed<{ error: string; idempotencyKey: string }>(`/supervisors/${id}/questions`, 'ask-1', { question: 'Ship it tomorrow?' });
+      expect(reusedAsk.status).toBe(400);
+      expect(reusedAsk.body).toMatchObject({ error: 'IdempotencyKeyReusedError', idempotencyKey: 'ask-1', supervisorId: id });
+      expect(reusedAsk.body.message).toBe(
+        `Refusing the question: the Idempotency-Key header "ask-1" was already used for a different question (it made question ${asked.body.questionId}, "Ship it?"). ` +
+          'Nothing was written; use a new key for a new question (a key replays only the question it first made).',
+      );
+      expect((await runtime.questions(id)).map((question) => question.question).sort()).toEqual(['Any notes?', 'Ship it?']);
 
       const spawned = await keyed<TaskResponse>(`/supervisors/${id}/tasks`, 'task-1', { description: 'build it' });
       const spawnedAgain = await keyed<TaskResponse>(`/supervisors/${id}/tasks`, 'task-1', { description: 'build it' });

@@ -44,7 +44,7 @@ export function registerForkRoutes(app: FastifyInstance, runtime: SupervisorRunt
         if (!origin || origin.sourceId !== source || (body.checkpointSeq !== undefined && origin.checkpointSeq !== body.checkpointSeq)) {
           // An id the key stands for was taken by the key's first fork: the key is what to change.
           const key = body.id === undefined ? idempotencyKeyOf(request) : undefined;
-          if (key !== undefined && origin) throw new IdempotencyKeyReusedError(key, 'fork', id, (await runtime.describe(id)).name);
+          if (key !== undefined && origin) throw new IdempotencyKeyReusedError(key, 'fork', id, `supervisor ${id}, ${JSON.stringify((await runtime.describe(id)).name)}`);
           throw error;
         }
         reply.header(REPLAY_HEADER, 'true');

@@ -76,7 +76,7 @@ export function registerSupervisorRoutes(app: FastifyInstance, runtime: Supervis
         // "Taken" only when what holds the id is known to differ; an id the key stands for was taken by the key's first spawn.
         if (existing.name === name.trim()) return reply.code(200).header(REPLAY_HEADER, 'true').send(existing);
         const key = request.body.id === undefined ? idempotencyKeyOf(request) : undefined;
-        if (key !== undefined) throw new IdempotencyKeyReusedError(key, 'spawn', existing.id, existing.name);
+        if (key !== undefined) throw new IdempotencyKeyReusedError(key, 'spawn', existing.id, `supervisor ${existing.id}, ${JSON.stringify(existing.name)}`);
       }
       throw error;
     }
@@ -129,7 +129,15 @@ export function registerSupervisorRoutes(app: FastifyInstance, runtime: Supervis
     { schema: { params: supervisorIdParams, body: askQuestionBody } },
     async (request, reply) => {
       const callerQuestionId = request.body.questionId ?? idFromIdempotencyKey(request, `supervisors/${request.params.id}/questions`);
-      const { questionId, replayed } = await runtime.askQuestion(request.params.id, { ...request.body, ...(callerQuestionId !== undefined ? { questionId: callerQuestionId } : {}) });
+      const asked = await runtime.askQuestion(request.params.id, { ...request.body, ...(callerQuestionId !== undefined ? { questionId: callerQuestionId } : {}) }).catch(async (error: unknown) => {
+        // The id the key stands for was asked with another question: the key is what to change, not an id never chosen.
+        const key = request.body.questionId === undefined ? idempotencyKeyOf(request) : undefined;
+        if (key === undefined || callerQuestionId === undefined || !(error instanceof EventRefusedError) || error.eventType !== 'ASK_QUESTION') throw error;
+        const earlier = (await runtime.questions(request.params.id).catch(() => [])).find((question) => question.id === callerQuestionId);
+        if (!earlier || earlier.question === request.body.question) throw error;
+        throw new IdempotencyKeyReusedError(key, 'question', request.params.id, `question ${callerQuestionId}, ${JSON.stringify(earlier.question)}`);
+      });
+      const { questionId, replayed } = asked;
       if (replayed) reply.header(REPLAY_HEADER, 'true');
       return reply.code(replayed ? 200 : 201).send({ questionId, supervisor: await describeAfterCommit(runtime, request.params.id) });
     },
