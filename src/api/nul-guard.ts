@@ -6,7 +6,6 @@ import type { FastifyInstance } from 'fastify';
 import { unstorableText, type UnstorableText } from '../domain/storable-text.js';
 import { RequestValidationError } from './errors.js';
 
-
 /** No field of the API nests more than a few levels; a body nested deeper is refused before it is walked further. */
 export const MAX_NESTING = 32;
 
@@ -50,7 +49,7 @@ export function unstorablePaths(value: unknown, path: string, found: string[] = 
   return found;
 }
 
-export function refuseNulCharacters(app: FastifyInstance): void {
+export function refuseUnstorableText(app: FastifyInstance): void {
   app.addHook('preValidation', async (request) => {
     const found = [...unstorablePaths(request.params, 'params'), ...unstorablePaths(request.query, 'querystring'), ...unstorablePaths(request.body, 'body')];
     if (found.length > 0) throw new RequestValidationError(found);

@@ -5,7 +5,7 @@ import { errorText } from '../domain/errors.js';
 import { silentLogger, type Logger } from '../runtime/logger.js';
 import type { SupervisorRuntime } from '../runtime/supervisor-runtime.js';
 import { requireBearerToken, requireLoopbackHost } from './auth.js';
-import { refuseNulCharacters } from './nul-guard.js';
+import { refuseUnstorableText } from './nul-guard.js';
 import { formatSchemaErrors, MAX_PARAM_LENGTH, toErrorReply, type ApiErrorBody } from './errors.js';
 import { registerConversationRoutes } from './routes/conversation.js';
 import { registerHistoryRoutes } from './routes/history.js';
@@ -61,7 +61,6 @@ function closeGracefully(app: FastifyInstance): void {
   });
 }
 
-
 export async function createApiServer(runtime: SupervisorRuntime, options: ApiServerOptions = {}): Promise<FastifyInstance> {
   const logger = options.logger ?? silentLogger;
   const app = Fastify({
@@ -103,7 +102,7 @@ export async function createApiServer(runtime: SupervisorRuntime, options: ApiSe
   closeGracefully(app);
   if (options.token) requireBearerToken(app, options.token);
   else if (options.loopbackOnly) requireLoopbackHost(app);
-  refuseNulCharacters(app);
+  refuseUnstorableText(app);
 
   app.setErrorHandler((error, request, reply) => {
     const { statusCode, body, unexpected } = toErrorReply(error);

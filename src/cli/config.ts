@@ -2,7 +2,7 @@
 
 import { hostname } from 'node:os';
 import { SupervisorRuntimeError } from '../domain/errors.js';
-import { DEFAULT_DATA_DIR } from '../persistence/database.js';
+import { DEFAULT_DATA_DIR, isSchemaName } from '../persistence/database.js';
 import { parseCrashPoint, type CrashPointSpec } from '../runtime/crash-points.js';
 
 export class ConfigError extends SupervisorRuntimeError {
@@ -184,7 +184,7 @@ export function databaseSettings(env: Env, flags: { databaseUrl?: string | undef
 function parseSchemaSetting(setting: string, raw: string | undefined): string | undefined {
   const value = nonEmpty(raw);
   if (value === undefined) return undefined;
-  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(value)) throw new ConfigError(setting, `"${value}" is not a schema name this runtime takes: lower-case letters, digits and _, starting with a letter or _, at most 63`);
+  if (!isSchemaName(value)) throw new ConfigError(setting, `"${value}" is not a schema name this runtime takes: lower-case letters, digits and _, starting with a letter or _, at most 63`);
   return value;
 }
 

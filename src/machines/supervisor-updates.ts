@@ -57,6 +57,11 @@ export function initialSupervisorContext(input: SupervisorInput): SupervisorCont
   };
 }
 
+/** Before START: `initializing`, or interrupted from it. A supervisor that started never goes back there. */
+export function hasNotStarted(state: string, context: Pick<SupervisorContext, 'interruptedFrom'>): boolean {
+  return state === 'initializing' || (state === 'interrupted' && context.interruptedFrom === 'initializing');
+}
+
 /** Made with start: false and not begun: only an initializing or interrupted supervisor is held (see SupervisorContext.held). */
 export function isHeld(state: string, context: Pick<SupervisorContext, 'held'>): boolean {
   return context.held === true && (state === 'initializing' || state === 'interrupted');

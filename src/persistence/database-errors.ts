@@ -39,6 +39,14 @@ export function isNoAnswer(error: unknown): boolean {
   return /Connection terminated due to connection timeout|timeout exceeded when trying to connect/i.test(error instanceof Error ? error.message : '');
 }
 
+/** Postgres' 3F000: the search_path names no existing schema to create tables in (here or in a cause). */
+export function isNoSchemaSelected(error: unknown): boolean {
+  for (let current: unknown = error; current instanceof Error; current = current.cause) {
+    if (code(current) === '3F000') return true;
+  }
+  return false;
+}
+
 /** Rethrow `error` as a typed error: unreachable database, or data the schema refused. */
 export function classifyDatabaseError(error: unknown, operation: string, supervisorId: string | undefined): Error {
   if (error instanceof SupervisorRuntimeError) return error;

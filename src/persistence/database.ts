@@ -67,6 +67,11 @@ export const DEFAULT_DATA_DIR = './.supervisor-runtime';
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
+/** A schema name the runtime takes: lower-case letters, digits and _, starting with a letter or _, at most 63. */
+export function isSchemaName(name: string): boolean {
+  return SCHEMA_NAME.test(name);
+}
+
 export function redactDatabaseUrl(url: string): string {
   try {
     const parsed = new URL(url);
@@ -94,7 +99,7 @@ export class QueryTimeoutError extends Error {
 }
 
 export async function openDatabase(config: DatabaseConfig = {}): Promise<Database> {
-  if (config.schema !== undefined && !SCHEMA_NAME.test(config.schema)) {
+  if (config.schema !== undefined && !isSchemaName(config.schema)) {
     throw new Error(`Invalid schema name "${config.schema}": use lower-case letters, digits and underscores, starting with a letter.`);
   }
   if (config.databaseUrl) return (await import('./postgres-database.js')).openPostgres(config.databaseUrl, config);

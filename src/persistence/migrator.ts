@@ -4,17 +4,9 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import { DatabaseUnavailableError, SupervisorRuntimeError, errorText } from '../domain/errors.js';
-import { isConnectionError } from './database-errors.js';
+import { isConnectionError, isNoSchemaSelected } from './database-errors.js';
 import { NO_TIMEOUT_MARKER, type Database } from './database.js';
 import { migrationsFolder } from './package-root.js';
-
-/** Postgres' 3F000 when the search_path names no existing schema to create tables in. */
-function noSchemaSelected(error: unknown): boolean {
-  for (let current: unknown = error; current instanceof Error; current = current.cause) {
-    if ((current as { code?: unknown }).code === '3F000') return true;
-  }
-  return false;
-}
 
 export interface Migration {
   name: string;
@@ -106,7 +98,7 @@ export async function migrateToLatest(database: Database, provider: MigrationPro
         : new MigrationError(
             isConnectionError(error) || error instanceof DatabaseUnavailableError
               ? `Could not reach the database to migrate it (${database.description}): ${errorText(error)}. Nothing was applied; check that DATABASE_URL points at a running Postgres (or, unset, that the PGlite data folder is usable) and start again.`
-              : noSchemaSelected(error)
+              : isNoSchemaSelected(error)
                 ? `Migration ${current ?? '(setup)'} failed: ${errorText(error)}. Nothing was applied: the connection's search_path names no schema that exists (a search_path in DATABASE_URL's options points at a schema nobody created). Create it (CREATE SCHEMA …), or drop search_path from the URL and set SUPERVISOR_RUNTIME_DATABASE_SCHEMA instead (the runtime creates that schema), then start again.`
                 : `Migration ${current ?? '(setup)'} failed: ${errorText(error)}. Nothing was applied; fix the SQL or the database and run \`supervisor-runtime migrate\` again.`,
             current,

@@ -16,7 +16,7 @@ import { RESTORATION_STEP_NAMES, restorationMachine, type RestorationMachineCont
 import { runRestorationSteps, type RestorationStep, type RestorationStepName } from '../machines/restoration-runner.js';
 import { deriveWaitingState, supervisorMachine, type SupervisorSnapshot } from '../machines/supervisor-machine.js';
 import type { SupervisorContext } from '../machines/supervisor-types.js';
-import { isHeld } from '../machines/supervisor-updates.js';
+import { hasNotStarted, isHeld } from '../machines/supervisor-updates.js';
 import {
   countConversations,
   enqueueOutbox,
@@ -648,8 +648,7 @@ async function restoreOnce(
       }
       // Never started (initializing, or interrupted from it, with nothing written after): the messages it took in are
       // held for its driver, which hears them after the START this restoration gives it. One that started heard them.
-      const beforeStart = String(snapshot.value) === 'initializing' || (String(snapshot.value) === 'interrupted' && snapshot.context.interruptedFrom === 'initializing');
-      if (beforeStart && stored <= snapshot.context.conversationLength) await host.holdUnstartedMessages(supervisorId, raw.driver ?? 'manual');
+      if (hasNotStarted(String(snapshot.value), snapshot.context) && stored <= snapshot.context.conversationLength) await host.holdUnstartedMessages(supervisorId, raw.driver ?? 'manual');
       let placement: Placement = { step: session.step, epoch: claim.epoch, checkpointSeq: raw.checkpointSeq };
       let reconciled = await reconcileOpenWork(db, supervisorId, snapshot, session.pendingRows, session.taskRows);
       if (neverStarted && String(reconciled.snapshot.value) !== 'initializing') {

@@ -16,7 +16,7 @@ import { isTerminalState, type SupervisorState } from '../domain/supervisor-stat
 import { validateStoredState } from '../machines/restoration-guards.js';
 import { supervisorMachine, type SupervisorSnapshot } from '../machines/supervisor-machine.js';
 import type { SupervisorEffect, SupervisorEvent } from '../machines/supervisor-types.js';
-import { isHeld } from '../machines/supervisor-updates.js';
+import { hasNotStarted, isHeld } from '../machines/supervisor-updates.js';
 import type { Database, DatabaseHealth } from '../persistence/database.js';
 import { getOwner } from '../persistence/ownership/claims.js';
 import { OwnershipLostError, SupervisorOwnedElsewhereError } from '../persistence/ownership/errors.js';
@@ -257,11 +257,6 @@ type ReceivedMessage = Parameters<NonNullable<AgentDriver['onMessage']>>[1];
 /** Messages a restored supervisor that never started took in, read back for its driver (the newest this many). */
 const MAX_UNSTARTED_MESSAGES = 1_000;
 
-/** Before START: `initializing`, or interrupted from it. A supervisor that started never goes back there. */
-function notStarted(snapshot: SupervisorSnapshot): boolean {
-  return snapshot.value === 'initializing' || (snapshot.value === 'interrupted' && snapshot.context.interruptedFrom === 'initializing');
-}
-
 /** Thrown inside a send's turn when the stored message is the same one (a retry): answered as a replay. */
 class MessageReplayed extends Error {
   override readonly name = 'MessageReplayed';
@@ -415,8 +410,9 @@ export function createRuntime(options: RuntimeOptions): SupervisorRuntime {
       if (effect.type === 'messageReceived' && driver.onMessage) {
         const { from, messageId, body, sentAt } = effect.params;
         // Not started yet: the driver hears it after START, not while the supervisor cannot act on it.
-        if (notStarted(step.after)) unstartedMessages.set(supervisor.id, [...(unstartedMessages.get(supervisor.id) ?? []), { from, messageId, body, sentAt }]);
-        else calls.push(() => driver.onMessage?.(handle, { from, messageId, body, sentAt }));
+        const message = { from, messageId, body, sentAt };
+        if (hasNotStarted(String(step.after.value), step.after.context)) unstartedMessages.set(supervisor.id, [...(unstartedMessages.get(supervisor.id) ?? []), message]);
+        else calls.push(() => driver.onMessage?.(handle, message));
       }
       if (effect.type === 'taskFinished' && driver.onTaskFinished) {
         const { taskId, status, task } = effect.params;
